@@ -1,0 +1,1 @@
+"""Loop's HTTP API (Falcon WSGI)."""

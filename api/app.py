@@ -1,0 +1,77 @@
+"""The WSGI application.
+
+``create_app(store, clock, settings)`` builds the app from its collaborators (tests call it
+directly). ``api.app:app`` is the gunicorn entry point: the only place that reads the
+environment, resolved lazily on first access.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from api import middleware, openapi
+from api.http import Api, Route, install_error_handlers
+from api.resources import ROUTE_MODULES
+from loop import __version__
+from loop.clock import Clock, SystemClock
+from loop.settings import Settings
+
+
+def create_app(store: Any, clock: Clock | None = None, settings: Settings | None = None) -> falcon.App[Any, Any]:
+    """Build the Loop API around ``store`` (a :class:`loop.store.RedisStore`)."""
+    settings = settings or store.settings
+    clock = clock or store.clock or SystemClock()
+    api = Api(store, settings, clock)
+    routes: list[Route] = []
+    for module in ROUTE_MODULES:
+        routes.extend(module.routes(api))
+    public = [r.path for r in routes if all(op.public or op.webhook for op in r.ops)]
+    mw: list[Any] = [
+            middleware.Cors(settings.cors_origins),
+            middleware.BodyLimit(settings.max_body_bytes),
+            middleware.Auth(store.apikeys, public),
+            middleware.Idempotency(store.idempotency, settings.max_body_bytes),
+    ]
+    app: falcon.App[Any, Any] = falcon.App(middleware=mw, cors_enable=False)
+    app.req_options.strip_url_path_trailing_slash = True
+    app.req_options.auto_parse_qs_csv = False
+    install_error_handlers(app)
+    for route in routes:
+        app.add_route(route.path, route.resource)
+    spec = openapi.document(routes, __version__)
+    app.add_route("/api/openapi.json", _OpenApi(spec))
+    return app
+
+
+class _OpenApi:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        import orjson
+
+        self.body = orjson.dumps(spec)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = "application/json"
+        resp.data = self.body
+
+
+def app_from_env() -> falcon.App[Any, Any]:
+    """Build the app from the process environment (gunicorn entry point)."""
+    from loop.runtime import store_from_settings
+
+    settings = Settings.from_env()
+    return create_app(store_from_settings(settings), SystemClock(), settings)
+
+
+_app: falcon.App[Any, Any] | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that importing api.app (tests, tooling) never reads the environment.
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = app_from_env()
+        return _app
+    raise AttributeError(name)

@@ -1,0 +1,160 @@
+"""HTTP plumbing shared by every resource: JSON in and out, the route table, errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import falcon
+import orjson
+import redis
+
+from loop import errors
+from loop.schema import Body, Query
+
+log = logging.getLogger("loop.api")
+
+JSON = "application/json"
+
+
+def send(resp: falcon.Response, obj: Any, status: int = 200) -> None:
+    """Serialize ``obj`` with orjson into the response."""
+    resp.status = status
+    resp.content_type = JSON
+    resp.data = orjson.dumps(obj)
+
+
+def no_content(resp: falcon.Response) -> None:
+    resp.status = 204
+    resp.data = b""
+
+
+def raw_body(req: falcon.Request, limit: int) -> bytes:
+    """The request body, read at most ``limit`` bytes (413 beyond, before buffering more)."""
+    cached = getattr(req.context, "raw_body", None)
+    if cached is not None:
+        return bytes(cached)
+    if req.content_length is not None and req.content_length > limit:
+        raise errors.PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
+    data = req.bounded_stream.read(limit + 1)
+    if len(data) > limit:
+        raise errors.PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
+    req.context.raw_body = data
+    return bytes(data)
+
+
+def json_body(req: falcon.Request, limit: int) -> Any:
+    """Parsed JSON body. A non-JSON content type or an empty body counts as ``{}`` (reference)."""
+    data = raw_body(req, limit)
+    ctype = (req.content_type or "").split(";")[0].strip().lower()
+    if not data.strip() or (ctype and not ctype.endswith("json")) or not ctype:
+        return {}
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise errors.ValidationError(
+            "Malformed JSON in request body", {"body": ["is not valid JSON"]}
+        ) from None
+
+
+@dataclass
+class Op:
+    """One operation of a route: what the OpenAPI document says about it."""
+
+    method: str
+    summary: str
+    tag: str
+    body: Body | None = None
+    query: Query | None = None
+    responses: Mapping[int, str] = field(default_factory=lambda: {200: "OK"})
+    response_schema: str | None = None
+    public: bool = False
+    webhook: bool = False
+
+
+@dataclass
+class Route:
+    path: str
+    resource: Any
+    ops: list[Op]
+
+
+class Api:
+    """Shared context given to every resource: the store, settings and clock."""
+
+    def __init__(self, store: Any, settings: Any, clock: Any) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+
+    def body(self, req: falcon.Request, schema: Body) -> dict[str, Any]:
+        return schema.validate(json_body(req, self.settings.max_body_bytes))
+
+    @staticmethod
+    def query(req: falcon.Request, schema: Query) -> dict[str, Any]:
+        return schema.validate(req.params)
+
+
+# --------------------------------------------------------------------- errors
+_STATUS: dict[type[errors.LoopError], int] = {
+    errors.ValidationError: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.BusinessRuleError: 422,
+    errors.Unavailable: 503,
+}
+
+
+def status_for(exc: errors.LoopError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return 500
+
+
+def handle_loop_error(req: falcon.Request, resp: falcon.Response, exc: errors.LoopError, params: Any) -> None:
+    body: dict[str, Any] = {"error": exc.message}
+    details = getattr(exc, "details", None)
+    if details:
+        body["details"] = details
+    send(resp, body, status_for(exc))
+
+
+def handle_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError, params: Any) -> None:
+    message = exc.description or exc.title or "Error"
+    if exc.status_code == 404:
+        message = "Not found"
+    elif exc.status_code == 405:
+        message = f"Method {req.method} not allowed on {req.path}"
+    send(resp, {"error": message}, exc.status_code)
+    headers: Any = exc.headers or {}
+    for name, value in dict(headers).items():
+        resp.set_header(name, value)
+
+
+def handle_redis_error(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
+    log.warning("redis unavailable: %s", exc)
+    send(resp, {"error": "Redis is unavailable; retry later"}, 503)
+    resp.set_header("Retry-After", "5")
+
+
+def handle_unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    send(resp, {"error": "Internal server error"}, 500)
+
+
+def install_error_handlers(app: falcon.App[Any, Any]) -> None:
+    # Falcon picks the most specific registered handler by the exception's MRO.
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(redis.ConnectionError, handle_redis_error)
+    app.add_error_handler(redis.TimeoutError, handle_redis_error)
+    app.add_error_handler(falcon.HTTPError, handle_http_error)
+    app.add_error_handler(errors.LoopError, handle_loop_error)
+
+
+Handler = Callable[..., None]

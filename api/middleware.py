@@ -1,0 +1,132 @@
+"""Request middleware: CORS, early body-size rejection, Bearer auth, Idempotency-Key."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+import falcon
+
+from api.http import raw_body, send
+from loop import errors
+
+CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
+CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Loop-Claim-Token"
+
+
+class Cors:
+    """Reflects allowed origins; answers preflights with 204 before auth runs."""
+
+    def __init__(self, origins: Iterable[str]) -> None:
+        self.origins = frozenset(origins)
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        origin = req.get_header("Origin")
+        if req.method == "OPTIONS" and req.get_header("Access-Control-Request-Method"):
+            resp.status = 204
+            resp.data = b""
+            if origin in self.origins:
+                resp.set_header("Access-Control-Allow-Methods", CORS_METHODS)
+                resp.set_header("Access-Control-Allow-Headers", CORS_HEADERS)
+                resp.set_header("Access-Control-Max-Age", "86400")
+            resp.complete = True
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any, ok: bool) -> None:
+        origin = req.get_header("Origin")
+        if origin in self.origins:
+            resp.set_header("Access-Control-Allow-Origin", origin)
+            resp.append_header("Vary", "Origin")
+
+
+class BodyLimit:
+    """413 on a declared Content-Length over the limit, before any byte is read."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.content_length is not None and req.content_length > self.limit:
+            raise errors.PayloadTooLarge(f"Request body exceeds the limit of {self.limit} bytes")
+
+
+class Auth:
+    """Bearer auth for ``/api/*`` except the public paths (webhooks, OpenAPI).
+
+    Runs before routing, so an unknown ``/api`` route without a key is a 401 as in the
+    reference. The authenticated key's name lands in ``req.context.key_name``.
+    """
+
+    def __init__(self, apikeys: Any, public_paths: Iterable[str], public_prefixes: Iterable[str] = ()) -> None:
+        self.apikeys = apikeys
+        self.public = frozenset(p.rstrip("/") for p in public_paths)
+        self.prefixes = tuple(public_prefixes)
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.key_name = None
+        path = req.path.rstrip("/") or "/"
+        if not path.startswith("/api") or path in self.public or path.startswith(self.prefixes):
+            return
+        header = req.get_header("Authorization") or ""
+        if not header.startswith("Bearer "):
+            raise errors.Unauthorized("Missing or malformed Authorization header")
+        name = self.apikeys.authenticate(header[len("Bearer "):])
+        if name is None:
+            raise errors.Unauthorized("Invalid API key")
+        req.context.key_name = name
+
+
+class Idempotency:
+    """Replays the stored response of a repeated ``Idempotency-Key`` (POST/PATCH/DELETE)."""
+
+    METHODS = frozenset(("POST", "PATCH", "DELETE"))
+
+    def __init__(self, store: Any, limit: int) -> None:
+        self.store = store
+        self.limit = limit
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.idem = None
+        idem_key = req.get_header("Idempotency-Key")
+        if not idem_key or req.method not in self.METHODS or resp.complete:
+            return
+        if len(idem_key) > 255:
+            raise errors.ValidationError(
+                "Idempotency-Key must be at most 255 characters", {"Idempotency-Key": ["is too long"]}
+            )
+        body_hash = hashlib.sha256(raw_body(req, self.limit)).hexdigest()
+        principal = req.context.key_name or "-"
+        state, value = self.store.begin(principal, req.method, req.path, idem_key, body_hash)
+        if state == "new":
+            req.context.idem = (value, body_hash)
+        elif state == "replay":
+            resp.status = value["status"]
+            if value["body"]:
+                resp.data = value["body"].encode()
+                resp.content_type = value.get("contentType") or "application/json"
+            else:
+                resp.data = b""
+            resp.set_header("Idempotent-Replayed", "true")
+            resp.complete = True
+        elif state == "pending":
+            raise errors.Conflict("A request with this Idempotency-Key is still in progress")
+        else:
+            raise errors.BusinessRuleError(
+                "This Idempotency-Key was already used with a different request body"
+            )
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any, ok: bool) -> None:
+        idem = getattr(req.context, "idem", None)
+        if not idem:
+            return
+        key, body_hash = idem
+        status = int(str(resp.status).split()[0])
+        if status >= 500:
+            self.store.abandon(key)
+            return
+        data = resp.data if resp.data is not None else (resp.text or "").encode()
+        self.store.finish(key, status, data, body_hash, resp.content_type)
+
+
+def json_error(resp: falcon.Response, status: int, message: str) -> None:
+    send(resp, {"error": message}, status)

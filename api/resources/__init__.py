@@ -1,0 +1,8 @@
+"""Resource modules; each exposes ``routes(api) -> list[Route]``.
+
+Subsystems append their module here (one line each) to join the app and the OpenAPI document.
+"""
+
+from api.resources import comments, goals, issues, keys, labels, projects, relations, system
+
+ROUTE_MODULES = [system, issues, relations, comments, projects, goals, labels, keys]

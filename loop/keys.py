@@ -1,0 +1,123 @@
+"""Every Redis key name Loop uses, and the tunables that go with them.
+
+All keys of one namespace share the hash tag ``{<namespace>}`` so that every key a
+multi-key script or MULTI/EXEC touches lives in one Redis Cluster slot. Nothing else in
+the code base spells a key name: build it here.
+
+Key schema (``P`` = ``{<namespace>}``):
+
+=====================================  ======  ===============================================
+key                                    type    purpose
+=====================================  ======  ===============================================
+P:seq:issue                            string  INCR counter for issue numbers
+P:seq:row                              string  INCR counter ordering projects/goals/labels/...
+P:issue:<id>                           hash    one issue (wire fields; JSON for objects)
+P:idx:issues                           zset    live issues, score = number (creation order)
+P:idx:issues:status:<status>           zset    live issues by status, score = number
+P:idx:issues:type:<type>               zset    live issues by type
+P:idx:issues:priority:<p>              zset    live issues by priority
+P:idx:issues:project:<projectId>       zset    live issues by project
+P:idx:issues:parent:<parentId>         zset    live issues by parent (children lists)
+P:idx:issues:label:<labelId>           zset    live issues carrying a label
+P:counts:project_status                hash    "<projectId>|<status>" -> live issue count
+P:counts:status                        hash    status -> live issue count
+P:counts:type                          hash    type -> live issue count
+P:issue:<id>:labels                    set     label ids linked to the issue
+P:issue:<id>:relations                 zset    outgoing relation ids, score = row seq
+P:issue:<id>:comments                  zset    comment ids, score = row seq
+P:relation:<id>                        hash    one relation
+P:comment:<id>                         hash    one comment
+P:project:<id> / P:goal:<id> / ...     hash    one project / goal / label
+P:idx:projects / goals / labels        zset    live rows, score = row seq (creation order)
+P:labels:names                         hash    label name -> id (unique across deleted rows)
+P:apikeys                              hash    sha256(key) -> JSON {id, name, createdAt}
+P:apikeys:names                        hash    key name -> sha256(key)
+P:idem:<digest>                        string  stored response of an Idempotency-Key (TTL)
+=====================================  ======  ===============================================
+
+Dispatch, signals and prompt keys are listed in docs/architecture.md next to these and are
+built by the methods further down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: How long a stored Idempotency-Key response is replayed.
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+#: How long an in-flight Idempotency-Key marker lives if its request died.
+IDEMPOTENCY_LOCK_SECONDS = 60
+#: How many times a WATCH/MULTI transaction is retried on contention before giving up.
+MAX_TX_RETRIES = 50
+#: Temporary keys used to combine index sets live this long at most.
+TMP_KEY_TTL_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Builds the key names of one Loop namespace."""
+
+    namespace: str = "loop"
+
+    @property
+    def prefix(self) -> str:
+        return "{" + self.namespace + "}"
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    # counters
+    def issue_seq(self) -> str:
+        return self._k("seq", "issue")
+
+    def row_seq(self) -> str:
+        return self._k("seq", "row")
+
+    # generic rows: issue, project, goal, label, relation, comment, signal, template, ...
+    def row(self, kind: str, row_id: str) -> str:
+        return self._k(kind, row_id)
+
+    def issue(self, issue_id: str) -> str:
+        return self._k("issue", issue_id)
+
+    def index(self, kind: str) -> str:
+        """Creation-ordered zset of live rows of one kind (``issues``, ``projects``...)."""
+        return self._k("idx", kind)
+
+    def issue_index(self, field: str, value: str) -> str:
+        """Secondary index of live issues whose ``field`` equals ``value``."""
+        return self._k("idx", "issues", field, value)
+
+    def counts(self, name: str) -> str:
+        return self._k("counts", name)
+
+    def issue_labels(self, issue_id: str) -> str:
+        return self._k("issue", issue_id, "labels")
+
+    def issue_relations(self, issue_id: str) -> str:
+        return self._k("issue", issue_id, "relations")
+
+    def issue_comments(self, issue_id: str) -> str:
+        return self._k("issue", issue_id, "comments")
+
+    def label_names(self) -> str:
+        return self._k("labels", "names")
+
+    def template_slugs(self) -> str:
+        return self._k("templates", "slugs")
+
+    def apikeys(self) -> str:
+        return self._k("apikeys")
+
+    def apikey_names(self) -> str:
+        return self._k("apikeys", "names")
+
+    def idempotency(self, digest: str) -> str:
+        return self._k("idem", digest)
+
+    def tmp(self, token: str) -> str:
+        return self._k("tmp", token)
+
+    def all_pattern(self) -> str:
+        """SCAN pattern matching every key of this namespace (tests, reset)."""
+        return self.prefix + ":*"

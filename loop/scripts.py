@@ -1,0 +1,34 @@
+"""Lua scripts, loaded once from ``loop/lua/*.lua`` and run with EVALSHA.
+
+redis-py's :class:`~redis.commands.core.Script` sends EVALSHA and falls back to loading the
+script on NOSCRIPT, so a ``SCRIPT FLUSH`` or a Redis restart is harmless.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import redis
+
+
+@cache
+def source(name: str) -> str:
+    """The text of ``loop/lua/<name>.lua``."""
+    return resources.files("loop").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+class Scripts:
+    """Per-connection registry of Loop's scripts."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._scripts: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._client.register_script(source(name))
+            self._scripts[name] = script
+        return script

@@ -1,0 +1,112 @@
+"""Settings, read from the environment once at start-up.
+
+Every variable is documented in the README's configuration table. Invalid values raise
+:class:`loop.errors.ConfigError` naming the variable, so a misconfigured process fails at
+start instead of at the first request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from loop.errors import ConfigError
+
+DEFAULT_PORT = 5667
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _secrets(value: str | None) -> tuple[str, ...]:
+    """Comma-separated secrets (several at once allow rotation)."""
+    if not value:
+        return ()
+    return tuple(s.strip() for s in value.split(",") if s.strip())
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _url(env: Mapping[str, str], name: str, default: str | None, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name) or default
+    if raw is None:
+        return None
+    parsed = urlparse(raw)
+    if parsed.scheme not in schemes or not (parsed.netloc or parsed.path):
+        raise ConfigError(f"{name} must be a URL with scheme {' or '.join(schemes)}, got {raw!r}")
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Loop's configuration. Build with :meth:`from_env`; tests construct it directly."""
+
+    api_key: str = "loop-dev-api-key-insecure"
+    redis_url: str | None = None
+    loop_url: str = f"http://localhost:{DEFAULT_PORT}"
+    port: int = DEFAULT_PORT
+    namespace: str = "loop"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    github_webhook_secrets: tuple[str, ...] = ()
+    sentry_client_secrets: tuple[str, ...] = ()
+    posthog_webhook_secrets: tuple[str, ...] = ()
+    promote_signals_to_todo: bool = True
+    lease_seconds: int = 900
+    max_lease_expiries: int = 3
+    prompt_token_placeholder: str = "$LOOP_API_KEY"
+    queue_name: str = "loop-signals"
+    cors_origins: tuple[str, ...] = field(default=("http://localhost:5668", "https://app.looped.me"))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        api_key = env.get("LOOP_API_KEY", "")
+        if not api_key.strip():
+            raise ConfigError("LOOP_API_KEY must be set to a non-empty secret (the bootstrap API key)")
+        namespace = env.get("LOOP_NAMESPACE") or "loop"
+        if not _NAMESPACE_RE.match(namespace):
+            raise ConfigError(
+                f"LOOP_NAMESPACE must be 1-64 characters of letters, digits, '_', '.', '-', got {namespace!r}"
+            )
+        port = _int(env, "PORT", DEFAULT_PORT, 1, 65535)
+        return cls(
+            api_key=api_key,
+            redis_url=_url(env, "REDIS_URL", None, ("redis", "rediss", "unix")),
+            loop_url=_url(env, "LOOP_URL", f"http://localhost:{port}", ("http", "https")) or "",
+            port=port,
+            namespace=namespace,
+            max_body_bytes=_int(env, "LOOP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 64 * 1024 * 1024),
+            github_webhook_secrets=_secrets(env.get("GITHUB_WEBHOOK_SECRET")),
+            sentry_client_secrets=_secrets(env.get("SENTRY_CLIENT_SECRET")),
+            posthog_webhook_secrets=_secrets(env.get("POSTHOG_WEBHOOK_SECRET")),
+            promote_signals_to_todo=_bool(env, "LOOP_SIGNALS_TO_TODO", True),
+            lease_seconds=_int(env, "LOOP_LEASE_SECONDS", 900, 5, 7 * 24 * 3600),
+            max_lease_expiries=_int(env, "LOOP_MAX_LEASE_EXPIRIES", 3, 1, 1000),
+            prompt_token_placeholder=env.get("LOOP_PROMPT_TOKEN", "$LOOP_API_KEY") or "$LOOP_API_KEY",
+            queue_name=env.get("LOOP_QUEUE", "loop-signals") or "loop-signals",
+        )

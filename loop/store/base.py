@@ -1,0 +1,171 @@
+"""The store facade and the helpers every domain service shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import redis
+
+from loop import models
+from loop.clock import Clock, SystemClock
+from loop.errors import Conflict, NotFound
+from loop.keys import MAX_TX_RETRIES, Keys
+from loop.scripts import Scripts
+from loop.settings import Settings
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline
+
+T = TypeVar("T")
+
+
+def connect(url: str, **kwargs: Any) -> redis.Redis:
+    """A Redis client that returns ``str`` (Loop stores UTF-8 text only)."""
+    kwargs.setdefault("decode_responses", True)
+    kwargs.setdefault("health_check_interval", 30)
+    return redis.Redis.from_url(url, **kwargs)
+
+
+class RedisStore:
+    """Everything Loop keeps, as one object of domain services.
+
+    ``store.issues``, ``store.projects``... are the services the API resources call; each
+    takes plain dicts and raises :mod:`loop.errors`.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        from loop.store.apikeys import ApiKeys
+        from loop.store.comments import Comments
+        from loop.store.goals import Goals
+        from loop.store.idempotency import Idempotency
+        from loop.store.issues import Issues
+        from loop.store.labels import Labels
+        from loop.store.projects import Projects
+        from loop.store.relations import Relations
+
+        # Typed as Any: redis-py's stubs return bytes|str unions; decode_responses=True gives str.
+        self.r: Any = client
+        self.settings = settings or Settings()
+        self.clock: Clock = clock or SystemClock()
+        self.keys = Keys(self.settings.namespace)
+        self.scripts = Scripts(client)
+        self.issue_hooks: list[IssueHook] = []
+        self.issues = Issues(self)
+        self.projects = Projects(self)
+        self.goals = Goals(self)
+        self.labels = Labels(self)
+        self.relations = Relations(self)
+        self.comments = Comments(self)
+        self.apikeys = ApiKeys(self)
+        self.idempotency = Idempotency(self)
+        self._extend()
+
+    def _extend(self) -> None:
+        """Attach the optional services (dispatch, signals, prompts) that are installed."""
+        from loop import extensions
+
+        extensions.install(self)
+
+    def now(self) -> int:
+        return self.clock.now_ms()
+
+    # ------------------------------------------------------------------ helpers
+    def transact(self, fn: Callable[[Pipeline], T], *watch: str) -> T:
+        """Run ``fn`` in an optimistic WATCH/MULTI transaction, retrying on contention.
+
+        ``fn`` receives a pipeline in immediate mode (reads run at once and may
+        ``pipe.watch`` more keys); it must call ``pipe.multi()`` before queuing writes.
+        """
+        pipe: Any
+        with self.r.pipeline() as pipe:
+            for _ in range(MAX_TX_RETRIES):
+                try:
+                    if watch:
+                        pipe.watch(*watch)
+                    result = fn(pipe)
+                    pipe.execute()
+                    return result
+                except redis.WatchError:
+                    continue
+        raise Conflict("The resource is being modified concurrently; retry the request.")
+
+    def next_seq(self) -> int:
+        return int(self.r.incr(self.keys.row_seq()))
+
+    def get_row(self, kind: str, fields: Mapping[str, str], row_id: str, client: Any = None) -> models.Row | None:
+        raw: dict[str, str] = (client or self.r).hgetall(self.keys.row(kind, row_id))
+        return models.decode(fields, raw) if raw else None
+
+    def get_rows(self, kind: str, fields: Mapping[str, str], ids: Iterable[str]) -> list[models.Row]:
+        """Several rows in one round trip, in ``ids`` order, skipping missing ones."""
+        ids = list(ids)
+        if not ids:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for row_id in ids:
+            pipe.hgetall(self.keys.row(kind, row_id))
+        return [models.decode(fields, raw) for raw in pipe.execute() if raw]
+
+    def live_row(self, kind: str, fields: Mapping[str, str], row_id: str, message: str) -> models.Row:
+        """The row, or :class:`NotFound` with ``message`` if missing or soft-deleted."""
+        row = self.get_row(kind, fields, row_id)
+        if row is None or row.get("deletedAt") is not None:
+            raise NotFound(message)
+        return row
+
+    def page(
+        self, index: str, kind: str, fields: Mapping[str, str], limit: int, offset: int, desc: bool = False
+    ) -> tuple[list[models.Row], int]:
+        """One page of an index zset: the rows and the exact total (2 round trips)."""
+        pipe = self.r.pipeline(transaction=False)
+        if desc:
+            pipe.zrevrange(index, offset, offset + limit - 1)
+        else:
+            pipe.zrange(index, offset, offset + limit - 1)
+        pipe.zcard(index)
+        ids, total = pipe.execute()
+        return self.get_rows(kind, fields, ids), int(total)
+
+    def write_row(self, pipe: Any, kind: str, fields: Mapping[str, str], row_id: str, changes: Mapping[str, Any]) -> None:
+        """Queue an HSET of the non-null changes and an HDEL of the nulled ones."""
+        key = self.keys.row(kind, row_id)
+        mapping = models.encode(fields, changes)
+        if mapping:
+            pipe.hset(key, mapping=mapping)
+        gone = models.nulls(fields, changes)
+        if gone:
+            pipe.hdel(key, *gone)
+
+    def delete_namespace(self) -> int:
+        """Remove every key of this namespace (tests and ``loop reset``)."""
+        n = 0
+        batch: list[str] = []
+        for key in self.r.scan_iter(match=self.keys.all_pattern(), count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                n += int(self.r.unlink(*batch))
+                batch = []
+        if batch:
+            n += int(self.r.unlink(*batch))
+        return n
+
+
+class IssueHook:
+    """Extension point run inside every issue write transaction (dispatch indexes use it).
+
+    ``prepare`` runs while the transaction is still watching (it may read and
+    ``pipe.watch`` more keys) and returns state for ``stage``, which queues writes after
+    ``MULTI``. ``old`` is ``None`` on create; ``new`` has ``deletedAt`` set on delete.
+    """
+
+    def prepare(self, pipe: Any, old: models.Row | None, new: models.Row) -> Any:
+        return None
+
+    def stage(self, pipe: Any, old: models.Row | None, new: models.Row, state: Any) -> None:
+        return None

@@ -1,0 +1,298 @@
+"""Issues: the unit of work. Hash per issue plus sorted-set secondary indexes.
+
+Every index is a zset scored by the issue number, so any filtered list comes back in
+creation order and pages with ZRANGE; ``total`` is a ZCARD (or the cardinality of a
+temporary intersection), never a scan of issue hashes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import secrets
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from loop import models
+from loop.errors import BusinessRuleError, NotFound
+from loop.ids import new_id
+from loop.models import ISSUE_FIELDS, Row
+
+if TYPE_CHECKING:
+    from loop.store.base import RedisStore
+
+#: Issue fields with a secondary index (field name in the key -> row field).
+INDEXED = {"status": "status", "type": "type", "priority": "priority", "project": "projectId", "parent": "parentId"}
+
+PARENT_NOT_FOUND = "Parent issue not found"
+HIERARCHY_LIMIT = "Cannot create a child of an issue that already has a parent (1-level hierarchy limit)"
+
+Stage = Callable[[Any, Row], None]
+
+
+class Issues:
+    """Issue CRUD, listing, label links."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.s = store
+        self.k = store.keys
+
+    # ------------------------------------------------------------------ reads
+    def get(self, issue_id: str) -> Row | None:
+        return self.s.get_row("issue", ISSUE_FIELDS, issue_id)
+
+    def get_live(self, issue_id: str) -> Row:
+        return self.s.live_row("issue", ISSUE_FIELDS, issue_id, "Issue not found")
+
+    def get_many(self, ids: list[str]) -> list[Row]:
+        return self.s.get_rows("issue", ISSUE_FIELDS, ids)
+
+    def detail(self, issue_id: str) -> Row:
+        """The issue with ``parent``, ``children``, ``labels`` and outgoing ``relations``."""
+        issue = self.get_live(issue_id)
+        pipe = self.s.r.pipeline(transaction=False)
+        pipe.zrange(self.k.issue_index("parent", issue_id), 0, -1)
+        pipe.smembers(self.k.issue_labels(issue_id))
+        pipe.zrange(self.k.issue_relations(issue_id), 0, -1)
+        child_ids, label_ids, relation_ids = pipe.execute()
+        parent = None
+        if issue["parentId"]:
+            p = self.get(issue["parentId"])
+            parent = p if p and p["deletedAt"] is None else None
+        labels = [
+            {"id": lb["id"], "name": lb["name"], "color": lb["color"]}
+            for lb in self.s.get_rows("label", models.LABEL_FIELDS, sorted(label_ids))
+            if lb["deletedAt"] is None
+        ]
+        return {
+            **self.wire(issue),
+            "parent": self.wire(parent) if parent else None,
+            "children": [self.wire(c) for c in self.get_many(child_ids)],
+            "labels": labels,
+            "relations": [
+                models.wire(models.RELATION_FIELDS, r)
+                for r in self.s.get_rows("relation", models.RELATION_FIELDS, relation_ids)
+            ],
+        }
+
+    @staticmethod
+    def wire(issue: Row) -> Row:
+        return models.wire(ISSUE_FIELDS, issue)
+
+    def list(  # noqa: A003
+        self, filters: Mapping[str, Any], limit: int, offset: int) -> tuple[list[Row], int]:
+        """Live issues matching every filter, creation order, one page plus the exact total.
+
+        ``filters`` keys: status/type (lists, OR-ed), projectId, labelId, priority, parentId.
+        """
+        sets: list[list[str]] = []
+        for name in ("status", "type"):
+            if filters.get(name):
+                sets.append([self.k.issue_index(name, v) for v in filters[name]])
+        for name, field in (("project", "projectId"), ("parent", "parentId"), ("label", "labelId")):
+            if filters.get(field) is not None:
+                sets.append([self.k.issue_index(name, str(filters[field]))])
+        if filters.get("priority") is not None:
+            sets.append([self.k.issue_index("priority", str(filters["priority"]))])
+        if not sets:
+            return self.s.page(self.k.index("issues"), "issue", ISSUE_FIELDS, limit, offset)
+        if len(sets) == 1 and len(sets[0]) == 1:
+            return self.s.page(sets[0][0], "issue", ISSUE_FIELDS, limit, offset)
+        # Combine in Redis: OR within a filter (ZUNIONSTORE), AND across (ZINTERSTORE).
+        token = secrets.token_hex(8)
+        pipe = self.s.r.pipeline(transaction=True)
+        parts: list[str] = []
+        for i, keys in enumerate(sets):
+            if len(keys) == 1:
+                parts.append(keys[0])
+            else:
+                tmp = self.k.tmp(f"{token}:{i}")
+                pipe.zunionstore(tmp, keys, aggregate="MAX")
+                parts.append(tmp)
+        result = self.k.tmp(token)
+        pipe.zinterstore(result, parts, aggregate="MAX")
+        pipe.zrange(result, offset, offset + limit - 1)
+        pipe.zcard(result)
+        tmps = [p for p in parts if p.startswith(self.k.tmp(""))] + [result]
+        pipe.delete(*tmps)
+        out = pipe.execute()
+        ids, total = out[-3], out[-2]
+        return self.get_many(ids), int(total)
+
+    # ------------------------------------------------------------------ writes
+    def _check_parent(self, parent_id: str, child_id: str | None) -> None:
+        if child_id is not None and parent_id == child_id:
+            raise BusinessRuleError("An issue cannot be its own parent")
+        parent = self.get(parent_id)
+        if parent is None or parent["deletedAt"] is not None:
+            raise BusinessRuleError(PARENT_NOT_FOUND)
+        if parent["parentId"]:
+            raise BusinessRuleError(HIERARCHY_LIMIT)
+
+    def _check_labels(self, label_ids: builtins.list[str]) -> None:
+        rows = self.s.get_rows("label", models.LABEL_FIELDS, label_ids)
+        live = {r["id"] for r in rows if r["deletedAt"] is None}
+        missing = [lid for lid in label_ids if lid not in live]
+        if missing:
+            raise BusinessRuleError(f"Label not found: {missing[0]}")
+
+    def create(self, data: Mapping[str, Any], extra: Stage | None = None) -> Row:
+        """Create an issue from validated ``data``; ``extra`` queues more writes in the same MULTI."""
+        if data.get("parentId"):
+            self._check_parent(data["parentId"], None)
+        label_ids = list(dict.fromkeys(data.get("labelIds") or []))
+        if label_ids:
+            self._check_labels(label_ids)
+        now = self.s.now()
+        issue: Row = dict.fromkeys(ISSUE_FIELDS)
+        issue.update({k: v for k, v in data.items() if k in ISSUE_FIELDS})
+        issue.update(
+            id=new_id(),
+            number=int(self.s.r.incr(self.k.issue_seq())),
+            status=data.get("status") or "triage",
+            priority=data.get("priority") or 0,
+            agentSessionId=None, agentSummary=None, commits=None, pullRequests=None,
+            completedAt=now if data.get("status") == "done" else None,
+            createdAt=now, updatedAt=now, deletedAt=None,
+        )
+
+        def tx(pipe: Any) -> None:
+            states = [h.prepare(pipe, None, issue) for h in self.s.issue_hooks]
+            pipe.multi()
+            self.s.write_row(pipe, "issue", ISSUE_FIELDS, issue["id"], issue)
+            self._reindex(pipe, None, issue)
+            for lid in label_ids:
+                pipe.sadd(self.k.issue_labels(issue["id"]), lid)
+                pipe.zadd(self.k.issue_index("label", lid), {issue["id"]: issue["number"]})
+            for h, st in zip(self.s.issue_hooks, states, strict=True):
+                h.stage(pipe, None, issue, st)
+            if extra is not None:
+                extra(pipe, issue)
+
+        self.s.transact(tx)
+        return issue
+
+    def update(
+        self,
+        issue_id: str,
+        changes: Mapping[str, Any],
+        check: Callable[[Any, Row], None] | None = None,
+    ) -> Row:
+        """Apply validated ``changes``; ``check(pipe, old)`` may veto (e.g. a stale claim token)."""
+        key = self.k.issue(issue_id)
+        if changes.get("parentId"):
+            self._check_parent(changes["parentId"], issue_id)
+
+        def tx(pipe: Any) -> Row:
+            raw = pipe.hgetall(key)
+            old = models.decode(ISSUE_FIELDS, raw) if raw else None
+            if old is None or old["deletedAt"] is not None:
+                raise NotFound("Issue not found")
+            if changes.get("parentId") and pipe.exists(self.k.issue_index("parent", issue_id)):
+                raise BusinessRuleError(
+                    "Cannot give a parent to an issue that has children (1-level hierarchy limit)"
+                )
+            if check is not None:
+                check(pipe, old)
+            new = self._apply(old, changes)
+            states = [h.prepare(pipe, old, new) for h in self.s.issue_hooks]
+            pipe.multi()
+            self._stage_update(pipe, old, new)
+            for h, st in zip(self.s.issue_hooks, states, strict=True):
+                h.stage(pipe, old, new, st)
+            return new
+
+        return self.s.transact(tx, key)
+
+    def _apply(self, old: Row, changes: Mapping[str, Any]) -> Row:
+        now = self.s.now()
+        new = {**old, **{k: v for k, v in changes.items() if k in ISSUE_FIELDS}}
+        if new["status"] == "done" and old["status"] != "done":
+            new["completedAt"] = now
+        elif new["status"] != "done":
+            new["completedAt"] = None
+        new["updatedAt"] = now
+        return new
+
+    def _stage_update(self, pipe: Any, old: Row, new: Row) -> None:
+        diff = {k: v for k, v in new.items() if old.get(k) != v}
+        if diff:
+            self.s.write_row(pipe, "issue", ISSUE_FIELDS, new["id"], diff)
+        self._reindex(pipe, old, new)
+
+    def delete(self, issue_id: str) -> Row:
+        """Soft delete: keep the hash, drop the issue from every index."""
+        key = self.k.issue(issue_id)
+
+        def tx(pipe: Any) -> Row:
+            raw = pipe.hgetall(key)
+            old = models.decode(ISSUE_FIELDS, raw) if raw else None
+            if old is None or old["deletedAt"] is not None:
+                raise NotFound("Issue not found")
+            labels = pipe.smembers(self.k.issue_labels(issue_id))
+            new = {**old, "deletedAt": self.s.now(), "updatedAt": self.s.now()}
+            states = [h.prepare(pipe, old, new) for h in self.s.issue_hooks]
+            pipe.multi()
+            self._stage_update(pipe, old, new)
+            for lid in labels:
+                pipe.zrem(self.k.issue_index("label", lid), issue_id)
+            for h, st in zip(self.s.issue_hooks, states, strict=True):
+                h.stage(pipe, old, new, st)
+            return new
+
+        return self.s.transact(tx, key)
+
+    def _reindex(self, pipe: Any, old: Row | None, new: Row) -> None:
+        """Move the issue between secondary indexes for whatever changed."""
+        iid, num = new["id"], new["number"]
+        was_live = old is not None and old["deletedAt"] is None
+        is_live = new["deletedAt"] is None
+        if is_live and not was_live:
+            pipe.zadd(self.k.index("issues"), {iid: num})
+        elif was_live and not is_live:
+            pipe.zrem(self.k.index("issues"), iid)
+        for name, field in INDEXED.items():
+            before = old[field] if was_live and old is not None else None
+            after = new[field] if is_live else None
+            if before == after:
+                continue
+            if before is not None:
+                pipe.zrem(self.k.issue_index(name, str(before)), iid)
+            if after is not None:
+                pipe.zadd(self.k.issue_index(name, str(after)), {iid: num})
+        counts = self.k.counts("project_status")
+        before_ps = (old["projectId"], old["status"]) if was_live and old is not None and old["projectId"] else None
+        after_ps = (new["projectId"], new["status"]) if is_live and new["projectId"] else None
+        if before_ps != after_ps:
+            if before_ps:
+                pipe.hincrby(counts, f"{before_ps[0]}|{before_ps[1]}", -1)
+            if after_ps:
+                pipe.hincrby(counts, f"{after_ps[0]}|{after_ps[1]}", 1)
+
+    # ------------------------------------------------------------------ labels
+    def attach_label(self, issue_id: str, label_id: str) -> None:
+        issue = self.get_live(issue_id)
+        self._check_labels([label_id])
+        pipe = self.s.r.pipeline(transaction=True)
+        pipe.sadd(self.k.issue_labels(issue_id), label_id)
+        pipe.zadd(self.k.issue_index("label", label_id), {issue_id: issue["number"]})
+        pipe.execute()
+
+    def detach_label(self, issue_id: str, label_id: str) -> None:
+        self.get_live(issue_id)
+        pipe = self.s.r.pipeline(transaction=True)
+        pipe.srem(self.k.issue_labels(issue_id), label_id)
+        pipe.zrem(self.k.issue_index("label", label_id), issue_id)
+        removed, _ = pipe.execute()
+        if not removed:
+            raise NotFound("Label is not attached to this issue")
+
+    def label_names(self, issue_id: str) -> builtins.list[str]:
+        """Names of every label linked to the issue (deleted labels included, as the reference)."""
+        ids = sorted(self.s.r.smembers(self.k.issue_labels(issue_id)))
+        return [lb["name"] for lb in self.s.get_rows("label", models.LABEL_FIELDS, ids)]
+
+    def counts_by_project(self, project_id: str) -> dict[str, int]:
+        """``{status: n}`` of live issues in a project, statuses with at least one issue only."""
+        fields = [f"{project_id}|{s}" for s in models.ISSUE_STATUSES]
+        values = self.s.r.hmget(self.k.counts("project_status"), fields)
+        return {s: int(v) for s, v in zip(models.ISSUE_STATUSES, values, strict=True) if v and int(v) > 0}

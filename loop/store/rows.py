@@ -1,0 +1,101 @@
+"""CRUD for simple soft-deletable rows (projects, goals, labels, templates...)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from loop import models
+from loop.errors import NotFound
+from loop.ids import new_id
+from loop.models import Row
+
+if TYPE_CHECKING:
+    from loop.store.base import RedisStore
+
+
+class RowService:
+    """A kind of row kept as ``P:<kind>:<id>`` hashes plus a creation-ordered index."""
+
+    kind: str = ""
+    index_name: str = ""
+    fields: Mapping[str, str] = {}
+    not_found: str = "Not found"
+    has_updated_at: bool = True
+
+    def __init__(self, store: RedisStore) -> None:
+        self.s = store
+        self.k = store.keys
+
+    @property
+    def index(self) -> str:
+        return self.k.index(self.index_name)
+
+    def get(self, row_id: str) -> Row | None:
+        return self.s.get_row(self.kind, self.fields, row_id)
+
+    def get_live(self, row_id: str) -> Row:
+        return self.s.live_row(self.kind, self.fields, row_id, self.not_found)
+
+    def wire(self, row: Row) -> Row:
+        return models.wire(self.fields, row)
+
+    def list(self, limit: int, offset: int) -> tuple[list[Row], int]:
+        return self.s.page(self.index, self.kind, self.fields, limit, offset)
+
+    def new_row(self, data: Mapping[str, Any], row_id: str | None = None) -> Row:
+        now = self.s.now()
+        row: Row = dict.fromkeys(self.fields)
+        row.update({k: v for k, v in data.items() if k in self.fields})
+        row.update(id=row_id or new_id(), createdAt=now, deletedAt=None)
+        if self.has_updated_at:
+            row["updatedAt"] = now
+        return row
+
+    def stage_create(self, pipe: Any, row: Row, seq: int) -> None:
+        """Queue the writes creating ``row`` (ordered by ``seq``) on a MULTI pipeline."""
+        self.s.write_row(pipe, self.kind, self.fields, row["id"], row)
+        pipe.zadd(self.index, {row["id"]: seq})
+
+    def create(self, data: Mapping[str, Any]) -> Row:
+        row = self.new_row(data)
+        seq = self.s.next_seq()
+        pipe = self.s.r.pipeline(transaction=True)
+        self.stage_create(pipe, row, seq)
+        pipe.execute()
+        return row
+
+    def update(self, row_id: str, changes: Mapping[str, Any]) -> Row:
+        key = self.k.row(self.kind, row_id)
+
+        def tx(pipe: Any) -> Row:
+            raw = pipe.hgetall(key)
+            old = models.decode(self.fields, raw) if raw else None
+            if old is None or old["deletedAt"] is not None:
+                raise NotFound(self.not_found)
+            new = {**old, **{k: v for k, v in changes.items() if k in self.fields}}
+            if self.has_updated_at:
+                new["updatedAt"] = self.s.now()
+            pipe.multi()
+            self.s.write_row(pipe, self.kind, self.fields, row_id, {k: v for k, v in new.items() if old[k] != v})
+            return new
+
+        return self.s.transact(tx, key)
+
+    def delete(self, row_id: str, idempotent: bool = False) -> Row:
+        """Soft delete. ``idempotent``: deleting a deleted row succeeds (labels do this)."""
+        key = self.k.row(self.kind, row_id)
+
+        def tx(pipe: Any) -> Row:
+            raw = pipe.hgetall(key)
+            old = models.decode(self.fields, raw) if raw else None
+            if old is None or (old["deletedAt"] is not None and not idempotent):
+                raise NotFound(self.not_found)
+            now = self.s.now()
+            stamp = {"deletedAt": now, **({"updatedAt": now} if self.has_updated_at else {})}
+            pipe.multi()
+            self.s.write_row(pipe, self.kind, self.fields, row_id, stamp)
+            pipe.zrem(self.index, row_id)
+            return {**old, **stamp}
+
+        return self.s.transact(tx, key)

@@ -1,0 +1,98 @@
+"""Shared fixtures: a real Redis, a namespaced store per test, an API client."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import falcon.testing
+import pytest
+import redis
+
+from api.app import create_app
+from loop.clock import FrozenClock
+from loop.settings import Settings
+from loop.store import RedisStore, connect
+from tests.redis_server import choose_url, claim_db
+
+API_KEY = "loop_test-api-key"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    base, proc = choose_url()
+    try:
+        yield claim_db(base)
+    finally:
+        if proc is not None:
+            proc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_url: str) -> redis.Redis:
+    return connect(redis_url)
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def settings(namespace: str, redis_url: str) -> Settings:
+    return Settings(api_key=API_KEY, redis_url=redis_url, namespace=namespace, max_body_bytes=64 * 1024,
+                    github_webhook_secrets=("gh-secret",), sentry_client_secrets=("sentry-secret",),
+                    posthog_webhook_secrets=("posthog-secret",), queue_name=f"loop-{namespace}")
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, settings: Settings, clock: FrozenClock) -> Iterator[RedisStore]:
+    s = RedisStore(redis_client, settings, clock)
+    try:
+        yield s
+    finally:
+        s.delete_namespace()
+
+
+class Client(falcon.testing.TestClient):
+    """TestClient that sends the test API key unless told otherwise."""
+
+    def request(self, method: str, path: str, *args: Any, auth: bool = True, **kwargs: Any) -> Any:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if auth:
+            headers.setdefault("Authorization", AUTH["Authorization"])
+        return self.simulate_request(method, path, *args, headers=headers, **kwargs)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Any:
+        return self.request("POST", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Any:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def app(store: RedisStore, clock: FrozenClock, settings: Settings) -> falcon.App:
+    return create_app(store, clock, settings)
+
+
+@pytest.fixture
+def client(app: falcon.App) -> Client:
+    return Client(app)
+
+
+def keys_of(store: RedisStore) -> set[str]:
+    """Every key of the test's namespace (for 'nothing was written' assertions)."""
+    return set(store.r.scan_iter(match=store.keys.all_pattern(), count=1000))
