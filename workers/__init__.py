@@ -1,0 +1,1 @@
+"""RQ jobs and the worker process (``python -m workers``)."""

@@ -1,0 +1,30 @@
+"""The RQ worker process: ``python -m workers`` (the Procfile's ``worker``).
+
+Reads settings from the environment, listens on the Loop queue of its namespace and runs
+the periodic maintenance jobs registered in :data:`workers.PERIODIC`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from loop.errors import ConfigError
+from loop.settings import Settings
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"loop worker: {exc.message}", file=sys.stderr)
+        return 2
+    from workers.runner import run_worker
+
+    run_worker(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
