@@ -18,6 +18,8 @@ from loop import __version__
 from loop.clock import Clock, SystemClock
 from loop.settings import Settings
 
+OPENAPI_PATH = "/api/openapi.json"
+
 
 def create_app(store: Any, clock: Clock | None = None, settings: Settings | None = None) -> falcon.App[Any, Any]:
     """Build the Loop API around ``store`` (a :class:`loop.store.RedisStore`)."""
@@ -27,7 +29,8 @@ def create_app(store: Any, clock: Clock | None = None, settings: Settings | None
     routes: list[Route] = []
     for module in ROUTE_MODULES:
         routes.extend(module.routes(api))
-    public = [r.path for r in routes if all(op.public or op.webhook for op in r.ops)]
+    # The OpenAPI document is served outside the route table (it describes it), so name it here.
+    public = [r.path for r in routes if all(op.public or op.webhook for op in r.ops)] + [OPENAPI_PATH]
     mw: list[Any] = [
             middleware.Cors(settings.cors_origins),
             middleware.BodyLimit(settings.max_body_bytes),
@@ -41,7 +44,7 @@ def create_app(store: Any, clock: Clock | None = None, settings: Settings | None
     for route in routes:
         app.add_route(route.path, route.resource)
     spec = openapi.document(routes, __version__)
-    app.add_route("/api/openapi.json", _OpenApi(spec))
+    app.add_route(OPENAPI_PATH, _OpenApi(spec))
     return app
 
 
