@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,6 +19,16 @@ if TYPE_CHECKING:
     from redis.client import Pipeline
 
 T = TypeVar("T")
+
+# An id from a URL or a body becomes part of a key name: one containing ':' could name
+# another key of the namespace (``P:issue:<id>:labels`` is a set, so HGETALL would fail
+# with WRONGTYPE). Such an id can never exist, so it is simply "not found".
+_ID_RE = re.compile(r"[^:{}\s]{1,200}")
+
+
+def is_id(value: object) -> bool:
+    """Whether ``value`` could name a row (no key separators, no braces, not empty)."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
 
 
 def connect(url: str, **kwargs: Any) -> redis.Redis:
@@ -99,12 +110,14 @@ class RedisStore:
         return int(self.r.incr(self.keys.row_seq()))
 
     def get_row(self, kind: str, fields: Mapping[str, str], row_id: str, client: Any = None) -> models.Row | None:
+        if not is_id(row_id):
+            return None
         raw: dict[str, str] = (client or self.r).hgetall(self.keys.row(kind, row_id))
         return models.decode(fields, raw) if raw else None
 
     def get_rows(self, kind: str, fields: Mapping[str, str], ids: Iterable[str]) -> list[models.Row]:
         """Several rows in one round trip, in ``ids`` order, skipping missing ones."""
-        ids = list(ids)
+        ids = [i for i in ids if is_id(i)]
         if not ids:
             return []
         pipe = self.r.pipeline(transaction=False)

@@ -9,6 +9,7 @@ from loop import models
 from loop.errors import BusinessRuleError, NotFound
 from loop.ids import new_id
 from loop.models import COMMENT_FIELDS, Row
+from loop.store.base import is_id
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -21,13 +22,13 @@ class Comments:
 
     def _require_issue(self, issue_id: str) -> None:
         # Soft-deleted issues still accept comments (reference behaviour).
-        if not self.s.r.exists(self.k.issue(issue_id)):
+        if not is_id(issue_id) or not self.s.r.exists(self.k.issue(issue_id)):
             raise NotFound("Issue not found")
 
     def create(self, issue_id: str, data: Mapping[str, Any]) -> Row:
         self._require_issue(issue_id)
         parent_id = data.get("parentId")
-        if parent_id and not self.s.r.exists(self.k.row("comment", parent_id)):
+        if parent_id and not (is_id(parent_id) and self.s.r.exists(self.k.row("comment", parent_id))):
             raise BusinessRuleError("Parent comment not found")
         row: Row = dict.fromkeys(COMMENT_FIELDS)
         row.update({k: v for k, v in data.items() if k in COMMENT_FIELDS})

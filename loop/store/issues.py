@@ -16,6 +16,7 @@ from loop import models
 from loop.errors import BusinessRuleError, NotFound
 from loop.ids import new_id
 from loop.models import ISSUE_FIELDS, Row
+from loop.store.base import is_id
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -178,6 +179,8 @@ class Issues:
         check: Callable[[Any, Row], None] | None = None,
     ) -> Row:
         """Apply validated ``changes``; ``check(pipe, old)`` may veto (e.g. a stale claim token)."""
+        if not is_id(issue_id):
+            raise NotFound("Issue not found")
         key = self.k.issue(issue_id)
         if changes.get("parentId"):
             self._check_parent(changes["parentId"], issue_id)
@@ -221,6 +224,8 @@ class Issues:
 
     def delete(self, issue_id: str) -> Row:
         """Soft delete: keep the hash, drop the issue from every index."""
+        if not is_id(issue_id):
+            raise NotFound("Issue not found")
         key = self.k.issue(issue_id)
 
         def tx(pipe: Any) -> Row:

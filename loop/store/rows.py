@@ -9,6 +9,7 @@ from loop import models
 from loop.errors import NotFound
 from loop.ids import new_id
 from loop.models import Row
+from loop.store.base import is_id
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -66,6 +67,8 @@ class RowService:
         return row
 
     def update(self, row_id: str, changes: Mapping[str, Any]) -> Row:
+        if not is_id(row_id):
+            raise NotFound(self.not_found)
         key = self.k.row(self.kind, row_id)
 
         def tx(pipe: Any) -> Row:
@@ -84,6 +87,8 @@ class RowService:
 
     def delete(self, row_id: str, idempotent: bool = False) -> Row:
         """Soft delete. ``idempotent``: deleting a deleted row succeeds (labels do this)."""
+        if not is_id(row_id):
+            raise NotFound(self.not_found)
         key = self.k.row(self.kind, row_id)
 
         def tx(pipe: Any) -> Row:
