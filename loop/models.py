@@ -47,9 +47,10 @@ LABEL_FIELDS: dict[str, str] = {"id": "s", "name": "s", "color": "s", "createdAt
 RELATION_FIELDS: dict[str, str] = {
     "id": "s", "type": "s", "issueId": "s", "relatedIssueId": "s", "createdAt": "t",
 }
+#: ``keyName``: the API key the comment was made with (improvement 11), beyond the reference fields.
 COMMENT_FIELDS: dict[str, str] = {
     "id": "s", "body": "s", "issueId": "s", "authorName": "s", "authorType": "s", "parentId": "s",
-    "createdAt": "t",
+    "createdAt": "t", "keyName": "s",
 }
 
 

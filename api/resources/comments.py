@@ -25,7 +25,7 @@ class IssueComments:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, issue_id: str) -> None:
         data = self.api.body(req, CREATE)
-        row = self.api.store.comments.create(issue_id, data)
+        row = self.api.store.comments.create(issue_id, data, key_name=req.context.key_name)
         from loop.models import COMMENT_FIELDS, wire
 
         send(resp, {"data": wire(COMMENT_FIELDS, row)}, 201)

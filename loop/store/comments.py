@@ -25,14 +25,15 @@ class Comments:
         if not is_id(issue_id) or not self.s.r.exists(self.k.issue(issue_id)):
             raise NotFound("Issue not found")
 
-    def create(self, issue_id: str, data: Mapping[str, Any]) -> Row:
+    def create(self, issue_id: str, data: Mapping[str, Any], key_name: str | None = None) -> Row:
+        """A comment on ``issue_id``; ``key_name`` is the API key it was made with."""
         self._require_issue(issue_id)
         parent_id = data.get("parentId")
         if parent_id and not (is_id(parent_id) and self.s.r.exists(self.k.row("comment", parent_id))):
             raise BusinessRuleError("Parent comment not found")
         row: Row = dict.fromkeys(COMMENT_FIELDS)
         row.update({k: v for k, v in data.items() if k in COMMENT_FIELDS})
-        row.update(id=new_id(), issueId=issue_id, createdAt=self.s.now())
+        row.update(id=new_id(), issueId=issue_id, createdAt=self.s.now(), keyName=key_name)
         seq = self.s.next_seq()
         pipe = self.s.r.pipeline(transaction=True)
         self.s.write_row(pipe, "comment", COMMENT_FIELDS, row["id"], row)
