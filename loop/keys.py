@@ -33,6 +33,17 @@ P:labels:names                         hash    label name -> id (unique across d
 P:apikeys                              hash    sha256(key) -> JSON {id, name, createdAt}
 P:apikeys:names                        hash    key name -> sha256(key)
 P:idem:<digest>                        string  stored response of an Idempotency-Key (TTL)
+P:template:<id>                        hash    one prompt template
+P:prompt_version:<id> / prompt_review  hash    one prompt version / review
+P:templates:slugs                      hash    template slug -> id (unique across deleted rows)
+P:template:<id>:versions               zset    version ids, score = version number
+P:template:<id>:reviews                zset    review ids of all versions, score = row seq
+P:template:<id>:review_stats           hash    count / clarity / completeness / relevance sums
+P:prompt_version:<id>:reviews          zset    review ids of one version, score = row seq
+P:prompts:generation                   string  INCR on every template/version write (cache key)
+P:prompts:seeded                       string  seed revision written (idempotent seeding)
+P:prompts:improvement:<templateId>     string  id of the open prompt-improvement issue
+P:prompts:improvement:<tid>:lock       string  short NX lock while that issue is created
 =====================================  ======  ===============================================
 
 Dispatch, signals and prompt keys are listed in docs/architecture.md next to these and are
@@ -121,3 +132,28 @@ class Keys:
     def all_pattern(self) -> str:
         """SCAN pattern matching every key of this namespace (tests, reset)."""
         return self.prefix + ":*"
+
+    # prompt engine (loop/prompts)
+    def template_versions(self, template_id: str) -> str:
+        return self._k("template", template_id, "versions")
+
+    def template_reviews(self, template_id: str) -> str:
+        return self._k("template", template_id, "reviews")
+
+    def template_review_stats(self, template_id: str) -> str:
+        return self._k("template", template_id, "review_stats")
+
+    def version_reviews(self, version_id: str) -> str:
+        return self._k("prompt_version", version_id, "reviews")
+
+    def prompts_generation(self) -> str:
+        return self._k("prompts", "generation")
+
+    def prompts_seeded(self) -> str:
+        return self._k("prompts", "seeded")
+
+    def prompt_improvement(self, template_id: str) -> str:
+        return self._k("prompts", "improvement", template_id)
+
+    def prompt_improvement_lock(self, template_id: str) -> str:
+        return self._k("prompts", "improvement", template_id, "lock")
