@@ -57,3 +57,7 @@ class Unavailable(LoopError):
 
 class ConfigError(LoopError):
     """Invalid settings; raised at start-up naming the variable."""
+
+
+class PromptRenderError(LoopError):
+    """A selected prompt template failed to render (dispatch puts the issue back)."""
