@@ -1,0 +1,155 @@
+"""The SDK against a live Loop (gunicorn + worker + real Redis): every resource, paging,
+typed errors and idempotency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from loop.client import (
+    AuthError,
+    ConflictError,
+    ForbiddenError,
+    LoopClient,
+    NotFoundError,
+    UnprocessableError,
+    ValidationError,
+)
+from tests.live_server import LiveServer, live_server_fixture
+
+live = live_server_fixture()
+
+
+@pytest.fixture
+def loop(live: LiveServer) -> LoopClient:
+    client: LoopClient = live.client()
+    return client
+
+
+def test_system_endpoints_answer_without_a_key(live: LiveServer) -> None:
+    anon = LoopClient(live.url, "")
+    assert anon.info()["name"] == "Loop API"
+    assert anon.health()["ok"] is True
+    assert anon.openapi()["openapi"].startswith("3.1")
+
+
+def test_issue_lifecycle_create_get_update_delete(loop: LoopClient) -> None:
+    issue = loop.issues.create("SDK lifecycle", "task", priority=2, description="d")
+    assert issue["status"] == "triage" and issue["priority"] == 2
+    got = loop.issues.get(issue["id"])
+    assert got["title"] == "SDK lifecycle" and got["children"] == [] and got["labels"] == []
+    updated = loop.issues.update(issue["id"], status="todo", description="changed", project_id=None)
+    assert updated["status"] == "todo" and updated["description"] == "changed"
+    done = loop.issues.complete(issue["id"], "All good", commits=[{"sha": "abc", "message": "fix"}])
+    assert done["status"] == "done" and done["agentSummary"] == "All good" and done["completedAt"]
+    loop.issues.delete(issue["id"])
+    with pytest.raises(NotFoundError, match="Issue not found"):
+        loop.issues.get(issue["id"])
+
+
+def test_list_returns_a_page_with_the_total_and_iter_pages_through_everything(loop: LoopClient) -> None:
+    project = loop.projects.create("Paging project")
+    made = [loop.issues.create(f"page {i}", "task", project_id=project["id"])["id"] for i in range(7)]
+    page = loop.issues.list(3, 0, project_id=project["id"])
+    assert page.total == 7 and [r["id"] for r in page] == made[:3]
+    calls: list[Any] = []
+    original = loop.transport.request
+
+    def spy(*a: Any, **kw: Any) -> Any:
+        calls.append(kw.get("query"))
+        return original(*a, **kw)
+
+    loop.transport.request = spy  # type: ignore[method-assign]
+    assert [r["id"] for r in loop.issues.iter(page_size=3, project_id=project["id"])] == made
+    assert [q["offset"] for q in calls] == [None, 3, 6]
+
+
+def test_filters_narrow_the_list(loop: LoopClient) -> None:
+    project = loop.projects.create("Filter project")
+    a = loop.issues.create("bug a", "task", status="todo", project_id=project["id"])
+    loop.issues.create("plan b", "plan", status="backlog", project_id=project["id"])
+    page = loop.issues.list(project_id=project["id"], status=["todo"], type="task")
+    assert [r["id"] for r in page] == [a["id"]]
+
+
+def test_a_schema_failure_raises_validation_error_with_field_details(loop: LoopClient) -> None:
+    with pytest.raises(ValidationError) as info:
+        loop.issues.create("", "nonsense")
+    assert info.value.status == 400
+    assert set(info.value.details) >= {"title", "type"}
+
+
+def test_a_broken_rule_raises_unprocessable_with_the_server_message(loop: LoopClient) -> None:
+    with pytest.raises(UnprocessableError, match="Parent issue not found"):
+        loop.issues.create("orphan", "task", parent_id="does-not-exist")
+
+
+def test_a_wrong_key_raises_auth_error(live: LiveServer) -> None:
+    with pytest.raises(AuthError, match="Invalid API key"):
+        LoopClient(live.url, "wrong", max_retries=0).issues.list()
+
+
+def test_a_repeated_idempotency_key_creates_the_issue_once(loop: LoopClient) -> None:
+    project = loop.projects.create("Idem project")
+    first = loop.issues.create("once", "task", project_id=project["id"], idempotency_key="sdk-idem-1")
+    again = loop.issues.create("once", "task", project_id=project["id"], idempotency_key="sdk-idem-1")
+    assert first["id"] == again["id"]
+    assert loop.issues.list(project_id=project["id"]).total == 1
+
+
+def test_labels_create_attach_detach_and_duplicate_conflict(loop: LoopClient) -> None:
+    label = loop.labels.create("sdk-bug", "#ff0000")
+    with pytest.raises(ConflictError, match="Label name already exists"):
+        loop.labels.create("sdk-bug", "#00ff00")
+    issue = loop.issues.create("labelled", "task")
+    loop.issues.add_label(issue["id"], label["id"])
+    assert [lb["name"] for lb in loop.issues.get(issue["id"])["labels"]] == ["sdk-bug"]
+    assert [r["id"] for r in loop.issues.list(label_id=label["id"])] == [issue["id"]]
+    loop.issues.remove_label(issue["id"], label["id"])
+    assert loop.issues.get(issue["id"])["labels"] == []
+    assert loop.labels.find("sdk-bug")["id"] == label["id"]
+    loop.labels.delete(label["id"])
+    assert loop.labels.find("sdk-bug") is None
+
+
+def test_relations_and_comments(loop: LoopClient) -> None:
+    a = loop.issues.create("blocker", "task")
+    b = loop.issues.create("blocked", "task")
+    rel = loop.relations.create(a["id"], "blocks", b["id"])
+    assert rel["type"] == "blocks" and rel["relatedIssueId"] == b["id"]
+    assert loop.issues.get(a["id"])["relations"][0]["id"] == rel["id"]
+    loop.relations.delete(rel["id"])
+    with pytest.raises(NotFoundError):
+        loop.relations.delete(rel["id"])
+    top = loop.comments.create(a["id"], "Working on it", author_name="agent-1", author_type="agent")
+    loop.issues.comment(a["id"], "thanks", author_name="ana", author_type="human", parent_id=top["id"])
+    thread = loop.comments.list(a["id"])
+    assert thread[0]["body"] == "Working on it" and thread[0]["replies"][0]["body"] == "thanks"
+
+
+def test_projects_and_goals_crud(loop: LoopClient) -> None:
+    goal = loop.goals.create("Ship v1", target_value=10, current_value=2, unit="features")
+    project = loop.projects.create("SDK project", goal_id=goal["id"], status="active")
+    detail = loop.projects.get(project["id"])
+    assert detail["goal"]["id"] == goal["id"] and detail["issueCounts"] == {}
+    assert loop.projects.update(project["id"], health="at_risk")["health"] == "at_risk"
+    assert loop.goals.update(goal["id"], current_value=5, unit=None)["currentValue"] == 5
+    assert goal["id"] in [g["id"] for g in loop.goals.iter()]
+    loop.projects.delete(project["id"])
+    loop.goals.delete(goal["id"])
+    with pytest.raises(NotFoundError, match="Goal not found"):
+        loop.goals.get(goal["id"])
+
+
+def test_named_keys_are_created_used_and_revoked(live: LiveServer, loop: LoopClient) -> None:
+    created = loop.keys.create("sdk-agent")
+    assert created["key"] and created["name"] == "sdk-agent"
+    assert "sdk-agent" in [k["name"] for k in loop.keys.list()]
+    agent = LoopClient(live.url, created["key"], max_retries=0)
+    assert agent.issues.list().total >= 0
+    with pytest.raises(ForbiddenError):
+        agent.keys.list()
+    loop.keys.revoke("sdk-agent")
+    with pytest.raises(AuthError):
+        agent.issues.list()
