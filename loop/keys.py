@@ -32,6 +32,11 @@ P:idx:projects / goals / labels        zset    live rows, score = row seq (creat
 P:labels:names                         hash    label name -> id (unique across deleted rows)
 P:apikeys                              hash    sha256(key) -> JSON {id, name, createdAt}
 P:apikeys:names                        hash    key name -> sha256(key)
+P:signal:<id>                          hash    one signal (payload kept as JSON)
+P:idx:signals                          zset    signals, score = their triage issue's number
+P:idx:signals:<field>:<value>          zset    signals by source / severity / project
+P:webhook:<provider>:<digest>          string  webhook dedup marker -> RQ job id (TTL >= 7 days)
+P:signals:done:<provider>:<digest>     string  delivery already normalized -> signal id (TTL)
 P:idem:<digest>                        string  stored response of an Idempotency-Key (TTL)
 P:template:<id>                        hash    one prompt template
 P:prompt_version:<id> / prompt_review  hash    one prompt version / review
@@ -139,6 +144,17 @@ class Keys:
 
     def template_reviews(self, template_id: str) -> str:
         return self._k("template", template_id, "reviews")
+    # signals and webhooks (docs/webhooks.md)
+    def signal_index(self, field: str | None = None, value: str = "") -> str:
+        """All signals (no ``field``), or those whose ``field`` (source/severity/project) is ``value``."""
+        return self._k("idx", "signals", field, value) if field else self._k("idx", "signals")
+
+    def webhook_delivery(self, provider: str, digest: str) -> str:
+        return self._k("webhook", provider, digest)
+
+    def signal_done(self, provider: str, digest: str) -> str:
+        return self._k("signals", "done", provider, digest)
+
 
     def template_review_stats(self, template_id: str) -> str:
         return self._k("template", template_id, "review_stats")

@@ -40,6 +40,20 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     return value
 
 
+def _seconds_list(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """Comma-separated delays in seconds (webhook job retry backoff), 1-25 of them."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        values = tuple(int(v) for v in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated integers (seconds), got {raw!r}") from None
+    if not 1 <= len(values) <= 25 or any(not 0 <= v <= 86400 for v in values):
+        raise ConfigError(f"{name} must list 1 to 25 delays between 0 and 86400 seconds, got {raw!r}")
+    return values
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -80,6 +94,9 @@ class Settings:
     max_lease_expiries: int = 3
     prompt_token_placeholder: str = "$LOOP_API_KEY"
     queue_name: str = "loop-signals"
+    webhook_dedup_seconds: int = 7 * 24 * 3600
+    webhook_retry_intervals: tuple[int, ...] = (10, 30, 120, 600, 1800)
+    failed_job_ttl: int = 30 * 24 * 3600
     cors_origins: tuple[str, ...] = field(default=("http://localhost:5668", "https://app.looped.me"))
 
     @classmethod
@@ -109,4 +126,7 @@ class Settings:
             max_lease_expiries=_int(env, "LOOP_MAX_LEASE_EXPIRIES", 3, 1, 1000),
             prompt_token_placeholder=env.get("LOOP_PROMPT_TOKEN", "$LOOP_API_KEY") or "$LOOP_API_KEY",
             queue_name=env.get("LOOP_QUEUE", "loop-signals") or "loop-signals",
+            webhook_dedup_seconds=_int(env, "LOOP_WEBHOOK_DEDUP_SECONDS", 7 * 24 * 3600, 7 * 24 * 3600, 366 * 24 * 3600),
+            webhook_retry_intervals=_seconds_list(env, "LOOP_WEBHOOK_RETRY_INTERVALS", (10, 30, 120, 600, 1800)),
+            failed_job_ttl=_int(env, "LOOP_FAILED_JOB_TTL", 30 * 24 * 3600, 3600, 366 * 24 * 3600),
         )
