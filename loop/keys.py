@@ -131,6 +131,17 @@ class Keys:
     def idempotency(self, digest: str) -> str:
         return self._k("idem", digest)
 
+    # signals and webhooks (docs/webhooks.md)
+    def signal_index(self, field: str | None = None, value: str = "") -> str:
+        """All signals (no ``field``), or those whose ``field`` (source/severity/project) is ``value``."""
+        return self._k("idx", "signals", field, value) if field else self._k("idx", "signals")
+
+    def webhook_delivery(self, provider: str, digest: str) -> str:
+        return self._k("webhook", provider, digest)
+
+    def signal_done(self, provider: str, digest: str) -> str:
+        return self._k("signals", "done", provider, digest)
+
     def tmp(self, token: str) -> str:
         return self._k("tmp", token)
 
@@ -144,17 +155,6 @@ class Keys:
 
     def template_reviews(self, template_id: str) -> str:
         return self._k("template", template_id, "reviews")
-    # signals and webhooks (docs/webhooks.md)
-    def signal_index(self, field: str | None = None, value: str = "") -> str:
-        """All signals (no ``field``), or those whose ``field`` (source/severity/project) is ``value``."""
-        return self._k("idx", "signals", field, value) if field else self._k("idx", "signals")
-
-    def webhook_delivery(self, provider: str, digest: str) -> str:
-        return self._k("webhook", provider, digest)
-
-    def signal_done(self, provider: str, digest: str) -> str:
-        return self._k("signals", "done", provider, digest)
-
 
     def template_review_stats(self, template_id: str) -> str:
         return self._k("template", template_id, "review_stats")
