@@ -38,11 +38,28 @@ def raw_body(req: falcon.Request, limit: int) -> bytes:
         return bytes(cached)
     if req.content_length is not None and req.content_length > limit:
         raise errors.PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
-    data = req.bounded_stream.read(limit + 1)
+    if req.content_length is None and req.env.get("wsgi.input_terminated"):
+        # A chunked body has no Content-Length; Falcon's bounded_stream would read
+        # nothing, so read the server-terminated stream ourselves, stopping past the limit.
+        data = _read_terminated(req.stream, limit + 1)
+    else:
+        data = req.bounded_stream.read(limit + 1)
     if len(data) > limit:
         raise errors.PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
     req.context.raw_body = data
     return bytes(data)
+
+
+def _read_terminated(stream: Any, most: int) -> bytes:
+    parts: list[bytes] = []
+    got = 0
+    while got < most:
+        chunk = stream.read(most - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 def json_body(req: falcon.Request, limit: int) -> Any:
