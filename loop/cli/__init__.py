@@ -10,7 +10,7 @@ import click
 from loop import __version__
 
 #: Modules adding commands; later issues append theirs.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["loop.cli.dev"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,277 @@
+"""``loop dev``: Procfile parsing, the runner, the embedded Redis and the whole command."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from loop.devserver import (
+    DevError,
+    DirLock,
+    EmbeddedRedis,
+    ProcfileEntry,
+    ProcfileRunner,
+    _group_has_live_member,
+    ensure_api_key,
+    parse_procfile,
+    ping,
+    select,
+    shell_command,
+)
+from tests.redis_server import free_port
+
+LOOP = [sys.executable, "-c", "import sys; from loop.cli import main; sys.argv[0] = 'loop'; main()"]
+
+
+# ---------------------------------------------------------------------------- Procfile
+def test_a_procfile_is_parsed_into_named_commands_skipping_comments_and_blank_lines():
+    text = "# processes\n\nweb: gunicorn api.app:app --bind 0.0.0.0:${PORT:-5667}\nworker:python -m workers\n"
+    assert parse_procfile(text) == [
+        ProcfileEntry("web", "gunicorn api.app:app --bind 0.0.0.0:${PORT:-5667}"),
+        ProcfileEntry("worker", "python -m workers"),
+    ]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("web gunicorn\n", "Procfile:1: expected 'name: command'"),
+    ("web: a\nweb: b\n", "Procfile:2: process 'web' is defined twice"),
+    ("# nothing\n", "Procfile defines no process"),
+])
+def test_a_malformed_procfile_is_rejected_with_its_line_number(text, message):
+    with pytest.raises(DevError, match=message):
+        parse_procfile(text)
+
+
+def test_only_and_skip_choose_processes_and_unknown_names_are_errors():
+    entries = parse_procfile("web: a\nworker: b\nmcp: c\n")
+    assert [e.name for e in select(entries, [], ["worker"])] == ["web", "mcp"]
+    assert [e.name for e in select(entries, ["web", "mcp"], ["mcp"])] == ["web"]
+    with pytest.raises(DevError, match="unknown process nope"):
+        select(entries, ["nope"], [])
+
+
+def test_simple_commands_are_execed_but_compound_ones_keep_their_shell():
+    assert shell_command("gunicorn api.app:app --bind 0.0.0.0:${PORT:-5667}").startswith("exec gunicorn")
+    assert shell_command("a && b") == "a && b"
+    assert shell_command("echo $(date)") == "echo $(date)"
+    assert shell_command("FOO=1 python -m workers") == "FOO=1 python -m workers"
+    assert shell_command("exit 4") == "exit 4"
+
+
+# ---------------------------------------------------------------------------- API key and lock
+def test_the_api_key_is_generated_once_into_a_private_file(tmp_path):
+    data = tmp_path / ".loop"
+    key, created = ensure_api_key(data)
+    assert created and key.startswith("loop_") and len(key) == 69
+    assert stat.S_IMODE((data / "api-key").stat().st_mode) == 0o600
+    assert ensure_api_key(data) == (key, False)
+
+
+def test_a_second_loop_dev_on_the_same_data_dir_is_refused(tmp_path):
+    first = DirLock(tmp_path)
+    first.acquire()
+    try:
+        with pytest.raises(DevError, match=f"pid {os.getpid()}"):
+            DirLock(tmp_path).acquire()
+    finally:
+        first.release()
+    second = DirLock(tmp_path)
+    second.acquire()  # released locks are reusable
+    second.release()
+
+
+# ---------------------------------------------------------------------------- embedded Redis
+def test_the_embedded_redis_keeps_its_data_across_restarts(tmp_path):
+    data = tmp_path / ".loop"
+    server = EmbeddedRedis(data).start()
+    redis.Redis.from_url(server.url).set("survivor", "yes")
+    assert server.stop() is True
+    assert (data / "dump.rdb").exists() and not ping(server.url)
+    again = EmbeddedRedis(data).start()
+    try:
+        assert redis.Redis.from_url(again.url).get("survivor") == b"yes"
+    finally:
+        again.stop()
+
+
+def test_an_orphaned_embedded_redis_is_shut_down_before_a_new_one_starts(tmp_path):
+    orphan = EmbeddedRedis(tmp_path).start()
+    proc = orphan.proc
+    assert proc is not None
+    redis.Redis.from_url(orphan.url).set("k", "v")
+    fresh = EmbeddedRedis(tmp_path).start()  # as if the first owner had been SIGKILLed
+    try:
+        assert proc.wait(10) == 0
+        assert redis.Redis.from_url(fresh.url).get("k") == b"v"
+    finally:
+        fresh.stop()
+
+
+# ---------------------------------------------------------------------------- runner
+def _runner(procfile: str, grace: float = 5.0) -> tuple[ProcfileRunner, io.StringIO]:
+    out = io.StringIO()
+    env = {"PATH": os.environ["PATH"]}
+    return ProcfileRunner(parse_procfile(procfile), env, Path.cwd(), out=out, grace=grace), out
+
+
+def test_when_one_process_fails_the_others_are_stopped_and_the_failure_reported():
+    runner, out = _runner("sleeper: sleep 30\ncrasher: echo going down; exit 3\n")
+    started = time.monotonic()
+    runner.start()
+    runner.wait(poll=0.05)
+    runner.stop()
+    assert time.monotonic() - started < 10
+    assert [c.entry.name for c in runner.failed()] == ["crasher"]
+    assert all(c.proc is not None and c.proc.returncode is not None for c in runner.children)
+    text = out.getvalue()
+    assert "crasher | going down" in text and "crasher | exited with code 3" in text
+
+
+def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period():
+    runner, out = _runner("stubborn: trap '' TERM; echo ready; sleep 30\n", grace=0.5)
+    runner.start()
+    deadline = time.monotonic() + 5
+    while "stubborn | ready" not in out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    runner.request_stop()
+    runner.wait()
+    started = time.monotonic()
+    runner.stop()
+    assert time.monotonic() - started < 5
+    assert "did not stop in time: SIGKILL" in out.getvalue()
+    pid = runner.children[0].proc.pid
+    deadline = time.monotonic() + 5  # the killed grandchild is reaped by init, asynchronously
+    while _group_has_live_member(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _group_has_live_member(pid)
+    assert runner.failed() == []  # stopped on request, not a failure
+
+
+# ---------------------------------------------------------------------------- the command
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(text[text.rfind(")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            found.add(pid)
+            todo.append(pid)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rfind(")") + 2] != "Z"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _start_dev(cwd: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    env = {**env, "WEB_CONCURRENCY": "1"}
+    for name in ("LOOP_API_KEY", "PORT", "LOOP_URL"):
+        env.pop(name, None)
+    proc = subprocess.Popen([*LOOP, "dev", "--port", str(port), *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return proc, port
+
+
+def _wait_healthy(proc: subprocess.Popen[str], port: int, timeout: float = 60) -> dict[str, object]:
+    import json
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                return dict(json.loads(resp.read()))
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("loop dev never served /health:\n" + proc.communicate()[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("redis_env", ["unset", "unreachable"])
+def test_loop_dev_without_a_redis_runs_an_embedded_one_and_ctrl_c_stops_everything(tmp_path, redis_env):
+    env = dict(os.environ)
+    env.pop("REDIS_URL", None)
+    if redis_env == "unreachable":
+        env["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    proc, port = _start_dev(tmp_path, env)
+    try:
+        assert _wait_healthy(proc, port)["ok"] is True
+        family = _descendants(proc.pid)
+        assert any("redis-server" in _cmdline(p) for p in family)
+        assert any("gunicorn" in _cmdline(p) for p in family)
+        assert any("workers" in _cmdline(p) for p in family)
+        assert stat.S_IMODE((tmp_path / ".loop" / "api-key").stat().st_mode) == 0o600
+        url = f"unix://{tmp_path / '.loop' / 'redis.sock'}"
+        assert ping(url)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output
+    key = (tmp_path / ".loop" / "api-key").read_text().strip()
+    assert key in output and "embedded Redis saved and stopped" in output
+    if redis_env == "unreachable":
+        assert "does not answer PING: using the embedded Redis" in output
+    assert [p for p in family if _alive(p)] == []
+    assert not ping(url) and (tmp_path / ".loop" / "dump.rdb").exists()
+
+
+@pytest.mark.slow
+def test_loop_dev_uses_a_reachable_redis_url_without_starting_an_embedded_one(tmp_path, redis_url):
+    env = {**os.environ, "REDIS_URL": redis_url, "LOOP_NAMESPACE": f"t-{uuid.uuid4().hex[:12]}"}
+    proc, port = _start_dev(tmp_path, env, "--skip", "worker")
+    try:
+        assert _wait_healthy(proc, port)["ok"] is True
+        family = _descendants(proc.pid)
+        assert not any("redis-server" in _cmdline(p) for p in family)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output
+    assert "(from REDIS_URL)" in output and "worker |" not in output
+    assert not (tmp_path / ".loop" / "redis.sock").exists()
+    assert [p for p in family if _alive(p)] == []
+
+
+def test_loop_dev_exits_non_zero_when_a_process_dies(tmp_path, redis_url):
+    (tmp_path / "Procfile").write_text("idle: sleep 30\nbroken: exit 4\n")
+    env = {**os.environ, "REDIS_URL": redis_url}
+    proc, _ = _start_dev(tmp_path, env)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, output
+    assert "failed: broken (code 4)" in output and "idle" in output
