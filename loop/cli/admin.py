@@ -1,0 +1,153 @@
+"""``loop status``, ``loop dashboard``, ``loop keys`` and ``loop completions``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+from click.shell_completion import get_completion_class
+
+from loop.cli.common import CliError, client, command, describe, mask, resolve
+from loop.cli.output import Column, Out
+from loop.client import LoopClientError
+
+KEY_COLUMNS: list[Column] = [("Name", "name"), ("Prefix", "prefix"), ("Created", "createdAt"), ("ID", "id")]
+
+
+@click.command()
+@command
+def status(out: Out) -> None:
+    """Is the server up, is the key accepted, and how is the queue?"""
+    loop = client(max_retries=0, timeout=10)
+    url, _ = resolve("url")
+    key, _ = resolve("api_key")
+    info: dict[str, Any] = {"url": url, "key": mask(key)}
+    ok = True
+    try:
+        health = loop.health()
+        info["server"] = f"up ({loop.info().get('version')})" if health.get("ok") else "unhealthy"
+    except LoopClientError as exc:
+        info["server"] = f"down: {describe(exc)}"
+        ok = False
+    if ok:
+        try:
+            stats = loop.dashboard.stats()
+            info.update(authenticated=True, stats=stats)
+            info["triage"] = loop.issues.list(1, 0, status="triage").total
+        except LoopClientError as exc:
+            info.update(authenticated=False, error=describe(exc))
+            ok = exc.status not in (401, 403)
+    d: dict[str, Any] = (info.get("stats") or {}).get("dispatch") or {}
+    issues: dict[str, Any] = (info.get("stats") or {}).get("issues") or {}
+    out.detail(info, [("Server", "url"), ("Status", "server"), ("API key", "key"),
+                      ("Authenticated", "authenticated"), ("Error", "error"),
+                      ("Issues", lambda _: issues.get("total")), ("In triage", "triage"),
+                      ("Queue depth", lambda _: d.get("queueDepth")), ("In progress", lambda _: d.get("activeCount")),
+                      ("Done in 24h", lambda _: d.get("completedLast24h"))])
+    if not ok:
+        raise SystemExit(1)
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+@command
+def dashboard(out: Out, ctx: click.Context) -> None:
+    """Counts by status and type, goals and dispatch (subcommands: activity, prompts)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    stats = client().dashboard.stats()
+    if out.is_json:
+        out.json(stats)
+        return
+    issues, goals, d = stats.get("issues") or {}, stats.get("goals") or {}, stats.get("dispatch") or {}
+    flat = {
+        "Issues": issues.get("total"),
+        **{f"  {k}": v for k, v in sorted((issues.get("byStatus") or {}).items())},
+        "Goals": f"{goals.get('total')} ({goals.get('active')} active, {goals.get('achieved')} achieved)",
+        "Queue depth": d.get("queueDepth"), "In progress": d.get("activeCount"),
+        "Done in 24h": d.get("completedLast24h"),
+    }
+    out.detail(flat, [(k, k) for k in flat], raw=stats)
+
+
+@dashboard.command(name="activity")
+@click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
+@command
+def activity(out: Out, limit: int) -> None:
+    """Recent work: root issues with their children, latest first."""
+    page = client().dashboard.activity(limit)
+    rows = [{"root": c["root"], "children": len(c.get("children") or []), "latest": c.get("latestActivity")}
+            for c in page.data]
+    out.table(rows, [("#", "root.number"), ("Status", "root.status"), ("Title", "root.title"),
+                     ("Children", "children"), ("Latest activity", "latest")],
+              raw={"data": page.data, "total": page.total}, empty="No activity.")
+
+
+@dashboard.command(name="prompts")
+@command
+def prompts_health(out: Out) -> None:
+    """Prompt template health: reviews, scores and what needs attention."""
+    rows = client().dashboard.prompts()
+    out.table(rows, [("Template", "template.slug"), ("Active", "activeVersion.version"),
+                     ("Reviews", "reviewSummary.totalReviews"), ("Score", "reviewSummary.compositeScore"),
+                     ("Completion", "activeVersion.completionRate"), ("Needs attention", "needsAttention")],
+              raw={"data": rows}, empty="No templates.")
+
+
+@click.group()
+def keys() -> None:
+    """Named API keys, one per agent or integration (needs the bootstrap key)."""
+
+
+@keys.command(name="list")
+@command
+def keys_list(out: Out) -> None:
+    """List named keys (never their secrets)."""
+    rows = client().keys.list()
+    out.table(rows, KEY_COLUMNS, total=len(rows), empty="No named keys.")
+
+
+@keys.command(name="create")
+@click.argument("name")
+@command
+def keys_create(out: Out, name: str) -> None:
+    """Create a key; its secret is printed once."""
+    row = client().keys.create(name)
+    if out.is_json:
+        out.json(row)
+    elif out.mode == "plain":
+        out.line(row["key"])
+    else:
+        out.done(f"Created key {row['name']} ({row['id']}). Copy it now; it is not shown again:")
+        out.text(row["key"])
+
+
+@keys.command(name="revoke")
+@click.argument("key")
+@command
+def keys_revoke(out: Out, key: str) -> None:
+    """Revoke a key by id or name."""
+    client().keys.revoke(key)
+    out.done(f"Revoked key {key}", {"revoked": key})
+
+
+@click.command()
+@click.argument("shell", required=False, type=click.Choice(("bash", "zsh", "fish")))
+@click.pass_context
+def completions(ctx: click.Context, shell: str | None) -> None:
+    """Print the shell completion script, e.g. `eval "$(loop completions bash)"`."""
+    shell = shell or os.path.basename(os.environ.get("SHELL", "bash"))
+    cls = get_completion_class(shell)
+    if cls is None:
+        raise CliError(f"no completion for shell {shell!r}; use bash, zsh or fish")
+    root = ctx.find_root()
+    assert root.command is not None
+    click.echo(cls(root.command, {}, "loop", "_LOOP_COMPLETE").source())
+
+
+def register(main: click.Group) -> None:
+    main.add_command(status)
+    main.add_command(dashboard)
+    main.add_command(keys)
+    main.add_command(completions)
