@@ -14,4 +14,7 @@ if TYPE_CHECKING:
 
 def install(store: RedisStore) -> None:
     """Attach every installed subsystem's services to ``store``."""
+    from loop.store import signals
+
+    signals.install(store)
     return None

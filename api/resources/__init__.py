@@ -3,6 +3,17 @@
 Subsystems append their module here (one line each) to join the app and the OpenAPI document.
 """
 
-from api.resources import comments, goals, issues, keys, labels, projects, relations, system
+from api.resources import (
+    comments,
+    goals,
+    issues,
+    keys,
+    labels,
+    projects,
+    relations,
+    signals,
+    system,
+    webhooks,
+)
 
-ROUTE_MODULES = [system, issues, relations, comments, projects, goals, labels, keys]
+ROUTE_MODULES = [system, issues, relations, comments, projects, goals, labels, keys, signals, webhooks]

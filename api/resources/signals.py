@@ -1,0 +1,74 @@
+"""``/api/signals``: generic ingestion (synchronous, 201), list and get (improvement 12)."""
+
+from __future__ import annotations
+
+import falcon
+
+from api import openapi
+from api.http import Api, Op, Route, send
+from loop.models import SEVERITIES
+from loop.schema import PAGINATION, Body, Enum, Query, Record, Str
+from loop.store.signals import SIGNAL_FIELDS, service, title_for
+
+openapi.EXTRA_ENTITIES["Signal"] = SIGNAL_FIELDS
+
+CREATE = Body({
+    "source": Str(required=True, min_len=1, max_len=200),
+    "sourceId": Str(max_len=500),
+    "type": Str(required=True, min_len=1, max_len=200),
+    "severity": Enum(required=True, values=SEVERITIES),
+    "payload": Record(required=True),
+    "projectId": Str(min_len=1),
+})
+LIST_QUERY = Query({
+    "source": Str(min_len=1),
+    "severity": Enum(values=SEVERITIES),
+    "projectId": Str(min_len=1),
+    **PAGINATION,
+})
+
+
+class SignalList:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        q = self.api.query(req, LIST_QUERY)
+        signals = service(self.api.store)
+        rows, total = signals.list(q, q["limit"], q["offset"])
+        send(resp, {"data": [signals.wire(r) for r in rows], "total": total})
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        data = self.api.body(req, CREATE)
+        signals = service(self.api.store)
+        issue = signals.issue_data(data["source"], data["severity"], data["payload"],
+                                   title_for(data["source"], data["type"], data["payload"]),
+                                   project_id=data.get("projectId"))
+        recorded = signals.create({**data, "sourceId": data.get("sourceId")}, issue)
+        send(resp, {"data": {"signal": signals.wire(recorded.signal),
+                             "issue": self.api.store.issues.wire(recorded.issue)}}, 201)
+
+
+class SignalItem:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, signal_id: str) -> None:
+        signals = service(self.api.store)
+        send(resp, {"data": signals.wire(signals.get_live(signal_id))})
+
+
+def routes(api: Api) -> list[Route]:
+    t = "Signals"
+    return [
+        Route("/api/signals", SignalList(api), [
+            Op("GET", "List signals (filters source, severity, projectId; paginated)", t, query=LIST_QUERY,
+               responses={200: "OK", 400: "Invalid query"}, response_schema="Signal"),
+            Op("POST", "Ingest a signal: creates the signal and its triage issue atomically", t, body=CREATE,
+               responses={201: "Created {signal, issue}", 400: "Invalid"}),
+        ]),
+        Route("/api/signals/{signal_id}", SignalItem(api), [
+            Op("GET", "Get a signal (with its original payload)", t,
+               responses={200: "OK", 404: "Not found"}, response_schema="Signal"),
+        ]),
+    ]

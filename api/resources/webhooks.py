@@ -1,0 +1,69 @@
+"""``POST /api/signals/{github,sentry,posthog}``: verified, de-duplicated, queued (improvement 1).
+
+Exempt from Bearer auth (``Op(webhook=True)``): the provider's signature is the credential.
+Order of checks: secret configured (500 naming the variable), signature header present
+(401), body within the limit (413), signature over the raw bytes (401), JSON object (400),
+then dedup + enqueue in one MULTI (202; 503 when Redis is unreachable, via the app's Redis
+error handler, so the provider retries). Nothing is written before the signature is valid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import orjson
+
+from api import openapi
+from api.http import Api, Op, Route, raw_body, send
+from loop import errors
+from loop.signals.intake import Intake
+from loop.signals.providers import PROVIDERS, Provider
+
+openapi.EXTRA_ENTITIES["WebhookDelivery"] = {"deliveryId": "s", "status": "s"}
+
+
+class Webhook:
+    def __init__(self, api: Api, provider: Provider, intake: Intake) -> None:
+        self.api = api
+        self.provider = provider
+        self.intake = intake
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        provider = self.provider
+        secrets = provider.check_config(self.api.settings)
+        header = req.get_header
+        provider.require_headers(header)
+        body = raw_body(req, self.api.settings.max_body_bytes)
+        provider.authenticate(secrets, header, body)
+        payload = _parse(body)
+        delivery = provider.delivery(header, payload, body)
+        if provider.ignored(delivery):
+            send(resp, {"data": {"deliveryId": delivery.delivery_id, "status": "ignored"}}, 200)
+            return
+        accepted = self.intake.accept(delivery, body)
+        send(resp, {"data": {"deliveryId": accepted.delivery_id, "status": accepted.status}}, 202)
+
+
+def _parse(body: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise errors.ValidationError("Malformed JSON in request body", {"body": ["is not valid JSON"]}) from None
+    if not isinstance(payload, dict):
+        raise errors.ValidationError("Request body must be a JSON object.", {"body": ["must be a JSON object"]})
+    return payload
+
+
+def routes(api: Api) -> list[Route]:
+    intake = Intake(api.store)
+    responses = {202: "Queued or duplicate", 200: "Ignored (GitHub ping)", 400: "Not a JSON object",
+                 401: "Missing or invalid signature", 413: "Body too large",
+                 500: "Webhook secret not configured", 503: "Redis unavailable; retry"}
+    return [
+        Route(f"/api/signals/{name}", Webhook(api, provider, intake), [
+            Op("POST", f"{name} webhook: verify, de-duplicate, enqueue normalization", "Webhooks",
+               responses=responses, response_schema="WebhookDelivery", webhook=True),
+        ])
+        for name, provider in PROVIDERS.items()
+    ]

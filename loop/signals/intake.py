@@ -1,0 +1,107 @@
+"""Accepting a verified webhook: de-duplicate and enqueue the normalization job, atomically.
+
+The dedup marker (``P:webhook:<provider>:<digest>`` -> job id, TTL >= 7 days) and the RQ job
+(its hash and its place in the queue list) are written in ONE MULTI/EXEC that WATCHes the
+marker. So either both exist or neither does: a failed enqueue (Redis gone mid-request)
+never leaves a marker that would make the provider's retry look like a duplicate, and two
+concurrent copies of a delivery enqueue one job (the loser's EXEC fails on the WATCH, it
+retries and sees the marker).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from rq import Queue, Retry
+
+from loop.errors import Conflict
+from loop.keys import MAX_TX_RETRIES
+from loop.signals.providers import Delivery
+
+#: Dotted path RQ imports in the worker (the API never imports the worker code).
+JOB_FUNC = "workers.signals.normalize_delivery"
+#: Successful results (``{"signalId", "issueId"}``) are kept this long: small, and the signal
+#: itself is the durable record.
+RESULT_TTL = 24 * 3600
+#: A normalization job is milliseconds of work; anything this long is stuck.
+JOB_TIMEOUT = 120
+
+
+def binary_client(client: Any) -> redis.Redis:
+    """A client on the same server/db as ``client`` that does NOT decode replies (RQ pickles)."""
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "decode_responses": False}
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
+
+
+@dataclass(frozen=True)
+class Accepted:
+    delivery_id: str
+    status: str  # "queued" | "duplicate"
+    job_id: str | None
+
+
+class Intake:
+    """Dedup + enqueue for one store (namespace) and its settings."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.settings = store.settings
+        self._queue: Queue | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def queue(self) -> Queue:
+        with self._lock:
+            if self._queue is None:
+                self._queue = Queue(self.settings.queue_name, connection=binary_client(self.store.r))
+            return self._queue
+
+    def job_spec(self, delivery: Delivery, body: bytes) -> dict[str, Any]:
+        """The job's only argument: everything it needs, nothing secret."""
+        return {
+            "v": 1,
+            "namespace": self.settings.namespace,
+            "promote": self.settings.promote_signals_to_todo,
+            "dedupTtl": self.settings.webhook_dedup_seconds,
+            "provider": delivery.provider,
+            "deliveryId": delivery.delivery_id,
+            "digest": delivery.digest,
+            "meta": dict(delivery.meta),
+            "body": body.decode("utf-8"),
+            "receivedAt": self.store.now(),
+        }
+
+    def accept(self, delivery: Delivery, body: bytes) -> Accepted:
+        queue = self.queue
+        marker = self.store.keys.webhook_delivery(delivery.provider, delivery.digest)
+        spec = self.job_spec(delivery, body)
+        intervals = list(self.settings.webhook_retry_intervals)
+        pipe: Any
+        with queue.connection.pipeline() as pipe:
+            for _ in range(MAX_TX_RETRIES):
+                try:
+                    pipe.watch(marker)
+                    if pipe.exists(marker):
+                        pipe.unwatch()
+                        return Accepted(delivery.delivery_id, "duplicate", None)
+                    job_id = uuid.uuid4().hex
+                    pipe.multi()
+                    pipe.set(marker, job_id, ex=self.settings.webhook_dedup_seconds)
+                    queue.enqueue_call(
+                        JOB_FUNC, args=(spec,), job_id=job_id, pipeline=pipe,
+                        retry=Retry(max=len(intervals), interval=intervals),
+                        timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=self.settings.failed_job_ttl,
+                        description=f"normalize {delivery.provider} delivery {delivery.delivery_id}",
+                        meta={"provider": delivery.provider, "deliveryId": delivery.delivery_id,
+                              "namespace": self.settings.namespace},
+                    )
+                    pipe.execute()
+                    return Accepted(delivery.delivery_id, "queued", job_id)
+                except redis.WatchError:
+                    continue
+        raise Conflict("The delivery is being accepted concurrently; retry the request.")

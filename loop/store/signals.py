@@ -1,0 +1,195 @@
+"""Signals: what the outside world reported, each tied to the triage issue it created.
+
+A signal and its issue are written in ONE MULTI/EXEC (the issue create's transaction,
+extended through ``Issues.create(extra=...)``). A webhook delivery additionally carries a
+*guard* key: the "already normalized" marker, written in that same MULTI and WATCHed while
+the transaction prepares, so a job that runs twice (retry after a crash) or concurrently
+(two workers) leaves exactly one signal and one issue.
+
+Lists come from zset indexes scored by the issue number (creation order); a filtered
+total is a ZCARD or the cardinality of one temporary ZINTERSTORE, never a scan.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from loop import models
+from loop.ids import new_id
+from loop.models import Row
+from loop.store.base import IssueHook
+
+if TYPE_CHECKING:
+    from loop.store.base import RedisStore
+
+SIGNAL_FIELDS: dict[str, str] = {
+    "id": "s", "source": "s", "sourceId": "s", "type": "s", "severity": "s", "payload": "j",
+    "issueId": "s", "projectId": "s", "deliveryId": "s", "createdAt": "t",
+}
+#: Severity -> issue priority (contract 4.1): critical 1 (urgent) ... low 4.
+PRIORITY = {"critical": 1, "high": 2, "medium": 3, "low": 4}
+#: Filters of ``GET /api/signals`` -> index field name.
+FILTERS = {"source": "source", "severity": "severity", "projectId": "project"}
+MAX_TITLE = 500
+
+# The guard key of the delivery being recorded in this context (thread/task local).
+_GUARD: ContextVar[str | None] = ContextVar("loop_signal_guard", default=None)
+
+
+class AlreadyRecorded(Exception):
+    """The delivery's guard key exists: another run already recorded it."""
+
+    def __init__(self, signal_id: str) -> None:
+        super().__init__(signal_id)
+        self.signal_id = signal_id
+
+
+class _GuardHook(IssueHook):
+    """WATCHes the delivery guard inside the issue-create transaction.
+
+    ``prepare`` runs before MULTI: if the guard exists the create is abandoned; if another
+    run sets it between here and EXEC, the EXEC fails (WatchError), the transaction is
+    retried and this check then sees the guard. Issue updates and deletes are untouched.
+    """
+
+    def prepare(self, pipe: Any, old: Row | None, new: Row) -> Any:
+        guard = _GUARD.get()
+        if guard is None or old is not None:
+            return None
+        pipe.watch(guard)
+        existing = pipe.get(guard)
+        if existing is not None:
+            raise AlreadyRecorded(existing)
+        return None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    signal: Row
+    issue: Row
+    created: bool
+
+
+def title_for(source: str, type_: str, payload: Mapping[str, Any]) -> str:
+    """``[<source>] <type>: <summary>`` (contract 4.1), summary = message, title or type."""
+    summary = payload.get("message")
+    if not isinstance(summary, str):
+        summary = payload.get("title")
+    if not isinstance(summary, str):
+        summary = type_
+    return clip(f"[{source}] {type_}: {summary}")
+
+
+def clip(title: str) -> str:
+    """Titles are bounded like user-written ones (500 characters)."""
+    return title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1] + "…"
+
+
+class Signals:
+    """Create (atomically with the issue), get and list signals."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.s = store
+        self.k = store.keys
+        # First, so its WATCH precedes any read another hook makes in prepare.
+        store.issue_hooks.insert(0, _GuardHook())
+
+    # ------------------------------------------------------------------ reads
+    def get(self, signal_id: str) -> Row | None:
+        return self.s.get_row("signal", SIGNAL_FIELDS, signal_id)
+
+    def get_live(self, signal_id: str) -> Row:
+        return self.s.live_row("signal", SIGNAL_FIELDS, signal_id, "Signal not found")
+
+    @staticmethod
+    def wire(signal: Row) -> Row:
+        return models.wire(SIGNAL_FIELDS, signal)
+
+    def list(self, filters: Mapping[str, Any], limit: int, offset: int) -> tuple[list[Row], int]:  # noqa: A003
+        """Signals matching every filter (source, severity, projectId), creation order."""
+        sets = [self.k.signal_index(field, str(filters[name]))
+                for name, field in FILTERS.items() if filters.get(name) is not None]
+        if not sets:
+            return self.s.page(self.k.signal_index(), "signal", SIGNAL_FIELDS, limit, offset)
+        if len(sets) == 1:
+            return self.s.page(sets[0], "signal", SIGNAL_FIELDS, limit, offset)
+        tmp = self.k.tmp(secrets.token_hex(8))
+        pipe = self.s.r.pipeline(transaction=True)
+        pipe.zinterstore(tmp, sets, aggregate="MAX")
+        pipe.zrange(tmp, offset, offset + limit - 1)
+        pipe.zcard(tmp)
+        pipe.delete(tmp)
+        _, ids, total, _ = pipe.execute()
+        return self.s.get_rows("signal", SIGNAL_FIELDS, ids), int(total)
+
+    def recorded(self, guard: str) -> Recorded | None:
+        """What an earlier run of the delivery guarded by ``guard`` recorded, if any."""
+        signal_id = self.s.r.get(guard)
+        return self._recorded(signal_id) if signal_id else None
+
+    def _recorded(self, signal_id: str) -> Recorded:
+        signal = self.get(signal_id)
+        issue = self.s.issues.get(signal["issueId"]) if signal else None
+        if signal is None or issue is None:
+            # The guard outlived nothing: signals and issues are never hard-deleted.
+            raise LookupError(f"guard names signal {signal_id!r} which does not exist")
+        return Recorded(signal, issue, created=False)
+
+    # ------------------------------------------------------------------ writes
+    def issue_data(self, source: str, severity: str, payload: Mapping[str, Any], title: str,
+                   project_id: str | None = None, description: str | None = None) -> Row:
+        """The triage issue of a signal: type signal, priority from severity, promoted to
+        ``todo`` unless ``promote_signals_to_todo`` is off (improvement 2)."""
+        return {
+            "title": clip(title), "description": description, "type": "signal",
+            "status": "todo" if self.s.settings.promote_signals_to_todo else "triage",
+            "priority": PRIORITY[severity], "projectId": project_id,
+            "signalSource": source, "signalPayload": dict(payload),
+        }
+
+    def create(self, signal_data: Mapping[str, Any], issue_data: Mapping[str, Any],
+               guard: str | None = None, guard_ttl: int | None = None) -> Recorded:
+        """Write the signal and its issue in one MULTI. With ``guard``, at most once per guard:
+        a second call returns what the first recorded (``created=False``)."""
+        signal: Row = dict.fromkeys(SIGNAL_FIELDS)
+        signal.update({k: v for k, v in signal_data.items() if k in SIGNAL_FIELDS})
+        signal.update(id=new_id(), createdAt=self.s.now(), projectId=issue_data.get("projectId"))
+        if guard is not None:
+            done = self.recorded(guard)
+            if done is not None:
+                return done
+
+        def stage(pipe: Any, issue: Row) -> None:
+            signal["issueId"] = issue["id"]
+            sid, score = signal["id"], issue["number"]
+            self.s.write_row(pipe, "signal", SIGNAL_FIELDS, sid, signal)
+            pipe.zadd(self.k.signal_index(), {sid: score})
+            for name, field in FILTERS.items():
+                if signal.get(name) is not None:
+                    pipe.zadd(self.k.signal_index(field, str(signal[name])), {sid: score})
+            if guard is not None:
+                pipe.set(guard, sid, ex=guard_ttl)
+
+        token = _GUARD.set(guard)
+        try:
+            issue = self.s.issues.create(issue_data, extra=stage)
+        except AlreadyRecorded as exc:
+            return self._recorded(exc.signal_id)
+        finally:
+            _GUARD.reset(token)
+        return Recorded(signal, issue, created=True)
+
+
+def install(store: RedisStore) -> None:
+    """Attach ``store.signals`` (called from :func:`loop.extensions.install`)."""
+    setattr(store, "signals", Signals(store))  # noqa: B010 - the facade declares no optional services
+
+
+def service(store: Any) -> Signals:
+    """``store.signals``, typed."""
+    svc: Signals = store.signals
+    return svc

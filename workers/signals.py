@@ -1,0 +1,106 @@
+"""The RQ job that turns an accepted webhook delivery into a signal and its triage issue.
+
+Idempotent: the delivery's "done" guard (``P:signals:done:<provider>:<digest>``) is written in
+the same MULTI as the signal and the issue, and WATCHed while that transaction prepares (see
+:mod:`loop.store.signals`). A retry after a crash, a requeue by an operator, or two workers
+running the same job concurrently all end with exactly one signal and one issue.
+
+The job writes to the Redis it was dequeued from, in the namespace named by the job itself,
+so one worker pool can serve several namespaces and tests can use unique namespaces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+
+from loop.clock import SystemClock
+from loop.errors import ConfigError
+from loop.settings import Settings
+from loop.signals.providers import PROVIDERS
+from loop.store import RedisStore
+from loop.store.signals import service
+
+#: Test-only hook: a directory; when ``<dir>/<point>`` exists the job writes its pid to
+#: ``<dir>/<point>.pid`` and waits until the file is removed (lets a test SIGKILL the
+#: work-horse at a known point). Unset in production.
+HOLD_ENV = "LOOP_TEST_SIGNAL_JOB_HOLD"
+
+
+@cache
+def _base_settings() -> Settings:
+    """The worker process's settings when its environment has them, defaults otherwise."""
+    try:
+        return Settings.from_env()
+    except ConfigError:
+        return Settings()
+
+
+_clients: dict[tuple[int, int], redis.Redis] = {}
+
+
+def _decoding_client(conn: redis.Redis) -> redis.Redis:
+    """A ``str``-returning client on the RQ connection's server (cached per process)."""
+    key = (os.getpid(), id(conn.connection_pool))
+    client = _clients.get(key)
+    if client is None:
+        pool = conn.connection_pool
+        kwargs = {**pool.connection_kwargs, "decode_responses": True}
+        client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
+        _clients[key] = client
+    return client
+
+
+def store_for(spec: dict[str, Any], client: redis.Redis | None = None) -> RedisStore:
+    if client is None:
+        from rq import get_current_job
+
+        job = get_current_job()
+        if job is None:
+            raise RuntimeError("normalize_delivery needs a client outside an RQ worker")
+        client = _decoding_client(job.connection)
+    settings = dataclasses.replace(
+        _base_settings(), namespace=spec["namespace"], promote_signals_to_todo=bool(spec["promote"]))
+    return RedisStore(client, settings, SystemClock())
+
+
+def _hold(point: str) -> None:
+    folder = os.environ.get(HOLD_ENV)
+    if not folder:
+        return
+    gate = Path(folder) / point
+    if not gate.exists():
+        return
+    Path(folder, f"{point}.pid").write_text(str(os.getpid()))
+    while gate.exists():
+        time.sleep(0.02)
+
+
+def normalize_delivery(spec: dict[str, Any], client: redis.Redis | None = None) -> dict[str, Any]:
+    """Map the delivery's payload to a signal + triage issue (at most once per delivery)."""
+    store = store_for(spec, client)
+    provider = PROVIDERS[spec["provider"]]
+    guard = store.keys.signal_done(spec["provider"], spec["digest"])
+    payload = orjson.loads(spec["body"])
+    normalized = provider.normalize(spec.get("meta") or {}, payload)
+    if normalized is None:
+        return {"deliveryId": spec["deliveryId"], "status": "ignored"}
+    signals = service(store)
+    _hold("before-write")
+    issue_data = signals.issue_data(normalized.source, normalized.severity, payload, normalized.title,
+                                    description=normalized.description)
+    recorded = signals.create(
+        {"source": normalized.source, "sourceId": normalized.source_id, "type": normalized.type,
+         "severity": normalized.severity, "payload": payload, "deliveryId": spec["deliveryId"]},
+        issue_data, guard=guard, guard_ttl=int(spec.get("dedupTtl") or 7 * 24 * 3600),
+    )
+    _hold("after-write")
+    return {"deliveryId": spec["deliveryId"], "status": "created" if recorded.created else "existing",
+            "signalId": recorded.signal["id"], "issueId": recorded.issue["id"]}
