@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 def install(store: RedisStore) -> None:
     """Attach every installed subsystem's services to ``store``."""
+    from loop import dispatch
+
+    dispatch.install(store)
     from loop.store import signals
 
     signals.install(store)
