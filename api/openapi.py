@@ -8,6 +8,7 @@ from typing import Any
 
 from api.http import Route
 from loop import models
+from loop.dispatch.sessions import SESSION_FIELDS
 
 TAGS = ["System", "Issues", "Relations", "Comments", "Projects", "Goals", "Labels", "Signals", "Templates",
         "Prompt Reviews", "Dispatch", "Dashboard", "Webhooks", "Keys", "Sessions"]
@@ -25,6 +26,7 @@ ENTITY_FIELDS: dict[str, Mapping[str, str]] = {
 }
 #: Further entities registered by subsystems (signals, templates, sessions...).
 EXTRA_ENTITIES: dict[str, Mapping[str, str]] = {}
+EXTRA_ENTITIES["AgentSession"] = SESSION_FIELDS
 
 
 def entity_schema(fields: Mapping[str, str]) -> dict[str, Any]:

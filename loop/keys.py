@@ -49,6 +49,19 @@ P:prompts:generation                   string  INCR on every template/version wr
 P:prompts:seeded                       string  seed revision written (idempotent seeding)
 P:prompts:improvement:<templateId>     string  id of the open prompt-improvement issue
 P:prompts:improvement:<tid>:lock       string  short NX lock while that issue is created
+P:dispatch:ready                       zset    dispatchable issues "<id>|<projectId>", score = static score
+P:dispatch:ready:project:<projectId>   zset    the same members for one project
+P:dispatch:issue:<id>                  hash    dispatch state: blocked (count), session, strikes
+P:dispatch:blockers:<id>               hash    blocker id -> relation rows making it block <id>
+P:dispatch:blocking:<id>               hash    blocked id -> relation rows making <id> block it
+P:dispatch:leases                      zset    active session ids, score = lease expiry (ms)
+P:dispatch:goalbonus                   hash    projectId -> goal bonus now applied to its scores
+P:dispatch:goal_links / project_links  hash    goalId -> projectId / projectId -> goalId (indexed)
+P:dispatch:project_goals:<projectId>   set     goals whose projectId is the project
+P:dispatch:goal_projects:<goalId>      set     projects whose goalId is the goal
+P:dispatch:version:<versionId>         hash    session counters of one prompt version
+P:session:<id>                         hash    one agent session (claim)
+P:issue:<id>:sessions                  zset    session ids of an issue, score = claimedAt
 =====================================  ======  ===============================================
 
 Dispatch, signals and prompt keys are listed in docs/architecture.md next to these and are
@@ -148,6 +161,49 @@ class Keys:
     def all_pattern(self) -> str:
         """SCAN pattern matching every key of this namespace (tests, reset)."""
         return self.prefix + ":*"
+
+    # dispatch (docs/dispatch.md)
+    def dispatch_ready(self, project_id: str | None = None) -> str:
+        """Ready set: every dispatchable issue, or those of one project."""
+        if project_id:
+            return self._k("dispatch", "ready", "project", project_id)
+        return self._k("dispatch", "ready")
+
+    def dispatch_state(self, issue_id: str) -> str:
+        return self._k("dispatch", "issue", issue_id)
+
+    def dispatch_blockers(self, issue_id: str) -> str:
+        return self._k("dispatch", "blockers", issue_id)
+
+    def dispatch_blocking(self, issue_id: str) -> str:
+        return self._k("dispatch", "blocking", issue_id)
+
+    def dispatch_leases(self) -> str:
+        return self._k("dispatch", "leases")
+
+    def dispatch_goal_bonus(self) -> str:
+        return self._k("dispatch", "goalbonus")
+
+    def dispatch_goal_links(self) -> str:
+        return self._k("dispatch", "goal_links")
+
+    def dispatch_project_links(self) -> str:
+        return self._k("dispatch", "project_links")
+
+    def dispatch_project_goals(self, project_id: str) -> str:
+        return self._k("dispatch", "project_goals", project_id)
+
+    def dispatch_goal_projects(self, goal_id: str) -> str:
+        return self._k("dispatch", "goal_projects", goal_id)
+
+    def dispatch_version(self, version_id: str) -> str:
+        return self._k("dispatch", "version", version_id)
+
+    def session(self, session_id: str) -> str:
+        return self._k("session", session_id)
+
+    def issue_sessions(self, issue_id: str) -> str:
+        return self._k("issue", issue_id, "sessions")
 
     # prompt engine (loop/prompts)
     def template_versions(self, template_id: str) -> str:

@@ -5,15 +5,17 @@ Subsystems append their module here (one line each) to join the app and the Open
 
 from api.resources import (
     comments,
+    dispatch,
     goals,
     issues,
     keys,
     labels,
     projects,
     relations,
+    sessions,
     signals,
     system,
     webhooks,
 )
 
-ROUTE_MODULES = [system, issues, relations, comments, projects, goals, labels, keys, signals, webhooks]
+ROUTE_MODULES = [system, issues, relations, comments, projects, goals, labels, keys, dispatch, sessions, signals, webhooks]

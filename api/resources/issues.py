@@ -106,9 +106,10 @@ class IssueItem:
 
 
 def _patch_context(api: Api, req: falcon.Request) -> dict[str, object]:
-    """Extra arguments for ``issues.update`` (dispatch adds claim-token fencing here)."""
-    hook = getattr(api.store, "patch_check", None)
-    return {"check": hook(req)} if hook is not None else {}
+    """Extra arguments for ``issues.update``: a claim token (``X-Loop-Claim-Token``) is fenced."""
+    token = req.get_header("X-Loop-Claim-Token")
+    dispatch = getattr(api.store, "dispatch", None)
+    return {"check": dispatch.fence(token)} if token and dispatch is not None else {}
 
 
 class IssueLabels:

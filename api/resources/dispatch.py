@@ -1,0 +1,50 @@
+"""``/api/dispatch``: claim the next issue (``/next``) and preview the queue (``/queue``)."""
+
+from __future__ import annotations
+
+import falcon
+
+from api.http import Api, Op, Route, no_content, send
+from loop.schema import PAGINATION, Query, Str
+
+NEXT_QUERY = Query({"projectId": Str(min_len=1, description="Only dispatch issues of this project")})
+QUEUE_QUERY = Query({"projectId": Str(min_len=1), **PAGINATION})
+
+
+class Next:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        q = self.api.query(req, NEXT_QUERY)
+        agent = req.context.key_name or "anonymous"
+        result = self.api.store.dispatch.next(agent, q.get("projectId"))
+        if result is None:
+            no_content(resp)
+            return
+        send(resp, result)
+
+
+class DispatchQueue:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        q = self.api.query(req, QUEUE_QUERY)
+        items, total = self.api.store.dispatch.queue(q.get("projectId"), q["limit"], q["offset"])
+        send(resp, {"data": items, "total": total})
+
+
+def routes(api: Api) -> list[Route]:
+    t = "Dispatch"
+    return [
+        Route("/api/dispatch/next", Next(api), [
+            Op("GET", "Claim the best eligible issue: its prompt and a leased claim (204 when none)", t,
+               query=NEXT_QUERY, responses={200: "Claimed", 204: "Nothing eligible", 400: "Invalid",
+                                            500: "Prompt rendering failed; the issue was returned to the queue"}),
+        ]),
+        Route("/api/dispatch/queue", DispatchQueue(api), [
+            Op("GET", "Eligible issues, best first, with score and breakdown", t, query=QUEUE_QUERY,
+               responses={200: "OK", 400: "Invalid"}),
+        ]),
+    ]

@@ -1,0 +1,126 @@
+"""Recompute the dispatch indexes from the source rows and compare (tests, operators).
+
+``audit(store)`` returns a list of human-readable discrepancies, empty when the incremental
+indexes match a from-scratch computation. It scans every issue and relation, so it is a
+maintenance tool, never on a request path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from loop import models
+from loop.dispatch import scoring
+from loop.dispatch.index import Index, blocking_pair, eligible, unresolved
+from loop.models import ISSUE_FIELDS, RELATION_FIELDS, Row
+
+if TYPE_CHECKING:
+    from loop.store.base import RedisStore
+
+
+def expected(store: RedisStore) -> tuple[dict[str, float], dict[str, int]]:
+    """``({member: stored score}, {issueId: unresolved blocker count})`` computed from the rows."""
+    k, r = store.keys, store.r
+    issues: dict[str, Row] = {}
+    for key in r.scan_iter(match=k.issue("*"), count=1000):
+        if key.count(":") != 2:  # P:issue:<id> only, not P:issue:<id>:labels etc.
+            continue
+        raw = r.hgetall(key)
+        if raw and "id" in raw:
+            row = models.decode(ISSUE_FIELDS, raw)
+            issues[row["id"]] = row
+    pairs: set[tuple[str, str]] = set()
+    for key in r.scan_iter(match=k.row("relation", "*"), count=1000):
+        rel = models.decode(RELATION_FIELDS, r.hgetall(key))
+        pair = blocking_pair(rel)
+        if pair is not None:
+            pairs.add(pair)
+    blocked: dict[str, int] = {}
+    for blocker, target in pairs:
+        if unresolved(issues.get(blocker)):
+            blocked[target] = blocked.get(target, 0) + 1
+    bonuses = Index(store).bonuses(row["projectId"] for row in issues.values())
+    ready: dict[str, float] = {}
+    for iid, row in issues.items():
+        if eligible(row, blocked.get(iid, 0)):
+            bonus = bonuses.get(row["projectId"] or "", 0)
+            ready[scoring.member(iid, row["projectId"])] = scoring.stored_score(row, bonus)
+    return ready, blocked
+
+
+def audit(store: RedisStore) -> list[str]:
+    k, r = store.keys, store.r
+    problems: list[str] = []
+    ready, blocked = expected(store)
+    actual = dict(r.zrange(k.dispatch_ready(), 0, -1, withscores=True))
+    for m in sorted(set(ready) | set(actual)):
+        if m not in actual:
+            problems.append(f"{m} is eligible but not in the ready set")
+        elif m not in ready:
+            problems.append(f"{m} is in the ready set but not eligible")
+        elif abs(actual[m] - ready[m]) > 1e-6:
+            problems.append(f"{m} has score {actual[m]}, expected {ready[m]}")
+    by_project: dict[str, dict[str, float]] = {}
+    for m, sc in ready.items():
+        pid = scoring.parse_member(m)[1]
+        if pid:
+            by_project.setdefault(pid, {})[m] = sc
+    for key in r.scan_iter(match=k.dispatch_ready("*"), count=1000):
+        pid = key.split(":project:", 1)[1]
+        if set(r.zrange(key, 0, -1)) != set(by_project.get(pid, {})):
+            problems.append(f"ready set of project {pid} differs from the eligible issues of that project")
+        by_project.pop(pid, None)
+    for pid, members in by_project.items():
+        if members:
+            problems.append(f"project {pid} has eligible issues but no ready set")
+    for key in r.scan_iter(match=k.dispatch_state("*"), count=1000):
+        iid = key.rsplit(":", 1)[1]
+        have = int(r.hget(key, "blocked") or 0)
+        if have != blocked.get(iid, 0):
+            problems.append(f"issue {iid} has blocked={have}, expected {blocked.get(iid, 0)}")
+        blocked.pop(iid, None)
+    for iid, n in blocked.items():
+        if n:
+            problems.append(f"issue {iid} has {n} unresolved blockers but no blocked count")
+    problems += _audit_sessions(store)
+    problems += _audit_bonuses(store)
+    return problems
+
+
+def _audit_bonuses(store: RedisStore) -> list[str]:
+    """The applied goal bonus of every project matches its goals (improvement 7)."""
+    k, r = store.keys, store.r
+    goals = [models.decode(models.GOAL_FIELDS, r.hgetall(key))
+             for key in r.scan_iter(match=k.row("goal", "*"), count=1000)]
+    active = {g["id"]: g for g in goals if g["deletedAt"] is None and g["status"] == "active"}
+    want: dict[str, int] = {}
+    for key in r.scan_iter(match=k.row("project", "*"), count=1000):
+        p = models.decode(models.PROJECT_FIELDS, r.hgetall(key))
+        if p["deletedAt"] is None and (p["goalId"] in active or any(g["projectId"] == p["id"] for g in active.values())):
+            want[p["id"]] = scoring.GOAL_BONUS
+    have = {pid: int(v) for pid, v in r.hgetall(k.dispatch_goal_bonus()).items()}
+    return [f"project {pid} has goal bonus {have.get(pid, 0)}, expected {want.get(pid, 0)}"
+            for pid in sorted(set(want) | set(have)) if have.get(pid, 0) != want.get(pid, 0)]
+
+
+def _audit_sessions(store: RedisStore) -> list[str]:
+    """Every lease is an active session held by an in_progress issue, and vice versa."""
+    k, r = store.keys, store.r
+    problems: list[str] = []
+    leases = dict(r.zrange(k.dispatch_leases(), 0, -1, withscores=True))
+    holders: dict[str, str] = {}
+    for key in r.scan_iter(match=k.dispatch_state("*"), count=1000):
+        sid = r.hget(key, "session")
+        if sid:
+            holders[sid] = key.rsplit(":", 1)[1]
+    for sid in sorted(set(leases) | set(holders)):
+        session = r.hgetall(k.session(sid))
+        iid = holders.get(sid)
+        if sid not in leases or iid is None or session.get("status") != "active":
+            problems.append(f"session {sid}: lease={sid in leases}, holder={iid}, status={session.get('status')}")
+            continue
+        if session.get("issueId") != iid or r.hget(k.issue(iid), "status") != "in_progress":
+            problems.append(f"session {sid} is active but issue {iid} is not in_progress under it")
+        if int(session["expiresAt"]) != int(leases[sid]):
+            problems.append(f"session {sid} expires at {session['expiresAt']}, its lease at {leases[sid]}")
+    return problems

@@ -1,0 +1,233 @@
+"""Keeps the ready sets and blocker counts exact, inside every issue and relation write.
+
+Invariant (checked by the stateful test): an issue is in ``P:dispatch:ready`` (and in its
+project's ready set) iff it is live, ``todo`` and has no unresolved blocker. The blocked
+count of an issue is the number of *distinct* unresolved issues blocking it, via ``blocks``
+rows on the blocker or ``blocked_by`` rows on the blocked issue (improvement 3). A blocker is
+resolved when done, canceled or deleted. Both hooks run inside the WATCH/MULTI transaction of
+the write, so a blocker's resolution and its dependents' release happen in one atomic step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from loop import models
+from loop.dispatch import scoring, sessions
+from loop.models import ISSUE_FIELDS, RESOLVED_STATUSES, Row
+from loop.store.base import IssueHook
+from loop.store.relations import RelationHook
+
+if TYPE_CHECKING:
+    from loop.store.base import RedisStore
+
+#: ``(member, projectId, stored score)`` of an issue that belongs in the ready sets.
+Entry = tuple[str, str | None, float]
+BLOCKING_TYPES = ("blocks", "blocked_by")
+
+
+def eligible(row: Row | None, blocked: int) -> bool:
+    return row is not None and row["deletedAt"] is None and row["status"] == "todo" and blocked <= 0
+
+
+def unresolved(row: Row | None) -> bool:
+    return row is not None and row["deletedAt"] is None and row["status"] not in RESOLVED_STATUSES
+
+
+def blocking_pair(relation: Row) -> tuple[str, str] | None:
+    """``(blocker, blocked)`` of a relation row that blocks, else ``None``."""
+    if relation["type"] == "blocks":
+        return relation["issueId"], relation["relatedIssueId"]
+    if relation["type"] == "blocked_by":
+        return relation["relatedIssueId"], relation["issueId"]
+    return None
+
+
+@dataclass
+class Plan:
+    """Writes decided while watching, queued after MULTI."""
+
+    moves: list[tuple[Entry | None, Entry | None]] = field(default_factory=list)
+    blocked: dict[str, int] = field(default_factory=dict)
+    close: tuple[dict[str, str], str, str | None, str | None] | None = None
+    strike: str | None = None
+    reset_strikes: str | None = None
+    label: tuple[str, str, int] | None = None
+    #: ``(blocker, blocked, relation rows between them after the write)``
+    edges: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+class Index:
+    """Shared reads and writes of the ready sets."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.s = store
+        self.k = store.keys
+
+    def bonuses(self, project_ids: Iterable[str | None]) -> dict[str, int]:
+        ids = sorted({p for p in project_ids if p})
+        if not ids:
+            return {}
+        values = self.s.r.hmget(self.k.dispatch_goal_bonus(), ids)
+        return {p: int(v or 0) for p, v in zip(ids, values, strict=True)}
+
+    def entry(self, row: Row | None, blocked: int, bonuses: dict[str, int]) -> Entry | None:
+        if row is None or not eligible(row, blocked):
+            return None
+        pid = row["projectId"]
+        bonus = bonuses.get(pid, 0) if pid else 0
+        return scoring.member(row["id"], pid), pid, scoring.stored_score(row, bonus)
+
+    def stage_move(self, pipe: Any, before: Entry | None, after: Entry | None) -> None:
+        if before == after:
+            return
+        if before is not None and (after is None or after[0] != before[0]):
+            pipe.zrem(self.k.dispatch_ready(), before[0])
+            if before[1]:
+                pipe.zrem(self.k.dispatch_ready(before[1]), before[0])
+        if after is not None:
+            pipe.zadd(self.k.dispatch_ready(), {after[0]: after[2]})
+            if after[1]:
+                pipe.zadd(self.k.dispatch_ready(after[1]), {after[0]: after[2]})
+
+    def stage_blocked(self, pipe: Any, issue_id: str, count: int) -> None:
+        if count > 0:
+            pipe.hset(self.k.dispatch_state(issue_id), "blocked", count)
+        else:
+            pipe.hdel(self.k.dispatch_state(issue_id), "blocked")
+
+    def read_dependents(self, pipe: Any, ids: list[str]) -> list[tuple[Row | None, int]]:
+        """Rows and blocked counts of ``ids``, after watching them on ``pipe``."""
+        if not ids:
+            return []
+        pipe.watch(*[k for i in ids for k in (self.k.issue(i), self.k.dispatch_state(i))])
+        # Batched on another connection: the WATCH above already guards these keys.
+        reader = self.s.r.pipeline(transaction=False)
+        for i in ids:
+            reader.hgetall(self.k.issue(i))
+            reader.hget(self.k.dispatch_state(i), "blocked")
+        out = reader.execute()
+        return [
+            (models.decode(ISSUE_FIELDS, out[2 * n]) if out[2 * n] else None, int(out[2 * n + 1] or 0))
+            for n in range(len(ids))
+        ]
+
+    def plan_dependent(self, plan: Plan, row: Row | None, blocked: int, delta: int,
+                       bonuses: dict[str, int], issue_id: str) -> None:
+        after = blocked + delta
+        plan.blocked[issue_id] = after
+        plan.moves.append((self.entry(row, blocked, bonuses), self.entry(row, after, bonuses)))
+
+
+class DispatchIssueHook(IssueHook):
+    """Ready-set membership, rescoring, blocker resolution and session closing for issue writes."""
+
+    def __init__(self, index: Index) -> None:
+        self.ix = index
+        self.k = index.k
+
+    def prepare(self, pipe: Any, old: Row | None, new: Row) -> Plan:
+        k, iid = self.k, new["id"]
+        pipe.watch(k.dispatch_state(iid), k.dispatch_goal_bonus())
+        state: dict[str, str] = pipe.hgetall(k.dispatch_state(iid))
+        blocked = int(state.get("blocked", 0))
+        plan = Plan()
+        dependents: list[str] = []
+        if old is not None and unresolved(old) != unresolved(new):
+            pipe.watch(k.dispatch_blocking(iid))
+            dependents = sorted(pipe.hkeys(k.dispatch_blocking(iid)))
+        rows = self.ix.read_dependents(pipe, dependents)
+        bonuses = self.ix.bonuses([old["projectId"] if old else None, new["projectId"],
+                                   *[r["projectId"] for r, _ in rows if r]])
+        plan.moves.append((self.ix.entry(old, blocked, bonuses), self.ix.entry(new, blocked, bonuses)))
+        delta = 1 if unresolved(new) else -1
+        for dep_id, (row, count) in zip(dependents, rows, strict=True):
+            self.ix.plan_dependent(plan, row, count, delta, bonuses, dep_id)
+        self._plan_session(pipe, plan, state, old, new)
+        return plan
+
+    def _plan_session(self, pipe: Any, plan: Plan, state: dict[str, str], old: Row | None, new: Row) -> None:
+        k, iid = self.k, new["id"]
+        todo_again = new["deletedAt"] is None and new["status"] == "todo"
+        intent = sessions.current_intent()
+        sid = state.get("session")
+        if sid and (new["deletedAt"] is not None or new["status"] != "in_progress"):
+            pipe.watch(k.session(sid))
+            session: dict[str, str] = pipe.hgetall(k.session(sid))
+            if session.get("status") == "active":
+                if intent is not None and intent.session_id == sid:
+                    outcome, reason = intent.outcome, intent.reason
+                    if intent.label_id:
+                        plan.label = (iid, intent.label_id, int(new["number"]))
+                else:
+                    outcome, reason = sessions.default_outcome(new)
+                    intent = None
+                summary = new["agentSummary"] if outcome == "completed" else None
+                plan.close = (session, outcome, reason, summary)
+                if outcome in sessions.STRIKE_OUTCOMES:
+                    plan.strike = iid
+        elif (intent is None and todo_again and old is not None and old["status"] not in ("todo", "in_progress")
+              and state.get("strikes")):
+            # A person re-queued a parked issue: it gets a fresh set of strikes.
+            plan.reset_strikes = iid
+
+    def stage(self, pipe: Any, old: Row | None, new: Row, plan: Plan) -> None:
+        for before, after in plan.moves:
+            self.ix.stage_move(pipe, before, after)
+        for dep_id, count in plan.blocked.items():
+            self.ix.stage_blocked(pipe, dep_id, count)
+        if plan.close is not None:
+            session, outcome, reason, summary = plan.close
+            sessions.stage_close(pipe, self.k, session, outcome, self.ix.s.now(), reason, summary)
+        if plan.strike:
+            pipe.hincrby(self.k.dispatch_state(plan.strike), "strikes", 1)
+        if plan.reset_strikes:
+            pipe.hdel(self.k.dispatch_state(plan.reset_strikes), "strikes")
+        if plan.label is not None:
+            iid, label_id, number = plan.label
+            pipe.sadd(self.k.issue_labels(iid), label_id)
+            pipe.zadd(self.k.issue_index("label", label_id), {iid: number})
+
+
+class DispatchRelationHook(RelationHook):
+    """Counts blocking edges per (blocker, blocked) pair; the first/last edge (un)blocks."""
+
+    def __init__(self, index: Index) -> None:
+        self.ix = index
+        self.k = index.k
+
+    def prepare(self, pipe: Any, relation: Row, added: bool) -> Plan | None:
+        pair = blocking_pair(relation)
+        if pair is None:
+            return None
+        blocker, blocked_id = pair
+        k = self.k
+        pipe.watch(k.issue(blocker), k.dispatch_blockers(blocked_id), k.dispatch_goal_bonus())
+        edges = int(pipe.hget(k.dispatch_blockers(blocked_id), blocker) or 0)
+        raw = pipe.hgetall(k.issue(blocker))
+        blocker_row = models.decode(ISSUE_FIELDS, raw) if raw else None
+        plan = Plan(edges=[(blocker, blocked_id, edges + (1 if added else -1))])
+        first_or_last = (edges == 0) if added else (edges == 1)
+        if first_or_last and unresolved(blocker_row):
+            ((row, count),) = self.ix.read_dependents(pipe, [blocked_id])
+            bonuses = self.ix.bonuses([row["projectId"] if row else None])
+            self.ix.plan_dependent(plan, row, count, 1 if added else -1, bonuses, blocked_id)
+        return plan
+
+    def stage(self, pipe: Any, relation: Row, added: bool, plan: Plan | None) -> None:
+        if plan is None:
+            return
+        for blocker, blocked_id, count in plan.edges:
+            # The two maps are always written together, so watching one of them guards both.
+            for key, fld in ((self.k.dispatch_blockers(blocked_id), blocker),
+                             (self.k.dispatch_blocking(blocker), blocked_id)):
+                if count > 0:
+                    pipe.hset(key, fld, count)
+                else:
+                    pipe.hdel(key, fld)
+        for before, after in plan.moves:
+            self.ix.stage_move(pipe, before, after)
+        for dep_id, count in plan.blocked.items():
+            self.ix.stage_blocked(pipe, dep_id, count)

@@ -1,0 +1,286 @@
+"""``store.dispatch``: claim, leases, sessions, fencing and the queue preview."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from loop.clock import iso
+from loop.dispatch import scoring, sessions
+from loop.dispatch.claim import Claim, Claimer
+from loop.dispatch.goals import GoalBonus
+from loop.dispatch.index import Index
+from loop.dispatch.sessions import Intent
+from loop.errors import Conflict, Forbidden, LoopError, NotFound
+from loop.models import Row
+
+if TYPE_CHECKING:
+    from loop.store.base import RedisStore
+
+log = logging.getLogger("loop.dispatch")
+
+STALE_TOKEN = "Stale claim token: this issue's claim was released, expired or taken over"
+LEASE_EXPIRED = "The claim's lease has expired; the issue went back to the queue"
+#: Expired leases handled per sweep (the claim path sweeps before claiming).
+SWEEP_BATCH = 100
+ISSUE_BRIEF = ("id", "number", "title", "type", "priority", "status")
+
+
+class RenderFailed(LoopError):
+    """The claimed issue's prompt could not be rendered; the claim was given back (HTTP 500)."""
+
+
+class _Skip(Exception):
+    """The session changed under us (heartbeat, another sweeper): nothing to do."""
+
+
+class _Drift(Exception):
+    """The session is active but its issue is no longer held by it: close the session alone."""
+
+
+class Dispatch:
+    def __init__(self, store: RedisStore) -> None:
+        self.s = store
+        self.k = store.keys
+        self.index = Index(store)
+        self.goals = GoalBonus(store)
+        self.claimer = Claimer(store)
+
+    # ------------------------------------------------------------------ claim
+    def next(self, agent: str, project_id: str | None = None) -> dict[str, Any] | None:
+        """Claim the best eligible issue and render its prompt; ``None`` when nothing is eligible."""
+        pipe = self.s.r.pipeline(transaction=False)
+        pipe.zrangebyscore(self.k.dispatch_leases(), "-inf", self.s.now(), start=0, num=1)
+        self.claimer.candidates_pipeline(pipe, project_id)
+        due, members = pipe.execute()
+        if due:
+            self.expire_due()
+            members = None
+        claim = self.claimer.claim(agent, project_id, members)
+        if claim is None:
+            return None
+        prompt, meta = self._render(claim)
+        issue = {f: claim.issue[f] for f in ISSUE_BRIEF}
+        ticket = {"sessionId": claim.session_id, "token": claim.token, "expiresAt": iso(claim.expires_at)}
+        body = {"issue": issue, "prompt": prompt, "meta": meta, "claim": ticket}
+        return {**body, "data": dict(body)}
+
+    def claim(self, agent: str, project_id: str | None = None) -> Claim | None:
+        """The bare claim (no prompt): used by tests and benchmarks."""
+        return self.claimer.claim(agent, project_id)
+
+    def _render(self, claim: Claim) -> tuple[str | None, dict[str, Any] | None]:
+        prompts = getattr(self.s, "prompts", None)
+        if prompts is None:
+            return None, None
+        try:
+            prompt, meta = prompts.render_for_dispatch(
+                claim.issue, {"sessionId": claim.session_id, "expiresAt": claim.expires_at})
+        except LoopError as exc:
+            self.fail(claim.session_id, f"prompt rendering failed: {exc.message}")
+            raise RenderFailed(
+                f"Could not render the prompt for issue #{claim.issue['number']}: {exc.message}. "
+                "The issue was returned to the queue."
+            ) from exc
+        except Exception:
+            self.fail(claim.session_id, "prompt rendering failed: internal error")
+            raise
+        version = (meta or {}).get("versionId")
+        if version:
+            pipe = self.s.r.pipeline(transaction=True)
+            pipe.hset(self.k.session(claim.session_id), "versionId", version)
+            pipe.hincrby(self.k.dispatch_version(version), "dispatched", 1)
+            pipe.execute()
+        return prompt, meta
+
+    # ------------------------------------------------------------------ sessions
+    def get_session(self, session_id: str) -> Row:
+        raw = self.s.r.hgetall(self.k.session(session_id))
+        if not raw:
+            raise NotFound("Session not found")
+        return sessions.decode(raw)
+
+    def sessions_for_issue(self, issue_id: str) -> list[Row]:
+        """Every session of the issue as wire dicts, oldest claim first."""
+        rows, _ = self.list_sessions(issue_id, 0, -1)
+        return rows
+
+    def list_sessions(self, issue_id: str, offset: int, limit: int) -> tuple[list[Row], int]:
+        key = self.k.issue_sessions(issue_id)
+        pipe = self.s.r.pipeline(transaction=False)
+        pipe.zrange(key, offset, offset + limit - 1 if limit > 0 else -1)
+        pipe.zcard(key)
+        ids, total = pipe.execute()
+        reader = self.s.r.pipeline(transaction=False)
+        for sid in ids:
+            reader.hgetall(self.k.session(sid))
+        return [sessions.wire(sessions.decode(raw)) for raw in reader.execute() if raw], int(total)
+
+    def version_stats(self, version_id: str) -> dict[str, int]:
+        raw = self.s.r.hgetall(self.k.dispatch_version(version_id))
+        return {name: int(raw.get(name, 0)) for name in sessions.VERSION_COUNTERS}
+
+    def _authorize(self, session: dict[str, str], agent: str | None, token: str | None) -> None:
+        if token is not None:
+            if not sessions.token_matches(session, token):
+                raise Conflict(STALE_TOKEN)
+        elif agent != session.get("agentName"):
+            raise Forbidden("Only the agent that holds the claim (or a request with its claim token) may do this")
+
+    def heartbeat(self, session_id: str, agent: str | None, token: str | None) -> Row:
+        """Extend an active lease by the configured lease length."""
+        key = self.k.session(session_id)
+        expired = False
+
+        def tx(pipe: Any) -> None:
+            nonlocal expired
+            raw: dict[str, str] = pipe.hgetall(key)
+            if not raw:
+                raise NotFound("Session not found")
+            self._authorize(raw, agent, token)
+            if raw["status"] != "active":
+                raise Conflict(f"The session is {raw['status']}, not active")
+            now = self.s.now()
+            if int(raw["expiresAt"]) <= now:
+                expired = True
+                return
+            expires = now + self.s.settings.lease_seconds * 1000
+            pipe.multi()
+            pipe.hset(key, "expiresAt", expires)
+            pipe.zadd(self.k.dispatch_leases(), {session_id: expires})
+
+        self.s.transact(tx, key)
+        if expired:
+            self.expire(session_id)
+            raise Conflict(LEASE_EXPIRED)
+        return sessions.wire(self.get_session(session_id))
+
+    def release(self, session_id: str, agent: str | None, token: str | None, reason: str | None = None) -> Row:
+        """Give the issue back to the queue and close the session as released."""
+        session = self.s.r.hgetall(self.k.session(session_id))
+        if not session:
+            raise NotFound("Session not found")
+        self._authorize(session, agent, token)
+        if session["status"] != "active":
+            raise Conflict(f"The session is {session['status']}, not active")
+        if int(session["expiresAt"]) <= self.s.now():
+            self.expire(session_id)
+            raise Conflict(LEASE_EXPIRED)
+        self._requeue(session_id, "released", reason or None)
+        return sessions.wire(self.get_session(session_id))
+
+    def fail(self, session_id: str, reason: str) -> None:
+        """Close the session as failed and put the issue back (a strike, like an expiry)."""
+        self._requeue(session_id, "failed", reason)
+
+    # ------------------------------------------------------------------ leases
+    def expire_due(self, limit: int = SWEEP_BATCH) -> int:
+        """Requeue the issues of leases that have expired; returns how many were expired."""
+        due = self.s.r.zrangebyscore(self.k.dispatch_leases(), "-inf", self.s.now(), start=0, num=limit)
+        n = 0
+        for sid in due:
+            if self.expire(sid):
+                n += 1
+        return n
+
+    def expire(self, session_id: str) -> bool:
+        return self._requeue(session_id, "expired", "lease expired", due_only=True)
+
+    def _requeue(self, session_id: str, outcome: str, reason: str | None, due_only: bool = False) -> bool:
+        """Close an active session with ``outcome`` and send its issue back to ``todo``.
+
+        After ``max_lease_expiries`` strikes (expired or failed sessions) the issue is parked
+        in ``backlog`` with the ``needs-human-review`` label instead. Returns whether it acted.
+        """
+        k = self.k
+        skey = k.session(session_id)
+        for _ in range(10):
+            session: dict[str, str] = self.s.r.hgetall(skey)
+            if session.get("status") != "active":
+                return False
+            if due_only and int(session["expiresAt"]) > self.s.now():
+                return False
+            iid = session["issueId"]
+            strike = 1 if outcome in sessions.STRIKE_OUTCOMES else 0
+            strikes = int(self.s.r.hget(k.dispatch_state(iid), "strikes") or 0)
+            park = strike > 0 and strikes + strike >= self.s.settings.max_lease_expiries
+            label_id = None
+            if park:
+                label_id = self.s.labels.ensure(sessions.NEEDS_REVIEW_LABEL, sessions.NEEDS_REVIEW_COLOR)["id"]
+            check = self._requeue_check(session_id, strikes, due_only)
+            try:
+                with sessions.intent(Intent(session_id, outcome, reason, label_id)):
+                    self.s.issues.update(iid, {"status": sessions.PARKED_STATUS if park else "todo",
+                                               "agentSessionId": None}, check=check)
+                return True
+            except _Skip:
+                continue
+            except (_Drift, NotFound):
+                return self._close_alone(session_id, outcome, reason)
+        return False
+
+    def _requeue_check(self, session_id: str, strikes: int, due_only: bool) -> Callable[[Any, Row], None]:
+        def check(pipe: Any, old: Row) -> None:
+            state_key, skey = self.k.dispatch_state(old["id"]), self.k.session(session_id)
+            pipe.watch(state_key, skey)
+            state: dict[str, str] = pipe.hgetall(state_key)
+            session: dict[str, str] = pipe.hgetall(skey)
+            if session.get("status") != "active":
+                raise _Skip
+            if due_only and int(session["expiresAt"]) > self.s.now():
+                raise _Skip
+            if int(state.get("strikes", 0)) != strikes:
+                raise _Skip
+            if state.get("session") != session_id or old["status"] != "in_progress":
+                raise _Drift
+        return check
+
+    def _close_alone(self, session_id: str, outcome: str, reason: str | None) -> bool:
+        skey = self.k.session(session_id)
+
+        def tx(pipe: Any) -> bool:
+            session: dict[str, str] = pipe.hgetall(skey)
+            if session.get("status") != "active":
+                return False
+            pipe.multi()
+            sessions.stage_close(pipe, self.k, session, outcome, self.s.now(), reason)
+            return True
+
+        log.warning("session %s was active without holding its issue; closed as %s", session_id, outcome)
+        return self.s.transact(tx, skey)
+
+    # ------------------------------------------------------------------ fencing
+    def fence(self, token: str) -> Callable[[Any, Row], None]:
+        """A ``check`` for ``issues.update``: 409 unless ``token`` is the issue's live claim token."""
+        def check(pipe: Any, old: Row) -> None:
+            state_key = self.k.dispatch_state(old["id"])
+            pipe.watch(state_key)
+            sid = pipe.hget(state_key, "session")
+            if not sid:
+                raise Conflict(STALE_TOKEN)
+            pipe.watch(self.k.session(sid))
+            session: dict[str, str] = pipe.hgetall(self.k.session(sid))
+            if session.get("status") != "active" or not sessions.token_matches(session, token):
+                raise Conflict(STALE_TOKEN)
+            if int(session["expiresAt"]) <= self.s.now():
+                raise Conflict(LEASE_EXPIRED)
+        return check
+
+    # ------------------------------------------------------------------ queue
+    def queue(self, project_id: str | None, limit: int, offset: int) -> tuple[list[Row], int]:
+        """One page of the eligible issues, best first, with score and breakdown; and the total."""
+        self.expire_due()
+        source = self.k.dispatch_ready(project_id)
+        pipe = self.s.r.pipeline(transaction=False)
+        pipe.zrevrange(source, offset, offset + limit - 1)
+        pipe.zcard(source)
+        members, total = pipe.execute()
+        rows = self.s.issues.get_many([scoring.parse_member(m)[0] for m in members])
+        bonuses = self.index.bonuses(r["projectId"] for r in rows)
+        now = self.s.now()
+        items = []
+        for row in rows:
+            parts = scoring.breakdown(row, bonuses.get(row["projectId"] or "", 0), now)
+            items.append({"issue": self.s.issues.wire(row), "score": sum(parts.values()), "breakdown": parts})
+        return items, int(total)

@@ -1,0 +1,113 @@
+"""Agent sessions: one per successful claim, closed as completed, failed, expired or released.
+
+A session is the hash ``P:session:<id>``; its issue lists it in ``P:issue:<id>:sessions``
+and, while active, in ``P:dispatch:leases`` (scored by lease expiry) and in the issue's
+dispatch state (``session`` field). Closing always happens inside the same MULTI as the
+issue change that caused it (see :class:`loop.dispatch.index.DispatchIssueHook`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from loop import models
+from loop.keys import Keys
+from loop.models import Row
+
+SESSION_FIELDS: dict[str, str] = {
+    "id": "s", "issueId": "s", "agentName": "s", "status": "s", "claimedAt": "t", "expiresAt": "t",
+    "endedAt": "t", "summary": "s", "reason": "s", "versionId": "s",
+}
+SESSION_STATUSES = ("active", "completed", "failed", "expired", "released")
+#: Outcomes that count as a strike against the issue (see ``Settings.max_lease_expiries``).
+STRIKE_OUTCOMES = ("expired", "failed")
+#: Counters kept per prompt version (``version_stats``).
+VERSION_COUNTERS = ("dispatched", "completed", "failed", "expired", "released", "completedDurationMsSum")
+NEEDS_REVIEW_LABEL = "needs-human-review"
+NEEDS_REVIEW_COLOR = "#d93f0b"
+#: Where an issue goes after too many strikes: out of the queue, visible to people.
+PARKED_STATUS = "backlog"
+
+
+def token_digest(token: str) -> str:
+    """Claim tokens are stored as SHA-256 digests, like API keys."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(session: dict[str, str], token: str) -> bool:
+    return hmac.compare_digest(session.get("tokenHash", ""), token_digest(token))
+
+
+def decode(raw: dict[str, str]) -> Row:
+    return models.decode(SESSION_FIELDS, raw)
+
+
+def wire(row: Row) -> Row:
+    return models.wire(SESSION_FIELDS, row)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """Why the next issue write closes session ``session_id`` (release, expiry, failed render).
+
+    Set around ``store.issues.update`` by the dispatch service; the issue hook reads it.
+    Without an intent the hook derives the outcome from the new status.
+    """
+
+    session_id: str
+    outcome: str
+    reason: str | None = None
+    label_id: str | None = None
+
+
+_intent: ContextVar[Intent | None] = ContextVar("loop_dispatch_intent", default=None)
+
+
+@contextlib.contextmanager
+def intent(value: Intent) -> Iterator[None]:
+    token = _intent.set(value)
+    try:
+        yield
+    finally:
+        _intent.reset(token)
+
+
+def current_intent() -> Intent | None:
+    return _intent.get()
+
+
+def default_outcome(new: Row) -> tuple[str, str | None]:
+    """Outcome and reason of an active session whose issue left ``in_progress`` by a plain write."""
+    if new["deletedAt"] is not None:
+        return "released", "issue deleted"
+    if new["status"] == "done":
+        return "completed", None
+    if new["status"] == "canceled":
+        return "failed", "issue canceled"
+    return "released", f"issue status set to {new['status']}"
+
+
+def stage_close(pipe: Any, keys: Keys, session: dict[str, str], outcome: str, now: int,
+                reason: str | None = None, summary: str | None = None) -> None:
+    """Queue the writes that end an active session (on a MULTI pipeline)."""
+    sid, issue_id = session["id"], session["issueId"]
+    fields = {"status": outcome, "endedAt": str(now)}
+    if reason:
+        fields["reason"] = reason
+    if summary:
+        fields["summary"] = summary
+    pipe.hset(keys.session(sid), mapping=fields)
+    pipe.zrem(keys.dispatch_leases(), sid)
+    pipe.hdel(keys.dispatch_state(issue_id), "session")
+    version = session.get("versionId")
+    if version:
+        vkey = keys.dispatch_version(version)
+        pipe.hincrby(vkey, outcome, 1)
+        if outcome == "completed":
+            pipe.hincrby(vkey, "completedDurationMsSum", max(0, now - int(session["claimedAt"])))
