@@ -14,6 +14,7 @@ Use one per test module::
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -149,3 +150,41 @@ def live_server_fixture(extra_env: dict[str, str] | None = None, workers: int = 
             server.cleanup()
 
     return live
+
+
+@dataclass
+class Cli:
+    """Runs ``loop`` commands in-process (click's CliRunner) against a live server, with the
+    config directory in a temporary path."""
+
+    live: LiveServer
+    config_dir: Path
+    env: dict[str, str | None]
+
+    def __call__(self, *args: str, input: str | None = None, code: int = 0, **env: str | None) -> Any:
+        from click.testing import CliRunner
+
+        from loop.cli import main
+
+        result = CliRunner().invoke(main, list(args), input=input, env={**self.env, **env}, catch_exceptions=False)
+        assert result.exit_code == code, (
+            f"loop {' '.join(args)} exited {result.exit_code}, wanted {code}\n"
+            f"stdout: {result.stdout}\nstderr: {result.stderr}")
+        return result
+
+    def json(self, *args: str, **kw: Any) -> Any:
+        return json.loads(self(*args, "--json", **kw).stdout)
+
+    def error(self, *args: str, code: int = 1, **env: str | None) -> str:
+        """The error of a failing command, asserting it is exactly one line on stderr."""
+        result = self(*args, code=code, **env)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        return str(lines[0])
+
+
+def make_cli(live: LiveServer, config_dir: Path) -> Cli:
+    env: dict[str, str | None] = {"LOOP_API_URL": live.url, "LOOP_API_KEY": live.api_key,
+                                  "LOOP_CONFIG_DIR": str(config_dir), "LOOP_PROJECT": None,
+                                  "HOME": str(config_dir)}
+    return Cli(live, config_dir, env)

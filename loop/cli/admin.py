@@ -32,17 +32,19 @@ def status(out: Out) -> None:
         ok = False
     if ok:
         try:
-            stats = loop.dashboard.stats()
-            info.update(authenticated=True, stats=stats)
+            info["issues"] = loop.issues.list(1, 0).total
+            info["authenticated"] = True
             info["triage"] = loop.issues.list(1, 0, status="triage").total
+            info["stats"] = loop.dashboard.stats()
         except LoopClientError as exc:
-            info.update(authenticated=False, error=describe(exc))
-            ok = exc.status not in (401, 403)
+            if "issues" not in info:
+                info["authenticated"] = False
+                ok = False
+            info["error"] = describe(exc)
     d: dict[str, Any] = (info.get("stats") or {}).get("dispatch") or {}
-    issues: dict[str, Any] = (info.get("stats") or {}).get("issues") or {}
     out.detail(info, [("Server", "url"), ("Status", "server"), ("API key", "key"),
                       ("Authenticated", "authenticated"), ("Error", "error"),
-                      ("Issues", lambda _: issues.get("total")), ("In triage", "triage"),
+                      ("Issues", "issues"), ("In triage", "triage"),
                       ("Queue depth", lambda _: d.get("queueDepth")), ("In progress", lambda _: d.get("activeCount")),
                       ("Done in 24h", lambda _: d.get("completedLast24h"))])
     if not ok:

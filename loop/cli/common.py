@@ -112,6 +112,9 @@ def mask(secret: str | None) -> str:
 def client(**kw: Any) -> LoopClient:
     url, _ = resolve("url")
     key, _ = resolve("api_key")
+    # A person is waiting: retry briefly (about a second in all) rather than the SDK's default.
+    kw.setdefault("max_retries", 2)
+    kw.setdefault("backoff_base", 0.25)
     try:
         return LoopClient(str(url), key, **kw)
     except LoopClientError as exc:
