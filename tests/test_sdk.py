@@ -153,3 +153,57 @@ def test_named_keys_are_created_used_and_revoked(live: LiveServer, loop: LoopCli
     loop.keys.revoke("sdk-agent")
     with pytest.raises(AuthError):
         agent.issues.list()
+
+
+# ------------------------------------------------------------------- dispatch
+def _todo(loop: LoopClient, title: str, **kw: Any) -> dict[str, Any]:
+    project = loop.projects.create(f"proj {title}")
+    return loop.issues.create(title, "task", status="todo", project_id=project["id"], **kw)
+
+
+def test_next_claims_with_a_lease_and_heartbeat_release_and_sessions_work(loop: LoopClient) -> None:
+    issue = _todo(loop, "claim me", priority=1)
+    task = loop.dispatch.next(issue["projectId"])
+    assert task is not None and task["issue"]["id"] == issue["id"] and task["issue"]["status"] == "in_progress"
+    claim = task["claim"]
+    assert set(claim) >= {"sessionId", "token", "expiresAt"}
+    assert loop.dispatch.next(issue["projectId"]) is None  # nothing else eligible in that project
+    beat = loop.dispatch.heartbeat(claim["sessionId"], claim["token"])
+    assert beat["status"] == "active" and beat["expiresAt"] >= claim["expiresAt"]
+    released = loop.dispatch.release(claim["sessionId"], claim["token"], "tests give it back")
+    assert released["status"] == "released" and released["reason"] == "tests give it back"
+    assert loop.issues.get(issue["id"])["status"] == "todo"
+    sessions = loop.issues.sessions(issue["id"])
+    assert sessions.total == 1 and sessions.data[0]["id"] == claim["sessionId"]
+    assert loop.dispatch.session(claim["sessionId"])["status"] == "released"
+
+
+def test_a_stale_claim_token_is_a_conflict(loop: LoopClient) -> None:
+    issue = _todo(loop, "stale")
+    claim = loop.dispatch.next(issue["projectId"])["claim"]
+    with pytest.raises(ConflictError):
+        loop.dispatch.heartbeat(claim["sessionId"], "claim_wrong")
+    loop.dispatch.release(claim["sessionId"], claim["token"])
+    with pytest.raises(ConflictError):
+        loop.dispatch.release(claim["sessionId"], claim["token"])
+
+
+def test_completing_with_the_claim_token_closes_the_session_with_the_summary(loop: LoopClient) -> None:
+    issue = _todo(loop, "complete me")
+    task = loop.dispatch.next(issue["projectId"])
+    done = loop.issues.complete(issue["id"], "did it", claim_token=task["claim"]["token"])
+    assert done["status"] == "done" and done["agentSummary"] == "did it"
+    session = loop.dispatch.session(task["claim"]["sessionId"])
+    assert session["status"] == "completed" and session["summary"] == "did it"
+
+
+def test_the_queue_pages_globally_by_score(loop: LoopClient) -> None:
+    project = loop.projects.create("queue paging")
+    for p in (4, 1, 3, 2, 0):
+        loop.issues.create(f"q{p}", "task", status="todo", priority=p, project_id=project["id"])
+    first = loop.dispatch.queue(2, 0, project_id=project["id"])
+    assert first.total == 5 and len(first) == 2
+    items = list(loop.dispatch.iter_queue(page_size=2, project_id=project["id"]))
+    scores = [i["score"] for i in items]
+    assert len(items) == 5 and scores == sorted(scores, reverse=True)
+    assert set(items[0]["breakdown"]) == {"priorityWeight", "goalBonus", "ageBonus", "typeBonus"}

@@ -91,11 +91,19 @@ def release(out: Out, session_id: str, token: str, reason: str | None) -> None:
     out.done(f"Released {session_id}", row)
 
 
-def _expiry(row: Any) -> Any:
-    if not isinstance(row, dict):
-        return "?"
-    session: dict[str, Any] = row["session"] if isinstance(row.get("session"), dict) else row
-    return session.get("expiresAt") or session.get("leaseExpiresAt") or "?"
+def _expiry(row: dict[str, Any]) -> Any:
+    return row.get("expiresAt") or "?"
+
+
+@dispatch.command(name="session")
+@click.argument("session_id")
+@command
+def session(out: Out, session_id: str) -> None:
+    """Show one agent session."""
+    row = client().dispatch.session(session_id)
+    out.detail(row, [("ID", "id"), ("Issue", "issueId"), ("Agent", "agentName"), ("Status", "status"),
+                     ("Claimed", "claimedAt"), ("Lease until", "expiresAt"), ("Ended", "endedAt"),
+                     ("Summary", "summary"), ("Reason", "reason"), ("Prompt version", "versionId")])
 
 
 @click.command()

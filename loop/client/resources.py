@@ -163,7 +163,7 @@ class Issues(_Crud):
         self._call("DELETE", f"{self.path}/{seg(issue_id)}/labels/{seg(label_id)}")
 
     def sessions(self, issue_id: str, limit: int | None = None, offset: int = 0) -> Page:
-        """The agent sessions (claims) of an issue, newest first."""
+        """The agent sessions (claims) of an issue, oldest first."""
         return self._page(f"{self.path}/{seg(issue_id)}/sessions", {}, limit, offset)
 
     def comments(self, issue_id: str) -> Rows:
@@ -319,8 +319,13 @@ class Dispatch(Resource):
     def iter_queue(self, page_size: int = DEFAULT_PAGE_SIZE, project_id: str | None = None) -> Iterator[Json]:
         return paginate(lambda lim, off: self.queue(lim, off, project_id=project_id), page_size)
 
+    def session(self, session_id: str) -> Json:
+        """One agent session (status, agentName, claimedAt, expiresAt, endedAt, summary, reason)."""
+        out: Json = self._data("GET", f"/api/dispatch/claims/{seg(session_id)}")
+        return out
+
     def heartbeat(self, session_id: str, token: str | None = None) -> Json:
-        """Extend a claim's lease; returns the session (with its new ``leaseExpiresAt``)."""
+        """Extend a claim's lease; returns the session (with its new ``expiresAt``)."""
         headers = {CLAIM_HEADER: token} if token else None
         body = {"token": token} if token else {}
         out: Json = self._data("POST", f"/api/dispatch/claims/{seg(session_id)}/heartbeat", json=body,
