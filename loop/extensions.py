@@ -20,4 +20,7 @@ def install(store: RedisStore) -> None:
     from loop.store import signals
 
     signals.install(store)
+    from loop import prompts
+
+    prompts.install(store)
     return None

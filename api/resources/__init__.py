@@ -19,3 +19,7 @@ from api.resources import (
 )
 
 ROUTE_MODULES = [system, issues, relations, comments, projects, goals, labels, keys, dispatch, sessions, signals, webhooks]
+
+from api.resources import dashboard_prompts, prompt_reviews, templates  # noqa: E402  (prompt engine)
+
+ROUTE_MODULES += [templates, prompt_reviews, dashboard_prompts]

@@ -1,0 +1,160 @@
+"""The hydration context of a prompt (contract 6.3), loaded in three pipelined round trips.
+
+Everything a template sees is JSON-shaped: wire field names, ISO-8601 timestamps, ``None``
+for absent values (which render empty).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from loop import models
+from loop.clock import iso
+from loop.models import GOAL_FIELDS, ISSUE_FIELDS, LABEL_FIELDS, PROJECT_FIELDS, RELATION_FIELDS, Row
+from loop.prompts.fields import UNSUCCESSFUL_SESSION_STATUSES
+
+if TYPE_CHECKING:
+    from loop.store.base import RedisStore
+
+
+@dataclass
+class Facts:
+    """What is known about one issue: the matching inputs and the template variables."""
+
+    issue: Row
+    label_names: list[str]
+    has_failed_sessions: bool
+    variables: dict[str, Any] = field(default_factory=dict)
+
+
+def _issue(row: Row) -> Row:
+    return models.wire(ISSUE_FIELDS, row)
+
+
+def _ref(row: Row) -> Row:
+    return {"id": row["id"], "number": row["number"], "title": row["title"], "status": row["status"]}
+
+
+def _ts(value: Any) -> Any:
+    return iso(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def session_view(session: Mapping[str, Any]) -> Row:
+    """A session as templates see it (``agentSummary`` kept for reference templates)."""
+    summary = session.get("summary")
+    return {
+        "id": session.get("id"),
+        "status": session.get("status"),
+        "agentName": session.get("agentName"),
+        "summary": summary,
+        "agentSummary": summary,
+        "reason": session.get("reason"),
+        "claimedAt": _ts(session.get("claimedAt")),
+        "endedAt": _ts(session.get("endedAt")),
+        "versionId": session.get("versionId"),
+    }
+
+
+def has_failed(sessions: Sequence[Mapping[str, Any]]) -> bool:
+    """An earlier agent took the issue and did not finish it: a session that failed, whose lease
+    expired, or that was released. A retry template can then warn the next agent."""
+    return any(s.get("status") in UNSUCCESSFUL_SESSION_STATUSES for s in sessions)
+
+
+def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
+         claim: Mapping[str, Any] | None = None) -> Facts:
+    """Read everything around ``issue`` (a decoded row) and build the template variables."""
+    k = store.keys
+    iid = issue["id"]
+    parent_id = issue.get("parentId")
+    project_id = issue.get("projectId")
+
+    # Round trip 1: the issue's neighbourhood.
+    pipe = store.r.pipeline(transaction=False)
+    pipe.hgetall(k.issue(parent_id)) if parent_id else pipe.echo("")
+    pipe.zrange(k.issue_index("parent", parent_id or iid), 0, -1)
+    pipe.smembers(k.issue_labels(iid))
+    pipe.zrange(k.issue_relations(iid), 0, -1)
+    pipe.hgetall(k.row("project", project_id)) if project_id else pipe.echo("")
+    pipe.zrange(k.index("goals"), 0, -1) if project_id else pipe.echo("")
+    raw_parent, family_ids, label_ids, relation_ids, raw_project, goal_ids = pipe.execute()
+    parent = models.decode(ISSUE_FIELDS, raw_parent) if raw_parent else None
+    project = models.decode(PROJECT_FIELDS, raw_project) if raw_project else None
+    family_ids = [i for i in family_ids if i != iid]
+    label_ids = sorted(label_ids)
+    goal_ids = list(goal_ids) if project else []
+
+    # Round trip 2: siblings or children, labels, relations, goal candidates.
+    pipe = store.r.pipeline(transaction=False)
+    for i in family_ids:
+        pipe.hgetall(k.issue(i))
+    for i in label_ids:
+        pipe.hgetall(k.row("label", i))
+    for i in relation_ids:
+        pipe.hgetall(k.row("relation", i))
+    for i in goal_ids:
+        pipe.hmget(k.row("goal", i), "projectId", "status")
+    out = pipe.execute()
+    n1, n2, n3 = len(family_ids), len(family_ids) + len(label_ids), len(family_ids) + len(label_ids) + len(relation_ids)
+    family = [models.decode(ISSUE_FIELDS, r) for r in out[:n1] if r]
+    labels = [models.decode(LABEL_FIELDS, r) for r in out[n1:n2] if r]
+    relations = [models.decode(RELATION_FIELDS, r) for r in out[n2:n3] if r]
+    goal_id = _pick_goal(project, goal_ids, out[n3:])
+
+    # Round trip 3: relation targets and the goal.
+    targets = list(dict.fromkeys(r["relatedIssueId"] for r in relations if r["type"] in ("blocks", "blocked_by")))
+    pipe = store.r.pipeline(transaction=False)
+    for i in targets:
+        pipe.hgetall(k.issue(i))
+    pipe.hgetall(k.row("goal", goal_id)) if goal_id else pipe.echo("")
+    out = pipe.execute()
+    by_id = {r["id"]: r for r in (models.decode(ISSUE_FIELDS, raw) for raw in out[:-1] if raw)}
+    goal = models.decode(GOAL_FIELDS, out[-1]) if out[-1] else None
+
+    def refs(kind: str) -> list[Row]:
+        ids = dict.fromkeys(r["relatedIssueId"] for r in relations if r["type"] == kind)
+        return [_ref(by_id[i]) for i in ids if i in by_id and by_id[i]["deletedAt"] is None]
+
+    current = claim.get("sessionId") if claim else None
+    previous = [session_view(s) for s in sessions if s.get("id") != current]
+    live_family = [_issue(r) for r in family if r["deletedAt"] is None]
+    settings = store.settings
+    variables: dict[str, Any] = {
+        "issue": _issue(issue),
+        "parent": _issue(parent) if parent else None,
+        "siblings": live_family if parent_id else [],
+        "children": [] if parent_id else live_family,
+        "project": models.wire(PROJECT_FIELDS, project) if project else None,
+        "goal": models.wire(GOAL_FIELDS, goal) if goal else None,
+        "labels": [{"name": lb["name"], "color": lb["color"]} for lb in labels],
+        "blocking": refs("blocks"),
+        "blockedBy": refs("blocked_by"),
+        "previousSessions": previous,
+        "hasFailedSessions": has_failed(previous),
+        "loopUrl": settings.loop_url.rstrip("/"),
+        # Never the server's key (improvement 10): agents export their own key as this variable.
+        "loopToken": settings.prompt_token_placeholder,
+        "claim": {"sessionId": claim.get("sessionId"), "expiresAt": _ts(claim.get("expiresAt"))} if claim else None,
+        # Where follow-up issues go: Loop nests one level, so a child's follow-ups are its siblings.
+        "followUpParentId": parent_id or iid,
+        "agentName": (claim or {}).get("agentName") or "agent",
+        "meta": None,
+    }
+    return Facts(issue=issue, label_names=[lb["name"] for lb in labels],
+                 has_failed_sessions=variables["hasFailedSessions"], variables=variables)
+
+
+def _pick_goal(project: Row | None, goal_ids: list[str], fields: list[Any]) -> str | None:
+    """The project's goal: its ``goalId`` if set, else the first goal naming the project,
+    preferring an active one (improvement 7: either link counts)."""
+    if project is None:
+        return None
+    if project.get("goalId"):
+        return str(project["goalId"])
+    naming = [(gid, status) for gid, (pid, status) in zip(goal_ids, fields, strict=True) if pid == project["id"]]
+    for gid, status in naming:
+        if status == "active":
+            return gid
+    return naming[0][0] if naming else None

@@ -1,0 +1,207 @@
+"""``store.prompts``: templates, versions, reviews, selection and rendering in one facade.
+
+Dispatch calls :meth:`PromptService.render_for_dispatch` for each claimed issue; the API
+resources call the rest. Agent sessions come from ``store.dispatch`` when it is installed
+(``sessions_for_issue`` / ``version_stats``); without it they are empty.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from loop.errors import NotFound, PromptRenderError
+from loop.models import Row
+from loop.prompts import context as ctxmod
+from loop.prompts import engine, seeds, selection
+from loop.prompts.fields import REVIEW_URL, TEMPLATE, TEMPLATE_FIELDS
+from loop.prompts.reviews import Reviews
+from loop.prompts.templates import Templates, Versions
+
+if TYPE_CHECKING:
+    from loop.store.base import RedisStore
+
+#: Compiled versions kept per process (versions are immutable, so entries never go stale).
+CACHE_LIMIT = 1024
+
+
+@dataclass(frozen=True)
+class Compiled:
+    version_id: str
+    template_id: str
+    number: int
+    render: engine.Renderer
+
+
+@dataclass(frozen=True)
+class Choice:
+    template: Row
+    version: Compiled | None
+
+
+class PromptService:
+    def __init__(self, store: RedisStore) -> None:
+        self.s = store
+        self._seeded = False
+        self._seed_lock = threading.Lock()
+        self.templates = Templates(store, self.ensure_seeded)
+        self.versions = Versions(store, self.templates, self.version_stats)
+        self.reviews = Reviews(store, self.templates)
+        self._compiled: dict[str, Compiled] = {}
+        self._catalog: tuple[str | None, list[Row]] = (None, [])
+
+    # ------------------------------------------------------------------ plumbing
+    def ensure_seeded(self) -> None:
+        """Seed the default templates once per process (cheap after the first call)."""
+        if self._seeded:
+            return
+        with self._seed_lock:
+            if not self._seeded:
+                seeds.seed(self.s)
+                self._seeded = True
+
+    def _dispatch(self, name: str) -> Any:
+        return getattr(getattr(self.s, "dispatch", None), name, None)
+
+    def sessions(self, issue_id: str) -> list[dict[str, Any]]:
+        fn = self._dispatch("sessions_for_issue")
+        return [dict(row) for row in fn(issue_id)] if fn is not None else []
+
+    def version_stats(self, version_id: str) -> Mapping[str, Any] | None:
+        fn = self._dispatch("version_stats")
+        return fn(version_id) if fn is not None else None
+
+    def catalog(self) -> list[Row]:
+        """Live templates in creation order, cached until ``P:prompts:generation`` moves."""
+        self.ensure_seeded()
+        generation = self.s.r.get(self.s.keys.prompts_generation())
+        cached_gen, rows = self._catalog
+        if cached_gen is not None and cached_gen == generation:
+            return rows
+        rows = self.templates.live_all()
+        self._catalog = (generation, rows)
+        return rows
+
+    def compiled(self, version_id: str) -> Compiled | None:
+        """The compiled version (cached by id), or ``None`` if the version row is missing."""
+        hit = self._compiled.get(version_id)
+        if hit is not None:
+            return hit
+        row = self.versions.get(version_id)
+        if row is None:
+            return None
+        try:
+            fn = engine.compile_template(row["content"])
+        except engine.TemplateError as exc:
+            raise PromptRenderError(f"Prompt version {version_id} does not compile: {exc.message}") from None
+        hit = Compiled(version_id, row["templateId"], int(row["version"]), fn)
+        if len(self._compiled) >= CACHE_LIMIT:
+            self._compiled.clear()
+        self._compiled[version_id] = hit
+        return hit
+
+    # ------------------------------------------------------------------ selection + rendering
+    def facts(self, issue: Row, claim: Mapping[str, Any] | None = None) -> ctxmod.Facts:
+        return ctxmod.load(self.s, issue, self.sessions(issue["id"]), claim)
+
+    def choose(self, facts: ctxmod.Facts) -> Choice | None:
+        """Dispatch selection: 6.2, then the type fallbacks, then the seeded default of the type."""
+        ctx = selection.match_context(facts.issue, facts.label_names, facts.has_failed_sessions)
+        template = selection.select(self.catalog(), ctx)
+        if template is None:
+            default_id = selection.DEFAULT_TEMPLATE_IDS.get(str(facts.issue.get("type")))
+            template = self.s.get_row(TEMPLATE, TEMPLATE_FIELDS, default_id) if default_id else None
+            if template is None or not template["activeVersionId"]:
+                return None
+        return Choice(template, self.compiled(template["activeVersionId"]))
+
+    def render(self, facts: ctxmod.Facts, choice: Choice) -> tuple[str, dict[str, Any]]:
+        """Hydrate and render; raises :class:`PromptRenderError`."""
+        version = choice.version
+        assert version is not None
+        meta = {"templateId": choice.template["id"], "templateSlug": choice.template["slug"],
+                "versionId": version.version_id, "versionNumber": version.number}
+        variables = {**facts.variables, "meta": meta}
+        try:
+            prompt = engine.render(version.render, variables, engine.partials())
+        except Exception as exc:  # any failure inside a template is a render failure
+            raise PromptRenderError(
+                f"Prompt template {choice.template['slug']} v{version.number} failed to render: {exc}"
+            ) from exc
+        return prompt, meta
+
+    def render_for_dispatch(self, issue: Row, claim: Mapping[str, Any] | None = None
+                            ) -> tuple[str | None, dict[str, Any] | None]:
+        """The prompt and ``meta`` for a just-claimed issue (decoded row); bumps usage.
+
+        ``(None, None)`` when no template applies. Raises :class:`PromptRenderError` if the
+        chosen template cannot render, so the caller can put the issue back.
+        """
+        facts = self.facts(issue, claim)
+        choice = self.choose(facts)
+        if choice is None or choice.version is None:
+            return None, None
+        prompt, meta = self.render(facts, choice)
+        self.versions.add_usage(choice.version.version_id)
+        return prompt, {**meta, "reviewUrl": REVIEW_URL}
+
+    def preview(self, issue_id: str) -> dict[str, Any]:
+        """Dry run for any live issue: selection (preview fallback of 6.2) and rendering."""
+        issue = self.s.issues.get_live(issue_id)
+        facts = self.facts(issue)
+        ctx = selection.match_context(issue, facts.label_names, facts.has_failed_sessions)
+        usable = selection.usable(self.catalog())
+        template = selection.best_match(usable, ctx) or selection.preview_fallback(usable, str(issue["type"]))
+        out: dict[str, Any] = {
+            "issue": {"id": issue["id"], "number": issue["number"], "title": issue["title"], "type": issue["type"]},
+            "template": None, "version": None, "prompt": None,
+        }
+        if template is None:
+            out["message"] = "No matching template found"
+            return out
+        out["template"] = {k: template[k] for k in ("id", "slug", "name", "conditions", "specificity")}
+        version = self.compiled(template["activeVersionId"])
+        if version is None:
+            out["message"] = "Active version not found"
+            return out
+        out["version"] = {"id": version.version_id, "version": version.number}
+        out["prompt"], _ = self.render(facts, Choice(template, version))
+        return out
+
+    # ------------------------------------------------------------------ reads for the API
+    def template_detail(self, template_id: str) -> Row:
+        template = self.templates.get_live(template_id)
+        active = self.versions.get(template["activeVersionId"]) if template["activeVersionId"] else None
+        return {**self.templates.wire(template), "activeVersion": self.versions.wire(active) if active else None}
+
+    def version(self, version_id: str) -> Row:
+        row = self.versions.get(version_id)
+        if row is None:
+            raise NotFound("Version not found")
+        return row
+
+    def dashboard(self) -> list[Row]:
+        """``GET /api/dashboard/prompts``: one entry per live template."""
+        out = []
+        for template in self.catalog():
+            recent = self.versions.recent(template["id"], 5)
+            active_id = template["activeVersionId"]
+            active = next((v for v in recent if v["id"] == active_id), None)
+            if active is None and active_id:
+                # The reference drops an active version older than the 5 newest; we don't.
+                active = self.versions.get(active_id)
+            active_wire = self.versions.wire(active) if active else None
+            summary = self.reviews.summary(template["id"])
+            composite = active["reviewScore"] if active else None
+            rate = active_wire["completionRate"] if active_wire else None
+            out.append({
+                "template": self.templates.wire(template),
+                "activeVersion": active_wire,
+                "recentVersions": [self.versions.wire(v) for v in recent],
+                "reviewSummary": {**summary, "compositeScore": composite},
+                "needsAttention": bool((composite is not None and composite < 3.0) or (rate is not None and rate < 0.5)),
+            })
+        return out
+
