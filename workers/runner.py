@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
+
 import redis
 from rq import Queue, Worker
 
 from loop.runtime import DEFAULT_REDIS_URL
 from loop.settings import Settings
+from workers import leases
+
+log = logging.getLogger("loop.worker")
+
+#: Maintenance run by every (non-burst) worker in background threads: (interval seconds, fn(settings)).
+PERIODIC: list[tuple[float, Callable[[Settings], None]]] = [(leases.LEASE_SWEEP_SECONDS, leases.sweep)]
 
 
 def rq_connection(settings: Settings) -> redis.Redis:
@@ -18,7 +28,26 @@ def queue_for(settings: Settings, connection: redis.Redis | None = None) -> Queu
     return Queue(settings.queue_name, connection=connection or rq_connection(settings))
 
 
+def start_periodic(settings: Settings, stop: threading.Event) -> None:
+    """Run each :data:`PERIODIC` job every interval until ``stop`` is set (waits, never spins)."""
+    def run(interval: float, fn: Callable[[Settings], None]) -> None:
+        while not stop.wait(interval):
+            try:
+                fn(settings)
+            except Exception:  # a failed sweep must not kill the worker; the next one retries
+                log.exception("periodic job %s failed", getattr(fn, "__qualname__", fn))
+
+    for interval, fn in PERIODIC:
+        threading.Thread(target=run, args=(interval, fn), daemon=True, name=f"periodic-{fn.__name__}").start()
+
+
 def run_worker(settings: Settings, burst: bool = False) -> None:
     conn = rq_connection(settings)
     worker = Worker([queue_for(settings, conn)], connection=conn)
-    worker.work(burst=burst, with_scheduler=True)
+    stop = threading.Event()
+    if not burst:
+        start_periodic(settings, stop)
+    try:
+        worker.work(burst=burst, with_scheduler=True)
+    finally:
+        stop.set()

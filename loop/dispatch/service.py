@@ -198,6 +198,8 @@ class Dispatch:
         for _ in range(10):
             session: dict[str, str] = self.s.r.hgetall(skey)
             if session.get("status") != "active":
+                # A closed session never keeps a lease; drop a leftover so sweeps stay cheap.
+                self.s.r.zrem(k.dispatch_leases(), session_id)
                 return False
             if due_only and int(session["expiresAt"]) > self.s.now():
                 return False

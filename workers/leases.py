@@ -1,0 +1,43 @@
+"""Periodic lease expiry: requeue the issues of agents that stopped heartbeating.
+
+The claim path also sweeps before claiming, so this job only matters for issues nobody is
+claiming (they should show ``todo`` again in lists and the dashboard). It runs every
+``LEASE_SWEEP_SECONDS`` in each worker process (see :func:`workers.runner.run_worker`);
+concurrent sweeps are safe because each expiry is one guarded transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+log = logging.getLogger("loop.leases")
+
+#: How often a worker sweeps expired leases.
+LEASE_SWEEP_SECONDS = 15.0
+
+
+def expire_leases(store: Any, max_batches: int = 100) -> int:
+    """Expire every due lease (in batches); returns how many sessions were expired."""
+    total = 0
+    for _ in range(max_batches):
+        n = int(store.dispatch.expire_due())
+        total += n
+        if n == 0:
+            break
+    if total:
+        log.info("expired %d lease(s)", total)
+    return total
+
+
+@functools.cache
+def _store(settings: Any) -> Any:
+    from loop.runtime import store_from_settings
+
+    return store_from_settings(settings)
+
+
+def sweep(settings: Any) -> None:
+    """Periodic entry point: one sweep with the process's store for ``settings``."""
+    expire_leases(_store(settings))
