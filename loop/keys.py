@@ -20,8 +20,9 @@ P:idx:issues:project:<projectId>       zset    live issues by project
 P:idx:issues:parent:<parentId>         zset    live issues by parent (children lists)
 P:idx:issues:label:<labelId>           zset    live issues carrying a label
 P:counts:project_status                hash    "<projectId>|<status>" -> live issue count
-P:counts:status                        hash    status -> live issue count
-P:counts:type                          hash    type -> live issue count
+P:idx:issues:completed                 zset    live done issues, score = completedAt (dashboard)
+P:idx:issues:roots                     zset    live root issues, score = latest updatedAt of the
+                                               root or any of its children (dashboard activity)
 P:issue:<id>:labels                    set     label ids linked to the issue
 P:issue:<id>:relations                 zset    outgoing relation ids, score = row seq
 P:issue:<id>:comments                  zset    comment ids, score = row seq
@@ -229,3 +230,12 @@ class Keys:
 
     def prompt_improvement_lock(self, template_id: str) -> str:
         return self._k("prompts", "improvement", template_id, "lock")
+
+    # dashboard (api/resources/dashboard.py), maintained by Issues._reindex
+    def issues_completed(self) -> str:
+        """Live issues with status ``done``, score = completedAt (epoch ms)."""
+        return self._k("idx", "issues", "completed")
+
+    def issue_roots(self) -> str:
+        """Live root issues (no parent), score = latest activity of the root or its children."""
+        return self._k("idx", "issues", "roots")

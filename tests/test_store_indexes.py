@@ -40,7 +40,7 @@ class IndexBatch:
         self.zsets: dict[str, dict[str, float]] = {}
         self.counters: dict[tuple[str, str], int] = {}
 
-    def zadd(self, key: str, mapping: dict[str, float]) -> None:
+    def zadd(self, key: str, mapping: dict[str, float], **_: Any) -> None:
         self.zsets.setdefault(key, {}).update(mapping)
 
     def hincrby(self, key: str, field: str, amount: int) -> None:

@@ -272,6 +272,25 @@ class Issues:
                 pipe.hincrby(counts, f"{before_ps[0]}|{before_ps[1]}", -1)
             if after_ps:
                 pipe.hincrby(counts, f"{after_ps[0]}|{after_ps[1]}", 1)
+        self._reindex_activity(pipe, old if was_live else None, new if is_live else None)
+
+    def _reindex_activity(self, pipe: Any, old: Row | None, new: Row | None) -> None:
+        """The dashboard's indexes; ``old``/``new`` are ``None`` when not live."""
+        iid = (new or old or {}).get("id")
+        done, roots = self.k.issues_completed(), self.k.issue_roots()
+        before = old["completedAt"] if old and old["status"] == "done" else None
+        after = new["completedAt"] if new and new["status"] == "done" else None
+        if after is not None and after != before:
+            pipe.zadd(done, {iid: after})
+        elif after is None and before is not None:
+            pipe.zrem(done, iid)
+        if new is not None and not new["parentId"]:
+            pipe.zadd(roots, {iid: new["updatedAt"]}, gt=True)
+        elif old is not None and not old["parentId"]:
+            pipe.zrem(roots, iid)
+        if new is not None and new["parentId"]:
+            # A child's write is activity of its chain: raise the root's score, never add it.
+            pipe.zadd(roots, {new["parentId"]: new["updatedAt"]}, xx=True, gt=True)
 
     # ------------------------------------------------------------------ labels
     def attach_label(self, issue_id: str, label_id: str) -> None:
