@@ -5,6 +5,7 @@ Subsystems append their module here (one line each) to join the app and the Open
 
 from api.resources import (
     comments,
+    dashboard,
     dispatch,
     goals,
     issues,
@@ -18,7 +19,8 @@ from api.resources import (
     webhooks,
 )
 
-ROUTE_MODULES = [system, issues, relations, comments, projects, goals, labels, keys, dispatch, sessions, signals, webhooks]
+ROUTE_MODULES = [system, issues, relations, comments, projects, goals, labels, keys, dispatch, sessions, signals, webhooks,
+                 dashboard]
 
 from api.resources import dashboard_prompts, prompt_reviews, templates  # noqa: E402  (prompt engine)
 
