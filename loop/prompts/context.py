@@ -119,6 +119,7 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
 
     current = claim.get("sessionId") if claim else None
     previous = [session_view(s) for s in sessions if s.get("id") != current]
+    holder = next((s.get("agentName") for s in sessions if current and s.get("id") == current), None)
     live_family = [_issue(r) for r in family if r["deletedAt"] is None]
     settings = store.settings
     variables: dict[str, Any] = {
@@ -139,7 +140,8 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
         "claim": {"sessionId": claim.get("sessionId"), "expiresAt": _ts(claim.get("expiresAt"))} if claim else None,
         # Where follow-up issues go: Loop nests one level, so a child's follow-ups are its siblings.
         "followUpParentId": parent_id or iid,
-        "agentName": (claim or {}).get("agentName") or "agent",
+        # The claiming key's name, so comments the agent posts are attributed to it.
+        "agentName": (claim or {}).get("agentName") or holder or "agent",
         "meta": None,
     }
     return Facts(issue=issue, label_names=[lb["name"] for lb in labels],

@@ -123,7 +123,8 @@ _STANDALONE = re.compile(
     r"~}}\s*|\s*{{~|"
     r"(?<=\n)([ \t]*{{(#[^{}]+|\^[^{}]+|/[^{}]+|![^{}]+|>[^{}]+|else|\^)}}[ \t]*)+\r?\n|"
     r"^([ \t]*{{(#[^{}]+|\^[^{}]+|![^{}]+|>[^{}]+)}}[ \t]*)+\r?\n|"
-    r"\r?\n([ \t]*{{(/[^{}]+|![^{}]+)}}[ \t]*)+$"
+    # (\Z, not $: "$" also matches before a final newline and would eat the blank line above)
+    r"\r?\n([ \t]*{{(/[^{}]+|![^{}]+)}}[ \t]*)+\Z"
 )
 _CLEANUP = re.compile(r"(?<={{)~|~(?=}})|(?<=}})[ \t]+(?={{)")
 
