@@ -167,7 +167,7 @@ def test_compiling_from_many_threads_at_once_gives_correct_templates() -> None:
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(40)]
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(16)]
     for t in threads:
         t.start()
     for t in threads:

@@ -14,11 +14,11 @@ template is pure and runs without the lock.
 from __future__ import annotations
 
 import re
-import sys
 import threading
 from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import resources
+from types import ModuleType
 from typing import Any
 
 import orjson
@@ -161,21 +161,50 @@ def _parse(source: str) -> list[Any]:
     return list(tree)
 
 
+def _build(tree: list[Any]) -> Renderer:
+    """Python code for a parsed tree, executed into a private module whose ``prepare`` and
+    ``resolve`` are ours; caller holds :data:`COMPILE_LOCK` (pybars' code builder is shared).
+
+    This is ``pybars.Compiler.compile`` minus its second parse and its ``sys.modules`` entry
+    (we hold the function; the module goes when the cache entry does).
+    """
+    builder = _COMPILER._compiler.globals["builder"]
+    builder._reset()
+    try:
+        container = _COMPILER._compiler(tree).apply("compile")[0]
+    except PybarsError as exc:
+        raise TemplateError(f"Template does not compile: {exc}") from None
+    module = ModuleType("loop_prompt_template")
+    exec(compile(container.full_code, "<prompt template>", "exec", dont_inherit=True), module.__dict__)
+    module.__dict__["prepare"] = _prepare
+    module.__dict__["resolve"] = _resolve
+    return module.__dict__[container.name]  # type: ignore[no-any-return]
+
+
 def compile_template(source: str) -> Renderer:
     """Compile ``source`` (thread-safe) into a render function with escaping turned off."""
     with COMPILE_LOCK:
-        _parse(source)
-        try:
-            fn = _COMPILER.compile(source)
-        except PybarsError as exc:
-            raise TemplateError(f"Template does not compile: {exc}") from None
-    module_globals = fn.__globals__
-    module_globals["prepare"] = _prepare
-    module_globals["resolve"] = _resolve
-    # pybars registers each compiled module in sys.modules; we hold the function instead,
-    # so drop the entry and let a template be collected when its cache entry goes.
-    sys.modules.pop(module_globals.get("__name__", ""), None)
-    return fn  # type: ignore[no-any-return]
+        return _build(_parse(source))
+
+
+_CACHE: dict[str, Renderer] = {}
+_CACHE_LIMIT = 512
+
+
+def _remember(source: str, fn: Renderer) -> None:
+    if len(_CACHE) >= _CACHE_LIMIT:
+        _CACHE.clear()
+    _CACHE[source] = fn
+
+
+def compile_cached(source: str) -> Renderer:
+    """:func:`compile_template` memoised on the source text: compiling costs far more than
+    rendering (pybars parses with OMeta), and equal sources compile to equal functions."""
+    fn = _CACHE.get(source)
+    if fn is None:
+        fn = compile_template(source)
+        _remember(source, fn)
+    return fn
 
 
 def render(fn: Renderer, context: Mapping[str, Any], partials: Mapping[str, Renderer]) -> str:
@@ -232,19 +261,21 @@ def _walk_args(args: list[Any], problems: list[str]) -> None:
             _walk_args([arg[2]], problems)
 
 
-def validate(source: str, partials: frozenset[str] = frozenset(PARTIAL_NAMES)) -> None:
+def validate(source: str, partials: frozenset[str] = frozenset(PARTIAL_NAMES)) -> Renderer:
     """Raise :class:`TemplateError` unless ``source`` compiles and uses only known partials and
-    helpers (what would otherwise fail only when an agent is handed the prompt)."""
+    helpers (what would otherwise fail only when an agent is handed the prompt); returns the
+    compiled template."""
     if "{{{" in source:
         raise TemplateError(TRIPLE_BRACE_MESSAGE)
     with COMPILE_LOCK:
         tree = _parse(source)
-    problems: list[str] = []
-    _walk(tree[1:], problems, partials)
-    if problems:
-        unique = list(dict.fromkeys(problems))
-        raise TemplateError("Template is invalid: " + "; ".join(unique))
-    compile_template(source)
+        problems: list[str] = []
+        _walk(tree[1:], problems, partials)
+        if problems:
+            raise TemplateError("Template is invalid: " + "; ".join(dict.fromkeys(problems)))
+        fn = _build(tree)
+    _remember(source, fn)
+    return fn
 
 
 # ---------------------------------------------------------------------------- seeds
@@ -258,7 +289,5 @@ def partials() -> dict[str, Renderer]:
     """The shared partials, compiled once per process."""
     compiled: dict[str, Renderer] = {}
     for name in PARTIAL_NAMES:
-        source = seed_text("partials", f"{name}.hbs")
-        validate(source)
-        compiled[name] = compile_template(source)
+        compiled[name] = validate(seed_text("partials", f"{name}.hbs"))
     return compiled

@@ -93,7 +93,7 @@ class PromptService:
         if row is None:
             return None
         try:
-            fn = engine.compile_template(row["content"])
+            fn = engine.compile_cached(row["content"])
         except engine.TemplateError as exc:
             raise PromptRenderError(f"Prompt version {version_id} does not compile: {exc.message}") from None
         hit = Compiled(version_id, row["templateId"], int(row["version"]), fn)
