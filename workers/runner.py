@@ -41,7 +41,20 @@ def start_periodic(settings: Settings, stop: threading.Event) -> None:
         threading.Thread(target=run, args=(interval, fn), daemon=True, name=f"periodic-{fn.__name__}").start()
 
 
+def preload(settings: Settings) -> None:
+    """Import the job modules and every store extension once, in the worker process.
+
+    RQ forks a work-horse per job; a module first imported inside the horse is imported
+    again for every job (the prompt engine's pybars import alone takes seconds).
+    """
+    import workers.signals  # noqa: F401
+    from loop.runtime import store_from_settings
+
+    store_from_settings(settings)
+
+
 def run_worker(settings: Settings, burst: bool = False) -> None:
+    preload(settings)
     conn = rq_connection(settings)
     worker = Worker([queue_for(settings, conn)], connection=conn)
     stop = threading.Event()
