@@ -13,9 +13,11 @@ import pytest
 
 from api.app import create_app
 from loop.clock import FrozenClock
+from loop.errors import BusinessRuleError
 from loop.models import ISSUE_FIELDS, ISSUE_STATUSES
 from loop.settings import Settings
 from loop.store import RedisStore, connect
+from loop.store.base import IssueHook
 from tests.conftest import API_KEY, AUTH
 from tests.redis_server import RedisProcess, spawn_redis
 
@@ -160,3 +162,49 @@ def test_concurrent_status_patches_leave_each_issue_in_exactly_one_status_index(
     for status in ISSUE_STATUSES:
         assert store.r.zcard(store.keys.issue_index("status", status)) == counts.get(status, 0)
     assert store.issues.counts_by_project("p") == counts
+
+
+# ----------------------------------------------------------------------------- hierarchy under concurrency
+class Interleave(IssueHook):
+    """Runs ``action`` once, from inside a write transaction (after its reads, before EXEC):
+    a deterministic stand-in for another client's write landing at the worst moment."""
+
+    def __init__(self, when: Any, action: Any) -> None:
+        self.when, self.action, self.fired = when, action, False
+
+    def prepare(self, pipe: Any, old: Any, new: Any) -> None:
+        if not self.fired and self.when(old, new):
+            self.fired = True
+            self.action()
+
+
+def test_a_parent_gaining_a_parent_while_a_child_is_created_still_blocks_the_grandchild(store):
+    p = store.issues.create({"title": "p", "type": "task"})
+    q = store.issues.create({"title": "q", "type": "task"})
+    hook = Interleave(lambda old, new: old is None and new["parentId"] == p["id"],
+                      lambda: store.issues.update(p["id"], {"parentId": q["id"]}))
+    store.issue_hooks.append(hook)
+    with pytest.raises(BusinessRuleError, match="already has a parent"):
+        store.issues.create({"title": "c", "type": "task", "parentId": p["id"]})
+    assert hook.fired and store.r.zcard(store.keys.issue_index("parent", p["id"])) == 0
+
+
+def test_an_issue_gaining_a_child_while_it_is_given_a_parent_is_refused(store):
+    x = store.issues.create({"title": "x", "type": "task"})
+    p = store.issues.create({"title": "p", "type": "task"})
+    hook = Interleave(lambda old, new: old is not None and new["id"] == x["id"],
+                      lambda: store.issues.create({"title": "c", "type": "task", "parentId": x["id"]}))
+    store.issue_hooks.append(hook)
+    with pytest.raises(BusinessRuleError, match="has children"):
+        store.issues.update(x["id"], {"parentId": p["id"]})
+    assert hook.fired and store.issues.get(x["id"])["parentId"] is None
+
+
+def test_a_parent_deleted_while_a_child_is_created_is_not_found(store):
+    p = store.issues.create({"title": "p", "type": "task"})
+    hook = Interleave(lambda old, new: old is None and new["parentId"] == p["id"],
+                      lambda: store.issues.delete(p["id"]))
+    store.issue_hooks.append(hook)
+    with pytest.raises(BusinessRuleError, match="Parent issue not found"):
+        store.issues.create({"title": "c", "type": "task", "parentId": p["id"]})
+    assert hook.fired and store.issues.list({}, 50, 0)[1] == 0

@@ -120,10 +120,15 @@ class Issues:
         return self.get_many(ids), int(total)
 
     # ------------------------------------------------------------------ writes
-    def _check_parent(self, parent_id: str, child_id: str | None) -> None:
+    def _check_parent(self, parent_id: str, child_id: str | None, pipe: Any = None) -> None:
+        """The hierarchy rule. Given the transaction's ``pipe``, the parent is read under
+        WATCH, so a parent deleted or given a parent meanwhile aborts the write (and a retry
+        sees it)."""
         if child_id is not None and parent_id == child_id:
             raise BusinessRuleError("An issue cannot be its own parent")
-        parent = self.get(parent_id)
+        if pipe is not None and is_id(parent_id):
+            pipe.watch(self.k.issue(parent_id))
+        parent = self.s.get_row("issue", ISSUE_FIELDS, parent_id, client=pipe)
         if parent is None or parent["deletedAt"] is not None:
             raise BusinessRuleError(PARENT_NOT_FOUND)
         if parent["parentId"]:
@@ -157,6 +162,8 @@ class Issues:
         )
 
         def tx(pipe: Any) -> None:
+            if issue["parentId"]:
+                self._check_parent(issue["parentId"], None, pipe)
             states = [h.prepare(pipe, None, issue) for h in self.s.issue_hooks]
             pipe.multi()
             self.s.write_row(pipe, "issue", ISSUE_FIELDS, issue["id"], issue)
@@ -190,10 +197,15 @@ class Issues:
             old = models.decode(ISSUE_FIELDS, raw) if raw else None
             if old is None or old["deletedAt"] is not None:
                 raise NotFound("Issue not found")
-            if changes.get("parentId") and pipe.exists(self.k.issue_index("parent", issue_id)):
-                raise BusinessRuleError(
-                    "Cannot give a parent to an issue that has children (1-level hierarchy limit)"
-                )
+            if changes.get("parentId"):
+                # Watched: a child created under this issue meanwhile aborts the write.
+                children = self.k.issue_index("parent", issue_id)
+                pipe.watch(children)
+                if pipe.exists(children):
+                    raise BusinessRuleError(
+                        "Cannot give a parent to an issue that has children (1-level hierarchy limit)"
+                    )
+                self._check_parent(changes["parentId"], issue_id, pipe)
             if check is not None:
                 check(pipe, old)
             new = self._apply(old, changes)
