@@ -13,7 +13,7 @@ import pytest
 
 from api.app import create_app
 from loop.clock import FrozenClock
-from loop.errors import BusinessRuleError
+from loop.errors import BusinessRuleError, NotFound
 from loop.models import ISSUE_FIELDS, ISSUE_STATUSES
 from loop.settings import Settings
 from loop.store import RedisStore, connect
@@ -208,3 +208,22 @@ def test_a_parent_deleted_while_a_child_is_created_is_not_found(store):
     with pytest.raises(BusinessRuleError, match="Parent issue not found"):
         store.issues.create({"title": "c", "type": "task", "parentId": p["id"]})
     assert hook.fired and store.issues.list({}, 50, 0)[1] == 0
+
+
+def test_a_label_attached_while_the_issue_is_deleted_leaves_no_stale_index_entry(store):
+    issue = store.issues.create({"title": "i", "type": "task"})
+    label = store.labels.create({"name": "bug", "color": "red"})
+    hook = Interleave(lambda old, new: False, lambda: None)
+    store.issue_hooks.append(hook)
+    real_check = store.issues._check_labels
+
+    def delete_meanwhile(ids: Any) -> None:
+        real_check(ids)
+        if not hook.fired:
+            hook.fired = True
+            store.issues.delete(issue["id"])
+
+    store.issues._check_labels = delete_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(NotFound):
+        store.issues.attach_label(issue["id"], label["id"])
+    assert store.issues.list({"labelId": label["id"]}, 50, 0) == ([], 0)

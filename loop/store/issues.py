@@ -306,12 +306,21 @@ class Issues:
 
     # ------------------------------------------------------------------ labels
     def attach_label(self, issue_id: str, label_id: str) -> None:
-        issue = self.get_live(issue_id)
+        self.get_live(issue_id)
         self._check_labels([label_id])
-        pipe = self.s.r.pipeline(transaction=True)
-        pipe.sadd(self.k.issue_labels(issue_id), label_id)
-        pipe.zadd(self.k.issue_index("label", label_id), {issue_id: issue["number"]})
-        pipe.execute()
+        key = self.k.issue(issue_id)
+
+        def tx(pipe: Any) -> None:
+            # Re-read under WATCH: an issue deleted meanwhile must not re-enter the label index.
+            raw = pipe.hgetall(key)
+            issue = models.decode(ISSUE_FIELDS, raw) if raw else None
+            if issue is None or issue["deletedAt"] is not None:
+                raise NotFound("Issue not found")
+            pipe.multi()
+            pipe.sadd(self.k.issue_labels(issue_id), label_id)
+            pipe.zadd(self.k.issue_index("label", label_id), {issue_id: issue["number"]})
+
+        self.s.transact(tx, key)
 
     def detach_label(self, issue_id: str, label_id: str) -> None:
         self.get_live(issue_id)
