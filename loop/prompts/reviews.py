@@ -44,7 +44,10 @@ FEEDBACK_QUOTED = 8
 
 def ewma(previous: float | None, composite: float) -> float:
     """``composite`` for the first review, else ``alpha * composite + (1 - alpha) * previous``."""
-    return composite if previous is None else EWMA_ALPHA * composite + (1 - EWMA_ALPHA) * previous
+    value = composite if previous is None else EWMA_ALPHA * composite + (1 - EWMA_ALPHA) * previous
+    # Rounded so that binary float noise (0.3 * 3 + 0.7 * 3 = 2.9999999999999996) never
+    # crosses a threshold the exact value does not.
+    return round(value, 10)
 
 
 def needs_improvement(score: float, count: int) -> bool:
@@ -79,9 +82,9 @@ class Reviews:
     def create(self, data: Mapping[str, Any]) -> Row:
         """Store a review, move the version's EWMA score, maybe file an improvement task."""
         version_id = data["versionId"]
-        if not is_id(version_id):
-            raise NotFound("Version not found")
         vkey = self.k.row(VERSION, version_id)
+        if not is_id(version_id) or not self.s.r.exists(vkey):
+            raise NotFound("Version not found")
         review: Row = dict.fromkeys(REVIEW_FIELDS)
         review.update({k: v for k, v in data.items() if k in REVIEW_FIELDS})
         review.update(id=new_id(), createdAt=self.s.now())
