@@ -324,3 +324,16 @@ def test_a_small_chunked_body_without_a_length_is_parsed(app, store, settings):
     stream = io.BytesIO(b'{"title": "chunked", "type": "task"}')
     status, _, out = _call(app, _env(settings, stream, None, **{"wsgi.input_terminated": True}))
     assert status.startswith("201") and b'"title":"chunked"' in out
+
+
+def test_a_key_whose_first_request_is_still_running_is_a_409(client, store):
+    import hashlib
+    import json
+
+    body = json.dumps(ISSUE).encode()
+    state, _ = store.idempotency.begin("bootstrap", "POST", "/api/issues", "busy", hashlib.sha256(body).hexdigest())
+    assert state == "new"
+    before = keys_of(store)
+    r = client.post("/api/issues", body=body, headers={"Idempotency-Key": "busy", "Content-Type": "application/json"})
+    assert (r.status_code, r.json) == (409, {"error": "A request with this Idempotency-Key is still in progress"})
+    assert keys_of(store) == before

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from tests.conftest import keys_of
 
@@ -499,3 +502,40 @@ def test_label_link_errors_write_nothing(client, store):
     for r, status, error in cases:
         assert (r.status_code, r.json["error"]) == (status, error)
     assert keys_of(store) == before
+
+
+# ----------------------------------------------------------------------------- never a 500 from user input
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10**20) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+_fields = st.sampled_from(["title", "type", "status", "priority", "parentId", "projectId", "labelIds", "hypothesis",
+                           "signalPayload", "description", "commits", "pullRequests", "agentSummary", "body",
+                           "authorName", "authorType", "relatedIssueId", "labelId", "name", "color", "goalId"])
+_bodies = st.dictionaries(_fields, _json, max_size=5) | _json
+
+
+@pytest.mark.slow
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_bodies, target=st.sampled_from(["POST /api/issues", "PATCH /api/issues/{id}", "POST /api/labels",
+                                             "POST /api/issues/{id}/comments", "POST /api/issues/{id}/relations",
+                                             "POST /api/issues/{id}/labels", "POST /api/projects",
+                                             "PATCH /api/goals/{goal}", "POST /api/keys"]))
+def test_arbitrary_json_bodies_never_cause_a_server_error(client, store, body, target):
+    issue = store.issues.create({"title": "fuzz", "type": "task"})
+    goal = store.goals.create({"title": "g"})
+    method, path = target.split(" ")
+    r = client.request(method, path.format(id=issue["id"], goal=goal["id"]), json=body)
+    assert r.status_code < 500, (target, body, r.text)
+    assert isinstance(r.json.get("error", ""), str)
+
+
+@pytest.mark.slow
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.dictionaries(st.sampled_from(["status", "type", "projectId", "labelId", "priority", "parentId",
+                                               "limit", "offset", "bogus"]),
+                              st.text(max_size=12), max_size=4))
+def test_arbitrary_list_queries_are_answered_200_or_400(client, params):
+    r = client.get("/api/issues", params=params)
+    assert r.status_code in (200, 400), (params, r.text)
