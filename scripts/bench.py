@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Loop benchmark runner: starts its own gunicorn servers and measures them.
+
+    .venv/bin/python scripts/bench.py                        # every scenario
+    .venv/bin/python scripts/bench.py --scenario foundation  # one (repeatable)
+    .venv/bin/python scripts/bench.py --list
+
+Servers run in dedicated ``LOOP_NAMESPACE`` s (deleted afterwards) on ``--redis-url`` (default:
+``$REDIS_URL``, else ``redis://127.0.0.1:6379/0`` if it answers, else a private redis-server);
+``--private-redis`` always starts a private one. Scenarios live in ``scripts/benchmarks/``.
+The figures of a run are only comparable with each other: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchmarks  # noqa: E402
+from benchmarks.harness import Bench, private_redis, redis_binaries, redis_version  # noqa: E402
+
+from loop.devserver import ping  # noqa: E402
+
+
+@contextlib.contextmanager
+def choose_redis(url: str | None, private: bool) -> Iterator[str]:
+    candidate = url or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    if not private and ping(candidate):
+        yield candidate
+        return
+    if not private:
+        print(f"{candidate} does not answer: starting a private redis-server", flush=True)
+    with private_redis(redis_binaries()[0]) as own:
+        yield own
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--scenario", action="append", help="scenario to run (repeatable; default: all)")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument("--redis-url", help="Redis the servers use (default: $REDIS_URL or 127.0.0.1:6379)")
+    p.add_argument("--private-redis", action="store_true", help="start a private redis-server for the servers")
+    p.add_argument("--duration", type=float, default=2.0, help="seconds per measurement (default 2)")
+    p.add_argument("--warmup", type=float, default=0.5, help="unrecorded seconds before each measurement")
+    p.add_argument("--concurrency", type=int, default=4, help="client threads (default 4)")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn workers per server (default 2)")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds for ratios (default 5)")
+    p.add_argument("--small", type=int, default=1000, help="foundation: small backlog size")
+    p.add_argument("--big", type=int, default=100_000, help="foundation: big backlog size")
+    p.add_argument("--memory-issues", type=int, default=3000, help="foundation: issues created for memory")
+    p.add_argument("--no-extras", action="store_true", help="foundation: skip the informative list shapes")
+    p.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = p.parse_args(argv)
+
+    if args.list:
+        for name in benchmarks.names():
+            print(f"{name:<14} {benchmarks.summary(benchmarks.load(name))}")
+        return 0
+    modules = [benchmarks.load(n) for n in (args.scenario or benchmarks.names())]
+    options = {"small": args.small, "big": args.big, "memory_issues": args.memory_issues, "extras": not args.no_extras}
+    started = time.time()
+    with choose_redis(args.redis_url, args.private_redis) as url:
+        bench = Bench(url, args.duration, args.warmup, args.concurrency, args.workers, args.rounds, options)
+        print(f"Loop benchmark: python {platform.python_version()}, {os.cpu_count()} CPUs, "
+              f"{args.workers} gunicorn workers, {args.concurrency} client threads, {args.duration}s per "
+              f"measurement; Redis {url}; redis-server binaries: "
+              + ", ".join(f"{b} {redis_version(b)}" for b in redis_binaries()), flush=True)
+        for module in modules:
+            print(f"\n### {module.__name__.split('.')[-1]}: {benchmarks.summary(module)}", flush=True)
+            module.run(bench)
+    print("\nSummary")
+    for r in bench.ratios:
+        print(f"  [{'ok' if r.ok else 'MISS'}] {r.name}: {r.value:.3g} (target {r.target})")
+    if args.json:
+        args.json.write_bytes(orjson.dumps({
+            "started": started, "args": {k: str(v) for k, v in vars(args).items()},
+            "results": [r.row() for r in bench.results], "ratios": [vars(r) for r in bench.ratios],
+            "notes": bench.notes, "data": bench.data}, option=orjson.OPT_INDENT_2))
+    return 0 if all(r.ok for r in bench.ratios) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
