@@ -368,7 +368,11 @@ class Query:
         ]
 
 
+#: Largest accepted ``offset``: Redis range arguments are signed 64-bit, so an unbounded
+#: offset (e.g. 2**63) made ZRANGE fail with a server error instead of an empty page.
+MAX_OFFSET = 1_000_000_000
+
 PAGINATION: dict[str, Field] = {
     "limit": Int(minimum=1, maximum=200, default=50),
-    "offset": Int(minimum=0, default=0),
+    "offset": Int(minimum=0, maximum=MAX_OFFSET, default=0),
 }
