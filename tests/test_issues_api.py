@@ -181,6 +181,7 @@ def test_the_list_is_ordered_by_creation_and_enveloped_with_an_exact_total(clien
     page = client.get("/api/issues?limit=2&offset=1")
     assert ids(page) == made[1:3] and page.json["total"] == 5
     assert client.get("/api/issues?offset=10").json == {"data": [], "total": 5}
+    assert client.get("/api/issues?offset=1000000000&status=todo,done").json == {"data": [], "total": 0}
 
 
 def test_the_default_page_is_50_issues(client, store):
@@ -198,6 +199,7 @@ def test_the_default_page_is_50_issues(client, store):
     ("limit=1.5", "limit", "must be an integer"),
     ("offset=-1", "offset", "must be at least 0"),
     ("offset=x", "offset", "must be an integer"),
+    ("offset=99999999999999999999", "offset", "must be at most 1000000000"),
     ("priority=5", "priority", "must be at most 4"),
     ("priority=high", "priority", "must be an integer"),
     ("status=todo,bogus", "status", "unknown value 'bogus'"),
