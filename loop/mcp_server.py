@@ -11,6 +11,7 @@ message (``Loop API 404: Issue not found``), never a generic failure.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import threading
 import time
@@ -78,13 +79,17 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
     factory: ClientFactory = (lambda _ctx: client_for) if isinstance(client_for, LoopClient) else client_for
     server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS, version=__version__)
 
+    def tool(fn: Callable[..., Json]) -> Callable[..., Json]:
+        # The docstring is the description the model reads: without code indentation.
+        return server.tool(description=inspect.cleandoc(fn.__doc__ or ""))(fn)
+
     def call(ctx: Context | None, fn: Callable[[LoopClient], Any]) -> Any:
         try:
             return fn(factory(ctx))
         except LoopClientError as exc:
             raise _fail(exc) from None
 
-    @server.tool()
+    @tool
     def loop_get_next_task(ctx: Context, project_id: str | None = None) -> Json:
         """Claim the highest-priority unblocked issue. Returns {issue, prompt, meta, claim} where claim is
         {sessionId, token, expiresAt}; {issue: null} when there is no work."""
@@ -93,7 +98,7 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
             return {"issue": None, "message": "No eligible issues: the queue is empty or everything is blocked."}
         return dict(task)
 
-    @server.tool()
+    @tool
     def loop_complete_task(ctx: Context, issue_id: str, summary: str, claim_token: str | None = None,
                            commits: list[Json] | None = None, pull_requests: list[Json] | None = None) -> Json:
         """Mark an issue done with a summary of what was done (and optional commits [{sha, message}] and
@@ -111,7 +116,7 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
         result: Json = call(ctx, run)
         return result
 
-    @server.tool()
+    @tool
     def loop_create_issue(ctx: Context, title: str, type: str = "task", description: str | None = None,
                           status: str | None = None, priority: int | None = None, parent_id: str | None = None,
                           project_id: str | None = None, label_ids: list[str] | None = None) -> Json:
@@ -122,7 +127,7 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
             project_id=project_id, label_ids=label_ids)))
         return row
 
-    @server.tool()
+    @tool
     def loop_update_issue(ctx: Context, issue_id: str, title: str | None = None, description: str | None = None,
                           status: str | None = None, priority: int | None = None, type: str | None = None,
                           project_id: str | None = None, parent_id: str | None = None,
@@ -135,7 +140,7 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
         row: Json = call(ctx, lambda loop: loop.issues.update(issue_id, claim_token=claim_token, **fields))
         return row
 
-    @server.tool()
+    @tool
     def loop_list_issues(ctx: Context, status: str | None = None, type: str | None = None,
                          project_id: str | None = None, label_id: str | None = None, priority: int | None = None,
                          parent_id: str | None = None, limit: int = 50, offset: int = 0) -> Json:
@@ -146,7 +151,7 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
                                                        priority=priority, parent_id=parent_id))
         return {"data": page.data, "total": page.total}
 
-    @server.tool()
+    @tool
     def loop_get_issue(ctx: Context, issue_id: str) -> Json:
         """An issue with its parent, children, labels, relations, comments and agent sessions."""
 
@@ -162,7 +167,7 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
         result: Json = call(ctx, run)
         return result
 
-    @server.tool()
+    @tool
     def loop_ingest_signal(ctx: Context, source: str, type: str, severity: str, payload: Json,
                            source_id: str | None = None, project_id: str | None = None) -> Json:
         """Report a signal (an error, a metric change, an observation) that becomes a triage issue.
@@ -171,7 +176,7 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
                                                                   source_id=source_id, project_id=project_id))
         return result
 
-    @server.tool()
+    @tool
     def loop_create_comment(ctx: Context, issue_id: str, body: str, author_name: str = "agent",
                             parent_id: str | None = None) -> Json:
         """Comment on an issue as an agent (progress notes, findings, questions for humans)."""
@@ -179,25 +184,25 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
                                                                author_type="agent", parent_id=parent_id))
         return row
 
-    @server.tool()
+    @tool
     def loop_get_dashboard(ctx: Context) -> Json:
         """System overview: issue counts by status and type, goals, and dispatch (queue depth, active, done 24h)."""
         stats: Json = call(ctx, lambda loop: loop.dashboard.stats())
         return stats
 
-    @server.tool()
+    @tool
     def loop_heartbeat(ctx: Context, session_id: str, claim_token: str) -> Json:
         """Extend the lease of your claim (call it well before claim.expiresAt on long tasks)."""
         row: Json = call(ctx, lambda loop: loop.dispatch.heartbeat(session_id, claim_token))
         return row
 
-    @server.tool()
+    @tool
     def loop_release_task(ctx: Context, session_id: str, claim_token: str, reason: str | None = None) -> Json:
         """Give a claimed issue back to the queue when you cannot finish it, saying why."""
         row: Json = call(ctx, lambda loop: loop.dispatch.release(session_id, claim_token, reason))
         return row
 
-    @server.tool()
+    @tool
     def loop_submit_review(ctx: Context, version_id: str, issue_id: str, clarity: int, completeness: int,
                            relevance: int, feedback: str | None = None) -> Json:
         """Rate the prompt you received (meta.versionId of the task), each score 1-5, with feedback on what

@@ -46,9 +46,12 @@ def work(command_: str, cwd: Path | None, project: str | None, interval: float, 
 @click.command()
 @click.option("--http", "http", is_flag=True, help="Serve streamable HTTP instead of stdio.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
-@click.option("--port", type=click.IntRange(1, 65535), envvar="LOOP_MCP_PORT", default=5669, show_default=True,
-              help="HTTP port (or LOOP_MCP_PORT).")
-def mcp(http: bool, host: str, port: int) -> None:
+@click.option("--port", type=click.IntRange(1, 65535), envvar="LOOP_MCP_PORT",
+              help="HTTP port (or LOOP_MCP_PORT; default PORT+2 when PORT is set, so `loop dev --port N` "
+              "serves MCP on N+2, else 5669).")
+@click.option("--api-url", help="Where the Loop API is, for --http (default: LOOP_API_URL, else LOOP_URL, else "
+              "the configured url).")
+def mcp(http: bool, host: str, port: int | None, api_url: str | None) -> None:
     """Serve Loop's tools over MCP.
 
     stdio (default): for Claude Code, Cursor, Codex... using the configured URL and key.
@@ -58,7 +61,10 @@ def mcp(http: bool, host: str, port: int) -> None:
     from loop import mcp_server
 
     if http:
-        url = os.environ.get("LOOP_API_URL") or os.environ.get("LOOP_URL") or str(resolve("url")[0])
+        url = api_url or os.environ.get("LOOP_API_URL") or os.environ.get("LOOP_URL") or str(resolve("url")[0])
+        if port is None:
+            base = os.environ.get("PORT", "")
+            port = int(base) + 2 if base.isdigit() and int(base) + 2 <= 65535 else 5669
         mcp_server.run_http(url, host, port)
         return
     loop = client()
