@@ -207,3 +207,67 @@ def test_the_queue_pages_globally_by_score(loop: LoopClient) -> None:
     scores = [i["score"] for i in items]
     assert len(items) == 5 and scores == sorted(scores, reverse=True)
     assert set(items[0]["breakdown"]) == {"priorityWeight", "goalBonus", "ageBonus", "typeBonus"}
+
+
+# ------------------------------------------------------------ signals/prompts
+def test_signals_ingest_list_filter_and_get(loop: LoopClient) -> None:
+    project = loop.projects.create("signals project")
+    made = loop.signals.ingest("sdk-sentry", "error", "critical", {"message": "Checkout 500s"},
+                               source_id="evt-1", project_id=project["id"])
+    signal, issue = made["signal"], made["issue"]
+    assert issue["title"] == "[sdk-sentry] error: Checkout 500s" and issue["priority"] == 1
+    assert signal["issueId"] == issue["id"] and signal["sourceId"] == "evt-1"
+    loop.signals.ingest("sdk-sentry", "error", "low", {"message": "minor"}, project_id=project["id"])
+    page = loop.signals.list(project_id=project["id"], severity="critical")
+    assert page.total == 1 and page.data[0]["id"] == signal["id"]
+    assert len(list(loop.signals.iter(page_size=1, project_id=project["id"]))) == 2
+    assert loop.signals.get(signal["id"])["payload"] == {"message": "Checkout 500s"}
+    with pytest.raises(NotFoundError):
+        loop.signals.get("missing")
+    with pytest.raises(ValidationError):
+        loop.signals.ingest("s", "t", "apocalyptic")
+
+
+def test_templates_versions_promote_reviews_and_preview(loop: LoopClient) -> None:
+    seeded = {t["slug"] for t in loop.templates.iter()}
+    assert {"task-execution", "signal-triage"} <= seeded
+    tpl = loop.templates.create("sdk-bugfix", "SDK bugfix", conditions={"type": "task", "labels": ["sdk-tpl-bug"]},
+                                specificity=50)
+    assert tpl["activeVersionId"] is None
+    with pytest.raises(ConflictError, match="Template slug already exists"):
+        loop.templates.create("sdk-bugfix", "again")
+    v1 = loop.templates.create_version(tpl["id"], "Fix {{issue.title}} now.", changelog="first")
+    v2 = loop.templates.create_version(tpl["id"], "Please fix {{issue.title}}.", author_type="agent",
+                                       author_name="bot")
+    assert (v1["status"], v2["status"]) == ("active", "draft")
+    with pytest.raises(UnprocessableError, match="Triple-brace"):
+        loop.templates.create_version(tpl["id"], "{{{raw}}}")
+    assert [v["version"] for v in loop.templates.iter_versions(tpl["id"], page_size=1)] == [2, 1]
+    promoted = loop.templates.promote(tpl["id"], v2["id"])
+    assert promoted["status"] == "active"
+    with pytest.raises(UnprocessableError, match="already active"):
+        loop.templates.promote(tpl["id"], v2["id"])
+    assert loop.templates.get(tpl["id"])["activeVersion"]["id"] == v2["id"]
+    label = loop.labels.create("sdk-tpl-bug")
+    issue = loop.issues.create("the parser", "task", label_ids=[label["id"]])
+    preview = loop.templates.preview(issue["id"])
+    assert preview["template"]["slug"] == "sdk-bugfix" and preview["prompt"] == "Please fix the parser."
+    review = loop.reviews.create(v2["id"], issue["id"], 4, 5, 3, feedback="ok", author_type="human")
+    assert review["versionId"] == v2["id"]
+    assert loop.templates.reviews(tpl["id"]).data[0]["id"] == review["id"]
+    assert [r["id"] for r in loop.templates.iter_reviews(tpl["id"])] == [review["id"]]
+    assert loop.templates.update(tpl["id"], specificity=60)["specificity"] == 60
+    loop.templates.delete(tpl["id"])
+    with pytest.raises(NotFoundError, match="Template not found"):
+        loop.templates.get(tpl["id"])
+
+
+def test_dashboard_stats_activity_and_prompts(loop: LoopClient) -> None:
+    loop.issues.create("dashboard issue", "task", status="todo")
+    stats = loop.dashboard.stats()
+    assert stats["issues"]["total"] >= 1 and stats["issues"]["byStatus"]["todo"] >= 1
+    assert set(stats["dispatch"]) == {"queueDepth", "activeCount", "completedLast24h"}
+    activity = loop.dashboard.activity(5)
+    assert 1 <= len(activity) <= 5 and "latestActivity" in activity.data[0]
+    prompts = loop.dashboard.prompts()
+    assert {"template", "activeVersion", "reviewSummary", "needsAttention"} <= set(prompts[0])
