@@ -266,3 +266,43 @@ def test_a_queued_job_can_be_fetched_by_the_id_in_the_marker(client, store, rq_q
     (job_id,) = job_ids_of_markers(store.r, store).values()
     job = Job.fetch(job_id, connection=rq_queue.connection)
     assert job.meta == {"provider": "github", "deliveryId": "d-1", "namespace": store.keys.namespace}
+
+
+def test_a_duplicate_leaves_no_job_behind(client, rq_queue, monkeypatch):
+    import uuid
+
+    ids = iter(["job-first-" + uuid.uuid4().hex, "job-dup-" + uuid.uuid4().hex])
+    monkeypatch.setattr("loop.signals.intake.uuid.uuid4", lambda: type("U", (), {"hex": next(ids)})())
+    assert gh(client).json["data"]["status"] == "queued"
+    assert gh(client).json["data"]["status"] == "duplicate"
+    (first,) = rq_queue.job_ids
+    assert first.startswith("job-first-")
+    conn = rq_queue.connection
+    assert conn.exists(f"rq:job:{first}")
+    assert not any(conn.exists(k) for k in conn.scan_iter(match="rq:job:job-dup-*"))
+
+
+def test_the_accept_script_keeps_a_job_whose_transaction_was_applied_twice(store, rq_queue):
+    from loop.signals.intake import ACCEPT_SCRIPT
+
+    conn = rq_queue.connection
+    marker = store.keys.webhook_delivery("github", "retried")
+    job_key = "rq:job:" + store.keys.namespace + "-retried"
+    try:
+        for _ in range(2):  # the same MULTI twice, as a blind client retry would
+            pipe = conn.pipeline(transaction=True)
+            pipe.hset(job_key, "status", "queued")
+            pipe.rpush(rq_queue.key, "retried-job")
+            pipe.eval(ACCEPT_SCRIPT, 3, marker, rq_queue.key, job_key, "retried-job", 60)
+            assert pipe.execute()[-1] == 1
+        assert conn.lrange(rq_queue.key, 0, -1) == [b"retried-job"]
+        assert conn.exists(job_key)
+        pipe = conn.pipeline(transaction=True)
+        pipe.hset(job_key + "-other", "status", "queued")
+        pipe.rpush(rq_queue.key, "other-job")
+        pipe.eval(ACCEPT_SCRIPT, 3, marker, rq_queue.key, job_key + "-other", "other-job", 60)
+        assert pipe.execute()[-1] == 0
+        assert conn.lrange(rq_queue.key, 0, -1) == [b"retried-job"]
+        assert not conn.exists(job_key + "-other")
+    finally:
+        conn.delete(job_key, job_key + "-other")

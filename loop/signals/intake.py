@@ -1,11 +1,17 @@
 """Accepting a verified webhook: de-duplicate and enqueue the normalization job, atomically.
 
 The dedup marker (``P:webhook:<provider>:<digest>`` -> job id, TTL >= 7 days) and the RQ job
-(its hash and its place in the queue list) are written in ONE MULTI/EXEC that WATCHes the
-marker. So either both exist or neither does: a failed enqueue (Redis gone mid-request)
-never leaves a marker that would make the provider's retry look like a duplicate, and two
-concurrent copies of a delivery enqueue one job (the loser's EXEC fails on the WATCH, it
-retries and sees the marker).
+(its hash and its place in the queue list) are written by ONE MULTI/EXEC, one round trip:
+RQ queues its writes of the job into the transaction, and ``loop/lua/webhook_accept.lua``,
+last in the same transaction, claims the marker for the job or removes the job again when
+the marker already names another one (a duplicate). So either both exist or neither does:
+a failed enqueue (Redis gone mid-request) never leaves a marker that would make the
+provider's retry look like a duplicate, and concurrent copies of a delivery enqueue one job.
+
+The script text is sent with EVAL rather than EVALSHA: inside MULTI a NOSCRIPT error (after
+a Redis restart or SCRIPT FLUSH) would fail that one command while the job writes went
+through. The RQ connection does not retry commands on its own either: re-running an
+applied transaction is not harmless, the provider retries instead (and gets "duplicate").
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
 
-from loop.errors import Conflict
-from loop.keys import MAX_TX_RETRIES
+from loop.scripts import source
 from loop.signals.providers import Delivery
 
 #: Dotted path RQ imports in the worker (the API never imports the worker code).
@@ -29,12 +36,13 @@ JOB_FUNC = "workers.signals.normalize_delivery"
 RESULT_TTL = 24 * 3600
 #: A normalization job is milliseconds of work; anything this long is stuck.
 JOB_TIMEOUT = 120
+ACCEPT_SCRIPT = source("webhook_accept")
 
 
 def binary_client(client: Any) -> redis.Redis:
     """A client on the same server/db as ``client`` that does NOT decode replies (RQ pickles)."""
     pool = client.connection_pool
-    kwargs = {**pool.connection_kwargs, "decode_responses": False}
+    kwargs = {**pool.connection_kwargs, "decode_responses": False, "retry": RedisRetry(NoBackoff(), 0)}
     return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
 
@@ -79,29 +87,20 @@ class Intake:
     def accept(self, delivery: Delivery, body: bytes) -> Accepted:
         queue = self.queue
         marker = self.store.keys.webhook_delivery(delivery.provider, delivery.digest)
-        spec = self.job_spec(delivery, body)
         intervals = list(self.settings.webhook_retry_intervals)
+        job_id = uuid.uuid4().hex
         pipe: Any
-        with queue.connection.pipeline() as pipe:
-            for _ in range(MAX_TX_RETRIES):
-                try:
-                    pipe.watch(marker)
-                    if pipe.exists(marker):
-                        pipe.unwatch()
-                        return Accepted(delivery.delivery_id, "duplicate", None)
-                    job_id = uuid.uuid4().hex
-                    pipe.multi()
-                    pipe.set(marker, job_id, ex=self.settings.webhook_dedup_seconds)
-                    queue.enqueue_call(
-                        JOB_FUNC, args=(spec,), job_id=job_id, pipeline=pipe,
-                        retry=Retry(max=len(intervals), interval=intervals),
-                        timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=self.settings.failed_job_ttl,
-                        description=f"normalize {delivery.provider} delivery {delivery.delivery_id}",
-                        meta={"provider": delivery.provider, "deliveryId": delivery.delivery_id,
-                              "namespace": self.settings.namespace},
-                    )
-                    pipe.execute()
-                    return Accepted(delivery.delivery_id, "queued", job_id)
-                except redis.WatchError:
-                    continue
-        raise Conflict("The delivery is being accepted concurrently; retry the request.")
+        with queue.connection.pipeline(transaction=True) as pipe:
+            job = queue.enqueue_call(
+                JOB_FUNC, args=(self.job_spec(delivery, body),), job_id=job_id, pipeline=pipe,
+                retry=Retry(max=len(intervals), interval=intervals),
+                timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=self.settings.failed_job_ttl,
+                description=f"normalize {delivery.provider} delivery {delivery.delivery_id}",
+                meta={"provider": delivery.provider, "deliveryId": delivery.delivery_id,
+                      "namespace": self.settings.namespace},
+            )
+            pipe.eval(ACCEPT_SCRIPT, 3, marker, queue.key, job.key, job_id, self.settings.webhook_dedup_seconds)
+            queued = pipe.execute()[-1] == 1
+        if queued:
+            return Accepted(delivery.delivery_id, "queued", job_id)
+        return Accepted(delivery.delivery_id, "duplicate", None)
