@@ -158,10 +158,8 @@ class Signals:
         signal: Row = dict.fromkeys(SIGNAL_FIELDS)
         signal.update({k: v for k, v in signal_data.items() if k in SIGNAL_FIELDS})
         signal.update(id=new_id(), createdAt=self.s.now(), projectId=issue_data.get("projectId"))
-        if guard is not None:
-            done = self.recorded(guard)
-            if done is not None:
-                return done
+        # No GET of the guard up front: the transaction checks it anyway (a repeated run only
+        # wastes an issue number), and the common first run saves a round trip.
 
         def stage(pipe: Any, issue: Row) -> None:
             signal["issueId"] = issue["id"]
