@@ -173,6 +173,14 @@ def test_validation_details_are_kept_and_shown(stub: Stub, sleeps: list[float]) 
     assert str(info.value) == "Invalid request body (title: is required)"
 
 
+def test_details_already_named_in_the_message_are_not_repeated(stub: Stub, sleeps: list[float]) -> None:
+    stub.then(400, {"error": "Invalid request: title must not be empty (and 1 more problem).",
+                    "details": {"title": ["must not be empty"], "type": ["is required"]}})
+    with pytest.raises(ValidationError) as info:
+        make(stub, sleeps).issues.create("")
+    assert str(info.value) == "Invalid request: title must not be empty (and 1 more problem). (type: is required)"
+
+
 def test_the_reference_zod_error_envelope_is_understood(stub: Stub, sleeps: list[float]) -> None:
     stub.then(400, {"success": False, "error": {"name": "ZodError", "message": "[...issues...]"}})
     with pytest.raises(ValidationError, match=r"\[\.\.\.issues\.\.\.\]"):

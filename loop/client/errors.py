@@ -33,8 +33,9 @@ class LoopClientError(Exception):
         parts = []
         for field, problems in self.details.items():
             text = ", ".join(str(p) for p in problems) if isinstance(problems, list) else str(problems)
-            parts.append(f"{field}: {text}")
-        return f"{self.message} ({'; '.join(parts)})"
+            if f"{field} {text}" not in self.message:  # the server's sentence often names the first one
+                parts.append(f"{field}: {text}")
+        return f"{self.message} ({'; '.join(parts)})" if parts else self.message
 
 
 class LoopConnectionError(LoopClientError):
