@@ -51,6 +51,8 @@ def _decoding_client(conn: redis.Redis) -> redis.Redis:
     key = (os.getpid(), id(conn.connection_pool))
     client = _clients.get(key)
     if client is None:
+        if len(_clients) >= 8:  # a long-lived SimpleWorker seeing many connections; horses hold one
+            _clients.clear()
         pool = conn.connection_pool
         kwargs = {**pool.connection_kwargs, "decode_responses": True}
         client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
