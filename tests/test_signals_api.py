@@ -40,12 +40,15 @@ def test_the_triage_issue_is_promoted_to_todo_so_dispatch_can_hand_it_out(client
     assert issue["status"] == "todo"
     listed = client.get("/api/issues?status=todo").json
     assert [i["id"] for i in listed["data"]] == [issue["id"]]
+    queue = client.get("/api/dispatch/queue").json
+    assert [item["issue"]["id"] for item in queue["data"]] == [issue["id"]]
 
 
 def test_promotion_can_be_turned_off_and_the_issue_stays_in_triage(store, settings, clock):
     off = dataclasses.replace(settings, promote_signals_to_todo=False)
     client = Client(create_app(RedisStore(store.r, off, clock), clock, off))
     assert post(client).json["data"]["issue"]["status"] == "triage"
+    assert client.get("/api/dispatch/queue").json["total"] == 0
 
 
 @pytest.mark.parametrize("severity, priority", [("critical", 1), ("high", 2), ("medium", 3), ("low", 4)])

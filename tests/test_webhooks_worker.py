@@ -78,6 +78,8 @@ def test_real_deliveries_of_all_three_providers_become_signals_and_dispatchable_
     issues = issues_of(client)
     assert issues["total"] == 12
     assert {i["status"] for i in issues["data"]} == {"todo"}
+    queue = client.get("/api/dispatch/queue?limit=200").json
+    assert {item["issue"]["id"] for item in queue["data"]} == {i["id"] for i in issues["data"]}
     titles = {i["title"] for i in issues["data"]}
     assert "GitHub: issues on Codertocat/Hello-World by Codertocat" in titles
     assert "Sentry: Critical: Too many errors (critical)" in titles
