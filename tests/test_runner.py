@@ -95,6 +95,21 @@ def test_a_failing_agent_releases_the_claim_with_its_error(live: LiveServer) -> 
     assert "exited with status 3" in session["reason"] and "fatal: could not apply the patch" in session["reason"]
 
 
+def test_an_issue_that_keeps_failing_is_parked_for_a_human_instead_of_looping(live: LiveServer) -> None:
+    project, (issue,) = todo(live, "Always fails")
+    for _ in range(2):
+        assert work(live, "--command", agent("fail"), "--once", "--project", project,
+                    "--max-failures", "2").returncode == 1
+    loop = live.client()
+    parked = loop.issues.get(issue["id"])
+    assert parked["status"] == "backlog"
+    assert "needs-human-review" in [lb["name"] for lb in parked["labels"]]
+    comments = loop.issues.comments(issue["id"])
+    assert "after 2 failed runs" in comments[-1]["body"] and "fatal: could not apply" in comments[-1]["body"]
+    assert [s["status"] for s in loop.issues.sessions(issue["id"]).data] == ["released", "released"]
+    assert loop.dispatch.queue(project_id=project).total == 0
+
+
 def test_an_agent_over_its_timeout_is_killed_and_the_claim_released(live: LiveServer) -> None:
     project, (issue,) = todo(live, "Too slow")
     started = time.monotonic()
