@@ -84,6 +84,14 @@ def test_a_summary_file_written_by_the_agent_is_the_summary(live: LiveServer, tm
     assert live.client().issues.get(issue["id"])["agentSummary"] == "Summary from the file"
 
 
+def test_an_agent_that_completes_the_issue_itself_is_not_overwritten(live: LiveServer) -> None:
+    project, (issue,) = todo(live, "Self reporting")
+    result = work(live, "--command", agent("self-complete"), "--once", "--project", project)
+    assert result.returncode == 0, result.stderr
+    done = live.client().issues.get(issue["id"])
+    assert done["status"] == "done" and done["agentSummary"] == "done by the agent itself"
+
+
 def test_a_failing_agent_releases_the_claim_with_its_error(live: LiveServer) -> None:
     project, (issue,) = todo(live, "Will fail")
     result = work(live, "--command", agent("fail"), "--once", "--project", project)

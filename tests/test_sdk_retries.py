@@ -45,6 +45,9 @@ class Stub:
                                       "headers": dict(self.headers.items()),
                                       "body": json.loads(raw) if raw else None})
                 status, body, headers = stub.script.pop(0) if stub.script else (200, {"data": {}}, {})
+                if status == 0:  # drop the connection after reading the request
+                    self.close_connection = True
+                    return
                 data = b"" if body is None else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
                 self.send_response(status)
                 for k, v in headers.items():
@@ -211,6 +214,27 @@ def test_claiming_work_is_retried_on_a_503(stub: Stub, sleeps: list[float]) -> N
     stub.then(503, {"error": "down"}).then(204)
     assert make(stub, sleeps).dispatch.next() is None
     assert len(stub.requests) == 2
+
+
+def test_a_dropped_connection_after_sending_is_retried_for_ordinary_calls(stub: Stub, sleeps: list[float]) -> None:
+    stub.then(0).then(200, {"data": [], "total": 0})
+    assert make(stub, sleeps).issues.list().total == 0
+    assert len(stub.requests) == 2
+
+
+def test_claiming_work_is_not_retried_when_the_request_may_have_reached_the_server(stub: Stub,
+                                                                                   sleeps: list[float]) -> None:
+    stub.then(0).then(204)
+    with pytest.raises(LoopConnectionError):
+        make(stub, sleeps).dispatch.next()
+    assert len(stub.requests) == 1
+
+
+def test_claiming_work_is_retried_when_the_connection_was_refused(sleeps: list[float]) -> None:
+    client = LoopClient(f"http://127.0.0.1:{free_port()}", "k", sleep=sleeps.append, jitter=0, max_retries=2)
+    with pytest.raises(LoopConnectionError) as info:
+        client.dispatch.next()
+    assert info.value.sent is False and sleeps == [0.5, 1.0]
 
 
 def test_a_custom_retry_policy_changes_which_statuses_retry(stub: Stub, sleeps: list[float]) -> None:

@@ -39,7 +39,13 @@ class LoopClientError(Exception):
 
 
 class LoopConnectionError(LoopClientError):
-    """The server could not be reached (refused, reset, DNS, timeout)."""
+    """The server could not be reached (refused, reset, DNS, timeout).
+
+    ``sent`` is False when the request surely never reached the server (connection refused,
+    unknown host), True when it may have (reset or timed out after sending).
+    """
+
+    sent: bool = True
 
 
 class ValidationError(LoopClientError):

@@ -304,9 +304,9 @@ class Dispatch(Resource):
         """Claim the best eligible issue: ``{issue, prompt, meta, claim}``, or ``None`` when idle.
 
         Claiming is not idempotent, so this call is retried only when the server surely did not
-        claim (connection refused is still retried: the lease would expire anyway).
+        claim: on 429 and 503, and on connection errors before the request was sent (refused).
         """
-        policy = retry or dataclasses.replace(self.t.retry, statuses=frozenset((429, 503)))
+        policy = retry or dataclasses.replace(self.t.retry, statuses=frozenset((429, 503)), unsent_only=True)
         body = self._call("GET", "/api/dispatch/next", query={"projectId": project_id}, retry=policy).body
         if not body:
             return None

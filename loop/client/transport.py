@@ -13,6 +13,7 @@ import http.client
 import json as jsonlib
 import os
 import random
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -43,6 +44,9 @@ class RetryPolicy:
     backoff_max: float = 8.0
     jitter: float = 0.1
     retry_after_max: float = 60.0
+    unsent_only: bool = False
+    """Retry connection errors only when the request surely never reached the server (for calls
+    that are not idempotent and carry no Idempotency-Key, like claiming work)."""
     statuses: frozenset[int] = field(default_factory=lambda: frozenset((429, 500, 502, 503, 504)))
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
@@ -150,7 +154,10 @@ class Transport:
             try:
                 return self._send(method, url, data, hdrs)
             except LoopClientError as exc:
-                retryable = isinstance(exc, LoopConnectionError) or exc.status in policy.statuses
+                if isinstance(exc, LoopConnectionError):
+                    retryable = not (policy.unsent_only and exc.sent)
+                else:
+                    retryable = exc.status in policy.statuses
                 if not retryable or attempt >= policy.max_retries:
                     raise
                 self.sleep(policy.delay(attempt, exc.retry_after))
@@ -175,8 +182,9 @@ class Transport:
             raise cls(message, status=err.code, details=details, method=method, url=url, body=body,
                       retry_after=_retry_after(hdrs)) from None
         except urllib.error.URLError as err:
-            raise LoopConnectionError(f"Cannot reach Loop at {self.base_url}: {err.reason}",
-                                      method=method, url=url) from None
+            exc = LoopConnectionError(f"Cannot reach Loop at {self.base_url}: {err.reason}", method=method, url=url)
+            exc.sent = not isinstance(err.reason, (ConnectionRefusedError, socket.gaierror))
+            raise exc from None
         except (http.client.HTTPException, OSError) as err:
             raise LoopConnectionError(f"Cannot reach Loop at {self.base_url}: {err.__class__.__name__}: {err}",
                                       method=method, url=url) from None
