@@ -10,8 +10,9 @@ provider's retry look like a duplicate, and concurrent copies of a delivery enqu
 
 The script text is sent with EVAL rather than EVALSHA: inside MULTI a NOSCRIPT error (after
 a Redis restart or SCRIPT FLUSH) would fail that one command while the job writes went
-through. The RQ connection does not retry commands on its own either: re-running an
-applied transaction is not harmless, the provider retries instead (and gets "duplicate").
+through. The connection retries a dropped command a few times (GitHub does not redeliver on
+its own, so a transient 503 would lose the delivery); if the transaction had in fact been
+applied, the re-run finds the marker naming its own job and only drops the extra queue entry.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff
 from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
 
@@ -42,7 +43,9 @@ ACCEPT_SCRIPT = source("webhook_accept")
 def binary_client(client: Any) -> redis.Redis:
     """A client on the same server/db as ``client`` that does NOT decode replies (RQ pickles)."""
     pool = client.connection_pool
-    kwargs = {**pool.connection_kwargs, "decode_responses": False, "retry": RedisRetry(NoBackoff(), 0)}
+    # A few quick retries, so a Redis outage still answers 503 within about a second.
+    retry = RedisRetry(ExponentialBackoff(cap=0.5, base=0.05), 3)
+    kwargs = {**pool.connection_kwargs, "decode_responses": False, "retry": retry}
     return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
 
