@@ -262,3 +262,14 @@ def test_status_reports_the_server_the_key_and_the_counts(cli: Cli) -> None:
 def test_status_with_a_wrong_key_exits_non_zero(cli: Cli) -> None:
     info = json.loads(cli("status", "--json", code=1, LOOP_API_KEY="bad").stdout)
     assert info["authenticated"] is False and "Invalid API key" in info["error"]
+
+
+def test_issue_create_reads_the_description_from_a_file_and_takes_a_hypothesis(cli: Cli, tmp_path: Path) -> None:
+    desc = tmp_path / "desc.md"
+    desc.write_text("# Context\nFrom a file")
+    hypo = '{"statement": "Caching halves latency", "confidence": 0.7, "evidence": ["p95"], "validationCriteria": "p95 < 100ms"}'
+    row = cli.json("issues", "create", "Cache it", "-t", "hypothesis", "--description-file", str(desc),
+                   "--hypothesis", hypo)
+    assert row["description"] == "# Context\nFrom a file" and row["hypothesis"]["confidence"] == 0.7
+    assert "comments" not in cli.json("issues", "view", row["id"], "--no-comments")
+    assert "--hypothesis is not valid JSON" in cli.error("issues", "create", "x", "--hypothesis", "{")

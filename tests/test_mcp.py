@@ -184,7 +184,7 @@ def mcp_http(live: LiveServer) -> Iterator[str]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"loop mcp --http did not start: {proc.stderr.read()!r}") from None
+                    raise RuntimeError(f"loop mcp --http did not start: {proc.stderr.read() if proc.stderr else b''!r}") from None
                 time.sleep(0.1)
         yield url
     finally:
