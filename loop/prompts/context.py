@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from loop import models
 from loop.clock import iso
 from loop.models import GOAL_FIELDS, ISSUE_FIELDS, LABEL_FIELDS, PROJECT_FIELDS, RELATION_FIELDS, Row
@@ -27,10 +29,26 @@ class Facts:
     label_names: list[str]
     has_failed_sessions: bool
     variables: dict[str, Any] = field(default_factory=dict)
+    #: ``P:prompts:generation`` read with the context (spares selection a round trip).
+    generation: str | None = None
+
+
+#: What siblings and children carry: enough to see who does what, without every payload
+#: (a parent with many children would otherwise make each dispatch read kilobytes).
+SUMMARY_FIELDS = {k: ISSUE_FIELDS[k] for k in (
+    "id", "number", "title", "type", "status", "priority", "parentId", "projectId", "agentSummary",
+    "completedAt", "createdAt", "updatedAt", "deletedAt")}
+REF_FIELDS = ("id", "number", "title", "status", "deletedAt")
 
 
 def _issue(row: Row) -> Row:
     return models.wire(ISSUE_FIELDS, row)
+
+
+def _fields(fields: Mapping[str, str], names: Sequence[str], values: Sequence[Any]) -> Row | None:
+    """An HMGET reply as a decoded row (``None`` if the hash does not exist)."""
+    raw = {n: v for n, v in zip(names, values, strict=True) if v is not None}
+    return models.decode(fields, raw) if raw else None
 
 
 def _ref(row: Row) -> Row:
@@ -71,7 +89,7 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
     parent_id = issue.get("parentId")
     project_id = issue.get("projectId")
 
-    # Round trip 1: the issue's neighbourhood.
+    # Round trip 1: the issue's neighbourhood (and the template catalog's generation).
     pipe = store.r.pipeline(transaction=False)
     pipe.hgetall(k.issue(parent_id)) if parent_id else pipe.echo("")
     pipe.zrange(k.issue_index("parent", parent_id or iid), 0, -1)
@@ -79,7 +97,8 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
     pipe.zrange(k.issue_relations(iid), 0, -1)
     pipe.hgetall(k.row("project", project_id)) if project_id else pipe.echo("")
     pipe.zrange(k.index("goals"), 0, -1) if project_id else pipe.echo("")
-    raw_parent, family_ids, label_ids, relation_ids, raw_project, goal_ids = pipe.execute()
+    pipe.get(k.prompts_generation())
+    raw_parent, family_ids, label_ids, relation_ids, raw_project, goal_ids, generation = pipe.execute()
     parent = models.decode(ISSUE_FIELDS, raw_parent) if raw_parent else None
     project = models.decode(PROJECT_FIELDS, raw_project) if raw_project else None
     family_ids = [i for i in family_ids if i != iid]
@@ -87,31 +106,22 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
     goal_ids = list(goal_ids) if project else []
 
     # Round trip 2: siblings or children, labels, relations, goal candidates.
-    pipe = store.r.pipeline(transaction=False)
-    for i in family_ids:
-        pipe.hgetall(k.issue(i))
-    for i in label_ids:
-        pipe.hgetall(k.row("label", i))
-    for i in relation_ids:
-        pipe.hgetall(k.row("relation", i))
-    for i in goal_ids:
-        pipe.hmget(k.row("goal", i), "projectId", "status")
-    out = pipe.execute()
-    n1, n2, n3 = len(family_ids), len(family_ids) + len(label_ids), len(family_ids) + len(label_ids) + len(relation_ids)
-    family = [models.decode(ISSUE_FIELDS, r) for r in out[:n1] if r]
-    labels = [models.decode(LABEL_FIELDS, r) for r in out[n1:n2] if r]
-    relations = [models.decode(RELATION_FIELDS, r) for r in out[n2:n3] if r]
-    goal_id = _pick_goal(project, goal_ids, out[n3:])
+    summary = list(SUMMARY_FIELDS)
+    picked, rows = _read(store, [k.issue(i) for i in family_ids], summary,
+                         [k.row("label", i) for i in label_ids] + [k.row("relation", i) for i in relation_ids]
+                         + [k.row("goal", i) for i in goal_ids])
+    family = [r for r in (_fields(SUMMARY_FIELDS, summary, v) for v in picked) if r]
+    n1, n2 = len(label_ids), len(label_ids) + len(relation_ids)
+    labels = [models.decode(LABEL_FIELDS, r) for r in rows[:n1] if r]
+    relations = [models.decode(RELATION_FIELDS, r) for r in rows[n1:n2] if r]
+    goal_id = _pick_goal(project, goal_ids, [(r.get("projectId"), r.get("status")) for r in rows[n2:]])
 
     # Round trip 3: relation targets and the goal.
     targets = list(dict.fromkeys(r["relatedIssueId"] for r in relations if r["type"] in ("blocks", "blocked_by")))
-    pipe = store.r.pipeline(transaction=False)
-    for i in targets:
-        pipe.hgetall(k.issue(i))
-    pipe.hgetall(k.row("goal", goal_id)) if goal_id else pipe.echo("")
-    out = pipe.execute()
-    by_id = {r["id"]: r for r in (models.decode(ISSUE_FIELDS, raw) for raw in out[:-1] if raw)}
-    goal = models.decode(GOAL_FIELDS, out[-1]) if out[-1] else None
+    picked, rows = _read(store, [k.issue(i) for i in targets], list(REF_FIELDS),
+                         [k.row("goal", goal_id)] if goal_id else [])
+    by_id = {r["id"]: r for r in (_fields(ISSUE_FIELDS, REF_FIELDS, v) for v in picked) if r}
+    goal = models.decode(GOAL_FIELDS, rows[0]) if rows and rows[0] else None
 
     def refs(kind: str) -> list[Row]:
         ids = dict.fromkeys(r["relatedIssueId"] for r in relations if r["type"] == kind)
@@ -120,7 +130,7 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
     current = claim.get("sessionId") if claim else None
     previous = [session_view(s) for s in sessions if s.get("id") != current]
     holder = next((s.get("agentName") for s in sessions if current and s.get("id") == current), None)
-    live_family = [_issue(r) for r in family if r["deletedAt"] is None]
+    live_family = [models.wire(SUMMARY_FIELDS, r) for r in family if r["deletedAt"] is None]
     settings = store.settings
     variables: dict[str, Any] = {
         "issue": _issue(issue),
@@ -145,7 +155,23 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
         "meta": None,
     }
     return Facts(issue=issue, label_names=[lb["name"] for lb in labels],
-                 has_failed_sessions=variables["hasFailedSessions"], variables=variables)
+                 has_failed_sessions=variables["hasFailedSessions"], variables=variables, generation=generation)
+
+
+def _read(store: RedisStore, picked_keys: list[str], fields: list[str],
+          whole_keys: list[str]) -> tuple[list[list[Any]], list[dict[str, Any]]]:
+    """One ``prompt_rows`` call: HMGET ``fields`` of ``picked_keys``, HGETALL of ``whole_keys``."""
+    keys = picked_keys + whole_keys
+    if not keys:
+        return [], []
+    data = orjson.loads(store.scripts["prompt_rows"](keys=keys, args=[len(picked_keys), *fields]))
+    if not isinstance(data, list):
+        data = []
+    n = len(picked_keys)
+    picked = [[None if v is False else v for v in row] if isinstance(row, list) and row else [None] * len(fields)
+              for row in data[:n]]
+    whole = [dict(zip(row[::2], row[1::2], strict=True)) if isinstance(row, list) else {} for row in data[n:]]
+    return picked, whole
 
 
 def _pick_goal(project: Row | None, goal_ids: list[str], fields: list[Any]) -> str | None:

@@ -73,10 +73,12 @@ class PromptService:
         fn = self._dispatch("version_stats")
         return fn(version_id) if fn is not None else None
 
-    def catalog(self) -> list[Row]:
-        """Live templates in creation order, cached until ``P:prompts:generation`` moves."""
+    def catalog(self, generation: str | None = None) -> list[Row]:
+        """Live templates in creation order, cached until ``P:prompts:generation`` moves
+        (pass the generation when it was read already)."""
         self.ensure_seeded()
-        generation = self.s.r.get(self.s.keys.prompts_generation())
+        if generation is None:
+            generation = self.s.r.get(self.s.keys.prompts_generation())
         cached_gen, rows = self._catalog
         if cached_gen is not None and cached_gen == generation:
             return rows
@@ -109,7 +111,7 @@ class PromptService:
     def choose(self, facts: ctxmod.Facts) -> Choice | None:
         """Dispatch selection: 6.2, then the type fallbacks, then the seeded default of the type."""
         ctx = selection.match_context(facts.issue, facts.label_names, facts.has_failed_sessions)
-        template = selection.select(self.catalog(), ctx)
+        template = selection.select(self.catalog(facts.generation), ctx)
         if template is None:
             default_id = selection.DEFAULT_TEMPLATE_IDS.get(str(facts.issue.get("type")))
             template = self.s.get_row(TEMPLATE, TEMPLATE_FIELDS, default_id) if default_id else None
@@ -152,7 +154,7 @@ class PromptService:
         issue = self.s.issues.get_live(issue_id)
         facts = self.facts(issue)
         ctx = selection.match_context(issue, facts.label_names, facts.has_failed_sessions)
-        usable = selection.usable(self.catalog())
+        usable = selection.usable(self.catalog(facts.generation))
         template = selection.best_match(usable, ctx) or selection.preview_fallback(usable, str(issue["type"]))
         out: dict[str, Any] = {
             "issue": {"id": issue["id"], "number": issue["number"], "title": issue["title"], "type": issue["type"]},
