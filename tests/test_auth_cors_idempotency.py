@@ -337,3 +337,11 @@ def test_a_key_whose_first_request_is_still_running_is_a_409(client, store):
     r = client.post("/api/issues", body=body, headers={"Idempotency-Key": "busy", "Content-Type": "application/json"})
     assert (r.status_code, r.json) == (409, {"error": "A request with this Idempotency-Key is still in progress"})
     assert keys_of(store) == before
+
+
+def test_an_invalid_content_length_is_a_json_400(app, store, settings):
+    before = keys_of(store)
+    status, headers, out = _call(app, _env(settings, io.BytesIO(b"{}"), "abc"))  # type: ignore[arg-type]
+    assert status.startswith("400") and headers["content-type"] == "application/json"
+    assert b'"error":' in out and b"Content-Length" in out
+    assert keys_of(store) == before

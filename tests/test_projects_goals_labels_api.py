@@ -285,3 +285,17 @@ def test_labels_cannot_be_patched(client):
     lb = create(client, "/api/labels", {"name": "bug", "color": "red"})
     r = client.patch(f"/api/labels/{lb['id']}", json={"name": "x"})
     assert r.status_code == 405 and "error" in r.json
+
+
+def test_a_label_can_be_fetched_by_id_until_deleted(client):
+    lb = create(client, "/api/labels", {"name": "bug", "color": "red"})
+    assert client.get(f"/api/labels/{lb['id']}").json == {"data": lb}
+    client.delete(f"/api/labels/{lb['id']}")
+    r = client.get(f"/api/labels/{lb['id']}")
+    assert (r.status_code, r.json) == (404, {"error": "Label not found"})
+
+
+def test_an_empty_goal_id_is_not_checked_and_links_no_goal(client):
+    p = create(client, "/api/projects", {"name": "P", "goalId": ""})
+    assert client.get(f"/api/projects/{p['id']}").json["data"]["goal"] is None
+    assert client.patch(f"/api/projects/{p['id']}", json={"goalId": ""}).status_code == 200
