@@ -37,7 +37,8 @@ JOB_FUNC = "workers.signals.normalize_delivery"
 RESULT_TTL = 24 * 3600
 #: A normalization job is milliseconds of work; anything this long is stuck.
 JOB_TIMEOUT = 120
-ACCEPT_SCRIPT = source("webhook_accept")
+#: The script without its documentation header: it is sent with every accepted webhook.
+ACCEPT_SCRIPT = source("webhook_accept").split("]]", 1)[1].strip()
 
 
 def binary_client(client: Any) -> redis.Redis:
