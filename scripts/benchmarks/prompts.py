@@ -41,14 +41,27 @@ def run(bench: Bench) -> None:
         store.delete_namespace()
 
 
-def timed(name: str, n: int, fn: Callable[[], Any]) -> Result:
+def redis_cpu(store: RedisStore) -> float:
+    info = store.r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def with_cpu(result: Result, app: float, redis: float) -> Result:
+    """Attach CPU seconds (this process, Redis): on a shared box they move far less than latency."""
+    result.app_cpu, result.redis_cpu = app, redis
+    return result
+
+
+def timed(store: RedisStore, name: str, n: int, fn: Callable[[], Any]) -> Result:
     lat: list[float] = []
+    cpu0, redis0 = time.process_time(), redis_cpu(store)
     start = time.perf_counter()
     for _ in range(n):
         t0 = time.perf_counter()
         fn()
         lat.append(time.perf_counter() - t0)
-    return Result(name, n, time.perf_counter() - start, lat, 0)
+    seconds = time.perf_counter() - start
+    return with_cpu(Result(name, n, seconds, lat, 0), time.process_time() - cpu0, redis_cpu(store) - redis0)
 
 
 def project_with_goal(store: RedisStore, name: str) -> str:
@@ -102,12 +115,13 @@ def renders(bench: Bench, store: RedisStore) -> None:
         choice = prompts.choose(facts)
         slug = choice.template["slug"]
         prompt, _ = prompts.render(facts, choice)  # warm: compiles once
-        only = bench.record(timed(f"render {slug} ({len(prompt)} chars)", RENDERS,
+        only = bench.record(timed(store, f"render {slug} ({len(prompt)} chars)", RENDERS,
                                   lambda f=facts, c=choice: prompts.render(f, c)))
-        full = bench.record(timed(f"dispatch render {slug}", RENDERS,
+        full = bench.record(timed(store, f"dispatch render {slug}", RENDERS,
                                   lambda i=issue, c=claim: prompts.render_for_dispatch(i, c)))
         table[slug] = {"chars": len(prompt), "render_p50_ms": only.pct(0.5), "render_p99_ms": only.pct(0.99),
-                       "dispatch_render_p50_ms": full.pct(0.5), "dispatch_render_p99_ms": full.pct(0.99)}
+                       "render_cpu_ms": only.cpu_ms, "dispatch_render_p50_ms": full.pct(0.5),
+                       "dispatch_render_p99_ms": full.pct(0.99), "dispatch_render_cpu_ms": full.cpu_ms}
     bench.data["prompts_render"] = table
 
 
@@ -122,19 +136,25 @@ def dispatch_with_and_without(bench: Bench, store: RedisStore) -> None:
                              "projectId": pid, "parentId": parents[n // SIBLINGS]["id"],
                              "description": "Do the thing described here. " * 8})
 
+    cpu = {True: [0.0, 0.0], False: [0.0, 0.0]}
+
     def claims(render: bool, n: int) -> list[float]:
         store.prompts = prompts if render else None  # type: ignore[attr-defined]
         lat = []
+        cpu0, redis0 = time.process_time(), redis_cpu(store)
         for _ in range(n):
             t0 = time.perf_counter()
             out = store.dispatch.next("bench-agent", pid)
             lat.append(time.perf_counter() - t0)
             assert out is not None and (out["prompt"] is not None) == render
+        cpu[render][0] += time.process_time() - cpu0
+        cpu[render][1] += redis_cpu(store) - redis0
         return lat
 
     try:
         claims(True, CLAIMS_PER_ROUND // 2)
         claims(False, CLAIMS_PER_ROUND // 2)
+        cpu.update({True: [0.0, 0.0], False: [0.0, 0.0]})
         with_lat: list[float] = []
         without_lat: list[float] = []
         for _ in range(bench.rounds):  # alternate, so drift on a shared machine hits both alike
@@ -142,11 +162,16 @@ def dispatch_with_and_without(bench: Bench, store: RedisStore) -> None:
             without_lat += claims(False, CLAIMS_PER_ROUND)
     finally:
         store.prompts = prompts  # type: ignore[attr-defined]
-    on = bench.record(Result("dispatch.next with rendering", len(with_lat), sum(with_lat), with_lat, 0))
-    off = bench.record(Result("dispatch.next without rendering", len(without_lat), sum(without_lat), without_lat, 0))
+    on = bench.record(with_cpu(Result("dispatch.next with rendering", len(with_lat), sum(with_lat), with_lat, 0),
+                               *cpu[True]))
+    off = bench.record(with_cpu(Result("dispatch.next without rendering", len(without_lat), sum(without_lat),
+                                       without_lat, 0), *cpu[False]))
     added = statistics.median(with_lat) * 1000 - statistics.median(without_lat) * 1000
+    added_cpu = on.cpu_ms - off.cpu_ms
     bench.ratio("prompt rendering added to a dispatch at p50 (ms)", added, "<= 1 ms", added <= 1.0,
-                f"claims/s {on.rps:.0f} with vs {off.rps:.0f} without ({on.rps / off.rps:.2f}x)")
+                f"claims/s {on.rps:.0f} with vs {off.rps:.0f} without ({on.rps / off.rps:.2f}x); "
+                f"CPU per claim (client + Redis) +{added_cpu:.2f} ms")
     bench.data["prompts_dispatch"] = {"with_p50_ms": on.pct(0.5), "without_p50_ms": off.pct(0.5),
                                       "with_p99_ms": on.pct(0.99), "without_p99_ms": off.pct(0.99),
-                                      "with_rps": on.rps, "without_rps": off.rps, "added_p50_ms": added}
+                                      "with_rps": on.rps, "without_rps": off.rps, "added_p50_ms": added,
+                                      "with_cpu_ms": on.cpu_ms, "without_cpu_ms": off.cpu_ms}
