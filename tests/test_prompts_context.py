@@ -79,6 +79,17 @@ def test_labels_and_both_relation_directions(store: RedisStore) -> None:
     assert [b["title"] for b in v["blocking"]] == ["Waiter"]
 
 
+def test_relations_recorded_on_the_other_issue_count_in_both_directions(store: RedisStore) -> None:
+    i = store.issues.create({"title": "t", "type": "task"})
+    blocker = store.issues.create({"title": "Blocks me", "type": "task"})
+    waiter = store.issues.create({"title": "Waits for me", "type": "task"})
+    store.relations.create(blocker["id"], "blocks", i["id"])  # recorded on the blocker
+    store.relations.create(waiter["id"], "blocked_by", i["id"])  # recorded on the waiting issue
+    v = variables(store, i["id"])
+    assert [b["title"] for b in v["blockedBy"]] == ["Blocks me"]
+    assert [b["title"] for b in v["blocking"]] == ["Waits for me"]
+
+
 def test_loop_url_and_the_token_placeholder_never_the_server_key(store: RedisStore) -> None:
     i = store.issues.create({"title": "t", "type": "task"})
     v = variables(store, i["id"])

@@ -98,7 +98,14 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
     pipe.hgetall(k.row("project", project_id)) if project_id else pipe.echo("")
     pipe.zrange(k.index("goals"), 0, -1) if project_id else pipe.echo("")
     pipe.get(k.prompts_generation())
-    raw_parent, family_ids, label_ids, relation_ids, raw_project, goal_ids, generation = pipe.execute()
+    # Both blocking directions block (improvement 3): dispatch keeps, per issue, who blocks it and
+    # whom it blocks, whichever issue the relation was recorded on. Without dispatch, only this
+    # issue's own relations are known.
+    edges = hasattr(k, "dispatch_blockers") and hasattr(k, "dispatch_blocking")
+    pipe.hkeys(k.dispatch_blockers(iid)) if edges else pipe.echo("")
+    pipe.hkeys(k.dispatch_blocking(iid)) if edges else pipe.echo("")
+    (raw_parent, family_ids, label_ids, relation_ids, raw_project, goal_ids, generation,
+     blocker_ids, blocked_ids) = pipe.execute()
     parent = models.decode(ISSUE_FIELDS, raw_parent) if raw_parent else None
     project = models.decode(PROJECT_FIELDS, raw_project) if raw_project else None
     family_ids = [i for i in family_ids if i != iid]
@@ -117,15 +124,19 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
     goal_id = _pick_goal(project, goal_ids, [(r.get("projectId"), r.get("status")) for r in rows[n2:]])
 
     # Round trip 3: relation targets and the goal.
-    targets = list(dict.fromkeys(r["relatedIssueId"] for r in relations if r["type"] in ("blocks", "blocked_by")))
+    linked = {
+        "blocked_by": [r["relatedIssueId"] for r in relations if r["type"] == "blocked_by"] + sorted(blocker_ids or []),
+        "blocks": [r["relatedIssueId"] for r in relations if r["type"] == "blocks"] + sorted(blocked_ids or []),
+    }
+    targets = list(dict.fromkeys(linked["blocked_by"] + linked["blocks"]))
     picked, rows = _read(store, [k.issue(i) for i in targets], list(REF_FIELDS),
                          [k.row("goal", goal_id)] if goal_id else [])
     by_id = {r["id"]: r for r in (_fields(ISSUE_FIELDS, REF_FIELDS, v) for v in picked) if r}
     goal = models.decode(GOAL_FIELDS, rows[0]) if rows and rows[0] else None
 
     def refs(kind: str) -> list[Row]:
-        ids = dict.fromkeys(r["relatedIssueId"] for r in relations if r["type"] == kind)
-        return [_ref(by_id[i]) for i in ids if i in by_id and by_id[i]["deletedAt"] is None]
+        ids = dict.fromkeys(linked[kind])
+        return [_ref(by_id[i]) for i in ids if i in by_id and by_id[i]["deletedAt"] is None and i != iid]
 
     current = claim.get("sessionId") if claim else None
     previous = [session_view(s) for s in sessions if s.get("id") != current]
