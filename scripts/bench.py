@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--big", type=int, default=100_000, help="foundation: big backlog size")
     p.add_argument("--memory-issues", type=int, default=3000, help="foundation: issues created for memory")
     p.add_argument("--no-extras", action="store_true", help="foundation: skip the informative list shapes")
+    p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="scenario option (repeatable), e.g. -o parts=list,memory")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = p.parse_args(argv)
 
@@ -67,7 +69,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<14} {benchmarks.summary(benchmarks.load(name))}")
         return 0
     modules = [benchmarks.load(n) for n in (args.scenario or benchmarks.names())]
-    options = {"small": args.small, "big": args.big, "memory_issues": args.memory_issues, "extras": not args.no_extras}
+    options: dict[str, object] = {"small": args.small, "big": args.big, "memory_issues": args.memory_issues,
+                                  "extras": not args.no_extras}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            p.error(f"--option wants KEY=VALUE, got {item!r}")
+        options[key.strip()] = value
     started = time.time()
     with choose_redis(args.redis_url, args.private_redis) as url:
         bench = Bench(url, args.duration, args.warmup, args.concurrency, args.workers, args.rounds, options)

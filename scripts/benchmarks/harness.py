@@ -62,10 +62,18 @@ class Result:
     latencies: list[float]
     errors: int
     statuses: dict[int, int] = field(default_factory=dict)
+    #: CPU seconds the server spent during the measurement: gunicorn (master + workers), Redis.
+    app_cpu: float = 0.0
+    redis_cpu: float = 0.0
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU (gunicorn + Redis) per request, in ms: barely moved by other load on the box."""
+        return (self.app_cpu + self.redis_cpu) * 1000 / self.requests if self.requests else float("nan")
 
     def pct(self, q: float) -> float:
         """Latency percentile in milliseconds (nearest rank)."""
@@ -76,7 +84,10 @@ class Result:
 
     def row(self) -> dict[str, Any]:
         return {"name": self.name, "requests": self.requests, "rps": round(self.rps, 1),
-                "p50_ms": round(self.pct(0.50), 2), "p99_ms": round(self.pct(0.99), 2), "errors": self.errors}
+                "p50_ms": round(self.pct(0.50), 2), "p99_ms": round(self.pct(0.99), 2), "errors": self.errors,
+                "cpu_ms_per_request": round(self.cpu_ms, 3),
+                "app_cpu_ms_per_request": round(self.app_cpu * 1000 / max(1, self.requests), 3),
+                "redis_cpu_ms_per_request": round(self.redis_cpu * 1000 / max(1, self.requests), 3)}
 
 
 @dataclass
@@ -186,6 +197,16 @@ class Server:
             if own:
                 conn.close()
 
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds used so far by gunicorn (master and workers) and by the Redis server.
+
+        The Redis figure is the whole server's: exact on a private Redis, polluted on a shared one.
+        """
+        assert self.proc is not None
+        info = self.store.r.info("cpu")
+        redis_cpu = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        return sum(_proc_cpu(p) for p in [self.proc.pid, *_children(self.proc.pid)]), redis_cpu
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
@@ -198,6 +219,29 @@ class Server:
         self.store.delete_namespace()
         self.log.close()
         os.unlink(self.log.name)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(")") + 2:].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _proc_cpu(pid: int) -> float:
+    """utime + stime of a live process, in seconds (0 if it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rfind(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Bench:
@@ -233,15 +277,18 @@ class Bench:
         concurrency = concurrency or self.concurrency
         if self.warmup:
             _drive(srv, make, self.warmup, concurrency)
+        app0, redis0 = srv.cpu()
         lat, statuses, seconds = _drive(srv, make, duration, concurrency)
+        app1, redis1 = srv.cpu()
         errors = sum(n for s, n in statuses.items() if not 200 <= s < 300)
-        return Result(name, len(lat), seconds, lat, errors, statuses)
+        return Result(name, len(lat), seconds, lat, errors, statuses, app1 - app0, redis1 - redis0)
 
     def record(self, result: Result) -> Result:
         self.results.append(result)
         row = result.row()
         print(f"  {row['name']:<52} {row['rps']:>9.1f} req/s  p50 {row['p50_ms']:>7.2f} ms  "
-              f"p99 {row['p99_ms']:>8.2f} ms  n={row['requests']}" + (f"  ERRORS={row['errors']}" if row["errors"] else ""),
+              f"p99 {row['p99_ms']:>8.2f} ms  cpu {row['cpu_ms_per_request']:>6.3f} ms/req  n={row['requests']}"
+              + (f"  ERRORS={row['errors']}" if row["errors"] else ""),
               flush=True)
         return result
 
@@ -310,7 +357,7 @@ def seed_issues(store: RedisStore, rows: Sequence[Row], batch: int = 1000, hooks
     import random
     import string
 
-    rng = random.Random(len(rows))
+    rng = random.Random()  # seeded from urandom: ids must differ between calls
     alphabet = string.ascii_lowercase + string.digits
 
     def new_id() -> str:  # the shape of loop.ids.new_id (24 chars), without its per-char CSPRNG cost
