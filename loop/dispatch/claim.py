@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +17,12 @@ if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
 CLAIM_SCRIPT = "dispatch_claim"
-#: Candidates passed per script call: enough to absorb concurrent claimers of the top items.
+#: Candidates passed per script call: absorbs a few concurrent claimers of the top items.
 CANDIDATES = 12
+#: Under contention the retry lists grow up to this many candidates.
+MAX_CANDIDATES = 48
+BACKOFF_UNIT = 0.001
+MAX_BACKOFF = 0.05
 #: Script calls before giving up under extreme contention (each call that loses still makes progress).
 MAX_ATTEMPTS = 200
 
@@ -50,17 +56,24 @@ class Claimer:
         fixed = [k.dispatch_ready(), source, k.dispatch_leases(), k.issue_index("status", "todo"),
                  k.issue_index("status", "in_progress"), k.counts("project_status")]
         script = self.s.scripts[CLAIM_SCRIPT]
-        for _ in range(MAX_ATTEMPTS):
+        # One id and token per claim: a losing attempt creates nothing, so they can be reused.
+        sid, token = new_id(), new_token("claim_")
+        digest = sessions.token_digest(token)
+        for attempt in range(MAX_ATTEMPTS):
             if not members:
                 return None
-            sid, token = new_id(), new_token("claim_")
+            if attempt >= 1:
+                # Every candidate went to concurrent claimers: back off a little (exponential,
+                # with jitter) so a herd of claimers spreads out instead of colliding again.
+                time.sleep(random.uniform(0, min(MAX_BACKOFF, BACKOFF_UNIT * 2 ** (attempt - 1))))
             now = self.s.now()
             expires = now + self.s.settings.lease_seconds * 1000
             keys = [*fixed, k.session(sid)]
             for m in members:
                 iid, pid = scoring.parse_member(m)
                 keys += [k.issue(iid), k.dispatch_state(iid), k.dispatch_ready(pid), k.issue_sessions(iid)]
-            args: list[Any] = [now, expires, sid, agent, sessions.token_digest(token), CANDIDATES, len(members),
+            fresh = min(CANDIDATES * 2 ** (attempt + 1), MAX_CANDIDATES)
+            args: list[Any] = [now, expires, sid, agent, digest, fresh, len(members),
                                *members]
             out = script(keys=keys, args=args)
             if out[0] == "ok":
@@ -68,5 +81,6 @@ class Claimer:
                 return Claim(issue, sid, token, expires)
             if out[0] == "empty":
                 return None
+            # Lost every candidate to concurrent claimers: retry with the fresh head of the set.
             members = list(out[1:])
         raise Conflict("Dispatch is heavily contended; retry the request.")
