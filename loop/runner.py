@@ -246,13 +246,17 @@ class Runner:
             self.log(f"could not release claim {claim['sessionId']}: {exc} (its lease will expire)")
 
     def _heartbeat_every(self, claim: dict[str, Any]) -> float:
-        if self.cfg.heartbeat_interval:
-            return self.cfg.heartbeat_interval
+        """The configured interval, or a third of the lease granted; never as long as the lease."""
         try:
             lease = _parse_iso(claim["expiresAt"]) - self.clock()
         except (KeyError, ValueError):
             lease = 60.0
-        return max(1.0, lease / 3)
+        every = self.cfg.heartbeat_interval
+        if every and every < lease:
+            return every
+        if every:
+            self.log(f"--heartbeat {every:g}s is not shorter than the {lease:.0f}s lease; using {lease / 3:.1f}s")
+        return max(0.5, lease / 3)
 
     def _run_agent(self, prompt: str, env: dict[str, str], claim: dict[str, Any]) -> tuple[str, list[str],
                                                                                           list[str]]:

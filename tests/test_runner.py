@@ -130,7 +130,7 @@ def test_an_agent_over_its_timeout_is_killed_and_the_claim_released(live: LiveSe
 @pytest.mark.slow
 def test_heartbeats_keep_a_claim_alive_past_its_lease(live: LiveServer) -> None:
     project, (issue,) = todo(live, "Long work")
-    result = work(live, "--command", agent("sleep", seconds=LEASE + 1.5), "--once", "--heartbeat", "1",
+    result = work(live, "--command", agent("sleep", seconds=LEASE + 1.5), "--once", "--heartbeat", "0.5",
                   "--project", project)
     assert result.returncode == 0, result.stderr
     (session,) = live.client().issues.sessions(issue["id"]).data
@@ -185,3 +185,15 @@ def test_an_unreachable_server_is_reported_and_once_fails(live: LiveServer) -> N
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1 and "cannot claim work: Cannot reach Loop" in result.stderr
     assert os.environ.get("LOOP_API_URL") != env["LOOP_API_URL"]
+
+
+def test_a_heartbeat_interval_longer_than_the_lease_is_replaced_by_a_third_of_it(live: LiveServer) -> None:
+    from loop.runner import Runner, RunnerConfig
+
+    logs: list[str] = []
+    runner = Runner(live.client(), RunnerConfig(command="true", heartbeat_interval=600), log=logs.append,
+                    clock=lambda: 1000.0)
+    assert runner._heartbeat_every({"expiresAt": "1970-01-01T00:16:55.000Z"}) == 5.0  # 15 s lease
+    assert "not shorter than the 15s lease" in logs[0]
+    runner.cfg.heartbeat_interval = 2
+    assert runner._heartbeat_every({"expiresAt": "1970-01-01T00:16:55.000Z"}) == 2
