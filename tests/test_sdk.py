@@ -274,3 +274,26 @@ def test_dashboard_stats_activity_and_prompts(loop: LoopClient) -> None:
     assert 1 <= len(activity) <= 5 and "latestActivity" in activity.data[0]
     prompts = loop.dashboard.prompts()
     assert {"template", "activeVersion", "reviewSummary", "needsAttention"} <= set(prompts[0])
+
+
+def test_signed_webhooks_are_queued_deduplicated_and_become_signals(loop: LoopClient) -> None:
+    import time
+
+    payload = {"action": "opened", "issue": {"number": 7, "title": "SDK webhook"},
+               "repository": {"full_name": "acme/sdk"}, "sender": {"login": "octocat"}}
+    first = loop.webhooks.github(payload, "gh-secret", event="issues", delivery_id="sdk-delivery-1")
+    assert first == {"deliveryId": "sdk-delivery-1", "status": "queued"}
+    again = loop.webhooks.github(payload, "gh-secret", event="issues", delivery_id="sdk-delivery-1")
+    assert again["status"] == "duplicate"
+    with pytest.raises(AuthError, match="Invalid webhook signature"):
+        loop.webhooks.github(payload, "wrong-secret", event="issues")
+    assert loop.webhooks.posthog({"event": {"name": "sdk_rate"}, "value": 60}, "posthog-secret")["status"] in (
+        "queued", "duplicate")
+    sentry = loop.webhooks.sentry({"action": "created", "data": {"issue": {"id": "s1", "title": "SDK boom"}}},
+                                  "sentry-secret")
+    assert sentry["status"] == "queued"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and loop.signals.list(source="github").total < 1:
+        time.sleep(0.2)
+    (signal,) = loop.signals.list(source="github").data
+    assert signal["payload"]["issue"]["title"] == "SDK webhook"

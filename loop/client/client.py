@@ -20,6 +20,7 @@ from loop.client.resources import (
     Reviews,
     Signals,
     Templates,
+    Webhooks,
 )
 from loop.client.transport import RetryPolicy, Transport
 
@@ -59,6 +60,7 @@ class LoopClient:
         self.dispatch = Dispatch(t)
         self.dashboard = Dashboard(t)
         self.keys = Keys(t)
+        self.webhooks = Webhooks(t)
 
     @property
     def base_url(self) -> str:

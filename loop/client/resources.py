@@ -10,8 +10,12 @@ are sent in camelCase. In ``update`` calls ``None`` means "set to null".
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
+import json as jsonlib
 import re
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -368,3 +372,39 @@ class Keys(Resource):
 
     def revoke(self, key_id_or_name: str) -> None:
         self._call("DELETE", f"/api/keys/{seg(key_id_or_name)}")
+
+
+class Webhooks(Resource):
+    """Send provider webhooks to ``/api/signals/{github,sentry,posthog}``, signed the way each
+    provider signs them (bridges, replays, integration tests). Returns ``{deliveryId, status}``
+    where status is ``queued``, ``duplicate`` (same delivery id again) or ``ignored`` (GitHub ping)."""
+
+    def _send(self, provider: str, body: bytes, headers: dict[str, str]) -> Json:
+        out: Json = self._data("POST", f"/api/signals/{provider}", data=body, auth=False,
+                               headers={"Content-Type": "application/json", **headers})
+        return out
+
+    @staticmethod
+    def _body(payload: Mapping[str, Any]) -> bytes:
+        return jsonlib.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @staticmethod
+    def _hmac(secret: str, body: bytes) -> str:
+        return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+    def github(self, payload: Mapping[str, Any], secret: str, *, event: str = "issues",
+               delivery_id: str | None = None) -> Json:
+        body = self._body(payload)
+        return self._send("github", body, {
+            "X-GitHub-Event": event, "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
+            "X-Hub-Signature-256": "sha256=" + self._hmac(secret, body)})
+
+    def sentry(self, payload: Mapping[str, Any], secret: str, *, resource: str = "issue",
+               request_id: str | None = None) -> Json:
+        body = self._body(payload)
+        return self._send("sentry", body, {
+            "Sentry-Hook-Resource": resource, "Request-ID": request_id or str(uuid.uuid4()),
+            "Sentry-Hook-Signature": self._hmac(secret, body)})
+
+    def posthog(self, payload: Mapping[str, Any], secret: str) -> Json:
+        return self._send("posthog", self._body(payload), {"X-PostHog-Secret": secret})

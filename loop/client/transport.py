@@ -134,12 +134,16 @@ class Transport:
 
     def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None, json: Any = None,
                 headers: Mapping[str, str] | None = None, idempotency_key: str | None = None,
-                retry: RetryPolicy | None = None, auth: bool = True) -> Response:
-        """Send one call (with its retries); raise the typed error of a failed response."""
+                retry: RetryPolicy | None = None, auth: bool = True, data: bytes | None = None) -> Response:
+        """Send one call (with its retries); raise the typed error of a failed response.
+
+        ``json`` is serialized as the body; ``data`` sends bytes as they are (signed webhooks).
+        """
         method = method.upper()
         policy = retry or self.retry
         url = self.url(path, query)
-        data = None if json is None else jsonlib.dumps(json).encode()
+        if data is None and json is not None:
+            data = jsonlib.dumps(json).encode()
         hdrs = {"Accept": "application/json", "User-Agent": self.user_agent}
         if data is not None:
             hdrs["Content-Type"] = "application/json"
