@@ -18,21 +18,38 @@ if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
 
-def expected(store: RedisStore) -> tuple[dict[str, float], dict[str, int]]:
+class _Snapshot:
+    """Every key of the namespace (one SCAN), grouped by what it holds."""
+
+    def __init__(self, store: RedisStore) -> None:
+        k = store.keys
+        self.keys = list(store.r.scan_iter(match=k.all_pattern(), count=5000))
+        self.r = store.r
+        self.k = k
+
+    def matching(self, prefix: str, parts: int) -> list[str]:
+        """Keys starting with ``prefix`` made of ``parts`` colon-separated parts (ids have no colon)."""
+        return [key for key in self.keys if key.startswith(prefix) and key.count(":") == parts - 1]
+
+    def hashes(self, keys: list[str]) -> list[dict[str, str]]:
+        pipe = self.r.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key)
+        return list(pipe.execute())
+
+
+def expected(store: RedisStore, snap: _Snapshot | None = None) -> tuple[dict[str, float], dict[str, int]]:
     """``({member: stored score}, {issueId: unresolved blocker count})`` computed from the rows."""
-    k, r = store.keys, store.r
+    snap = snap or _Snapshot(store)
+    k = store.keys
     issues: dict[str, Row] = {}
-    for key in r.scan_iter(match=k.issue("*"), count=1000):
-        if key.count(":") != 2:  # P:issue:<id> only, not P:issue:<id>:labels etc.
-            continue
-        raw = r.hgetall(key)
+    for raw in snap.hashes(snap.matching(k.issue(""), 3)):
         if raw and "id" in raw:
             row = models.decode(ISSUE_FIELDS, raw)
             issues[row["id"]] = row
     pairs: set[tuple[str, str]] = set()
-    for key in r.scan_iter(match=k.row("relation", "*"), count=1000):
-        rel = models.decode(RELATION_FIELDS, r.hgetall(key))
-        pair = blocking_pair(rel)
+    for raw in snap.hashes(snap.matching(k.row("relation", ""), 3)):
+        pair = blocking_pair(models.decode(RELATION_FIELDS, raw))
         if pair is not None:
             pairs.add(pair)
     blocked: dict[str, int] = {}
@@ -51,7 +68,8 @@ def expected(store: RedisStore) -> tuple[dict[str, float], dict[str, int]]:
 def audit(store: RedisStore) -> list[str]:
     k, r = store.keys, store.r
     problems: list[str] = []
-    ready, blocked = expected(store)
+    snap = _Snapshot(store)
+    ready, blocked = expected(store, snap)
     actual = dict(r.zrange(k.dispatch_ready(), 0, -1, withscores=True))
     for m in sorted(set(ready) | set(actual)):
         if m not in actual:
@@ -65,15 +83,16 @@ def audit(store: RedisStore) -> list[str]:
         pid = scoring.parse_member(m)[1]
         if pid:
             by_project.setdefault(pid, {})[m] = sc
-    for key in r.scan_iter(match=k.dispatch_ready("*"), count=1000):
-        pid = key.split(":project:", 1)[1]
+    project_prefix = k.dispatch_ready("-")[:-1]
+    for key in [key for key in snap.keys if key.startswith(project_prefix)]:
+        pid = key[len(project_prefix):]
         if set(r.zrange(key, 0, -1)) != set(by_project.get(pid, {})):
             problems.append(f"ready set of project {pid} differs from the eligible issues of that project")
         by_project.pop(pid, None)
     for pid, members in by_project.items():
         if members:
             problems.append(f"project {pid} has eligible issues but no ready set")
-    for key in r.scan_iter(match=k.dispatch_state("*"), count=1000):
+    for key in snap.matching(k.dispatch_state(""), 4):
         iid = key.rsplit(":", 1)[1]
         have = int(r.hget(key, "blocked") or 0)
         if have != blocked.get(iid, 0):
@@ -82,20 +101,19 @@ def audit(store: RedisStore) -> list[str]:
     for iid, n in blocked.items():
         if n:
             problems.append(f"issue {iid} has {n} unresolved blockers but no blocked count")
-    problems += _audit_sessions(store)
-    problems += _audit_bonuses(store)
+    problems += _audit_sessions(store, snap)
+    problems += _audit_bonuses(store, snap)
     return problems
 
 
-def _audit_bonuses(store: RedisStore) -> list[str]:
+def _audit_bonuses(store: RedisStore, snap: _Snapshot) -> list[str]:
     """The applied goal bonus of every project matches its goals (improvement 7)."""
     k, r = store.keys, store.r
-    goals = [models.decode(models.GOAL_FIELDS, r.hgetall(key))
-             for key in r.scan_iter(match=k.row("goal", "*"), count=1000)]
+    goals = [models.decode(models.GOAL_FIELDS, raw) for raw in snap.hashes(snap.matching(k.row("goal", ""), 3))]
     active = {g["id"]: g for g in goals if g["deletedAt"] is None and g["status"] == "active"}
     want: dict[str, int] = {}
-    for key in r.scan_iter(match=k.row("project", "*"), count=1000):
-        p = models.decode(models.PROJECT_FIELDS, r.hgetall(key))
+    for raw in snap.hashes(snap.matching(k.row("project", ""), 3)):
+        p = models.decode(models.PROJECT_FIELDS, raw)
         if p["deletedAt"] is None and (p["goalId"] in active or any(g["projectId"] == p["id"] for g in active.values())):
             want[p["id"]] = scoring.GOAL_BONUS
     have = {pid: int(v) for pid, v in r.hgetall(k.dispatch_goal_bonus()).items()}
@@ -103,13 +121,13 @@ def _audit_bonuses(store: RedisStore) -> list[str]:
             for pid in sorted(set(want) | set(have)) if have.get(pid, 0) != want.get(pid, 0)]
 
 
-def _audit_sessions(store: RedisStore) -> list[str]:
+def _audit_sessions(store: RedisStore, snap: _Snapshot) -> list[str]:
     """Every lease is an active session held by an in_progress issue, and vice versa."""
     k, r = store.keys, store.r
     problems: list[str] = []
     leases = dict(r.zrange(k.dispatch_leases(), 0, -1, withscores=True))
     holders: dict[str, str] = {}
-    for key in r.scan_iter(match=k.dispatch_state("*"), count=1000):
+    for key in snap.matching(k.dispatch_state(""), 4):
         sid = r.hget(key, "session")
         if sid:
             holders[sid] = key.rsplit(":", 1)[1]
