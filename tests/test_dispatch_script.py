@@ -1,0 +1,107 @@
+"""The Lua claim itself: declared keys only, survives SCRIPT FLUSH, drops stale entries, retries."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from loop.clock import FrozenClock
+from loop.dispatch.audit import audit
+from loop.dispatch.scoring import member
+from loop.settings import Settings
+from loop.store import RedisStore, connect
+from tests.redis_server import spawn_redis
+
+
+@pytest.fixture
+def private_store():
+    """A store on a throwaway redis-server (SCRIPT FLUSH and MONITOR must not disturb others)."""
+    proc = spawn_redis()
+    try:
+        client = connect(proc.url)
+        yield RedisStore(client, Settings(namespace=f"t-{uuid.uuid4().hex[:8]}"), FrozenClock())
+        client.close()
+    finally:
+        proc.stop()
+
+
+def _seed(store):
+    project = store.projects.create({"name": "P"})
+    store.goals.create({"title": "G", "projectId": project["id"]})
+    a = store.issues.create({"title": "a", "type": "task", "status": "todo", "projectId": project["id"]})
+    b = store.issues.create({"title": "b", "type": "signal", "status": "todo", "priority": 1})
+    c = store.issues.create({"title": "c", "type": "task", "status": "todo"})
+    store.relations.create(c["id"], "blocked_by", a["id"])
+    return project, a, b, c
+
+
+def test_the_claim_still_works_after_script_flush(private_store):
+    store = private_store
+    _seed(store)
+    assert store.dispatch.claim("x") is not None
+    store.r.script_flush()
+    assert store.r.script_exists(store.scripts["dispatch_claim"].sha) == [False]
+    assert store.dispatch.claim("x") is not None
+    store.r.script_flush()
+    goal = store.goals.create({"title": "G2", "projectId": "elsewhere"})  # rescore script inside MULTI
+    store.goals.update(goal["id"], {"status": "achieved"})
+    assert audit(store) == []
+
+
+def test_every_key_the_scripts_touch_is_declared_in_keys(private_store):
+    store = private_store
+    project, a, *_ = _seed(store)
+    lines: list[dict] = []
+    ready = threading.Event()
+
+    def watch():
+        with store.r.monitor() as m:
+            ready.set()
+            for cmd in m.listen():
+                lines.append(cmd)
+                if cmd["command"] == "ECHO done":
+                    return
+
+    other = store.projects.create({"name": "P2"})
+    store.issues.create({"title": "d", "type": "task", "status": "todo", "projectId": other["id"]})
+    t = threading.Thread(target=watch)
+    t.start()
+    assert ready.wait(5)
+    store.dispatch.claim("x", project["id"])
+    store.dispatch.claim("x")
+    store.goals.create({"title": "G3", "projectId": other["id"]})  # rescores P2's ready issue
+    store.r.echo("done")
+    t.join(10)
+    prefix = store.keys.prefix + ":"
+    declared: set[str] = set()
+    checked: list[str] = []
+    for cmd in lines:
+        args = cmd["command"].split()  # redis-py unquotes MONITOR lines; no argument here has spaces
+        name = args[0].upper()
+        if name in ("EVALSHA", "EVAL"):
+            declared = set(args[3:3 + int(args[2])])
+            assert all(k.startswith(prefix) for k in declared), "a KEYS entry lacks the namespace hash tag"
+        elif cmd.get("client_type") == "lua":
+            touched = {x for x in args[1:] if x.startswith(prefix)}
+            assert touched <= declared, f"{args[0]} touched undeclared {touched - declared}"
+            checked.append(name)
+    assert {"ZSCORE", "HSET", "ZADD", "HINCRBY", "ZINCRBY"} <= set(checked)
+
+
+def test_stale_ready_entries_are_dropped_by_the_claim(store):
+    stale = store.issues.create({"title": "stale", "type": "signal", "status": "backlog", "priority": 1})
+    good = store.issues.create({"title": "good", "type": "task", "status": "todo"})
+    store.r.zadd(store.keys.dispatch_ready(), {member(stale["id"], None): 1e9})
+    claim = store.dispatch.claim("x")
+    assert claim.issue["id"] == good["id"]
+    assert store.r.zcard(store.keys.dispatch_ready()) == 0
+    assert store.issues.get(stale["id"])["status"] == "backlog"
+
+
+def test_candidates_taken_meanwhile_make_the_script_return_fresh_ones(store):
+    issue = store.issues.create({"title": "only", "type": "task", "status": "todo"})
+    claim = store.dispatch.claimer.claim("x", None, members=[member("gone1", None), member("gone2", None)])
+    assert claim is not None and claim.issue["id"] == issue["id"]
+    assert store.dispatch.claimer.claim("x", None, members=[member("gone", None)]) is None
