@@ -195,7 +195,8 @@ def _cmdline(pid: int) -> str:
 
 def _start_dev(cwd: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], int]:
     port = free_port()
-    env = {**env, "WEB_CONCURRENCY": "1"}
+    # The Procfile's mcp process would otherwise take port + 2, which may be busy.
+    env = {**env, "WEB_CONCURRENCY": "1", "LOOP_MCP_PORT": str(free_port())}
     for name in ("LOOP_API_KEY", "PORT", "LOOP_URL"):
         env.pop(name, None)
     proc = subprocess.Popen([*LOOP, "dev", "--port", str(port), *args], cwd=cwd, env=env,
