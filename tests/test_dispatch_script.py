@@ -105,3 +105,26 @@ def test_candidates_taken_meanwhile_make_the_script_return_fresh_ones(store):
     claim = store.dispatch.claimer.claim("x", None, members=[member("gone1", None), member("gone2", None)])
     assert claim is not None and claim.issue["id"] == issue["id"]
     assert store.dispatch.claimer.claim("x", None, members=[member("gone", None)]) is None
+
+
+def test_a_claim_updates_the_issue_indexes_exactly_as_a_status_patch_would(store, clock):
+    project = store.projects.create({"name": "P"})
+    root = store.issues.create({"title": "root", "type": "plan", "status": "backlog"})
+    fields = {"type": "task", "status": "todo", "projectId": project["id"], "priority": 2}
+    claimed = [store.issues.create({"title": "x", **fields, **extra}) for extra in ({}, {"parentId": root["id"]})]
+    patched = [store.issues.create({"title": "y", **fields, **extra}) for extra in ({}, {"parentId": root["id"]})]
+    clock.advance(3600)
+    for x in claimed:
+        assert store.dispatch.claimer.claim("x", None, members=[member(x["id"], project["id"])]).issue["id"] == x["id"]
+    for y in patched:
+        store.issues.update(y["id"], {"status": "in_progress", "agentSessionId": "s"})
+    r = store.r
+    zsets = [key for key in r.scan_iter(match=store.keys.all_pattern(), count=1000) if r.type(key) == "zset"]
+    for x, y in zip(claimed, patched, strict=True):
+        for key in zsets:
+            sx, sy = r.zscore(key, x["id"]), r.zscore(key, y["id"])
+            assert (sx is None) == (sy is None), key
+        assert r.hget(store.keys.issue(x["id"]), "updatedAt") == r.hget(store.keys.issue(y["id"]), "updatedAt")
+    assert r.zscore(store.keys.issue_roots(), root["id"]) == clock.now_ms()
+    assert r.zscore(store.keys.issue_roots(), claimed[0]["id"]) == clock.now_ms()
+    assert store.issues.counts_by_project(project["id"]) == {"in_progress": 4}

@@ -54,7 +54,7 @@ class Claimer:
         if members is None:
             members = self.s.r.zrevrange(source, 0, CANDIDATES - 1)
         fixed = [k.dispatch_ready(), source, k.dispatch_leases(), k.issue_index("status", "todo"),
-                 k.issue_index("status", "in_progress"), k.counts("project_status")]
+                 k.issue_index("status", "in_progress"), k.counts("project_status"), k.issue_roots()]
         script = self.s.scripts[CLAIM_SCRIPT]
         # One id and token per claim: a losing attempt creates nothing, so they can be reused.
         sid, token = new_id(), new_token("claim_")

@@ -6,7 +6,8 @@ candidate's keys here, because a script may only touch keys listed in KEYS (Redi
 and the winning issue is not known in advance. The script re-checks every candidate in
 order, drops stale entries it meets (no longer todo, deleted, or blocked), and claims the
 first eligible one: out of the ready sets, status in_progress with the status indexes and
-per-project counts moved as Issues._reindex would, a new active session and its lease.
+per-project counts and chain activity updated as Issues._reindex would, a new active session
+and its lease.
 Every key shares the namespace hash tag (one Redis Cluster slot).
 
 KEYS[1]  zset  P:dispatch:ready                      all dispatchable issues; member "<id>|<projectId>",
@@ -16,8 +17,9 @@ KEYS[3]  zset  P:dispatch:leases                     active session id -> lease 
 KEYS[4]  zset  P:idx:issues:status:todo              live todo issues, score = issue number
 KEYS[5]  zset  P:idx:issues:status:in_progress       live in_progress issues, score = issue number
 KEYS[6]  hash  P:counts:project_status               "<projectId>|<status>" -> live issue count
-KEYS[7]  hash  P:session:<sessionId>                 the session to create (must not exist)
-then 4 keys per candidate i (i = 1..n), at KEYS[7 + 4(i-1) + 1..4]:
+KEYS[7]  zset  P:idx:issues:roots                    root issues by latest chain activity (dashboard)
+KEYS[8]  hash  P:session:<sessionId>                 the session to create (must not exist)
+then 4 keys per candidate i (i = 1..n), at KEYS[8 + 4(i-1) + 1..4]:
   +1     hash  P:issue:<id>                          the issue
   +2     hash  P:dispatch:issue:<id>                 its dispatch state (fields blocked, session, strikes)
   +3     zset  P:dispatch:ready:project:<projectId>  its project's ready set (KEYS[1] when it has none)
@@ -38,14 +40,14 @@ Cost: O(n log N) for n candidates and N ready issues, independent of blocked or 
 ]]
 local now, expires, sid = ARGV[1], ARGV[2], ARGV[3]
 local n = tonumber(ARGV[7])
-local FIXED = 7
+local FIXED_ARGV, FIXED_KEYS = 7, 8
 
 for i = 1, n do
-  local member = ARGV[FIXED + i]
-  local base = FIXED + (i - 1) * 4
+  local member = ARGV[FIXED_ARGV + i]
+  local base = FIXED_KEYS + (i - 1) * 4
   local issue, state, pready, sessions = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]
   if redis.call('ZSCORE', KEYS[2], member) then
-    local f = redis.call('HMGET', issue, 'status', 'deletedAt', 'number', 'projectId', 'id')
+    local f = redis.call('HMGET', issue, 'status', 'deletedAt', 'number', 'projectId', 'id', 'parentId')
     local blocked = tonumber(redis.call('HGET', state, 'blocked') or '0')
     redis.call('ZREM', KEYS[1], member)
     if pready ~= KEYS[1] then
@@ -61,8 +63,13 @@ for i = 1, n do
         redis.call('HINCRBY', KEYS[6], project .. '|todo', -1)
         redis.call('HINCRBY', KEYS[6], project .. '|in_progress', 1)
       end
+      if f[6] then
+        redis.call('ZADD', KEYS[7], 'XX', 'GT', now, f[6])
+      else
+        redis.call('ZADD', KEYS[7], 'GT', now, id)
+      end
       redis.call('HSET', state, 'session', sid)
-      redis.call('HSET', KEYS[7], 'id', sid, 'issueId', id, 'agentName', ARGV[4], 'status', 'active',
+      redis.call('HSET', KEYS[8], 'id', sid, 'issueId', id, 'agentName', ARGV[4], 'status', 'active',
         'claimedAt', now, 'expiresAt', expires, 'tokenHash', ARGV[5])
       redis.call('ZADD', KEYS[3], expires, sid)
       redis.call('ZADD', sessions, now, sid)
