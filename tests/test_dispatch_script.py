@@ -72,22 +72,26 @@ def test_every_key_the_scripts_touch_is_declared_in_keys(private_store):
     store.dispatch.claim("x", project["id"])
     store.dispatch.claim("x")
     store.goals.create({"title": "G3", "projectId": other["id"]})  # rescores P2's ready issue
+    store.issues.create({"title": "e", "type": "task", "status": "todo", "projectId": other["id"]})  # enters
     store.r.echo("done")
     t.join(10)
     prefix = store.keys.prefix + ":"
     declared: set[str] = set()
     checked: list[str] = []
+    scripts: set[str] = set()
     for cmd in lines:
         args = cmd["command"].split()  # redis-py unquotes MONITOR lines; no argument here has spaces
         name = args[0].upper()
         if name in ("EVALSHA", "EVAL"):
             declared = set(args[3:3 + int(args[2])])
+            scripts.add(args[1])
             assert all(k.startswith(prefix) for k in declared), "a KEYS entry lacks the namespace hash tag"
         elif cmd.get("client_type") == "lua":
             touched = {x for x in args[1:] if x.startswith(prefix)}
             assert touched <= declared, f"{args[0]} touched undeclared {touched - declared}"
             checked.append(name)
     assert {"ZSCORE", "HSET", "ZADD", "HINCRBY", "ZINCRBY"} <= set(checked)
+    assert {store.scripts[n].sha for n in ("dispatch_claim", "dispatch_rescore", "dispatch_enter")} <= scripts
 
 
 def test_stale_ready_entries_are_dropped_by_the_claim(store):

@@ -23,8 +23,9 @@ from loop.store.relations import RelationHook
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
-#: ``(member, projectId, stored score)`` of an issue that belongs in the ready sets.
+#: ``(member, projectId, stored score without goal bonus)`` of an issue that belongs in the ready sets.
 Entry = tuple[str, str | None, float]
+ENTER_SCRIPT = "dispatch_enter"
 BLOCKING_TYPES = ("blocks", "blocked_by")
 
 
@@ -73,14 +74,17 @@ class Index:
         values = self.s.r.hmget(self.k.dispatch_goal_bonus(), ids)
         return {p: int(v or 0) for p, v in zip(ids, values, strict=True)}
 
-    def entry(self, row: Row | None, blocked: int, bonuses: dict[str, int]) -> Entry | None:
+    @staticmethod
+    def entry(row: Row | None, blocked: int = 0) -> Entry | None:
+        """Where the issue belongs in the ready sets (score without goal bonus), if anywhere."""
         if row is None or not eligible(row, blocked):
             return None
         pid = row["projectId"]
-        bonus = bonuses.get(pid, 0) if pid else 0
-        return scoring.member(row["id"], pid), pid, scoring.stored_score(row, bonus)
+        return scoring.member(row["id"], pid), pid, scoring.stored_score(row, 0)
 
     def stage_move(self, pipe: Any, before: Entry | None, after: Entry | None) -> None:
+        """Queue the ready-set change; entering goes through ``dispatch_enter.lua``, which adds
+        the project's goal bonus and skips blocked issues at EXEC time."""
         if before == after:
             return
         if before is not None and (after is None or after[0] != before[0]):
@@ -88,15 +92,25 @@ class Index:
             if before[1]:
                 pipe.zrem(self.k.dispatch_ready(before[1]), before[0])
         if after is not None:
-            pipe.zadd(self.k.dispatch_ready(), {after[0]: after[2]})
-            if after[1]:
-                pipe.zadd(self.k.dispatch_ready(after[1]), {after[0]: after[2]})
+            member, pid, base = after
+            iid = scoring.parse_member(member)[0]
+            self.s.scripts[ENTER_SCRIPT](
+                keys=[self.k.dispatch_goal_bonus(), self.k.dispatch_ready(), self.k.dispatch_ready(pid),
+                      self.k.dispatch_state(iid)],
+                args=[member, repr(base), pid or ""], client=pipe)
 
     def stage_blocked(self, pipe: Any, issue_id: str, count: int) -> None:
         if count > 0:
             pipe.hset(self.k.dispatch_state(issue_id), "blocked", count)
         else:
             pipe.hdel(self.k.dispatch_state(issue_id), "blocked")
+
+    def stage(self, pipe: Any, plan: Plan) -> None:
+        # Blocked counts first: the enter script reads them.
+        for dep_id, count in plan.blocked.items():
+            self.stage_blocked(pipe, dep_id, count)
+        for before, after in plan.moves:
+            self.stage_move(pipe, before, after)
 
     def read_dependents(self, pipe: Any, ids: list[str]) -> list[tuple[Row | None, int]]:
         """Rows and blocked counts of ``ids``, after watching them on ``pipe``."""
@@ -114,70 +128,74 @@ class Index:
             for n in range(len(ids))
         ]
 
-    def plan_dependent(self, plan: Plan, row: Row | None, blocked: int, delta: int,
-                       bonuses: dict[str, int], issue_id: str) -> None:
+    def plan_dependent(self, plan: Plan, row: Row | None, blocked: int, delta: int, issue_id: str) -> None:
         after = blocked + delta
         plan.blocked[issue_id] = after
-        plan.moves.append((self.entry(row, blocked, bonuses), self.entry(row, after, bonuses)))
+        plan.moves.append((self.entry(row, blocked), self.entry(row, after)))
+
+
+#: Issue fields whose change can move the issue in or out of the ready sets, or rescore it.
+DISPATCH_FIELDS = ("status", "deletedAt", "priority", "type", "projectId", "createdAt")
 
 
 class DispatchIssueHook(IssueHook):
-    """Ready-set membership, rescoring, blocker resolution and session closing for issue writes."""
+    """Ready-set membership, rescoring, blocker resolution and session closing for issue writes.
+
+    Reads only what the write can affect: nothing for a create or for a change of other
+    fields, the active session when the issue leaves ``in_progress``, the blocked issues when
+    it becomes resolved or unresolved.
+    """
 
     def __init__(self, index: Index) -> None:
         self.ix = index
         self.k = index.k
 
     def prepare(self, pipe: Any, old: Row | None, new: Row) -> Plan:
-        k, iid = self.k, new["id"]
-        pipe.watch(k.dispatch_state(iid), k.dispatch_goal_bonus())
-        state: dict[str, str] = pipe.hgetall(k.dispatch_state(iid))
-        blocked = int(state.get("blocked", 0))
         plan = Plan()
-        dependents: list[str] = []
+        if old is not None and all(old[f] == new[f] for f in DISPATCH_FIELDS):
+            return plan
+        iid = new["id"]
+        # The issue's own blocked count is checked by the enter script at EXEC time.
+        plan.moves.append((self.ix.entry(old), self.ix.entry(new)))
         if old is not None and unresolved(old) != unresolved(new):
-            pipe.watch(k.dispatch_blocking(iid))
-            dependents = sorted(pipe.hkeys(k.dispatch_blocking(iid)))
-        rows = self.ix.read_dependents(pipe, dependents)
-        bonuses = self.ix.bonuses([old["projectId"] if old else None, new["projectId"],
-                                   *[r["projectId"] for r, _ in rows if r]])
-        plan.moves.append((self.ix.entry(old, blocked, bonuses), self.ix.entry(new, blocked, bonuses)))
-        delta = 1 if unresolved(new) else -1
-        for dep_id, (row, count) in zip(dependents, rows, strict=True):
-            self.ix.plan_dependent(plan, row, count, delta, bonuses, dep_id)
-        self._plan_session(pipe, plan, state, old, new)
+            pipe.watch(self.k.dispatch_blocking(iid))
+            dependents = sorted(pipe.hkeys(self.k.dispatch_blocking(iid)))
+            delta = 1 if unresolved(new) else -1
+            for dep_id, (row, count) in zip(dependents, self.ix.read_dependents(pipe, dependents), strict=True):
+                self.ix.plan_dependent(plan, row, count, delta, dep_id)
+        if old is not None:
+            self._plan_session(pipe, plan, old, new)
         return plan
 
-    def _plan_session(self, pipe: Any, plan: Plan, state: dict[str, str], old: Row | None, new: Row) -> None:
+    def _plan_session(self, pipe: Any, plan: Plan, old: Row, new: Row) -> None:
         k, iid = self.k, new["id"]
-        todo_again = new["deletedAt"] is None and new["status"] == "todo"
         intent = sessions.current_intent()
-        sid = state.get("session")
-        if sid and (new["deletedAt"] is not None or new["status"] != "in_progress"):
+        leaving = old["status"] == "in_progress" and (new["deletedAt"] is not None or new["status"] != "in_progress")
+        if leaving:
+            pipe.watch(k.dispatch_state(iid))
+            sid = pipe.hget(k.dispatch_state(iid), "session")
+            if not sid:
+                return
             pipe.watch(k.session(sid))
             session: dict[str, str] = pipe.hgetall(k.session(sid))
-            if session.get("status") == "active":
-                if intent is not None and intent.session_id == sid:
-                    outcome, reason = intent.outcome, intent.reason
-                    if intent.label_id:
-                        plan.label = (iid, intent.label_id, int(new["number"]))
-                else:
-                    outcome, reason = sessions.default_outcome(new)
-                    intent = None
-                summary = new["agentSummary"] if outcome == "completed" else None
-                plan.close = (session, outcome, reason, summary)
-                if outcome in sessions.STRIKE_OUTCOMES:
-                    plan.strike = iid
-        elif (intent is None and todo_again and old is not None and old["status"] not in ("todo", "in_progress")
-              and state.get("strikes")):
-            # A person re-queued a parked issue: it gets a fresh set of strikes.
+            if session.get("status") != "active":
+                return
+            if intent is not None and intent.session_id == sid:
+                outcome, reason = intent.outcome, intent.reason
+                if intent.label_id:
+                    plan.label = (iid, intent.label_id, int(new["number"]))
+            else:
+                outcome, reason = sessions.default_outcome(new)
+            summary = new["agentSummary"] if outcome == "completed" else None
+            plan.close = (session, outcome, reason, summary)
+            if outcome in sessions.STRIKE_OUTCOMES:
+                plan.strike = iid
+        elif intent is None and new["deletedAt"] is None and new["status"] == "todo" and old["status"] != "todo":
+            # A person re-queued the issue (e.g. a parked one): it gets a fresh set of strikes.
             plan.reset_strikes = iid
 
     def stage(self, pipe: Any, old: Row | None, new: Row, plan: Plan) -> None:
-        for before, after in plan.moves:
-            self.ix.stage_move(pipe, before, after)
-        for dep_id, count in plan.blocked.items():
-            self.ix.stage_blocked(pipe, dep_id, count)
+        self.ix.stage(pipe, plan)
         if plan.close is not None:
             session, outcome, reason, summary = plan.close
             sessions.stage_close(pipe, self.k, session, outcome, self.ix.s.now(), reason, summary)
@@ -204,7 +222,7 @@ class DispatchRelationHook(RelationHook):
             return None
         blocker, blocked_id = pair
         k = self.k
-        pipe.watch(k.issue(blocker), k.dispatch_blockers(blocked_id), k.dispatch_goal_bonus())
+        pipe.watch(k.issue(blocker), k.dispatch_blockers(blocked_id))
         edges = int(pipe.hget(k.dispatch_blockers(blocked_id), blocker) or 0)
         raw = pipe.hgetall(k.issue(blocker))
         blocker_row = models.decode(ISSUE_FIELDS, raw) if raw else None
@@ -212,8 +230,7 @@ class DispatchRelationHook(RelationHook):
         first_or_last = (edges == 0) if added else (edges == 1)
         if first_or_last and unresolved(blocker_row):
             ((row, count),) = self.ix.read_dependents(pipe, [blocked_id])
-            bonuses = self.ix.bonuses([row["projectId"] if row else None])
-            self.ix.plan_dependent(plan, row, count, 1 if added else -1, bonuses, blocked_id)
+            self.ix.plan_dependent(plan, row, count, 1 if added else -1, blocked_id)
         return plan
 
     def stage(self, pipe: Any, relation: Row, added: bool, plan: Plan | None) -> None:
@@ -227,7 +244,4 @@ class DispatchRelationHook(RelationHook):
                     pipe.hset(key, fld, count)
                 else:
                     pipe.hdel(key, fld)
-        for before, after in plan.moves:
-            self.ix.stage_move(pipe, before, after)
-        for dep_id, count in plan.blocked.items():
-            self.ix.stage_blocked(pipe, dep_id, count)
+        self.ix.stage(pipe, plan)
