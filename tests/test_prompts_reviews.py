@@ -198,6 +198,14 @@ def test_renaming_the_issue_does_not_defeat_the_dedup(client: Client) -> None:
     assert client.get("/api/issues").json["total"] == 1
 
 
+def test_a_deleted_template_gets_no_improvement_task(client: Client) -> None:
+    t, v = template_with_version(client)
+    client.delete(f"/api/templates/{t['id']}")
+    for _ in range(3):
+        assert review(client, v["id"], 1).status_code == 201
+    assert improvement_issues(client) == []
+
+
 def test_slugs_that_share_a_prefix_get_their_own_tasks(client: Client) -> None:
     _, short = template_with_version(client, "deploy")
     _, long = template_with_version(client, "deploy-check")

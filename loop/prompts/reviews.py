@@ -138,8 +138,8 @@ class Reviews:
             if self.open_improvement(tid):
                 return None
             template = self.s.get_row(TEMPLATE, TEMPLATE_FIELDS, tid)
-            if template is None:
-                return None
+            if template is None or template["deletedAt"] is not None:
+                return None  # nobody will improve a deleted template
             label_ids = [self.s.labels.ensure(*IMPROVEMENT_LABEL)["id"], self.s.labels.ensure(*META_LABEL)["id"]]
             pointer = self.k.prompt_improvement(tid)
             issue = self.s.issues.create(
