@@ -9,10 +9,14 @@ import pytest
 
 from loop.clock import FrozenClock
 from loop.dispatch.audit import audit
+from loop.dispatch.index import script_body
 from loop.dispatch.scoring import member
 from loop.settings import Settings
 from loop.store import RedisStore, connect
 from tests.redis_server import spawn_redis
+
+
+NAMES = ("dispatch_claim", "dispatch_rescore", "dispatch_enter")
 
 
 @pytest.fixture
@@ -82,16 +86,19 @@ def test_every_key_the_scripts_touch_is_declared_in_keys(private_store):
     for cmd in lines:
         args = cmd["command"].split()  # redis-py unquotes MONITOR lines; no argument here has spaces
         name = args[0].upper()
-        if name in ("EVALSHA", "EVAL"):
+        if name == "EVALSHA":
             declared = set(args[3:3 + int(args[2])])
-            scripts.add(args[1])
+            scripts.add(next(n for n in NAMES if store.scripts[n].sha == args[1]))
+        elif name == "EVAL":  # the body has spaces: its keys are the prefixed words after it
+            declared = {a for a in args if a.startswith(prefix)}
+            scripts.add(next(n for n in NAMES if script_body(n).split("\n")[0] in cmd["command"]))
             assert all(k.startswith(prefix) for k in declared), "a KEYS entry lacks the namespace hash tag"
         elif cmd.get("client_type") == "lua":
             touched = {x for x in args[1:] if x.startswith(prefix)}
             assert touched <= declared, f"{args[0]} touched undeclared {touched - declared}"
             checked.append(name)
     assert {"ZSCORE", "HSET", "ZADD", "HINCRBY", "ZINCRBY"} <= set(checked)
-    assert {store.scripts[n].sha for n in ("dispatch_claim", "dispatch_rescore", "dispatch_enter")} <= scripts
+    assert scripts == set(NAMES)
 
 
 def test_stale_ready_entries_are_dropped_by_the_claim(store):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from loop import models
 from loop.dispatch import scoring
+from loop.dispatch.index import stage_script
 from loop.models import GOAL_FIELDS, PROJECT_FIELDS, Row
 
 if TYPE_CHECKING:
@@ -95,9 +96,8 @@ class GoalBonus:
             active = _live(project) and any(_live(g) and g["status"] == "active" for g in goals)
             bonus = scoring.GOAL_BONUS if active else 0
             pipe.multi()
-            self.s.scripts[RESCORE_SCRIPT](
-                keys=[k.dispatch_goal_bonus(), k.dispatch_ready(), k.dispatch_ready(project_id)],
-                args=[project_id, bonus], client=pipe)
+            stage_script(pipe, RESCORE_SCRIPT, [k.dispatch_goal_bonus(), k.dispatch_ready(),
+                                                k.dispatch_ready(project_id)], [project_id, bonus])
             return bonus
 
         return self.s.transact(tx, pkey, goals_key, k.dispatch_goal_bonus())

@@ -10,6 +10,7 @@ the write, so a blocker's resolution and its dependents' release happen in one a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from loop import models
 from loop.dispatch import scoring, sessions
 from loop.models import ISSUE_FIELDS, RESOLVED_STATUSES, Row
+from loop.scripts import source
 from loop.store.base import IssueHook
 from loop.store.relations import RelationHook
 
@@ -27,6 +29,23 @@ if TYPE_CHECKING:
 Entry = tuple[str, str | None, float]
 ENTER_SCRIPT = "dispatch_enter"
 BLOCKING_TYPES = ("blocks", "blocked_by")
+
+
+def stage_script(pipe: Any, name: str, keys: list[str], args: list[Any]) -> None:
+    """Queue ``loop/lua/<name>.lua`` on a MULTI pipeline as EVAL with its body.
+
+    Not EVALSHA: inside MULTI a NOSCRIPT error (after SCRIPT FLUSH or a restart) would fail
+    that one command while the rest of the transaction still applies; and redis-py would add a
+    SCRIPT EXISTS round trip before every such transaction. The body is sent without its
+    header comment.
+    """
+    pipe.eval(script_body(name), len(keys), *keys, *args)
+
+
+@functools.cache
+def script_body(name: str) -> str:
+    text = source(name)
+    return text[text.index("]]") + 2:].lstrip() if text.startswith("--[[") else text
 
 
 def eligible(row: Row | None, blocked: int) -> bool:
@@ -94,10 +113,9 @@ class Index:
         if after is not None:
             member, pid, base = after
             iid = scoring.parse_member(member)[0]
-            self.s.scripts[ENTER_SCRIPT](
-                keys=[self.k.dispatch_goal_bonus(), self.k.dispatch_ready(), self.k.dispatch_ready(pid),
-                      self.k.dispatch_state(iid)],
-                args=[member, repr(base), pid or ""], client=pipe)
+            keys = [self.k.dispatch_goal_bonus(), self.k.dispatch_ready(), self.k.dispatch_ready(pid),
+                    self.k.dispatch_state(iid)]
+            stage_script(pipe, ENTER_SCRIPT, keys, [member, repr(base), pid or ""])
 
     def stage_blocked(self, pipe: Any, issue_id: str, count: int) -> None:
         if count > 0:
