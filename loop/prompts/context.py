@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -49,6 +50,29 @@ def _fields(fields: Mapping[str, str], names: Sequence[str], values: Sequence[An
     """An HMGET reply as a decoded row (``None`` if the hash does not exist)."""
     raw = {n: v for n, v in zip(names, values, strict=True) if v is not None}
     return models.decode(fields, raw) if raw else None
+
+
+@lru_cache(maxsize=8192)
+def _iso(ms: int) -> str | None:
+    return iso(ms)  # many rows share timestamps (createdAt == updatedAt, batch imports)
+
+
+def _wire_values(fields: Mapping[str, str], names: Sequence[str], values: Sequence[Any]) -> Row | None:
+    """An HMGET reply straight to its wire form (one pass; ``None`` if the hash is missing)."""
+    if all(v is None for v in values):
+        return None
+    out: Row = {}
+    for name, value in zip(names, values, strict=True):
+        kind = fields[name]
+        if value is None or kind == "s":
+            out[name] = value
+        elif kind == "t":
+            out[name] = _iso(int(value))
+        elif kind == "i":
+            out[name] = int(value)
+        else:
+            out[name] = models.decode({name: kind}, {name: value})[name]
+    return out
 
 
 def _ref(row: Row) -> Row:
@@ -117,7 +141,7 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
     picked, rows = _read(store, [k.issue(i) for i in family_ids], summary,
                          [k.row("label", i) for i in label_ids] + [k.row("relation", i) for i in relation_ids]
                          + [k.row("goal", i) for i in goal_ids])
-    family = [r for r in (_fields(SUMMARY_FIELDS, summary, v) for v in picked) if r]
+    family = [r for r in (_wire_values(SUMMARY_FIELDS, summary, v) for v in picked) if r]
     n1, n2 = len(label_ids), len(label_ids) + len(relation_ids)
     labels = [models.decode(LABEL_FIELDS, r) for r in rows[:n1] if r]
     relations = [models.decode(RELATION_FIELDS, r) for r in rows[n1:n2] if r]
@@ -141,7 +165,7 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
     current = claim.get("sessionId") if claim else None
     previous = [session_view(s) for s in sessions if s.get("id") != current]
     holder = next((s.get("agentName") for s in sessions if current and s.get("id") == current), None)
-    live_family = [models.wire(SUMMARY_FIELDS, r) for r in family if r["deletedAt"] is None]
+    live_family = [r for r in family if r["deletedAt"] is None]
     settings = store.settings
     variables: dict[str, Any] = {
         "issue": _issue(issue),
