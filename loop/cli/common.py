@@ -166,8 +166,8 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(out, *args, **kwargs)
         except LoopClientError as exc:
             raise CliError(describe(exc)) from None
-        except BrokenPipeError:  # `loop issues list | head`
-            sys.stderr.close()
+        except BrokenPipeError:  # `loop issues list | head`: the reader left; exit quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise SystemExit(0) from None
 
     return wrapper
