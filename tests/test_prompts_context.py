@@ -46,6 +46,15 @@ def test_a_root_issue_sees_its_children_and_no_siblings(store: RedisStore) -> No
     assert v["followUpParentId"] == f["parent"]["id"]
 
 
+def test_a_child_whose_parent_was_deleted_files_follow_ups_at_the_top_level(store: RedisStore) -> None:
+    f = family(store)
+    store.issues.delete(f["parent"]["id"])
+    v = variables(store, f["me"]["id"])
+    assert v["followUpParentId"] is None
+    prompt, _ = store.prompts.render_for_dispatch(store.issues.get(f["me"]["id"]))
+    assert prompt is not None and '"parentId"' not in prompt and "go at the top level" in prompt
+
+
 def test_project_and_its_goal_by_the_projects_goal_id(store: RedisStore) -> None:
     goal = store.goals.create({"title": "Faster", "currentValue": 1.0, "targetValue": 2.0, "unit": "x"})
     project = store.projects.create({"name": "P", "goalId": goal["id"]})

@@ -48,9 +48,10 @@ def call(server: LiveServer, method: str, path: str, body: dict[str, Any] | None
         return json.loads(raw) if raw else None
 
 
-def scenario(server: LiveServer, issue_type: str) -> dict[str, Any]:
+def scenario(server: LiveServer, issue_type: str, orphan: bool = False) -> dict[str, Any]:
     """A claimed issue of ``issue_type`` with everything the templates can show."""
     tag = uuid.uuid4().hex[:6]
+    orphan_of = None
     project = call(server, "POST", "/api/projects", {"name": f"Checkout {tag}", "description": "Pay <fast> & safe"})
     pid = project["data"]["id"]
     call(server, "POST", "/api/goals", {"title": "p95 under 300 ms", "metric": "p95 latency", "currentValue": 420,
@@ -66,12 +67,16 @@ def scenario(server: LiveServer, issue_type: str) -> dict[str, Any]:
         issue["parentId"] = parent["data"]["id"]
         call(server, "POST", "/api/issues", {"title": "Sibling", "type": "task", "status": "backlog",
                                              "parentId": parent["data"]["id"]})
+        if orphan:
+            orphan_of = parent["data"]["id"]
     if issue_type == "signal":
         issue.update(signalSource="sentry", signalPayload={"message": "TypeError: <x> & 'y'", "count": 12})
     if issue_type == "hypothesis":
         issue["hypothesis"] = {"statement": "Retries cause timeouts", "confidence": 0.6, "evidence": ["logs"],
                                "validationCriteria": "p95 drops", "prediction": "Faster"}
     iid = call(server, "POST", "/api/issues", issue)["data"]["id"]
+    if orphan_of:  # the parent goes away: nothing can take children now
+        call(server, "DELETE", f"/api/issues/{orphan_of}")
     blocker = call(server, "POST", "/api/issues", {"title": "Done blocker", "type": "task", "status": "done"})
     call(server, "POST", f"/api/issues/{iid}/relations", {"type": "blocked_by", "relatedIssueId": blocker["data"]["id"]})
     claimed = call(server, "GET", f"/api/dispatch/next?projectId={pid}")
@@ -124,3 +129,19 @@ def test_the_review_example_is_accepted_and_moves_the_score(live: LiveServer) ->
     assert code == 0 and statuses == ["201"], output
     version = call(live, "GET", f"/api/templates/{claimed['meta']['templateId']}")["data"]["activeVersion"]
     assert version["reviewScore"] is not None
+
+
+CREATES = re.compile(r'POST "[^"]*/api/issues"')
+
+
+@pytest.mark.parametrize("issue_type", ["hypothesis", "task"])
+def test_follow_up_examples_work_when_the_parent_was_deleted(live: LiveServer, issue_type: str) -> None:
+    first = scenario(live, issue_type, orphan=True)
+    creating = [i for i, b in enumerate(blocks(first["prompt"])) if CREATES.search(b)]
+    assert creating, first["prompt"]
+    for index in creating:
+        claimed = first if index == creating[0] else scenario(live, issue_type, orphan=True)
+        block = blocks(claimed["prompt"])[index]
+        assert "parentId" not in block
+        code, statuses, output = run(block)
+        assert code == 0 and statuses and all(x.startswith("2") for x in statuses), f"{block}\n---\n{output}"

@@ -184,7 +184,8 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
         "loopToken": settings.prompt_token_placeholder,
         "claim": {"sessionId": claim.get("sessionId"), "expiresAt": _ts(claim.get("expiresAt"))} if claim else None,
         # Where follow-up issues go: Loop nests one level, so a child's follow-ups are its siblings.
-        "followUpParentId": parent_id or iid,
+        # None when the parent is gone: then no issue can take children, so follow-ups go top level.
+        "followUpParentId": (parent_id if parent and parent["deletedAt"] is None else None) if parent_id else iid,
         # The claiming key's name, so comments the agent posts are attributed to it.
         "agentName": (claim or {}).get("agentName") or holder or "agent",
         "meta": None,
