@@ -1,8 +1,15 @@
-"""The claim: read the top candidates, then one Lua script claims the first eligible one."""
+"""The claim: one Lua script claims the best eligible issue among the candidates passed.
+
+Steady state is one round trip per claim: after a claim the script returns the new head of
+the ready set, which this process keeps as the candidates of its next claim. The script only
+claims the set's current best member, so stale candidates cost a retry, never a worse pick.
+"""
 
 from __future__ import annotations
 
 import random
+import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -10,21 +17,29 @@ from typing import TYPE_CHECKING, Any
 from loop import models
 from loop.dispatch import scoring, sessions
 from loop.errors import Conflict
-from loop.ids import new_id, new_token
+from loop.ids import new_token
 from loop.models import ISSUE_FIELDS, Row
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
 CLAIM_SCRIPT = "dispatch_claim"
-#: Candidates passed per script call: absorbs a few concurrent claimers of the top items.
-CANDIDATES = 12
+#: Candidates passed per script call: a few more than the claims other processes make between two of ours.
+CANDIDATES = 8
 #: Under contention the retry lists grow up to this many candidates.
 MAX_CANDIDATES = 48
 BACKOFF_UNIT = 0.001
 MAX_BACKOFF = 0.05
-#: Script calls before giving up under extreme contention (each call that loses still makes progress).
+#: Script calls before giving up under extreme contention (each losing call still lets another win).
 MAX_ATTEMPTS = 200
+
+_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def new_session_id() -> str:
+    """An id shaped like :func:`loop.ids.new_id` from one CSPRNG read (this is on the claim path)."""
+    raw = secrets.token_bytes(24)
+    return _ALNUM[raw[0] % 26] + "".join(_ALNUM[b % 36] for b in raw[1:])
 
 
 @dataclass(frozen=True)
@@ -35,52 +50,65 @@ class Claim:
     expires_at: int
 
 
+class LeaseDue(Exception):
+    """A lease has expired: the caller sweeps, then claims."""
+
+
 class Claimer:
     def __init__(self, store: RedisStore) -> None:
         self.s = store
         self.k = store.keys
+        self._lock = threading.Lock()
+        #: source ready-set key -> the head of that set as the last claim saw it
+        self._next: dict[str, list[str]] = {}
 
-    def candidates_pipeline(self, pipe: Any, project_id: str | None) -> None:
-        """Queue the candidate read (so callers can batch it with other reads)."""
-        pipe.zrevrange(self.k.dispatch_ready(project_id), 0, CANDIDATES - 1)
-
-    def claim(self, agent: str, project_id: str | None, members: list[str] | None = None) -> Claim | None:
+    def claim(self, agent: str, project_id: str | None, members: list[str] | None = None,
+              check_due: bool = False) -> Claim | None:
         """Claim the best eligible issue (of ``project_id`` if given); ``None`` when there is none.
 
-        ``members`` are the candidates already read by the caller, best first.
+        ``members``: candidates to start from (default: this process's remembered head, else a
+        fresh read). ``check_due``: raise :class:`LeaseDue` instead of claiming while a lease is expired.
         """
         k = self.k
         source = k.dispatch_ready(project_id)
         if members is None:
+            with self._lock:
+                members = self._next.pop(source, None)
+        if members is None:
             members = self.s.r.zrevrange(source, 0, CANDIDATES - 1)
+            if not members and not check_due:
+                return None  # (with check_due the script still runs: an expired lease may refill the set)
         fixed = [k.dispatch_ready(), source, k.dispatch_leases(), k.issue_index("status", "todo"),
                  k.issue_index("status", "in_progress"), k.counts("project_status"), k.issue_roots()]
         script = self.s.scripts[CLAIM_SCRIPT]
         # One id and token per claim: a losing attempt creates nothing, so they can be reused.
-        sid, token = new_id(), new_token("claim_")
+        sid, token = new_session_id(), new_token("claim_")
         digest = sessions.token_digest(token)
         for attempt in range(MAX_ATTEMPTS):
-            if not members:
-                return None
-            if attempt >= 1:
-                # Every candidate went to concurrent claimers: back off a little (exponential,
-                # with jitter) so a herd of claimers spreads out instead of colliding again.
-                time.sleep(random.uniform(0, min(MAX_BACKOFF, BACKOFF_UNIT * 2 ** (attempt - 1))))
+            if attempt >= 2:
+                # The head moved under us twice: others are claiming too. Back off a little
+                # (exponential, with jitter) so a herd of claimers spreads out.
+                time.sleep(random.uniform(0, min(MAX_BACKOFF, BACKOFF_UNIT * 2 ** (attempt - 2))))
             now = self.s.now()
             expires = now + self.s.settings.lease_seconds * 1000
             keys = [*fixed, k.session(sid)]
             for m in members:
                 iid, pid = scoring.parse_member(m)
                 keys += [k.issue(iid), k.dispatch_state(iid), k.dispatch_ready(pid), k.issue_sessions(iid)]
-            fresh = min(CANDIDATES * 2 ** (attempt + 1), MAX_CANDIDATES)
-            args: list[Any] = [now, expires, sid, agent, digest, fresh, len(members),
-                               *members]
+            want = min(CANDIDATES * 2 ** attempt, MAX_CANDIDATES)
+            args: list[Any] = [now, expires, sid, agent, digest, want, "1" if check_due and attempt == 0 else "0",
+                               len(members), *members]
             out = script(keys=keys, args=args)
             if out[0] == "ok":
-                issue = models.decode(ISSUE_FIELDS, dict(zip(out[2::2], out[3::2], strict=True)))
+                nk = int(out[2])
+                with self._lock:
+                    self._next[source] = list(out[3:3 + nk])
+                fields = out[3 + nk:]
+                issue = models.decode(ISSUE_FIELDS, dict(zip(fields[::2], fields[1::2], strict=True)))
                 return Claim(issue, sid, token, expires)
             if out[0] == "empty":
                 return None
-            # Lost every candidate to concurrent claimers: retry with the fresh head of the set.
+            if out[0] == "due":
+                raise LeaseDue
             members = list(out[1:])
         raise Conflict("Dispatch is heavily contended; retry the request.")

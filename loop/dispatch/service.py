@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from loop.clock import iso
 from loop.dispatch import scoring, sessions
-from loop.dispatch.claim import Claim, Claimer
+from loop.dispatch.claim import Claim, Claimer, LeaseDue
 from loop.dispatch.goals import GoalBonus
 from loop.dispatch.index import Index
 from loop.dispatch.sessions import Intent
@@ -50,14 +50,11 @@ class Dispatch:
     # ------------------------------------------------------------------ claim
     def next(self, agent: str, project_id: str | None = None) -> dict[str, Any] | None:
         """Claim the best eligible issue and render its prompt; ``None`` when nothing is eligible."""
-        pipe = self.s.r.pipeline(transaction=False)
-        pipe.zrangebyscore(self.k.dispatch_leases(), "-inf", self.s.now(), start=0, num=1)
-        self.claimer.candidates_pipeline(pipe, project_id)
-        due, members = pipe.execute()
-        if due:
+        try:
+            claim = self.claimer.claim(agent, project_id, check_due=True)
+        except LeaseDue:
             self.expire_due()
-            members = None
-        claim = self.claimer.claim(agent, project_id, members)
+            claim = self.claimer.claim(agent, project_id)
         if claim is None:
             return None
         prompt, meta = self._render(claim)

@@ -1,13 +1,16 @@
 --[[
-dispatch_claim.lua: atomically claim the best eligible issue among the candidates given.
+dispatch_claim.lua: atomically claim the best eligible issue, if the caller passed its keys.
 
-The caller reads the top candidates of the source ready set (ZREVRANGE) and passes each
-candidate's keys here, because a script may only touch keys listed in KEYS (Redis Cluster)
-and the winning issue is not known in advance. The script re-checks every candidate in
-order, drops stale entries it meets (no longer todo, deleted, or blocked), and claims the
-first eligible one: out of the ready sets, status in_progress with the status indexes and
-per-project counts and chain activity updated as Issues._reindex would, a new active session
-and its lease.
+A script may only touch keys listed in KEYS (Redis Cluster) and the winning issue is not known
+in advance, so the caller passes candidates: the head of the source ready set as it last saw
+it (a fresh ZREVRANGE, or the list this script returned after the caller's previous claim).
+The script claims the set's *current* best member if it is among the candidates (dropping any
+stale entry it meets at the head: no longer todo, deleted or blocked); otherwise it claims
+nothing and returns the current head so the caller can retry. So a claim is always the best
+eligible issue at the moment it runs, however old the caller's list was.
+
+Claiming: out of both ready sets, status in_progress with the status indexes, per-project
+counts and chain activity updated as Issues._reindex would, a new active session and its lease.
 Every key shares the namespace hash tag (one Redis Cluster slot).
 
 KEYS[1]  zset  P:dispatch:ready                      all dispatchable issues; member "<id>|<projectId>",
@@ -30,65 +33,84 @@ ARGV[2]  lease expiry (epoch ms)
 ARGV[3]  session id
 ARGV[4]  agent name (the API key's name)
 ARGV[5]  SHA-256 hex of the claim token
-ARGV[6]  K: how many fresh candidates to return when none of these could be claimed
-ARGV[7]  n: number of candidates
-ARGV[7 + i]  member of candidate i ("<id>|<projectId>")
+ARGV[6]  K: how many members of the source set to return as the next candidates
+ARGV[7]  "1" to first check for expired leases (answer {"due"} if there is one), "0" to skip
+ARGV[8]  n: number of candidates
+ARGV[8 + i]  member of candidate i ("<id>|<projectId>")
 
-Returns {"ok", member, <HGETALL of the claimed issue...>}, or {"retry", <up to K members of the
-source set, best first>} when every candidate was taken or stale, or {"empty"}.
-Cost: O(n log N) for n candidates and N ready issues, independent of blocked or claimed issues.
+Returns one of:
+  {"ok", member, k, <k next candidates>, <HGETALL of the claimed issue...>}
+  {"retry", <up to K members of the source set, best first>}   the best is not a candidate
+  {"empty"}                                                     nothing is eligible
+  {"due"}                                                       a lease has expired: sweep first
+Cost: O(log N) per step for N ready issues, independent of blocked or claimed issues.
 ]]
 local now, expires, sid = ARGV[1], ARGV[2], ARGV[3]
-local n = tonumber(ARGV[7])
-local FIXED_ARGV, FIXED_KEYS = 7, 8
+local k = tonumber(ARGV[6])
+local n = tonumber(ARGV[8])
+local FIXED_ARGV, FIXED_KEYS = 8, 8
 
+if ARGV[7] == '1' and redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1)[1] then
+  return {'due'}
+end
+
+local position = {}
 for i = 1, n do
-  local member = ARGV[FIXED_ARGV + i]
+  position[ARGV[FIXED_ARGV + i]] = i
+end
+
+while true do
+  local member = redis.call('ZREVRANGE', KEYS[2], 0, 0)[1]
+  if not member then
+    return {'empty'}
+  end
+  local i = position[member]
+  if not i then
+    break
+  end
   local base = FIXED_KEYS + (i - 1) * 4
   local issue, state, pready, sessions = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]
-  if redis.call('ZSCORE', KEYS[2], member) then
-    local f = redis.call('HMGET', issue, 'status', 'deletedAt', 'number', 'projectId', 'id', 'parentId')
-    local blocked = tonumber(redis.call('HGET', state, 'blocked') or '0')
-    redis.call('ZREM', KEYS[1], member)
-    if pready ~= KEYS[1] then
-      redis.call('ZREM', pready, member)
-    end
-    if f[1] == 'todo' and not f[2] and blocked <= 0 and f[5] then
-      local id, number, project = f[5], f[3], f[4]
-      redis.call('HSET', issue, 'status', 'in_progress', 'updatedAt', now, 'agentSessionId', sid)
-      redis.call('HDEL', issue, 'completedAt')
-      redis.call('ZREM', KEYS[4], id)
-      redis.call('ZADD', KEYS[5], number, id)
-      if project then
-        redis.call('HINCRBY', KEYS[6], project .. '|todo', -1)
-        redis.call('HINCRBY', KEYS[6], project .. '|in_progress', 1)
-      end
-      if f[6] then
-        redis.call('ZADD', KEYS[7], 'XX', 'GT', now, f[6])
-      else
-        redis.call('ZADD', KEYS[7], 'GT', now, id)
-      end
-      redis.call('HSET', state, 'session', sid)
-      redis.call('HSET', KEYS[8], 'id', sid, 'issueId', id, 'agentName', ARGV[4], 'status', 'active',
-        'claimedAt', now, 'expiresAt', expires, 'tokenHash', ARGV[5])
-      redis.call('ZADD', KEYS[3], expires, sid)
-      redis.call('ZADD', sessions, now, sid)
-      local out = {'ok', member}
-      for _, v in ipairs(redis.call('HGETALL', issue)) do
-        out[#out + 1] = v
-      end
-      return out
-    end
-    -- otherwise the entry was stale (claimed, blocked or deleted meanwhile): dropped above
+  local f = redis.call('HMGET', issue, 'status', 'deletedAt', 'number', 'projectId', 'id', 'parentId')
+  local blocked = tonumber(redis.call('HGET', state, 'blocked') or '0')
+  redis.call('ZREM', KEYS[1], member)
+  if pready ~= KEYS[1] then
+    redis.call('ZREM', pready, member)
   end
+  if f[1] == 'todo' and not f[2] and blocked <= 0 and f[5] then
+    local id, number, project = f[5], f[3], f[4]
+    redis.call('HSET', issue, 'status', 'in_progress', 'updatedAt', now, 'agentSessionId', sid)
+    redis.call('HDEL', issue, 'completedAt')
+    redis.call('ZREM', KEYS[4], id)
+    redis.call('ZADD', KEYS[5], number, id)
+    if project then
+      redis.call('HINCRBY', KEYS[6], project .. '|todo', -1)
+      redis.call('HINCRBY', KEYS[6], project .. '|in_progress', 1)
+    end
+    if f[6] then
+      redis.call('ZADD', KEYS[7], 'XX', 'GT', now, f[6])
+    else
+      redis.call('ZADD', KEYS[7], 'GT', now, id)
+    end
+    redis.call('HSET', state, 'session', sid)
+    redis.call('HSET', KEYS[8], 'id', sid, 'issueId', id, 'agentName', ARGV[4], 'status', 'active',
+      'claimedAt', now, 'expiresAt', expires, 'tokenHash', ARGV[5])
+    redis.call('ZADD', KEYS[3], expires, sid)
+    redis.call('ZADD', sessions, now, sid)
+    local nextk = redis.call('ZREVRANGE', KEYS[2], 0, k - 1)
+    local out = {'ok', member, #nextk}
+    for _, m in ipairs(nextk) do
+      out[#out + 1] = m
+    end
+    for _, v in ipairs(redis.call('HGETALL', issue)) do
+      out[#out + 1] = v
+    end
+    return out
+  end
+  -- a stale entry (claimed, blocked or deleted meanwhile) was at the head: dropped above
 end
 
-local fresh = redis.call('ZREVRANGE', KEYS[2], 0, tonumber(ARGV[6]) - 1)
-if #fresh == 0 then
-  return {'empty'}
-end
 local out = {'retry'}
-for _, m in ipairs(fresh) do
+for _, m in ipairs(redis.call('ZREVRANGE', KEYS[2], 0, k - 1)) do
   out[#out + 1] = m
 end
 return out
