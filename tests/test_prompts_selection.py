@@ -169,22 +169,44 @@ def test_no_template_at_all_gives_no_prompt(store: RedisStore) -> None:
     assert store.prompts.render_for_dispatch(store.issues.get(issue(store)["id"])) == (None, None)
 
 
-def test_failed_sessions_select_a_retry_template(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    custom(store, "retry", "Earlier attempts failed: {{#each previousSessions}}{{reason}}{{/each}}",
+def test_failed_sessions_select_a_retry_template(store: RedisStore) -> None:
+    custom(store, "retry", "Earlier attempts failed: {{#each previousSessions}}{{status}} {{reason}}{{/each}}",
            conditions={"type": "task", "hasFailedSessions": True}, specificity=30)
-    row = issue(store)
+    row = issue(store, status="todo")
     assert chosen(store, row) == "task-execution"
-    sessions = [{"id": "s1", "issueId": row["id"], "agentName": "a", "status": "expired", "claimedAt": 1,
-                 "expiresAt": 2, "endedAt": 3, "summary": None, "reason": "lease expired", "versionId": None}]
-    dispatch = getattr(store, "dispatch", None)
-    if dispatch is None:
-        monkeypatch.setattr(store, "dispatch", type("D", (), {})(), raising=False)
-    monkeypatch.setattr(store.dispatch, "sessions_for_issue", lambda issue_id: sessions, raising=False)
+    claim = store.dispatch.claim("agent-1")
+    assert claim is not None and claim.issue["id"] == row["id"]
+    store.dispatch.release(claim.session_id, "agent-1", None, "needs credentials")
     prompt, meta = store.prompts.render_for_dispatch(store.issues.get(row["id"]))
     assert meta is not None and meta["templateSlug"] == "retry"
-    assert prompt == "Earlier attempts failed: lease expired"
-    sessions[0]["status"] = "completed"
+    assert prompt == "Earlier attempts failed: released needs credentials"
+
+
+def test_a_completed_session_is_not_a_failed_one(store: RedisStore) -> None:
+    custom(store, "retry", "retry", conditions={"type": "task", "hasFailedSessions": True}, specificity=30)
+    row = issue(store, status="todo")
+    claim = store.dispatch.claim("agent-1")
+    assert claim is not None
+    store.issues.update(row["id"], {"status": "done", "agentSummary": "did it"})
+    store.issues.update(row["id"], {"status": "todo"})  # reopened: the earlier attempt succeeded
     assert chosen(store, row) == "task-execution"
+
+
+def test_the_context_reads_the_same_sessions_dispatch_reports(store: RedisStore) -> None:
+    row = issue(store, status="todo")
+    for n in range(2):
+        claim = store.dispatch.claim(f"agent-{n}")
+        assert claim is not None
+        store.dispatch.release(claim.session_id, f"agent-{n}", None, f"reason {n}")
+    claim = store.dispatch.claim("agent-2")
+    assert claim is not None
+    from loop.prompts import context
+
+    facts = store.prompts.facts(store.issues.get(row["id"]), {"sessionId": claim.session_id})
+    expected = [context.session_view(s) for s in store.dispatch.sessions_for_issue(row["id"])
+                if s["id"] != claim.session_id]
+    assert facts.variables["previousSessions"] == expected and len(expected) == 2
+    assert facts.variables["agentName"] == "agent-2"
 
 
 # ---------------------------------------------------------------------------- preview

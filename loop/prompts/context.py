@@ -105,10 +105,25 @@ def has_failed(sessions: Sequence[Mapping[str, Any]]) -> bool:
     return any(s.get("status") in UNSUCCESSFUL_SESSION_STATUSES for s in sessions)
 
 
-def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
+def _session_reader() -> Any:
+    """Dispatch's session codec, or ``None`` when dispatch is not installed."""
+    try:
+        from loop.dispatch import sessions as codec
+    except ImportError:  # pragma: no cover - dispatch ships with Loop
+        return None
+    return codec
+
+
+def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | None,
          claim: Mapping[str, Any] | None = None) -> Facts:
-    """Read everything around ``issue`` (a decoded row) and build the template variables."""
+    """Read everything around ``issue`` (a decoded row) and build the template variables.
+
+    ``sessions=None`` reads the issue's agent sessions in the same round trips (what
+    ``store.dispatch.sessions_for_issue`` returns, without its two extra round trips).
+    """
     k = store.keys
+    codec: Any = _session_reader() if sessions is None else None
+    own_sessions = codec is not None and hasattr(k, "issue_sessions") and hasattr(k, "session")
     iid = issue["id"]
     parent_id = issue.get("parentId")
     project_id = issue.get("projectId")
@@ -128,8 +143,10 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
     edges = hasattr(k, "dispatch_blockers") and hasattr(k, "dispatch_blocking")
     pipe.hkeys(k.dispatch_blockers(iid)) if edges else pipe.echo("")
     pipe.hkeys(k.dispatch_blocking(iid)) if edges else pipe.echo("")
+    pipe.zrange(k.issue_sessions(iid), 0, -1) if own_sessions else pipe.echo("")
     (raw_parent, family_ids, label_ids, relation_ids, raw_project, goal_ids, generation,
-     blocker_ids, blocked_ids) = pipe.execute()
+     blocker_ids, blocked_ids, session_ids) = pipe.execute()
+    session_ids = list(session_ids) if own_sessions else []
     parent = models.decode(ISSUE_FIELDS, raw_parent) if raw_parent else None
     project = models.decode(PROJECT_FIELDS, raw_project) if raw_project else None
     family_ids = [i for i in family_ids if i != iid]
@@ -140,12 +157,15 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]],
     summary = list(SUMMARY_FIELDS)
     picked, rows = _read(store, [k.issue(i) for i in family_ids], summary,
                          [k.row("label", i) for i in label_ids] + [k.row("relation", i) for i in relation_ids]
-                         + [k.row("goal", i) for i in goal_ids])
+                         + [k.row("goal", i) for i in goal_ids] + [k.session(i) for i in session_ids])
     family = [r for r in (_wire_values(SUMMARY_FIELDS, summary, v) for v in picked) if r]
     n1, n2 = len(label_ids), len(label_ids) + len(relation_ids)
     labels = [models.decode(LABEL_FIELDS, r) for r in rows[:n1] if r]
     relations = [models.decode(RELATION_FIELDS, r) for r in rows[n1:n2] if r]
-    goal_id = _pick_goal(project, goal_ids, [(r.get("projectId"), r.get("status")) for r in rows[n2:]])
+    n3 = n2 + len(goal_ids)
+    goal_id = _pick_goal(project, goal_ids, [(r.get("projectId"), r.get("status")) for r in rows[n2:n3]])
+    if sessions is None:
+        sessions = [codec.wire(codec.decode(r)) for r in rows[n3:] if r] if own_sessions else []
 
     # Round trip 3: relation targets and the goal.
     linked = {

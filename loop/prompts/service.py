@@ -106,7 +106,10 @@ class PromptService:
 
     # ------------------------------------------------------------------ selection + rendering
     def facts(self, issue: Row, claim: Mapping[str, Any] | None = None) -> ctxmod.Facts:
-        return ctxmod.load(self.s, issue, self.sessions(issue["id"]), claim)
+        # With dispatch installed the context reads the sessions itself, in its own round trips
+        # (the same rows ``sessions_for_issue`` returns; a test holds the two equal).
+        dispatch = getattr(self.s, "dispatch", None)
+        return ctxmod.load(self.s, issue, None if dispatch is not None else [], claim)
 
     def choose(self, facts: ctxmod.Facts) -> Choice | None:
         """Dispatch selection: 6.2, then the type fallbacks, then the seeded default of the type."""
