@@ -121,8 +121,11 @@ def test_a_claim_updates_the_issue_indexes_exactly_as_a_status_patch_would(store
     project = store.projects.create({"name": "P"})
     root = store.issues.create({"title": "root", "type": "plan", "status": "backlog"})
     fields = {"type": "task", "status": "todo", "projectId": project["id"], "priority": 2}
-    claimed = [store.issues.create({"title": "x", **fields, **extra}) for extra in ({}, {"parentId": root["id"]})]
-    patched = [store.issues.create({"title": "y", **fields, **extra}) for extra in ({}, {"parentId": root["id"]})]
+    claimed, patched = [], []
+    for group, title in ((claimed, "x"), (patched, "y")):
+        for extra in ({}, {"parentId": root["id"]}):
+            clock.advance(1)  # distinct ages: x issues outrank y issues
+            group.append(store.issues.create({"title": title, **fields, **extra}))
     clock.advance(3600)
     for x in claimed:
         assert store.dispatch.claimer.claim("x", None, members=[member(x["id"], project["id"])]).issue["id"] == x["id"]

@@ -235,12 +235,13 @@ class _Prompts:
 def test_the_prompt_engine_renders_the_claimed_issue_and_the_version_is_counted(client, store, clock, monkeypatch):
     prompts = _Prompts()
     monkeypatch.setattr(store, "prompts", prompts)
-    a, b = _issue(client, priority=1), _issue(client, priority=2)
+    a, b = _issue(client, priority=1, description="the whole row"), _issue(client, priority=2)
     body = _claim(client)
     assert body["prompt"] == f"Do #{a['number']}" and body["meta"]["versionId"] == "v1"
     assert body["data"]["prompt"] == body["prompt"]
     issue_row, claim = prompts.calls[0]
     assert issue_row["status"] == "in_progress" and claim["sessionId"] == body["claim"]["sessionId"]
+    assert issue_row["createdAt"] == clock.now_ms() and issue_row["description"] == "the whole row"
     assert _session(client, body["claim"]["sessionId"])["versionId"] == "v1"
     clock.advance(120)
     client.patch(f"/api/issues/{a['id']}", json={"status": "done"}, headers={"X-Loop-Claim-Token": body["claim"]["token"]})

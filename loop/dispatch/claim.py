@@ -63,11 +63,13 @@ class Claimer:
         self._next: dict[str, list[str]] = {}
 
     def claim(self, agent: str, project_id: str | None, members: list[str] | None = None,
-              check_due: bool = False) -> Claim | None:
+              check_due: bool = False, full: bool = True) -> Claim | None:
         """Claim the best eligible issue (of ``project_id`` if given); ``None`` when there is none.
 
         ``members``: candidates to start from (default: this process's remembered head, else a
         fresh read). ``check_due``: raise :class:`LeaseDue` instead of claiming while a lease is expired.
+        ``full``: the claim's issue has every field (else id, number, title, type, priority, status,
+        projectId; the rest are ``None``).
         """
         k = self.k
         source = k.dispatch_ready(project_id)
@@ -97,7 +99,7 @@ class Claimer:
                 keys += [k.issue(iid), k.dispatch_state(iid), k.dispatch_ready(pid), k.issue_sessions(iid)]
             want = min(CANDIDATES * 2 ** attempt, MAX_CANDIDATES)
             args: list[Any] = [now, expires, sid, agent, digest, want, "1" if check_due and attempt == 0 else "0",
-                               len(members), *members]
+                               "full" if full else "brief", len(members), *members]
             out = script(keys=keys, args=args)
             if out[0] == "ok":
                 nk = int(out[2])

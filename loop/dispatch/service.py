@@ -50,11 +50,13 @@ class Dispatch:
     # ------------------------------------------------------------------ claim
     def next(self, agent: str, project_id: str | None = None) -> dict[str, Any] | None:
         """Claim the best eligible issue and render its prompt; ``None`` when nothing is eligible."""
+        # The prompt engine reads the whole issue; without it the brief fields are the answer.
+        full = getattr(self.s, "prompts", None) is not None
         try:
-            claim = self.claimer.claim(agent, project_id, check_due=True)
+            claim = self.claimer.claim(agent, project_id, check_due=True, full=full)
         except LeaseDue:
             self.expire_due()
-            claim = self.claimer.claim(agent, project_id)
+            claim = self.claimer.claim(agent, project_id, full=full)
         if claim is None:
             return None
         prompt, meta = self._render(claim)

@@ -35,11 +35,13 @@ ARGV[4]  agent name (the API key's name)
 ARGV[5]  SHA-256 hex of the claim token
 ARGV[6]  K: how many members of the source set to return as the next candidates
 ARGV[7]  "1" to first check for expired leases (answer {"due"} if there is one), "0" to skip
-ARGV[8]  n: number of candidates
-ARGV[8 + i]  member of candidate i ("<id>|<projectId>")
+ARGV[8]  "full" to return every field of the claimed issue, "brief" for id, number, title, type,
+         priority, status, projectId
+ARGV[9]  n: number of candidates
+ARGV[9 + i]  member of candidate i ("<id>|<projectId>")
 
 Returns one of:
-  {"ok", member, k, <k next candidates>, <HGETALL of the claimed issue...>}
+  {"ok", member, k, <k next candidates>, <field, value, ... of the claimed issue>}
   {"retry", <up to K members of the source set, best first>}   the best is not a candidate
   {"empty"}                                                     nothing is eligible
   {"due"}                                                       a lease has expired: sweep first
@@ -47,8 +49,9 @@ Cost: O(log N) per step for N ready issues, independent of blocked or claimed is
 ]]
 local now, expires, sid = ARGV[1], ARGV[2], ARGV[3]
 local k = tonumber(ARGV[6])
-local n = tonumber(ARGV[8])
-local FIXED_ARGV, FIXED_KEYS = 8, 8
+local n = tonumber(ARGV[9])
+local FIXED_ARGV, FIXED_KEYS = 9, 8
+local BRIEF = {'id', 'number', 'title', 'type', 'priority', 'status', 'projectId'}
 
 if ARGV[7] == '1' and redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1)[1] then
   return {'due'}
@@ -78,8 +81,8 @@ while true do
   end
   if f[1] == 'todo' and not f[2] and blocked <= 0 and f[5] then
     local id, number, project = f[5], f[3], f[4]
+    -- (a todo issue has no completedAt: Issues._apply clears it whenever status is not done)
     redis.call('HSET', issue, 'status', 'in_progress', 'updatedAt', now, 'agentSessionId', sid)
-    redis.call('HDEL', issue, 'completedAt')
     redis.call('ZREM', KEYS[4], id)
     redis.call('ZADD', KEYS[5], number, id)
     if project then
@@ -101,8 +104,18 @@ while true do
     for _, m in ipairs(nextk) do
       out[#out + 1] = m
     end
-    for _, v in ipairs(redis.call('HGETALL', issue)) do
-      out[#out + 1] = v
+    if ARGV[8] == 'full' then
+      for _, v in ipairs(redis.call('HGETALL', issue)) do
+        out[#out + 1] = v
+      end
+    else
+      local values = redis.call('HMGET', issue, unpack(BRIEF))
+      for j, name in ipairs(BRIEF) do
+        if values[j] then
+          out[#out + 1] = name
+          out[#out + 1] = values[j]
+        end
+      end
     end
     return out
   end
