@@ -102,7 +102,9 @@ def _wait_healthy(server: LiveServer, timeout: float = 30.0) -> None:
     raise RuntimeError(f"live server did not become healthy:\n{server.log_text()}")
 
 
-def start_live_server(redis_url: str, extra_env: dict[str, str] | None = None, workers: int = 2) -> LiveServer:
+def start_live_server(redis_url: str, extra_env: dict[str, str] | None = None, workers: int = 1) -> LiveServer:
+    """One gunicorn worker with threads by default: each worker process imports and compiles the
+    prompt engine (seconds of CPU), and threads serve concurrent requests well enough for tests."""
     namespace = f"t-live-{uuid.uuid4().hex[:10]}"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -137,7 +139,7 @@ def start_live_server(redis_url: str, extra_env: dict[str, str] | None = None, w
     return server
 
 
-def live_server_fixture(extra_env: dict[str, str] | None = None, workers: int = 2) -> Callable[..., Any]:
+def live_server_fixture(extra_env: dict[str, str] | None = None, workers: int = 1) -> Callable[..., Any]:
     """A module-scoped fixture (name it ``live``) yielding a started :class:`LiveServer`."""
 
     @pytest.fixture(scope="module")

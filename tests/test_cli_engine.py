@@ -11,8 +11,7 @@ import pytest
 
 from tests.live_server import Cli, LiveServer, live_server_fixture, make_cli
 
-# One web worker: the prompt engine compiles templates once per process.
-live = live_server_fixture(workers=1)
+live = live_server_fixture()
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ from loop.mcp_server import build_server
 from tests.live_server import BIN, LiveServer, live_server_fixture
 from tests.redis_server import free_port
 
-# One web worker: the prompt engine compiles templates once per process.
-live = live_server_fixture(workers=1)
+live = live_server_fixture()
 
 TOOLS = {"loop_get_next_task", "loop_complete_task", "loop_create_issue", "loop_update_issue", "loop_list_issues",
          "loop_get_issue", "loop_ingest_signal", "loop_create_comment", "loop_get_dashboard", "loop_heartbeat",

@@ -19,8 +19,7 @@ from tests.live_server import BIN, ROOT, LiveServer, live_server_fixture
 FAKE = ROOT / "tests" / "fixtures" / "fake_agent.py"
 LEASE = 5
 
-# One web worker: the prompt engine compiles templates once per process (seconds with pybars).
-live = live_server_fixture({"LOOP_LEASE_SECONDS": str(LEASE)}, workers=1)
+live = live_server_fixture({"LOOP_LEASE_SECONDS": str(LEASE)})
 
 
 def agent(mode: str, record: Path | None = None, seconds: float | None = None) -> str:
