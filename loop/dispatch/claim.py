@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 CLAIM_SCRIPT = "dispatch_claim"
 #: Candidates passed per script call: a few more than the claims other processes make between two of ours.
 CANDIDATES = 8
+#: A remembered head shorter than this asks the script for a fresh one with the claim.
+REFILL_BELOW = CANDIDATES // 2
+#: The fields a brief claim returns, in the script's order.
+BRIEF = ("id", "number", "title", "type", "priority", "status", "projectId")
 #: Under contention the retry lists grow up to this many candidates.
 MAX_CANDIDATES = 48
 BACKOFF_UNIT = 0.001
@@ -98,16 +102,22 @@ class Claimer:
                 iid, pid = scoring.parse_member(m)
                 keys += [k.issue(iid), k.dispatch_state(iid), k.dispatch_ready(pid), k.issue_sessions(iid)]
             want = min(CANDIDATES * 2 ** attempt, MAX_CANDIDATES)
-            args: list[Any] = [now, expires, sid, agent, digest, want, "1" if check_due and attempt == 0 else "0",
-                               "full" if full else "brief", len(members), *members]
+            # After a claim the rest of this list is still the head; only ask for a fresh head
+            # (a ZREVRANGE in the script, K more members in the reply) when the rest runs short.
+            after = want if len(members) <= REFILL_BELOW else 0
+            args: list[Any] = [now, expires, sid, agent, digest, want, after,
+                               "1" if check_due and attempt == 0 else "0", "full" if full else "brief",
+                               len(members), *members]
             out = script(keys=keys, args=args)
             if out[0] == "ok":
                 nk = int(out[2])
+                head = list(out[3:3 + nk]) if nk else members[members.index(out[1]) + 1:]
                 with self._lock:
-                    self._next[source] = list(out[3:3 + nk])
-                fields = out[3 + nk:]
-                issue = models.decode(ISSUE_FIELDS, dict(zip(fields[::2], fields[1::2], strict=True)))
-                return Claim(issue, sid, token, expires)
+                    self._next[source] = head
+                values = out[3 + nk:]
+                row = (dict(zip(values[::2], values[1::2], strict=True)) if full else
+                       {f: v for f, v in zip(BRIEF, values, strict=True) if v is not None})
+                return Claim(models.decode(ISSUE_FIELDS, row), sid, token, expires)
             if out[0] == "empty":
                 return None
             if out[0] == "due":

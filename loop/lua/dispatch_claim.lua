@@ -33,27 +33,28 @@ ARGV[2]  lease expiry (epoch ms)
 ARGV[3]  session id
 ARGV[4]  agent name (the API key's name)
 ARGV[5]  SHA-256 hex of the claim token
-ARGV[6]  K: how many members of the source set to return as the next candidates
-ARGV[7]  "1" to first check for expired leases (answer {"due"} if there is one), "0" to skip
-ARGV[8]  "full" to return every field of the claimed issue, "brief" for id, number, title, type,
-         priority, status, projectId
-ARGV[9]  n: number of candidates
-ARGV[9 + i]  member of candidate i ("<id>|<projectId>")
+ARGV[6]  K: how many members of the source set a retry returns (>= 1)
+ARGV[7]  how many members of the source set to return after a claim, as the next candidates (0: none)
+ARGV[8]  "1" to first check for expired leases (answer {"due"} if there is one), "0" to skip
+ARGV[9]  "full" to return every field of the claimed issue as field/value pairs, "brief" for the
+         values of id, number, title, type, priority, status, projectId in that order
+ARGV[10] n: number of candidates
+ARGV[10 + i]  member of candidate i ("<id>|<projectId>")
 
 Returns one of:
-  {"ok", member, k, <k next candidates>, <field, value, ... of the claimed issue>}
+  {"ok", member, m, <m next candidates>, <the claimed issue: pairs or brief values, see ARGV[9]>}
   {"retry", <up to K members of the source set, best first>}   the best is not a candidate
   {"empty"}                                                     nothing is eligible
   {"due"}                                                       a lease has expired: sweep first
 Cost: O(log N) per step for N ready issues, independent of blocked or claimed issues.
 ]]
 local now, expires, sid = ARGV[1], ARGV[2], ARGV[3]
-local k = tonumber(ARGV[6])
-local n = tonumber(ARGV[9])
-local FIXED_ARGV, FIXED_KEYS = 9, 8
+local k, after = tonumber(ARGV[6]), tonumber(ARGV[7])
+local n = tonumber(ARGV[10])
+local FIXED_ARGV, FIXED_KEYS = 10, 8
 local BRIEF = {'id', 'number', 'title', 'type', 'priority', 'status', 'projectId'}
 
-if ARGV[7] == '1' and redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1)[1] then
+if ARGV[8] == '1' and redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1)[1] then
   return {'due'}
 end
 
@@ -99,22 +100,22 @@ while true do
       'claimedAt', now, 'expiresAt', expires, 'tokenHash', ARGV[5])
     redis.call('ZADD', KEYS[3], expires, sid)
     redis.call('ZADD', sessions, now, sid)
-    local nextk = redis.call('ZREVRANGE', KEYS[2], 0, k - 1)
+    local nextk = {}
+    if after > 0 then
+      nextk = redis.call('ZREVRANGE', KEYS[2], 0, after - 1)
+    end
     local out = {'ok', member, #nextk}
     for _, m in ipairs(nextk) do
       out[#out + 1] = m
     end
-    if ARGV[8] == 'full' then
+    if ARGV[9] == 'full' then
       for _, v in ipairs(redis.call('HGETALL', issue)) do
         out[#out + 1] = v
       end
     else
       local values = redis.call('HMGET', issue, unpack(BRIEF))
-      for j, name in ipairs(BRIEF) do
-        if values[j] then
-          out[#out + 1] = name
-          out[#out + 1] = values[j]
-        end
+      for j = 1, #BRIEF do
+        out[#out + 1] = values[j]  -- false (absent) becomes a nil reply
       end
     end
     return out

@@ -257,7 +257,7 @@ def lua_claim(bench: Bench, claims: int) -> None:
                     iid = scoring.parse_member(m)[0]
                     keys += [k.issue(iid), k.dispatch_state(iid), k.dispatch_ready(), k.issue_sessions(iid)]
                 packed += conn.pack_command("EVALSHA", sha, len(keys), *keys, now, now + 900_000, f"s{j}", "bench",
-                                            "digest", window, "0", "brief", len(cands), *cands)
+                                            "digest", window, 0, "0", "brief", len(cands), *cands)
             chunks.append(packed)
         info0 = store.r.info("commandstats").get("cmdstat_evalsha", {})
         cpu0 = _redis_cpu(store)
