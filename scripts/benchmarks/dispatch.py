@@ -11,8 +11,9 @@ state, hence absent from the ready set, as the indexes keep them). While /next i
 background thread tops the ready set back up to its size every 50 ms, so the backlog stays at
 1k / 100k / 1M eligible issues however many are claimed.
 
-Options: ``sizes`` (comma list, default 1000,100000,1000000), ``lua_claims`` (default 20000),
-``render=yes`` to add /next with prompt rendering (the stock app) at the smallest size.
+Options: ``parts`` (comma list of lua, http, render; default lua,http), ``sizes`` (comma list,
+default 1000,100000,1000000), ``lua_claims`` (default 20000); ``render=yes`` (or the ``render``
+part) adds /next with prompt rendering (the stock app) at the smallest size, for information.
 """
 
 from __future__ import annotations
@@ -155,9 +156,12 @@ def _merge(name: str, parts: list[Result]) -> Result:
 
 def run(bench: Bench) -> None:
     sizes = [int(s) for s in str(bench.options.get("sizes") or "1000,100000,1000000").split(",")]
-    lua_claim(bench, int(bench.options.get("lua_claims") or 20_000))
-    http(bench, sizes)
-    if str(bench.options.get("render", "no")).lower() in ("1", "yes", "true"):
+    parts = str(bench.options.get("parts") or "lua,http").split(",")
+    if "lua" in parts:
+        lua_claim(bench, int(bench.options.get("lua_claims") or 20_000))
+    if "http" in parts:
+        http(bench, sizes)
+    if "render" in parts or str(bench.options.get("render", "no")).lower() in ("1", "yes", "true"):
         with_rendering(bench, min(sizes))
 
 
