@@ -142,3 +142,16 @@ def test_priority_and_type_changes_rescore_a_ready_issue(client, store):
     client.patch(f"/api/issues/{b['id']}", json={"type": "signal"})
     assert [i["score"] for i in _queue(client)["data"]] == [125, 120]
     assert audit(store) == []
+
+
+def test_deleting_the_project_or_creating_an_inactive_goal_gives_no_bonus(client, store):
+    project = client.post("/api/projects", json={"name": "P"}).json["data"]
+    client.post("/api/issues", json={"title": "t", "type": "task", "status": "todo", "projectId": project["id"]})
+    client.post("/api/goals", json={"title": "G", "projectId": project["id"], "status": "abandoned"})
+    assert _queue(client)["data"][0]["breakdown"]["goalBonus"] == 0
+    client.post("/api/goals", json={"title": "G2", "projectId": project["id"]})
+    assert _queue(client)["data"][0]["breakdown"]["goalBonus"] == 20
+    assert client.delete(f"/api/projects/{project['id']}").status_code == 204
+    body = _queue(client)
+    assert body["total"] == 1 and body["data"][0]["breakdown"]["goalBonus"] == 0  # its issues keep dispatching
+    assert audit(store) == []
