@@ -2,7 +2,8 @@
 
 Dispatch calls :meth:`PromptService.render_for_dispatch` for each claimed issue; the API
 resources call the rest. Agent sessions come from ``store.dispatch`` when it is installed
-(``sessions_for_issue`` / ``version_stats``); without it they are empty.
+(the context reads its sessions with dispatch's keys and codec; ``version_stats`` gives the
+outcome counters); without it they are empty.
 """
 
 from __future__ import annotations
@@ -64,10 +65,6 @@ class PromptService:
 
     def _dispatch(self, name: str) -> Any:
         return getattr(getattr(self.s, "dispatch", None), name, None)
-
-    def sessions(self, issue_id: str) -> list[dict[str, Any]]:
-        fn = self._dispatch("sessions_for_issue")
-        return [dict(row) for row in fn(issue_id)] if fn is not None else []
 
     def version_stats(self, version_id: str) -> Mapping[str, Any] | None:
         fn = self._dispatch("version_stats")
