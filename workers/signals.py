@@ -54,7 +54,8 @@ def _decoding_client(conn: redis.Redis) -> redis.Redis:
         if len(_clients) >= 8:  # a long-lived SimpleWorker seeing many connections; horses hold one
             _clients.clear()
         pool = conn.connection_pool
-        kwargs = {**pool.connection_kwargs, "decode_responses": True}
+        # No CLIENT SETINFO: this connection lives for one job (see workers.runner.rq_connection).
+        kwargs = {**pool.connection_kwargs, "decode_responses": True, "driver_info": None}
         client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
         _clients[key] = client
     return client
