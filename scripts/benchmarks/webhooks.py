@@ -2,9 +2,12 @@
 
 Targets (issue 3): accepting a signed GitHub webhook (verify + dedup + enqueue) has p99 under
 20 ms at 200 req/s; a burst of 10,000 webhooks is fully normalized by the RQ workers, none
-lost and none duplicated (``LOOP_BENCH_WEBHOOK_BURST`` changes the size). Also reported: closed-loop accept req/s against ``GET /health`` of
+lost and none duplicated. Also reported: closed-loop accept req/s against ``GET /health`` of
 the same server, and the latency from the webhook POST to its triage issue being in the
-dispatch queue, with one and with two ``python -m workers`` processes.
+dispatch queue, with one and with two ``python -m workers`` processes, and server CPU per
+request / per normalized delivery (gunicorn or workers, plus Redis).
+
+Options: ``-o parts=accept,paced,e2e,burst`` (default all), ``-o burst=10000``, ``-o rate=200``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import orjson
 import redis
@@ -35,18 +39,26 @@ BURST = 10_000
 E2E_RATE = 20.0
 
 
+PARTS = ("accept", "paced", "e2e", "burst")
+
+
 def run(bench: Bench) -> None:
+    parts = str(bench.options.get("parts") or ",".join(PARTS)).split(",")
     queue = f"bench-signals-{secrets.token_hex(4)}"
     # The gunicorn servers and the workers read these from the environment.
     os.environ.update({"GITHUB_WEBHOOK_SECRET": SECRET, "LOOP_QUEUE": queue})
     with bench.server() as srv:
         try:
-            accept_vs_health(bench, srv)
-            paced_accept(bench, srv, rate=200.0)
+            if "accept" in parts:
+                accept_vs_health(bench, srv)
+            if "paced" in parts:
+                paced_accept(bench, srv, rate=float(bench.options.get("rate") or 200))
             purge_queue(srv, queue)  # the accept phases queued jobs nobody should wait behind
-            for n in (1, 2):
-                end_to_end(bench, srv, n)
-            burst(bench, srv, 2, int(os.environ.get("LOOP_BENCH_WEBHOOK_BURST") or BURST))
+            if "e2e" in parts:
+                for n in (1, 2):
+                    end_to_end(bench, srv, n)
+            if "burst" in parts:
+                burst(bench, srv, 2, int(bench.options.get("burst") or BURST))
         finally:
             purge_queue(srv, queue)
 
@@ -111,18 +123,31 @@ def drive(srv: Server, name: str, send: Callable[[http.client.HTTPConnection, in
             for s, c in seen.items():
                 codes[s] = codes.get(s, 0) + c
 
+    app0, redis0 = srv.cpu()
     threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(concurrency)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    app1, redis1 = srv.cpu()
     errors = sum(c for s, c in codes.items() if not 200 <= s < 300)
-    return Result(name, len(lat), max(time.perf_counter() - t0, 1e-9), lat, errors, codes)
+    return Result(name, len(lat), max(time.perf_counter() - t0, 1e-9), lat, errors, codes,
+                  app1 - app0, redis1 - redis0)
 
 
 # ---------------------------------------------------------------------------- helpers
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and of its waited-for children (the work-horses RQ forks)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rfind(")") + 2:].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def worker_pool(srv: Server, n: int) -> Iterator[None]:
+def worker_pool(srv: Server, n: int) -> Iterator[list[int]]:
     """``n`` ``python -m workers`` processes on the server's namespace and queue."""
     from rq import Worker
 
@@ -138,7 +163,7 @@ def worker_pool(srv: Server, n: int) -> Iterator[None]:
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 raise RuntimeError("the workers did not start")
             time.sleep(0.1)
-        yield
+        yield [p.pid for p in procs]
     finally:
         for p in procs:
             p.terminate()
@@ -295,14 +320,20 @@ def burst(bench: Bench, srv: Server, workers: int, total: int) -> None:
     posting = time.monotonic() - t0
     posted = sum(statuses.values())
     print(f"  posted {posted:,} in {posting:.1f}s ({posted / posting:.0f} req/s), statuses {statuses}", flush=True)
-    with worker_pool(srv, workers):
+    with worker_pool(srv, workers) as pids:
+        cpu0, redis0 = sum(tree_cpu(p) for p in pids), srv.cpu()[1]
         drained = wait_for_signals(srv, before + total, timeout=1800)
+        cpu1, redis1 = sum(tree_cpu(p) for p in pids), srv.cpu()[1]
         time.sleep(1.0)  # a duplicate would show up now
+    per_job = (cpu1 - cpu0) * 1000 / total
+    per_job_redis = (redis1 - redis0) * 1000 / total
     got = [d for d, _, _ in delivered(srv) if d.startswith(f"b-{tag}-")]
     lost, dup = len(set(ids) - set(got)), len(got) - len(set(got))
     print(f"  normalized {len(got):,} in {drained:.1f}s once the workers were up ({len(got) / max(drained, 1e-9):.0f} "
-          f"jobs/s); lost {lost}, duplicated {dup}", flush=True)
+          f"jobs/s); lost {lost}, duplicated {dup}; CPU per delivery: workers {per_job:.1f} ms "
+          f"(fork, job, RQ bookkeeping), Redis {per_job_redis:.2f} ms", flush=True)
     bench.data["webhook_burst"] = {"deliveries": total, "posted": posted, "post_seconds": posting,
+                                   "worker_cpu_ms_per_job": per_job, "redis_cpu_ms_per_job": per_job_redis,
                                    "drain_seconds": drained, "lost": lost, "duplicated": dup,
                                    "statuses": {str(k): v for k, v in statuses.items()}}
     bench.ratio(f"burst of {total:,}: lost + duplicated", float(lost + dup), "== 0",
