@@ -1,4 +1,4 @@
-"""1,000 concurrent dispatchers (4 processes x 250 threads, each with its own connection) over a
+"""1,000 concurrent dispatchers (8 processes x 125 threads, each with its own connection) over a
 backlog with blocked edges: no issue claimed twice, none blocked, every eligible one exactly once."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from loop.dispatch.scoring import parse_member
 from loop.settings import Settings
 from loop.store import RedisStore, connect
 
-PROCESSES = 4
-THREADS = 250
-TODO = 1000
-BLOCKED = 250
+PROCESSES = 8
+THREADS = 125
+TODO = 800
+BLOCKED = 200
 
 
 def _dispatcher_process(settings: Settings, url: str, start_ms: int, threads: int, tag: int) -> list[tuple[str, str]]:

@@ -30,10 +30,10 @@ CANDIDATES = 8
 REFILL_BELOW = CANDIDATES // 2
 #: The fields a brief claim returns, in the script's order.
 BRIEF = ("id", "number", "title", "type", "priority", "status", "projectId")
-#: Under contention the retry lists grow up to this many candidates.
+#: Candidates of every retry: more than the claims others make while we get back to Redis.
 MAX_CANDIDATES = 48
 BACKOFF_UNIT = 0.001
-MAX_BACKOFF = 0.05
+MAX_BACKOFF = 0.1
 #: Script calls before giving up under extreme contention (each losing call still lets another win).
 MAX_ATTEMPTS = 200
 
@@ -92,8 +92,9 @@ class Claimer:
         digest = sessions.token_digest(token)
         for attempt in range(MAX_ATTEMPTS):
             if attempt >= 2:
-                # The head moved under us twice: others are claiming too. Back off a little
-                # (exponential, with jitter) so a herd of claimers spreads out.
+                # The head moved under us twice (a first miss is usually just a stale remembered
+                # head): others are claiming too. Back off (exponential, with jitter) so a herd
+                # of claimers spreads out instead of colliding again.
                 time.sleep(random.uniform(0, min(MAX_BACKOFF, BACKOFF_UNIT * 2 ** (attempt - 2))))
             now = self.s.now()
             expires = now + self.s.settings.lease_seconds * 1000
@@ -101,7 +102,7 @@ class Claimer:
             for m in members:
                 iid, pid = scoring.parse_member(m)
                 keys += [k.issue(iid), k.dispatch_state(iid), k.dispatch_ready(pid), k.issue_sessions(iid)]
-            want = min(CANDIDATES * 2 ** attempt, MAX_CANDIDATES)
+            want = CANDIDATES if attempt == 0 else MAX_CANDIDATES
             # After a claim the rest of this list is still the head; only ask for a fresh head
             # (a ZREVRANGE in the script, K more members in the reply) when the rest runs short.
             after = want if len(members) <= REFILL_BELOW else 0
