@@ -5,11 +5,18 @@ from __future__ import annotations
 import secrets
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+_SPACE = 26 * 36**23
 
 
 def new_id() -> str:
-    first = secrets.choice(_ALPHABET[:26])
-    return first + "".join(secrets.choice(_ALPHABET) for _ in range(23))
+    """One read of the OS's randomness (not 24): ids are minted on every create and claim."""
+    n = int.from_bytes(secrets.token_bytes(20)) % _SPACE  # 160 random bits over a ~2^123 space
+    n, first = divmod(n, 26)
+    chars = [_ALPHABET[first]]
+    for _ in range(23):
+        n, d = divmod(n, 36)
+        chars.append(_ALPHABET[d])
+    return "".join(chars)
 
 
 def new_token(prefix: str = "loop_") -> str:
