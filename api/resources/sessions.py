@@ -10,13 +10,16 @@ import falcon
 
 from api.http import Api, Op, Route, send
 from loop.dispatch.sessions import wire
-from loop.schema import PAGINATION, Body, Query, Str
+from loop.schema import PAGINATION, Body, Bool, Query, Str
 
 TOKEN_HEADER = "X-Loop-Claim-Token"
 HEARTBEAT = Body({"token": Str(min_len=1, description=f"The claim token (or the {TOKEN_HEADER} header)")})
 RELEASE = Body({
     "token": Str(min_len=1, description=f"The claim token (or the {TOKEN_HEADER} header)"),
     "reason": Str(max_len=2000, nullable=True, description="Why the agent gives the issue back"),
+    "failed": Bool(default=False, description="The agent tried and failed: the session closes as `failed` and "
+                   "counts as a strike like a lease expiry (after LOOP_MAX_LEASE_EXPIRIES strikes the issue "
+                   "is parked in backlog with needs-human-review). Default false: released, no strike."),
 })
 PAGE = Query(dict(PAGINATION))
 
@@ -54,7 +57,7 @@ class Release:
     def on_post(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
         body = self.api.body(req, RELEASE)
         row = self.api.store.dispatch.release(session_id, req.context.key_name, claim_token(req, body),
-                                              body.get("reason"))
+                                              body.get("reason"), failed=body["failed"])
         send(resp, {"data": row})
 
 
@@ -82,7 +85,7 @@ def routes(api: Api) -> list[Route]:
             Op("POST", "Extend the claim's lease", t, body=HEARTBEAT, responses=held, response_schema="AgentSession"),
         ]),
         Route("/api/dispatch/claims/{session_id}/release", Release(api), [
-            Op("POST", "Give the issue back to the queue (session released)", t, body=RELEASE, responses=held,
+            Op("POST", "Give the issue back to the queue (session released, or failed: a strike)", t, body=RELEASE, responses=held,
                response_schema="AgentSession"),
         ]),
         Route("/api/issues/{issue_id}/sessions", IssueSessions(api), [

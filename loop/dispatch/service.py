@@ -155,8 +155,13 @@ class Dispatch:
             raise Conflict(LEASE_EXPIRED)
         return sessions.wire(self.get_session(session_id))
 
-    def release(self, session_id: str, agent: str | None, token: str | None, reason: str | None = None) -> Row:
-        """Give the issue back to the queue and close the session as released."""
+    def release(self, session_id: str, agent: str | None, token: str | None, reason: str | None = None,
+                failed: bool = False) -> Row:
+        """Give the issue back to the queue and close the session as released.
+
+        ``failed``: the agent tried and failed, so the session closes as ``failed`` and counts as a
+        strike exactly like an expiry (the N-strikes rule may park the issue instead of requeueing it).
+        """
         session = self.s.r.hgetall(self.k.session(session_id))
         if not session:
             raise NotFound("Session not found")
@@ -166,10 +171,13 @@ class Dispatch:
         if int(session["expiresAt"]) <= self.s.now():
             self.expire(session_id)
             raise Conflict(LEASE_EXPIRED)
-        self._requeue(session_id, "released", reason or None)
+        if failed:
+            self.fail(session_id, reason or None)
+        else:
+            self._requeue(session_id, "released", reason or None)
         return sessions.wire(self.get_session(session_id))
 
-    def fail(self, session_id: str, reason: str) -> None:
+    def fail(self, session_id: str, reason: str | None) -> None:
         """Close the session as failed and put the issue back (a strike, like an expiry)."""
         self._requeue(session_id, "failed", reason)
 
