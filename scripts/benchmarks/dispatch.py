@@ -18,11 +18,8 @@ part) adds /next with prompt rendering (the stock app) at the smallest size, for
 
 from __future__ import annotations
 
-import os
 import secrets
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -97,25 +94,10 @@ class DispatchServer(Server):
         super().__init__(redis_url, workers)
         self.render = render
 
-    def start(self) -> Server:
+    def app_args(self) -> list[str]:
         if self.render:
-            return super().start()
-        env = {**os.environ, "REDIS_URL": self.redis_url, "LOOP_API_KEY": self.api_key,
-               "LOOP_NAMESPACE": self.namespace, "PORT": str(self.port)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "benchmarks._dispatch_app:app", "--pythonpath",
-             str(ROOT / "scripts"), "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
-             "--log-level", "warning"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited; see {self.log.name}")
-            try:
-                if self.call(Request("GET", "/health"))[0] == 200:
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"gunicorn did not answer /health; see {self.log.name}")
+            return super().app_args()
+        return ["benchmarks._dispatch_app:app", "--pythonpath", str(ROOT / "scripts")]
 
 
 @contextmanager

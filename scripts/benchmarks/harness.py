@@ -161,12 +161,16 @@ class Server:
         self.log = tempfile.NamedTemporaryFile(prefix="loop-bench-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def app_args(self) -> list[str]:
+        """The WSGI app gunicorn serves (subclasses serve variants)."""
+        return ["api.app:app"]
+
     def start(self) -> Server:
         env = {**os.environ, "REDIS_URL": self.redis_url, "LOOP_API_KEY": self.api_key,
                "LOOP_NAMESPACE": self.namespace, "PORT": str(self.port)}
         # No access log: the benchmark measures the app, not the log formatter.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "api.app:app", "--bind", f"127.0.0.1:{self.port}",
+            [sys.executable, "-m", "gunicorn", *self.app_args(), "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(self.workers), "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
