@@ -36,7 +36,8 @@ Loop is the work queue you pull tasks from. The loop:
 2. Do the work the prompt describes. Record progress with loop_create_comment; split work with
    loop_create_issue (parent_id) and follow-up signals with loop_ingest_signal.
 3. Finish with loop_complete_task (issue_id, summary, claim_token): it reports the issues your
-   work unblocked. If you cannot finish, loop_release_task hands the issue back with a reason.
+   work unblocked. If you cannot finish, loop_release_task hands the issue back with a reason
+   (failed=true when your attempt failed: repeated failures park the issue for a human).
 4. Rate the prompt you were given with loop_submit_review (meta.versionId of the task).
 """
 
@@ -197,9 +198,12 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
         return row
 
     @tool
-    def loop_release_task(ctx: Context, session_id: str, claim_token: str, reason: str | None = None) -> Json:
-        """Give a claimed issue back to the queue when you cannot finish it, saying why."""
-        row: Json = call(ctx, lambda loop: loop.dispatch.release(session_id, claim_token, reason))
+    def loop_release_task(ctx: Context, session_id: str, claim_token: str, reason: str | None = None,
+                          failed: bool = False) -> Json:
+        """Give a claimed issue back to the queue when you cannot finish it, saying why. Set failed=true
+        when you tried and failed (not when the work is simply not for you): it counts as a strike, and
+        an issue that fails repeatedly is parked for a human."""
+        row: Json = call(ctx, lambda loop: loop.dispatch.release(session_id, claim_token, reason, failed=failed))
         return row
 
     @tool

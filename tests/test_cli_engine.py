@@ -153,6 +153,17 @@ def test_next_prints_the_prompt_and_the_claim_then_heartbeat_release_sessions(cl
     assert cli.error("dispatch", "heartbeat", "missing", "--token", "x") == "error: Session not found"
 
 
+def test_release_failed_closes_the_session_as_failed_with_the_reason(cli: Cli) -> None:
+    pid = project(cli, "cli release failed")
+    issue = cli.json("issues", "create", "Fails from the CLI", "--status", "todo", "--project", pid)
+    claim = cli.json("next", "--project", pid)["claim"]
+    out = cli("dispatch", "release", claim["sessionId"], "--token", claim["token"], "--failed", "-r", "tests fail")
+    assert f"Failed {claim['sessionId']}" in out.stdout
+    (session,) = cli.json("sessions", issue["id"])["data"]
+    assert session["status"] == "failed" and session["reason"] == "tests fail"
+    assert cli.json("issues", "view", issue["id"])["status"] == "todo"
+
+
 def test_next_in_table_mode_shows_the_prompt_text(cli: Cli) -> None:
     pid = project(cli, "cli next table")
     cli("issues", "create", "Readable prompt", "--status", "todo", "--project", pid)

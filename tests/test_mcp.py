@@ -104,6 +104,16 @@ def test_next_task_heartbeat_and_release(tools: Tools, live: LiveServer) -> None
                                          claim_token=claim["token"])
 
 
+def test_release_task_with_failed_counts_as_a_failed_session(tools: Tools, live: LiveServer) -> None:
+    project = live.client().projects.create("mcp failed release")
+    issue = tools.call("loop_create_issue", title="Fails via MCP", status="todo", project_id=project["id"])
+    claim = tools.call("loop_get_next_task", project_id=project["id"])["claim"]
+    failed = tools.call("loop_release_task", session_id=claim["sessionId"], claim_token=claim["token"],
+                        reason="tests fail", failed=True)
+    assert failed["status"] == "failed" and failed["reason"] == "tests fail"
+    assert live.client().issues.get(issue["id"])["status"] == "todo"
+
+
 def test_complete_task_reports_exactly_the_issues_it_unblocked(tools: Tools, live: LiveServer) -> None:
     loop = live.client()
     p, q = loop.projects.create("mcp unblock p")["id"], loop.projects.create("mcp unblock q")["id"]

@@ -178,6 +178,19 @@ def test_next_claims_with_a_lease_and_heartbeat_release_and_sessions_work(loop: 
     assert loop.dispatch.session(claim["sessionId"])["status"] == "released"
 
 
+def test_release_with_failed_closes_the_session_as_failed_and_parks_at_the_last_strike(loop: LoopClient) -> None:
+    issue = _todo(loop, "fails every time")
+    strikes = 3  # LOOP_MAX_LEASE_EXPIRIES default (the live server does not set it)
+    for n in range(strikes):
+        task = loop.dispatch.next(issue["projectId"])
+        assert task is not None and task["issue"]["id"] == issue["id"]
+        row = loop.dispatch.release(task["claim"]["sessionId"], task["claim"]["token"], f"boom {n}", failed=True)
+        assert row["status"] == "failed" and row["reason"] == f"boom {n}"
+    parked = loop.issues.get(issue["id"])
+    assert parked["status"] == "backlog" and "needs-human-review" in [lb["name"] for lb in parked["labels"]]
+    assert loop.dispatch.next(issue["projectId"]) is None
+
+
 def test_a_stale_claim_token_is_a_conflict(loop: LoopClient) -> None:
     issue = _todo(loop, "stale")
     task = loop.dispatch.next(issue["projectId"])

@@ -84,11 +84,13 @@ def heartbeat(out: Out, session_id: str, token: str) -> None:
 @click.argument("session_id")
 @click.option("--token", required=True, envvar="LOOP_CLAIM_TOKEN", help="Claim token (or LOOP_CLAIM_TOKEN).")
 @click.option("--reason", "-r", help="Why the work is handed back.")
+@click.option("--failed", is_flag=True, help="The attempt failed: counts as a strike (after "
+              "LOOP_MAX_LEASE_EXPIRIES strikes the server parks the issue with needs-human-review).")
 @command
-def release(out: Out, session_id: str, token: str, reason: str | None) -> None:
+def release(out: Out, session_id: str, token: str, reason: str | None, failed: bool) -> None:
     """Hand a claimed issue back to the queue."""
-    row = client().dispatch.release(session_id, token, reason)
-    out.done(f"Released {session_id}", row)
+    row = client().dispatch.release(session_id, token, reason, failed=failed)
+    out.done(f"{'Failed' if failed else 'Released'} {session_id}", row)
 
 
 def _expiry(row: dict[str, Any]) -> Any:

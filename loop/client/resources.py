@@ -336,10 +336,15 @@ class Dispatch(Resource):
                                headers=headers)
         return out
 
-    def release(self, session_id: str, token: str | None = None, reason: str | None = None) -> Json:
-        """Give the issue back to the queue (``todo``), recording ``reason`` on the session."""
+    def release(self, session_id: str, token: str | None = None, reason: str | None = None,
+                failed: bool = False) -> Json:
+        """Give the issue back to the queue (``todo``), recording ``reason`` on the session.
+
+        ``failed=True`` says the attempt failed: the session closes as ``failed`` and counts as a
+        strike (after ``LOOP_MAX_LEASE_EXPIRIES`` strikes the server parks the issue for a human).
+        """
         headers = {CLAIM_HEADER: token} if token else None
-        body = wire({"token": token, "reason": reason}, True)
+        body = wire({"token": token, "reason": reason, "failed": failed or None}, True)
         out: Json = self._data("POST", f"/api/dispatch/claims/{seg(session_id)}/release", json=body,
                                headers=headers)
         return out
