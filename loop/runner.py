@@ -3,11 +3,12 @@
 One cycle: claim the next issue (``GET /api/dispatch/next``), run the agent command in a shell
 with the prompt on stdin, in the working directory, heartbeating the claim while it runs; then
 report back: exit 0 marks the issue done with a summary (the summary file if the agent wrote
-one, else the last lines of its stdout); any other exit releases the claim with the error so
-the issue returns to the queue. SIGTERM/SIGINT stop the agent and release the claim before
-the runner exits. The agent sees the claim in its environment (``LOOP_ISSUE_ID``,
-``LOOP_SESSION_ID``, ``LOOP_CLAIM_TOKEN``, ``LOOP_SUMMARY_FILE``, ``LOOP_API_URL``,
-``LOOP_API_KEY``) so it can comment or split work itself.
+one, else the last lines of its stdout); any other exit (or a timeout) releases the claim as
+``failed`` with the error: the issue returns to the queue, and the server counts the failure as a
+strike, parking the issue for a human after ``LOOP_MAX_LEASE_EXPIRIES`` of them. SIGTERM/SIGINT
+stop the agent and release the claim (no strike) before the runner exits. The agent sees the
+claim in its environment (``LOOP_ISSUE_ID``, ``LOOP_SESSION_ID``, ``LOOP_CLAIM_TOKEN``,
+``LOOP_SUMMARY_FILE``, ``LOOP_API_URL``, ``LOOP_API_KEY``) so it can comment or split work itself.
 """
 
 from __future__ import annotations
@@ -26,14 +27,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from loop.client import ConflictError, LoopClient, LoopClientError, NotFoundError, paginate
+from loop.client import ConflictError, LoopClient, LoopClientError, NotFoundError
 
 MAX_REASON = 2000
 MAX_SUMMARY = 20000
-#: Release reasons the runner writes for a failed run (counted towards ``max_failures``).
-FAILURE_PREFIXES = ("agent command exited", "agent command timed out")
-#: The label dispatch itself puts on issues it parks after too many expired leases.
-PARK_LABEL, PARK_COLOR = "needs-human-review", "#d93f0b"
 
 
 @dataclass
@@ -52,9 +49,6 @@ class RunnerConfig:
     """Where the agent may write its summary (relative to cwd); default a temporary file."""
     summary_lines: int = 30
     kill_grace: float = 10.0
-    max_failures: int = 3
-    """Failed runs of one issue (across runners, from its sessions) after which it is parked in
-    backlog with the needs-human-review label instead of going back to the queue; 0 never parks."""
 
 
 @dataclass
@@ -154,7 +148,7 @@ class Runner:
         if code != 0:
             reason = f"agent command exited with status {code}"
             output = "\n".join(err_tail or tail)
-            if output:  # keep the prefix (failures are counted by it) and the end of the output
+            if output:  # keep the exit status and the end of the output
                 reason += ": " + output[-(MAX_REASON - len(reason) - 2):]
             return self._failed(issue, claim, reason)
         summary = self._summary(summary_path, tail)
@@ -169,48 +163,11 @@ class Runner:
         return Outcome("done", issue["id"], summary)
 
     def _failed(self, issue: dict[str, Any], claim: dict[str, Any], reason: str) -> Outcome:
-        """Release the claim with the error, or park the issue once it has failed too often.
-
-        Release does not count as a strike on the server (only expiries do), so without this a
-        deterministic failure would be claimed, failed and released forever.
-        """
-        failures = 1 + self._previous_failures(issue["id"], claim.get("sessionId"))
-        if self.cfg.max_failures and failures >= self.cfg.max_failures:
-            self._park(issue, claim, reason, failures)
-            return Outcome("failed", issue["id"], reason)
-        self._release(claim, reason)
-        self.log(f"agent failed on #{issue.get('number')} ({reason.splitlines()[0]}); claim released")
+        """Release the claim as failed with the error: a strike on the server, which parks the
+        issue (backlog + needs-human-review) once it has failed ``LOOP_MAX_LEASE_EXPIRIES`` times."""
+        self._release(claim, reason, failed=True)
+        self.log(f"agent failed on #{issue.get('number')} ({reason.splitlines()[0]}); claim released as failed")
         return Outcome("failed", issue["id"], reason)
-
-    def _previous_failures(self, issue_id: str, session_id: str | None) -> int:
-        try:
-            rows = list(paginate(lambda lim, off: self.loop.issues.sessions(issue_id, lim, off), 200))
-        except LoopClientError:
-            return 0
-        return sum(1 for s in rows if s.get("id") != session_id and (
-            s.get("status") in ("failed", "expired")
-            or (s.get("status") == "released" and str(s.get("reason") or "").startswith(FAILURE_PREFIXES))))
-
-    def _park(self, issue: dict[str, Any], claim: dict[str, Any], reason: str, failures: int) -> None:
-        note = (f"Parked by `loop work` after {failures} failed runs: it needs a human before an agent "
-                f"tries again (move it back to todo to retry).\n\nLast error:\n\n```\n{reason}\n```")
-        try:
-            self.loop.issues.comment(issue["id"], note, author_name="loop work", author_type="agent")
-            label = self.loop.labels.find(PARK_LABEL)
-            if label is None:
-                try:
-                    label = self.loop.labels.create(PARK_LABEL, PARK_COLOR)
-                except ConflictError:  # created meanwhile (or deleted earlier: names stay taken)
-                    label = self.loop.labels.find(PARK_LABEL)
-            if label is not None:
-                self.loop.issues.add_label(issue["id"], label["id"])
-            # Fenced by our claim: parks the issue only if it is still ours.
-            self.loop.issues.update(issue["id"], claim_token=claim.get("token"), status="backlog")
-            self.log(f"agent failed on #{issue.get('number')} {failures} times; parked in backlog "
-                     f"with {PARK_LABEL}")
-        except LoopClientError as exc:
-            self.log(f"could not park #{issue.get('number')}: {exc}; releasing instead")
-            self._release(claim, reason)
 
     # ---------------------------------------------------------------- helpers
     def _summary_path(self) -> Path:
@@ -235,11 +192,11 @@ class Runner:
         return (f"# {issue.get('title')}\n\nIssue #{issue.get('number')} ({issue.get('type')}, id {issue_id}).\n\n"
                 f"{issue.get('description') or ''}\n").strip() + "\n"
 
-    def _release(self, claim: dict[str, Any], reason: str) -> None:
+    def _release(self, claim: dict[str, Any], reason: str, failed: bool = False) -> None:
         if not claim.get("sessionId"):
             return
         try:
-            self.loop.dispatch.release(claim["sessionId"], claim.get("token"), reason[:MAX_REASON])
+            self.loop.dispatch.release(claim["sessionId"], claim.get("token"), reason[:MAX_REASON], failed=failed)
         except (ConflictError, NotFoundError) as exc:
             self.log(f"claim {claim['sessionId']} was already closed: {exc}")
         except LoopClientError as exc:

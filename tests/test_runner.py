@@ -1,5 +1,6 @@
 """``loop work`` end to end: a real runner process, a fake agent script and a live Loop with a
-short lease (success, summary file, failure, timeout, heartbeats, SIGTERM, polling)."""
+short lease and two strikes before parking (success, summary file, failure, parking by the server,
+timeout, heartbeats, SIGTERM, polling)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from tests.live_server import BIN, ROOT, LiveServer, live_server_fixture
 
 FAKE = ROOT / "tests" / "fixtures" / "fake_agent.py"
 LEASE = 5
+STRIKES = 2  # LOOP_MAX_LEASE_EXPIRIES: failed runs after which the server parks an issue
 
-live = live_server_fixture({"LOOP_LEASE_SECONDS": str(LEASE)})
+live = live_server_fixture({"LOOP_LEASE_SECONDS": str(LEASE), "LOOP_MAX_LEASE_EXPIRIES": str(STRIKES)})
 
 
 def agent(mode: str, record: Path | None = None, seconds: float | None = None) -> str:
@@ -91,39 +93,43 @@ def test_an_agent_that_completes_the_issue_itself_is_not_overwritten(live: LiveS
     assert done["status"] == "done" and done["agentSummary"] == "done by the agent itself"
 
 
-def test_a_failing_agent_releases_the_claim_with_its_error(live: LiveServer) -> None:
+def test_a_failing_agent_releases_the_claim_as_failed_with_its_error(live: LiveServer) -> None:
     project, (issue,) = todo(live, "Will fail")
     result = work(live, "--command", agent("fail"), "--once", "--project", project)
     assert result.returncode == 1
+    assert "claim released as failed" in result.stderr
     loop = live.client()
-    assert loop.issues.get(issue["id"])["status"] == "todo"
+    assert loop.issues.get(issue["id"])["status"] == "todo"  # one strike of two: back in the queue
     (session,) = loop.issues.sessions(issue["id"]).data
-    assert session["status"] == "released"
+    assert session["status"] == "failed"
     assert "exited with status 3" in session["reason"] and "fatal: could not apply the patch" in session["reason"]
 
 
-def test_an_issue_that_keeps_failing_is_parked_for_a_human_instead_of_looping(live: LiveServer) -> None:
+def test_an_issue_that_keeps_failing_is_parked_for_a_human_by_the_server(live: LiveServer, tmp_path: Path) -> None:
     project, (issue,) = todo(live, "Always fails")
-    for _ in range(2):
-        assert work(live, "--command", agent("fail"), "--once", "--project", project,
-                    "--max-failures", "2").returncode == 1
+    for _ in range(STRIKES):
+        assert work(live, "--command", agent("fail"), "--once", "--project", project).returncode == 1
     loop = live.client()
     parked = loop.issues.get(issue["id"])
     assert parked["status"] == "backlog"
     assert "needs-human-review" in [lb["name"] for lb in parked["labels"]]
-    comments = loop.issues.comments(issue["id"])
-    assert "after 2 failed runs" in comments[-1]["body"] and "fatal: could not apply" in comments[-1]["body"]
-    assert [s["status"] for s in loop.issues.sessions(issue["id"]).data] == ["released", "released"]
+    sessions = loop.issues.sessions(issue["id"]).data
+    assert [s["status"] for s in sessions] == ["failed"] * STRIKES
+    assert all("fatal: could not apply" in s["reason"] for s in sessions)
     assert loop.dispatch.queue(project_id=project).total == 0
+    # The next runner finds nothing to do: the agent never runs on it again.
+    record = tmp_path / "never.json"
+    assert work(live, "--command", agent("fail", record), "--once", "--project", project).returncode == 0
+    assert not record.exists()
 
 
-def test_an_agent_over_its_timeout_is_killed_and_the_claim_released(live: LiveServer) -> None:
+def test_an_agent_over_its_timeout_is_killed_and_the_claim_released_as_failed(live: LiveServer) -> None:
     project, (issue,) = todo(live, "Too slow")
     started = time.monotonic()
     result = work(live, "--command", agent("sleep", seconds=30), "--once", "--timeout", "1", "--project", project)
     assert result.returncode == 1 and time.monotonic() - started < 20
     (session,) = live.client().issues.sessions(issue["id"]).data
-    assert session["status"] == "released" and "timed out after 1s" in session["reason"]
+    assert session["status"] == "failed" and "timed out after 1s" in session["reason"]
 
 
 @pytest.mark.slow

@@ -25,22 +25,20 @@ from loop.cli.common import CliError, client, default_project, resolve
 @click.option("--summary-lines", type=click.IntRange(1, 1000), default=30, show_default=True)
 @click.option("--once", is_flag=True, help="Run a single cycle (claim at most one issue) and exit.")
 @click.option("--max-tasks", type=click.IntRange(1), help="Exit after completing this many issues.")
-@click.option("--max-failures", type=click.IntRange(0), default=3, show_default=True,
-              help="Failed runs of one issue after which it is parked in backlog with needs-human-review "
-              "instead of released (0: always release).")
 def work(command_: str, cwd: Path | None, project: str | None, interval: float, heartbeat: float | None,
          timeout: float | None, summary_file: str | None, summary_lines: int, once: bool,
-         max_tasks: int | None, max_failures: int) -> None:
+         max_tasks: int | None) -> None:
     """Run an agent on Loop's queue: claim, run, heartbeat, report, repeat.
 
     Exit 0 from the agent marks the issue done with a summary; any other exit releases the
-    claim with the error. SIGTERM/SIGINT release the current claim before exiting.
+    claim as failed with the error (a strike: the server parks an issue that keeps failing).
+    SIGTERM/SIGINT release the current claim before exiting.
     """
     from loop.runner import Runner, RunnerConfig
 
     cfg = RunnerConfig(command=command_, cwd=cwd, project_id=default_project(project), poll_interval=interval,
                        heartbeat_interval=heartbeat, once=once, max_tasks=max_tasks, timeout=timeout,
-                       summary_file=summary_file, summary_lines=summary_lines, max_failures=max_failures)
+                       summary_file=summary_file, summary_lines=summary_lines)
     runner = Runner(client(), cfg)
     runner.install_signal_handlers()
     raise SystemExit(runner.run())
