@@ -24,7 +24,7 @@ from hypothesis.stateful import (
 from loop.clock import FrozenClock
 from loop.dispatch.audit import audit, expected
 from loop.dispatch.scoring import parse_member
-from loop.errors import Conflict
+from loop.errors import Conflict, NotFound
 from loop.settings import Settings
 from loop.store import RedisStore, connect
 
@@ -128,6 +128,9 @@ class DispatchMachine(RuleBasedStateMachine):
                                      check=self.store.dispatch.fence(claim.token))
         except Conflict:
             return  # stale: the claim ended meanwhile
+        except NotFound:
+            assert self.store.issues.get(claim.issue["id"])["deletedAt"] is not None
+            return  # the issue was deleted meanwhile (its session was closed then)
         assert self.store.dispatch.get_session(claim.session_id)["status"] == "completed"
 
     @rule(claim=claims)
