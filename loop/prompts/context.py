@@ -1,4 +1,4 @@
-"""The hydration context of a prompt (contract 6.3), loaded in three pipelined round trips.
+"""The hydration context of a prompt (contract 6.3), loaded in one round trip (``prompt_context.lua``).
 
 Everything a template sees is JSON-shaped: wire field names, ISO-8601 timestamps, ``None``
 for absent values (which render empty).
@@ -15,7 +15,7 @@ import orjson
 
 from loop import models
 from loop.clock import iso
-from loop.models import GOAL_FIELDS, ISSUE_FIELDS, LABEL_FIELDS, PROJECT_FIELDS, RELATION_FIELDS, Row
+from loop.models import GOAL_FIELDS, ISSUE_FIELDS, LABEL_FIELDS, PROJECT_FIELDS, Row
 from loop.prompts.fields import UNSUCCESSFUL_SESSION_STATUSES
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ class Facts:
     variables: dict[str, Any] = field(default_factory=dict)
     #: ``P:prompts:generation`` read with the context (spares selection a round trip).
     generation: str | None = None
+    #: Whether the read also counted the use of the version the caller expected (``usage``).
+    counted: bool = False
 
 
 #: What siblings and children carry: enough to see who does what, without every payload
@@ -75,6 +77,32 @@ def _wire_values(fields: Mapping[str, str], names: Sequence[str], values: Sequen
     return out
 
 
+def _flag(value: Any) -> str:
+    return "1" if value else "0"
+
+
+def _list(value: Any) -> list[Any]:
+    """A JSON array from cjson, which encodes an empty one as ``{}``."""
+    return value if isinstance(value, list) else []
+
+
+def _nulls(values: Any) -> list[Any]:
+    """An HMGET reply from cjson (``false`` for a missing field) with ``None`` instead."""
+    return [None if v is False else v for v in _list(values)]
+
+
+def _pairs(flat: Any) -> dict[str, Any]:
+    """A flat HGETALL reply ``[field, value, ...]`` as a dict."""
+    items = _list(flat)
+    return dict(zip(items[::2], items[1::2], strict=True))
+
+
+def _flat(fields: Mapping[str, str], flat: Any) -> Row | None:
+    """A flat HGETALL reply as a decoded row (``None`` when the hash is missing)."""
+    raw = _pairs(flat)
+    return models.decode(fields, raw) if raw else None
+
+
 def _ref(row: Row) -> Row:
     return {"id": row["id"], "number": row["number"], "title": row["title"], "status": row["status"]}
 
@@ -115,11 +143,14 @@ def _session_reader() -> Any:
 
 
 def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | None,
-         claim: Mapping[str, Any] | None = None) -> Facts:
-    """Read everything around ``issue`` (a decoded row) and build the template variables.
+         claim: Mapping[str, Any] | None = None, usage: tuple[str, str] | None = None) -> Facts:
+    """Read everything around ``issue`` (a decoded row) in one ``prompt_context`` call and build
+    the template variables.
 
-    ``sessions=None`` reads the issue's agent sessions in the same round trips (what
+    ``sessions=None`` reads the issue's agent sessions in the same call (what
     ``store.dispatch.sessions_for_issue`` returns, without its two extra round trips).
+    ``usage=(version key, generation)`` also counts one use of that version if the catalog
+    generation is still the given one (``Facts.counted`` says whether it did).
     """
     k = store.keys
     codec: Any = _session_reader() if sessions is None else None
@@ -128,55 +159,37 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     parent_id = issue.get("parentId")
     project_id = issue.get("projectId")
 
-    # Round trip 1: the issue's neighbourhood (and the template catalog's generation).
-    pipe = store.r.pipeline(transaction=False)
-    pipe.hgetall(k.issue(parent_id)) if parent_id else pipe.echo("")
-    pipe.zrange(k.issue_index("parent", parent_id or iid), 0, -1)
-    pipe.smembers(k.issue_labels(iid))
-    pipe.zrange(k.issue_relations(iid), 0, -1)
-    pipe.hgetall(k.row("project", project_id)) if project_id else pipe.echo("")
-    pipe.zrange(k.index("goals"), 0, -1) if project_id else pipe.echo("")
-    pipe.get(k.prompts_generation())
+    # One round trip: the whole neighbourhood (and the catalog generation), read by the server.
     # Both blocking directions block (improvement 3): dispatch keeps, per issue, who blocks it and
     # whom it blocks, whichever issue the relation was recorded on. Without dispatch, only this
     # issue's own relations are known.
     edges = hasattr(k, "dispatch_blockers") and hasattr(k, "dispatch_blocking")
-    pipe.hkeys(k.dispatch_blockers(iid)) if edges else pipe.echo("")
-    pipe.hkeys(k.dispatch_blocking(iid)) if edges else pipe.echo("")
-    pipe.zrange(k.issue_sessions(iid), 0, -1) if own_sessions else pipe.echo("")
-    (raw_parent, family_ids, label_ids, relation_ids, raw_project, goal_ids, generation,
-     blocker_ids, blocked_ids, session_ids) = pipe.execute()
-    session_ids = list(session_ids) if own_sessions else []
-    parent = models.decode(ISSUE_FIELDS, raw_parent) if raw_parent else None
-    project = models.decode(PROJECT_FIELDS, raw_project) if raw_project else None
-    family_ids = [i for i in family_ids if i != iid]
-    label_ids = sorted(label_ids)
-    goal_ids = list(goal_ids) if project else []
-
-    # Round trip 2: siblings or children, labels, relations, goal candidates.
+    count_key, count_gen = usage if usage is not None else (None, "")
+    keys = [k.issue(parent_id or iid), k.issue_index("parent", parent_id or iid), k.issue_labels(iid),
+            k.issue_relations(iid), k.row("project", project_id or ""), k.index("goals"), k.prompts_generation(),
+            k.dispatch_blockers(iid) if edges else k.issue(iid), k.dispatch_blocking(iid) if edges else k.issue(iid),
+            k.issue_sessions(iid) if own_sessions else k.issue(iid), count_key or k.issue(iid)]
+    args = [iid, _flag(parent_id), _flag(project_id), _flag(edges), _flag(own_sessions), k.issue(""),
+            k.row("label", ""), k.row("relation", ""), k.row("goal", ""),
+            k.session("") if own_sessions else "", count_gen if count_key else "",
+            len(SUMMARY_FIELDS), *SUMMARY_FIELDS, *REF_FIELDS]
+    data = orjson.loads(store.scripts["prompt_context"](keys=keys, args=args))
+    generation = data.get("generation") or None
+    parent = _flat(ISSUE_FIELDS, data.get("parent"))
+    project = _flat(PROJECT_FIELDS, data.get("project"))
+    goal = _flat(GOAL_FIELDS, data.get("goal")) if project else None
     summary = list(SUMMARY_FIELDS)
-    picked, rows = _read(store, [k.issue(i) for i in family_ids], summary,
-                         [k.row("label", i) for i in label_ids] + [k.row("relation", i) for i in relation_ids]
-                         + [k.row("goal", i) for i in goal_ids] + [k.session(i) for i in session_ids])
-    family = [r for r in (_wire_values(SUMMARY_FIELDS, summary, v) for v in picked) if r]
-    n1, n2 = len(label_ids), len(label_ids) + len(relation_ids)
-    labels = [models.decode(LABEL_FIELDS, r) for r in rows[:n1] if r]
-    relations = [models.decode(RELATION_FIELDS, r) for r in rows[n1:n2] if r]
-    n3 = n2 + len(goal_ids)
-    goal_id = _pick_goal(project, goal_ids, [(r.get("projectId"), r.get("status")) for r in rows[n2:n3]])
+    family = [r for r in (_wire_values(SUMMARY_FIELDS, summary, _nulls(v)) for v in _list(data.get("family"))) if r]
+    labels = [models.decode(LABEL_FIELDS, _pairs(r)) for r in _list(data.get("labels")) if r]
+    relations = [(r[0], r[1]) for r in _list(data.get("relations"))]
     if sessions is None:
-        sessions = [codec.wire(codec.decode(r)) for r in rows[n3:] if r] if own_sessions else []
-
-    # Round trip 3: relation targets and the goal.
+        sessions = [codec.wire(codec.decode(_pairs(r))) for r in _list(data.get("sessions")) if r] if own_sessions else []
     linked = {
-        "blocked_by": [r["relatedIssueId"] for r in relations if r["type"] == "blocked_by"] + sorted(blocker_ids or []),
-        "blocks": [r["relatedIssueId"] for r in relations if r["type"] == "blocks"] + sorted(blocked_ids or []),
+        "blocked_by": [rid for kind, rid in relations if kind == "blocked_by"] + sorted(_list(data.get("blockers"))),
+        "blocks": [rid for kind, rid in relations if kind == "blocks"] + sorted(_list(data.get("blocking"))),
     }
-    targets = list(dict.fromkeys(linked["blocked_by"] + linked["blocks"]))
-    picked, rows = _read(store, [k.issue(i) for i in targets], list(REF_FIELDS),
-                         [k.row("goal", goal_id)] if goal_id else [])
-    by_id = {r["id"]: r for r in (_fields(ISSUE_FIELDS, REF_FIELDS, v) for v in picked) if r}
-    goal = models.decode(GOAL_FIELDS, rows[0]) if rows and rows[0] else None
+    by_id = {r["id"]: r for r in (_fields(ISSUE_FIELDS, REF_FIELDS, _nulls(v)) for v in _list(data.get("refs"))) if r}
+    counted = bool(data.get("counted"))
 
     def refs(kind: str) -> list[Row]:
         ids = dict.fromkeys(linked[kind])
@@ -211,34 +224,5 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
         "meta": None,
     }
     return Facts(issue=issue, label_names=[lb["name"] for lb in labels],
-                 has_failed_sessions=variables["hasFailedSessions"], variables=variables, generation=generation)
-
-
-def _read(store: RedisStore, picked_keys: list[str], fields: list[str],
-          whole_keys: list[str]) -> tuple[list[list[Any]], list[dict[str, Any]]]:
-    """One ``prompt_rows`` call: HMGET ``fields`` of ``picked_keys``, HGETALL of ``whole_keys``."""
-    keys = picked_keys + whole_keys
-    if not keys:
-        return [], []
-    data = orjson.loads(store.scripts["prompt_rows"](keys=keys, args=[len(picked_keys), *fields]))
-    if not isinstance(data, list):
-        data = []
-    n = len(picked_keys)
-    picked = [[None if v is False else v for v in row] if isinstance(row, list) and row else [None] * len(fields)
-              for row in data[:n]]
-    whole = [dict(zip(row[::2], row[1::2], strict=True)) if isinstance(row, list) else {} for row in data[n:]]
-    return picked, whole
-
-
-def _pick_goal(project: Row | None, goal_ids: list[str], fields: list[Any]) -> str | None:
-    """The project's goal: its ``goalId`` if set, else the first goal naming the project,
-    preferring an active one (improvement 7: either link counts)."""
-    if project is None:
-        return None
-    if project.get("goalId"):
-        return str(project["goalId"])
-    naming = [(gid, status) for gid, (pid, status) in zip(goal_ids, fields, strict=True) if pid == project["id"]]
-    for gid, status in naming:
-        if status == "active":
-            return gid
-    return naming[0][0] if naming else None
+                 has_failed_sessions=variables["hasFailedSessions"], variables=variables, generation=generation,
+                 counted=counted)

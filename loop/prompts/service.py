@@ -17,7 +17,7 @@ from loop.errors import NotFound, PromptRenderError
 from loop.models import Row
 from loop.prompts import context as ctxmod
 from loop.prompts import engine, seeds, selection
-from loop.prompts.fields import REVIEW_URL, TEMPLATE, TEMPLATE_FIELDS
+from loop.prompts.fields import REVIEW_URL, TEMPLATE, TEMPLATE_FIELDS, VERSION
 from loop.prompts.reviews import Reviews
 from loop.prompts.templates import Templates, Versions
 
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 #: Compiled versions kept per process (versions are immutable, so entries never go stale).
 CACHE_LIMIT = 1024
+
+
+class _Nothing(Exception):
+    """No template applies (internal control flow of ``render_for_dispatch``)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class PromptService:
         self.reviews = Reviews(store, self.templates)
         self._compiled: dict[str, Compiled] = {}
         self._catalog: tuple[str | None, list[Row]] = (None, [])
+        #: (catalog generation, whether a usable template of it is conditioned on labels)
+        self._predicted: tuple[str | None, bool] = (None, True)
 
     # ------------------------------------------------------------------ plumbing
     def ensure_seeded(self) -> None:
@@ -102,11 +108,42 @@ class PromptService:
         return hit
 
     # ------------------------------------------------------------------ selection + rendering
-    def facts(self, issue: Row, claim: Mapping[str, Any] | None = None) -> ctxmod.Facts:
-        # With dispatch installed the context reads the sessions itself, in its own round trips
+    def facts(self, issue: Row, claim: Mapping[str, Any] | None = None,
+              usage: tuple[str, str] | None = None) -> ctxmod.Facts:
+        # With dispatch installed the context reads the sessions itself, in the same round trip
         # (the same rows ``sessions_for_issue`` returns; a test holds the two equal).
         dispatch = getattr(self.s, "dispatch", None)
-        return ctxmod.load(self.s, issue, None if dispatch is not None else [], claim)
+        return ctxmod.load(self.s, issue, None if dispatch is not None else [], claim, usage)
+
+    def _expected(self, issue: Row) -> tuple[str, str] | None:
+        """``(version key, generation)`` of the version selection will pick for ``issue``, when
+        the cached catalog decides it from the issue row alone, else ``None``.
+
+        Lets the context read count the use in its own round trip: the script counts only if the
+        generation has not moved since, so the catalog (and thus the choice) is still this one.
+        Labels and earlier sessions are only known after the read, so a catalog with a usable
+        template conditioned on labels, or whose choice depends on ``hasFailedSessions``, gets
+        no prediction (the count then costs its own command, as before).
+        """
+        generation, rows = self._catalog
+        if generation is None:
+            return None
+        predicted = self._predicted
+        if predicted[0] != generation:
+            usable = selection.usable(rows)
+            by_labels = any("labels" in (t.get("conditions") or {}) for t in usable)
+            predicted = (generation, by_labels)
+            self._predicted = predicted
+        if predicted[1]:
+            return None
+        picks = {(t or {}).get("activeVersionId") for t in (
+            selection.select(rows, selection.match_context(issue, [], failed)) for failed in (False, True))}
+        if len(picks) != 1:
+            return None
+        version_id = picks.pop()
+        if not version_id:
+            return None
+        return self.s.keys.row(VERSION, version_id), generation
 
     def choose(self, facts: ctxmod.Facts) -> Choice | None:
         """Dispatch selection: 6.2, then the type fallbacks, then the seeded default of the type."""
@@ -141,12 +178,24 @@ class PromptService:
         ``(None, None)`` when no template applies. Raises :class:`PromptRenderError` if the
         chosen template cannot render, so the caller can put the issue back.
         """
-        facts = self.facts(issue, claim)
-        choice = self.choose(facts)
-        if choice is None or choice.version is None:
-            return None, None
-        prompt, meta = self.render(facts, choice)
-        self.versions.add_usage(choice.version.version_id)
+        expected = self._expected(issue)
+        facts = self.facts(issue, claim, expected)
+        counted = expected[0] if expected is not None and facts.counted else None
+        try:
+            choice = self.choose(facts)
+            if choice is None or choice.version is None:
+                raise _Nothing
+            prompt, meta = self.render(facts, choice)
+        except BaseException as exc:
+            if counted is not None:  # the use was counted in advance: take it back
+                self.s.r.hincrby(counted, "usageCount", -1)
+            if isinstance(exc, _Nothing):
+                return None, None
+            raise
+        if counted != self.s.keys.row(VERSION, choice.version.version_id):
+            if counted is not None:  # cannot happen while the prediction is sound; stay exact anyway
+                self.s.r.hincrby(counted, "usageCount", -1)
+            self.versions.add_usage(choice.version.version_id)
         return prompt, {**meta, "reviewUrl": REVIEW_URL}
 
     def preview(self, issue_id: str) -> dict[str, Any]:
