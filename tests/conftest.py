@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -9,12 +10,18 @@ from typing import Any
 import falcon.testing
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 from api.app import create_app
 from loop.clock import FrozenClock
 from loop.settings import Settings
 from loop.store import RedisStore, connect
 from tests.redis_server import choose_url, claim_db
+
+# CI replays the same examples every run (a red CI is then reproducible); local runs explore.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 API_KEY = "loop_test-api-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
