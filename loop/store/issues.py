@@ -141,6 +141,15 @@ class Issues:
         return self.get_many(ids), sum(int(n) for n in out[1::2])
 
     # ------------------------------------------------------------------ writes
+    @staticmethod
+    def _live_in_tx(pipe: Any, key: str) -> Row:
+        """The issue at ``key`` read inside a WATCH transaction, or NotFound if gone or deleted."""
+        raw = pipe.hgetall(key)
+        row = models.decode(ISSUE_FIELDS, raw) if raw else None
+        if row is None or row["deletedAt"] is not None:
+            raise NotFound("Issue not found")
+        return row
+
     def _check_parent(self, parent_id: str, child_id: str | None, pipe: Any = None) -> None:
         """The hierarchy rule. Given the transaction's ``pipe``, the parent is read under
         WATCH, so a parent deleted or given a parent meanwhile aborts the write (and a retry
@@ -214,10 +223,7 @@ class Issues:
             self._check_parent(changes["parentId"], issue_id)
 
         def tx(pipe: Any) -> Row:
-            raw = pipe.hgetall(key)
-            old = models.decode(ISSUE_FIELDS, raw) if raw else None
-            if old is None or old["deletedAt"] is not None:
-                raise NotFound("Issue not found")
+            old = self._live_in_tx(pipe, key)
             if changes.get("parentId"):
                 # Watched: a child created under this issue meanwhile aborts the write.
                 children = self.k.issue_index("parent", issue_id)
@@ -262,10 +268,7 @@ class Issues:
         key = self.k.issue(issue_id)
 
         def tx(pipe: Any) -> Row:
-            raw = pipe.hgetall(key)
-            old = models.decode(ISSUE_FIELDS, raw) if raw else None
-            if old is None or old["deletedAt"] is not None:
-                raise NotFound("Issue not found")
+            old = self._live_in_tx(pipe, key)
             labels = pipe.smembers(self.k.issue_labels(issue_id))
             new = {**old, "deletedAt": self.s.now(), "updatedAt": self.s.now()}
             states = [h.prepare(pipe, old, new) for h in self.s.issue_hooks]
@@ -333,10 +336,7 @@ class Issues:
 
         def tx(pipe: Any) -> None:
             # Re-read under WATCH: an issue deleted meanwhile must not re-enter the label index.
-            raw = pipe.hgetall(key)
-            issue = models.decode(ISSUE_FIELDS, raw) if raw else None
-            if issue is None or issue["deletedAt"] is not None:
-                raise NotFound("Issue not found")
+            issue = self._live_in_tx(pipe, key)
             pipe.multi()
             pipe.sadd(self.k.issue_labels(issue_id), label_id)
             pipe.zadd(self.k.issue_index("label", label_id), {issue_id: issue["number"]})
