@@ -6,14 +6,13 @@ project's ready issues is kept in ``P:dispatch:goalbonus``; when it changes, one
 shifts the scores of that project's ready set (bounded by the project's ready issues, never
 the whole backlog). Issues entering the ready sets later read the bonus then.
 
-Goals and projects have no write hooks, so :func:`install` wraps their services' write
-methods: after each write, the goal <-> project link indexes are synced from the rows (under
-WATCH, so concurrent writes converge) and the affected projects' bonuses recomputed.
+:meth:`GoalBonus.install` registers on the goal and project services' ``after_write`` hooks:
+after each write, the goal <-> project link indexes are synced from the rows (under WATCH, so
+concurrent writes converge) and the affected projects' bonuses recomputed.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +37,8 @@ class GoalBonus:
         self.k = store.keys
 
     def install(self) -> None:
-        for name in ("create", "update", "delete"):
-            _after(self.s.goals, name, lambda row: self.goal_changed(row["id"]))
-            _after(self.s.projects, name, lambda row: self.project_changed(row["id"]))
+        self.s.goals.after_write.append(lambda row: self.goal_changed(row["id"]))
+        self.s.projects.after_write.append(lambda row: self.project_changed(row["id"]))
 
     # ------------------------------------------------------------------ links
     def _sync_link(self, kind: str, fields: dict[str, str], row_id: str, attr: str, links: str,
@@ -106,16 +104,3 @@ class GoalBonus:
         if not project_id:
             return 0
         return int(self.s.r.hget(self.k.dispatch_goal_bonus(), project_id) or 0)
-
-
-def _after(service: Any, name: str, then: Callable[[Row], None]) -> None:
-    """Make ``service.name`` call ``then(row)`` with the row it returns."""
-    original = getattr(service, name)
-
-    @functools.wraps(original)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        row = original(*args, **kwargs)
-        then(row)
-        return row
-
-    setattr(service, name, wrapper)

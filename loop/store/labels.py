@@ -30,7 +30,7 @@ class Labels(RowService):
             self.stage_create(pipe, row, seq)
             return row
 
-        return self.s.transact(tx, names)
+        return self._written(self.s.transact(tx, names))
 
     def ensure(self, name: str, color: str) -> Row:
         """The label called ``name``, created with ``color`` if absent."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from loop import models
@@ -27,6 +27,14 @@ class RowService:
     def __init__(self, store: RedisStore) -> None:
         self.s = store
         self.k = store.keys
+        #: Called with the written row after every create, update and delete (dispatch
+        #: re-syncs goal bonuses from goal and project writes).
+        self.after_write: list[Callable[[Row], None]] = []
+
+    def _written(self, row: Row) -> Row:
+        for hook in self.after_write:
+            hook(row)
+        return row
 
     @property
     def index(self) -> str:
@@ -64,7 +72,7 @@ class RowService:
         pipe = self.s.r.pipeline(transaction=True)
         self.stage_create(pipe, row, seq)
         pipe.execute()
-        return row
+        return self._written(row)
 
     def update(self, row_id: str, changes: Mapping[str, Any]) -> Row:
         if not is_id(row_id):
@@ -83,7 +91,7 @@ class RowService:
             self.s.write_row(pipe, self.kind, self.fields, row_id, {k: v for k, v in new.items() if old[k] != v})
             return new
 
-        return self.s.transact(tx, key)
+        return self._written(self.s.transact(tx, key))
 
     def delete(self, row_id: str, idempotent: bool = False) -> Row:
         """Soft delete. ``idempotent``: deleting a deleted row succeeds (labels do this)."""
@@ -103,4 +111,4 @@ class RowService:
             pipe.zrem(self.index, row_id)
             return {**old, **stamp}
 
-        return self.s.transact(tx, key)
+        return self._written(self.s.transact(tx, key))
