@@ -1,4 +1,5 @@
-"""The hydration context of a prompt (contract 6.3), loaded in one round trip (``prompt_context.lua``).
+"""The hydration context of a prompt (contract 6.3), loaded in two round trips (``prompt_context.lua``,
+then ``prompt_rows.lua``), every key declared in KEYS.
 
 Everything a template sees is JSON-shaped: wire field names, ISO-8601 timestamps, ``None``
 for absent values (which render empty).
@@ -43,6 +44,8 @@ SUMMARY_FIELDS = {k: ISSUE_FIELDS[k] for k in (
     "id", "number", "title", "type", "status", "priority", "parentId", "projectId", "agentSummary",
     "completedAt", "createdAt", "updatedAt", "deletedAt")}
 REF_FIELDS = ("id", "number", "title", "status", "deletedAt")
+#: At most this many siblings (or children) in a context: the most recent, in creation order.
+FAMILY_LIMIT = 50
 
 
 def _issue(row: Row) -> Row:
@@ -164,11 +167,14 @@ def _session_reader() -> Any:
 
 def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | None,
          claim: Mapping[str, Any] | None = None, usage: tuple[str, str] | None = None) -> Facts:
-    """Read everything around ``issue`` (a decoded row) in one ``prompt_context`` call and build
-    the template variables.
+    """Read everything around ``issue`` (a decoded row) and build the template variables.
 
-    ``sessions=None`` reads the issue's agent sessions in the same call (what
-    ``store.dispatch.sessions_for_issue`` returns, without its two extra round trips).
+    Two round trips, every key declared in KEYS (the Lua rule; Redis Cluster): ``prompt_context``
+    reads what the issue row names (parent, project, the indexes), then ``prompt_rows`` the rows
+    those name. A third (``prompt_rows`` again) only when a relation names an issue not read yet.
+
+    ``sessions=None`` reads the issue's agent sessions in the same calls (what
+    ``store.dispatch.sessions_for_issue`` returns, without its extra round trips).
     ``usage=(version key, generation)`` also counts one use of that version if the catalog
     generation is still the given one (``Facts.counted`` says whether it did).
     """
@@ -179,24 +185,31 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     parent_id = issue.get("parentId")
     project_id = issue.get("projectId")
 
-    # One round trip: the whole neighbourhood (and the catalog generation), read by the server.
     # Both blocking directions block (improvement 3): dispatch keeps, per issue, who blocks it and
     # whom it blocks, whichever issue the relation was recorded on. Without dispatch, only this
     # issue's own relations are known.
     edges = hasattr(k, "dispatch_blockers") and hasattr(k, "dispatch_blocking")
-    count_key, count_gen = usage if usage is not None else (None, "")
+    placeholder = k.issue(iid)  # a declared key the script ignores (its flag is "0")
     keys = [k.issue(parent_id or iid), k.issue_index("parent", parent_id or iid), k.issue_labels(iid),
-            k.issue_relations(iid), k.row("project", project_id or ""), k.index("goals"), k.prompts_generation(),
-            k.dispatch_blockers(iid) if edges else k.issue(iid), k.dispatch_blocking(iid) if edges else k.issue(iid),
-            k.issue_sessions(iid) if own_sessions else k.issue(iid), count_key or k.issue(iid)]
-    args = [iid, _flag(parent_id), _flag(project_id), _flag(edges), _flag(own_sessions), k.issue(""),
-            k.row("label", ""), k.row("relation", ""), k.row("goal", ""),
-            k.session("") if own_sessions else "", count_gen if count_key else "",
-            len(SUMMARY_FIELDS), *SUMMARY_FIELDS, *REF_FIELDS]
-    data = orjson.loads(store.scripts["prompt_context"](keys=keys, args=args))
+            k.issue_relations(iid), k.row("project", project_id or ""), k.index("goals"),
+            k.dispatch_blockers(iid) if edges else placeholder, k.dispatch_blocking(iid) if edges else placeholder,
+            k.issue_sessions(iid) if own_sessions else placeholder]
+    args = [iid, _flag(parent_id), _flag(project_id), _flag(edges), _flag(own_sessions), FAMILY_LIMIT]
+    ids = orjson.loads(store.scripts["prompt_context"](keys=keys, args=args))
+    parent = _flat(ISSUE_FIELDS, ids.get("parent"))
+    project = _flat(PROJECT_FIELDS, ids.get("project"))
+    family_ids = _list(ids.get("family"))
+    blockers, blocking = sorted(_list(ids.get("blockers"))), sorted(_list(ids.get("blocking")))
+    targets = list(dict.fromkeys(blockers + blocking))
+    own_goal = bool(ids.get("goalId"))
+    goal_ids = [ids["goalId"]] if own_goal else _list(ids.get("goals"))
+    session_ids = _list(ids.get("sessions")) if own_sessions else []
+
+    count_key, count_gen = usage if usage is not None else (None, "")
+    data = _rows(store, count_key, count_gen, own_goal, project_id if project else None, family_ids,
+                 _list(ids.get("labels")), _list(ids.get("relations")), goal_ids if project else [],
+                 session_ids, targets)
     generation = data.get("generation") or None
-    parent = _flat(ISSUE_FIELDS, data.get("parent"))
-    project = _flat(PROJECT_FIELDS, data.get("project"))
     goal = _flat(GOAL_FIELDS, data.get("goal")) if project else None
     summary = list(SUMMARY_FIELDS)
     family = [r for r in (_wire_values(SUMMARY_FIELDS, summary, _nulls(v)) for v in _list(data.get("family"))) if r]
@@ -205,10 +218,17 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     if sessions is None:
         sessions = [codec.wire(codec.decode(_pairs(r))) for r in _list(data.get("sessions")) if r] if own_sessions else []
     linked = {
-        "blocked_by": [rid for kind, rid in relations if kind == "blocked_by"] + sorted(_list(data.get("blockers"))),
-        "blocks": [rid for kind, rid in relations if kind == "blocks"] + sorted(_list(data.get("blocking"))),
+        "blocked_by": [rid for kind, rid in relations if kind == "blocked_by"] + blockers,
+        "blocks": [rid for kind, rid in relations if kind == "blocks"] + blocking,
     }
-    by_id = {r["id"]: r for r in (_fields(ISSUE_FIELDS, REF_FIELDS, _nulls(v)) for v in _list(data.get("refs"))) if r}
+    refs_raw = list(zip(_list(data.get("targets")), _list(data.get("refs")), strict=True))
+    # Relation targets are only known once the relation rows are read: fetch the ones phase 2 did
+    # not already read (dispatch's blocker maps usually name them) in a third, rarely needed trip.
+    missing = list(dict.fromkeys(rid for kind, rid in relations if kind in linked and rid not in targets))
+    if missing:
+        more = _rows(store, None, "", False, None, [], [], [], [], [], missing)
+        refs_raw += zip(_list(more.get("targets")), _list(more.get("refs")), strict=True)
+    by_id = {r["id"]: r for r in (_fields(ISSUE_FIELDS, REF_FIELDS, _nulls(v)) for _, v in refs_raw) if r}
     counted = bool(data.get("counted"))
 
     def refs(kind: str) -> list[Row]:
@@ -219,12 +239,19 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     previous = [session_view(s) for s in sessions if s.get("id") != current]
     holder = next((s.get("agentName") for s in sessions if current and s.get("id") == current), None)
     live_family = [r for r in family if r["deletedAt"] is None]
+    family_total = max(int(ids.get("familyTotal") or 0), len(live_family))
     settings = store.settings
     variables: dict[str, Any] = {
         "issue": _issue(issue),
         "parent": _issue(parent) if parent else None,
         "siblings": live_family if parent_id else [],
         "children": [] if parent_id else live_family,
+        # How many others there are: the lists above hold at most FAMILY_LIMIT (the most recent).
+        "siblingsTotal": family_total if parent_id else 0,
+        "childrenTotal": 0 if parent_id else family_total,
+        # Handlebars has no comparison: whether the list above is cut short.
+        "siblingsTruncated": bool(parent_id) and family_total > len(live_family),
+        "childrenTruncated": not parent_id and family_total > len(live_family),
         "project": _wire(PROJECT_FIELDS, project) if project else None,
         "goal": _wire(GOAL_FIELDS, goal) if goal else None,
         "labels": [{"name": lb["name"], "color": lb["color"]} for lb in labels],
@@ -246,3 +273,19 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     return Facts(issue=issue, label_names=[lb["name"] for lb in labels],
                  has_failed_sessions=variables["hasFailedSessions"], variables=variables, generation=generation,
                  counted=counted)
+
+
+def _rows(store: RedisStore, count_key: str | None, count_gen: str, own_goal: bool, project_id: str | None,
+          family: list[str], labels: list[str], relations: list[str], goals: list[str], sessions: list[str],
+          targets: list[str]) -> dict[str, Any]:
+    """One ``prompt_rows`` call: the rows of these ids, each key declared (see the script header)."""
+    k = store.keys
+    generation = k.prompts_generation()
+    keys = [generation, count_key or generation,
+            *map(k.issue, family), *(k.row("label", i) for i in labels), *(k.row("relation", i) for i in relations),
+            *(k.row("goal", i) for i in goals), *(k.session(i) for i in sessions), *map(k.issue, targets)]
+    args = [count_gen if count_key else "", _flag(own_goal), project_id or "", len(family), len(labels),
+            len(relations), len(goals), len(sessions), len(targets), len(SUMMARY_FIELDS), len(REF_FIELDS),
+            *SUMMARY_FIELDS, *REF_FIELDS, *targets]
+    data: dict[str, Any] = orjson.loads(store.scripts["prompt_rows"](keys=keys, args=args))
+    return data

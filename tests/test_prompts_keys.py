@@ -1,0 +1,203 @@
+"""The prompt context's Lua keeps the project's rule (every key a script touches is in KEYS,
+proved with MONITOR on a private redis-server), and bounds how many siblings/children it loads."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from loop.clock import FrozenClock
+from loop.prompts import context as ctxmod
+from loop.settings import Settings
+from loop.signals.intake import Intake
+from loop.signals.providers import Delivery
+from loop.store import RedisStore, connect
+from tests.redis_server import spawn_redis
+
+PROMPT_SCRIPTS = ("prompt_context", "prompt_rows")
+#: Commands the scripts run, each naming exactly one key, its first argument.
+SINGLE_KEY = {"GET", "SET", "EXISTS", "DEL", "HGET", "HGETALL", "HMGET", "HKEYS", "HINCRBY", "SMEMBERS",
+              "ZCARD", "ZSCORE", "ZRANGE", "ZREVRANGE", "LREM"}
+
+
+@pytest.fixture
+def private_store() -> Iterator[RedisStore]:
+    """A store on a throwaway redis-server (MONITOR must not see, nor slow, anyone else)."""
+    proc = spawn_redis()
+    try:
+        client = connect(proc.url)
+        yield RedisStore(client, Settings(namespace=f"t-{uuid.uuid4().hex[:8]}"), FrozenClock())
+        client.close()
+    finally:
+        proc.stop()
+
+
+def monitored(store: RedisStore, work: Callable[[], None]) -> list[dict[str, Any]]:
+    """Every command the server ran while ``work`` ran."""
+    lines: list[dict[str, Any]] = []
+    ready = threading.Event()
+
+    def watch() -> None:
+        with store.r.monitor() as m:
+            ready.set()
+            for cmd in m.listen():
+                lines.append(cmd)
+                if cmd["command"] == "ECHO monitor-done":
+                    return
+
+    t = threading.Thread(target=watch)
+    t.start()
+    assert ready.wait(5)
+    work()
+    store.r.echo("monitor-done")
+    t.join(10)
+    return lines
+
+
+def undeclared(lines: list[dict[str, Any]], declared_of: Callable[[list[str]], set[str] | None]
+               ) -> tuple[list[str], list[str]]:
+    """(commands run by scripts, "COMMAND key" for each key a script touched outside its KEYS)."""
+    declared: set[str] = set()
+    ran: list[str] = []
+    bad: list[str] = []
+    for cmd in lines:
+        args = cmd["command"].split()  # redis-py unquotes MONITOR lines; no key has spaces
+        if cmd.get("client_type") == "lua":
+            name = args[0].upper()
+            assert name in SINGLE_KEY, f"{name}: teach this test which of its arguments are keys"
+            ran.append(name)
+            if args[1] not in declared:
+                bad.append(f"{name} {args[1]}")
+        else:
+            found = declared_of(args)
+            if found is not None:
+                declared = found
+    return ran, bad
+
+
+def neighbourhood(store: RedisStore) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A claimed child with siblings, a label, relations both ways (a done blocker, a dependent), a
+    goal found by project, earlier sessions; returns (issue, claim)."""
+    project = store.projects.create({"name": "P"})
+    store.goals.create({"title": "G", "projectId": project["id"]})
+    label = store.labels.ensure("backend", "#000000")
+    parent = store.issues.create({"title": "parent", "type": "plan", "projectId": project["id"]})
+    for n in range(3):
+        store.issues.create({"title": f"sib {n}", "type": "task", "parentId": parent["id"]})
+    me = store.issues.create({"title": "me", "type": "task", "status": "todo", "projectId": project["id"],
+                              "parentId": parent["id"], "labelIds": [label["id"]]})
+    done = store.issues.create({"title": "done blocker", "type": "task", "status": "done"})
+    later = store.issues.create({"title": "waits for me", "type": "task", "status": "backlog"})
+    store.relations.create(me["id"], "blocked_by", done["id"])
+    store.relations.create(later["id"], "blocked_by", me["id"])
+    claim = store.dispatch.claim("agent", project["id"])
+    assert claim is not None and claim.issue["id"] == me["id"]
+    store.dispatch.release(claim.session_id, "agent", None, "try again")
+    claim = store.dispatch.claim("agent", project["id"])
+    assert claim is not None
+    return claim.issue, {"sessionId": claim.session_id, "expiresAt": claim.expires_at}
+
+
+def test_every_key_the_prompt_scripts_touch_is_declared_in_keys(private_store: RedisStore) -> None:
+    store = private_store
+    issue, claim = neighbourhood(store)
+    store.prompts.render_for_dispatch(issue, claim)  # warms the catalog: the next call counts the use
+    # Dispatch's blocker maps name every relation's target, so phase 2 reads them all; without the
+    # map (no dispatch), the relation's target costs a third trip, which must keep the rule too.
+    store.r.delete(store.keys.dispatch_blockers(issue["id"]))
+    shas = {store.scripts[n].sha: n for n in PROMPT_SCRIPTS}
+    ran_scripts: list[str] = []
+    prompts: list[Any] = []
+
+    def declared_of(args: list[str]) -> set[str] | None:
+        if args[0].upper() == "EVALSHA" and args[1] in shas:
+            ran_scripts.append(shas[args[1]])
+            return set(args[3:3 + int(args[2])])
+        if args[0].upper() in ("EVALSHA", "EVAL"):
+            raise AssertionError(f"an unexpected script ran: {args[:2]}")
+        return None
+
+    def work() -> None:
+        prompts.append(store.prompts.render_for_dispatch(issue, claim))
+        prompts.append(store.prompts.render_for_dispatch(store.issues.get(issue["parentId"])))
+
+    lines = monitored(store, work)
+    ran, bad = undeclared(lines, declared_of)
+    assert bad == []
+    # Both phases ran for both issues, and the third trip for the done blocker.
+    assert ran_scripts == ["prompt_context", "prompt_rows", "prompt_rows", "prompt_context", "prompt_rows"]
+    assert {"HGETALL", "HMGET", "ZREVRANGE", "HKEYS", "SMEMBERS", "HINCRBY"} <= set(ran)
+    text = prompts[0][0]
+    assert "done blocker" in text and "sib 2" in text and "try again" in text
+
+
+def test_the_webhook_accept_script_touches_only_its_declared_keys(private_store: RedisStore) -> None:
+    store = private_store
+    intake = Intake(store)
+    delivery = Delivery("github", "d-1", "identity-1")
+    marker = store.keys.webhook_delivery(delivery.provider, delivery.digest)
+    outcomes: list[str] = []
+
+    def declared_of(args: list[str]) -> set[str] | None:
+        if args[0].upper() != "EVAL":
+            return None
+        # The body has spaces; the three KEYS follow "3" after it: the marker first.
+        at = args.index(marker)
+        assert args[at - 1] == "3"
+        return set(args[at:at + 3])
+
+    def work() -> None:
+        outcomes.append(intake.accept(delivery, b"{}").status)
+        outcomes.append(intake.accept(delivery, b"{}").status)  # a duplicate: LREM + DEL
+
+    ran, bad = undeclared(monitored(store, work), declared_of)
+    assert outcomes == ["queued", "duplicate"]
+    assert bad == []
+    assert {"GET", "SET", "LREM", "DEL"} <= set(ran)
+
+
+def children(store: RedisStore, parent_id: str, n: int) -> list[dict[str, Any]]:
+    return [store.issues.create({"title": f"child {i}", "type": "task", "parentId": parent_id}) for i in range(n)]
+
+
+def test_a_large_family_shows_only_the_most_recent_fifty_in_creation_order(store: RedisStore) -> None:
+    parent = store.issues.create({"title": "parent", "type": "plan"})
+    kids = children(store, parent["id"], ctxmod.FAMILY_LIMIT + 6)
+    me = kids[-3]  # not among the newest: the newest 50 others are all shown
+    v = store.prompts.facts(store.issues.get(me["id"])).variables
+    others = [k["id"] for k in kids if k["id"] != me["id"]]
+    assert [s["id"] for s in v["siblings"]] == others[-ctxmod.FAMILY_LIMIT:]
+    assert v["siblingsTotal"] == len(others) and v["siblingsTruncated"] is True
+    assert v["childrenTotal"] == 0 and v["children"] == []
+    root = store.prompts.facts(store.issues.get(parent["id"])).variables
+    assert [c["id"] for c in root["children"]] == [k["id"] for k in kids][-ctxmod.FAMILY_LIMIT:]
+    assert root["childrenTotal"] == len(kids) and root["childrenTruncated"] is True
+    assert root["siblingsTotal"] == 0
+    oldest = store.prompts.facts(store.issues.get(kids[0]["id"])).variables  # the issue itself is left out
+    assert [s["id"] for s in oldest["siblings"]] == [k["id"] for k in kids][-ctxmod.FAMILY_LIMIT:]
+    newest = store.prompts.facts(store.issues.get(kids[-1]["id"])).variables
+    assert [s["id"] for s in newest["siblings"]] == [k["id"] for k in kids][-ctxmod.FAMILY_LIMIT - 1:-1]
+
+
+def test_the_sibling_list_in_a_prompt_says_when_it_is_cut_short(store: RedisStore) -> None:
+    parent = store.issues.create({"title": "parent", "type": "plan"})
+    kids = children(store, parent["id"], ctxmod.FAMILY_LIMIT + 2)
+    prompt, _ = store.prompts.render_for_dispatch(store.issues.get(kids[0]["id"]))
+    assert prompt is not None
+    assert f"(showing {ctxmod.FAMILY_LIMIT} of {ctxmod.FAMILY_LIMIT + 1}, the most recent)" in prompt
+    assert "- #" + str(kids[1]["number"]) + " " not in prompt and f"child {ctxmod.FAMILY_LIMIT + 1}" in prompt
+    store.issues.delete(kids[1]["id"])
+    prompt, _ = store.prompts.render_for_dispatch(store.issues.get(kids[0]["id"]))
+    assert prompt is not None and "showing" not in prompt and f"child {ctxmod.FAMILY_LIMIT + 1}" in prompt
+
+
+def test_a_small_family_is_not_marked_as_cut_short(store: RedisStore) -> None:
+    parent = store.issues.create({"title": "parent", "type": "plan"})
+    kids = children(store, parent["id"], 3)
+    v = store.prompts.facts(store.issues.get(kids[1]["id"])).variables
+    assert [s["id"] for s in v["siblings"]] == [kids[0]["id"], kids[2]["id"]]
+    assert v["siblingsTotal"] == 2 and v["siblingsTruncated"] is False
