@@ -281,9 +281,12 @@ def _rows(store: RedisStore, count_key: str | None, count_gen: str, own_goal: bo
     """One ``prompt_rows`` call: the rows of these ids, each key declared (see the script header)."""
     k = store.keys
     generation = k.prompts_generation()
-    keys = [generation, count_key or generation,
-            *map(k.issue, family), *(k.row("label", i) for i in labels), *(k.row("relation", i) for i in relations),
-            *(k.row("goal", i) for i in goals), *(k.session(i) for i in sessions), *map(k.issue, targets)]
+    # Each builder once, then concatenation: the same keys, without a call per row.
+    issue, label, relation, goal = k.issue(""), k.row("label", ""), k.row("relation", ""), k.row("goal", "")
+    session = k.session("") if sessions else ""
+    keys = [generation, count_key or generation, *[issue + i for i in family], *[label + i for i in labels],
+            *[relation + i for i in relations], *[goal + i for i in goals], *[session + i for i in sessions],
+            *[issue + i for i in targets]]
     args = [count_gen if count_key else "", _flag(own_goal), project_id or "", len(family), len(labels),
             len(relations), len(goals), len(sessions), len(targets), len(SUMMARY_FIELDS), len(REF_FIELDS),
             *SUMMARY_FIELDS, *REF_FIELDS, *targets]
