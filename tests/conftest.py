@@ -16,7 +16,7 @@ from api.app import create_app
 from loop.clock import FrozenClock
 from loop.settings import Settings
 from loop.store import RedisStore, connect
-from tests.redis_server import choose_url, claim_db
+from tests.redis_server import choose_url, claim_db, spawn_redis
 
 # CI replays the same examples every run (a red CI is then reproducible); local runs explore.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -66,6 +66,19 @@ def store(redis_client: redis.Redis, settings: Settings, clock: FrozenClock) -> 
         yield s
     finally:
         s.delete_namespace()
+
+
+@pytest.fixture
+def private_store() -> Iterator[RedisStore]:
+    """A store on a throwaway redis-server, for SCRIPT FLUSH and MONITOR (which must not
+    disturb, nor be disturbed by, anyone else)."""
+    proc = spawn_redis()
+    try:
+        client = connect(proc.url)
+        yield RedisStore(client, Settings(namespace=f"t-{uuid.uuid4().hex[:8]}"), FrozenClock())
+        client.close()
+    finally:
+        proc.stop()
 
 
 class Client(falcon.testing.TestClient):

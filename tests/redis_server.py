@@ -13,8 +13,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import redis
@@ -112,3 +115,25 @@ def claim_db(base_url: str) -> str:
         )
     client.set(MARKER, "loop test suite")
     return url
+
+
+def monitored(client: redis.Redis, work: Callable[[], None]) -> list[dict[str, Any]]:
+    """Every command the server ran while ``work`` ran (MONITOR: use a private server)."""
+    lines: list[dict[str, Any]] = []
+    ready = threading.Event()
+
+    def watch() -> None:
+        with client.monitor() as m:
+            ready.set()
+            for cmd in m.listen():
+                lines.append(cmd)
+                if cmd["command"] == "ECHO monitor-done":
+                    return
+
+    t = threading.Thread(target=watch)
+    t.start()
+    assert ready.wait(5)
+    work()
+    client.echo("monitor-done")
+    t.join(10)
+    return lines

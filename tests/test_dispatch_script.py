@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-import uuid
-
-import pytest
-
-from loop.clock import FrozenClock
 from loop.dispatch.audit import audit
 from loop.dispatch.index import script_body
 from loop.dispatch.scoring import member
-from loop.settings import Settings
-from loop.store import RedisStore, connect
-from tests.redis_server import spawn_redis
+from tests.redis_server import monitored
 
 NAMES = ("dispatch_claim", "dispatch_rescore", "dispatch_enter")
-
-
-@pytest.fixture
-def private_store():
-    """A store on a throwaway redis-server (SCRIPT FLUSH and MONITOR must not disturb others)."""
-    proc = spawn_redis()
-    try:
-        client = connect(proc.url)
-        yield RedisStore(client, Settings(namespace=f"t-{uuid.uuid4().hex[:8]}"), FrozenClock())
-        client.close()
-    finally:
-        proc.stop()
 
 
 def _seed(store):
@@ -56,28 +36,16 @@ def test_the_claim_still_works_after_script_flush(private_store):
 def test_every_key_the_scripts_touch_is_declared_in_keys(private_store):
     store = private_store
     project, a, *_ = _seed(store)
-    lines: list[dict] = []
-    ready = threading.Event()
-
-    def watch():
-        with store.r.monitor() as m:
-            ready.set()
-            for cmd in m.listen():
-                lines.append(cmd)
-                if cmd["command"] == "ECHO done":
-                    return
-
     other = store.projects.create({"name": "P2"})
     store.issues.create({"title": "d", "type": "task", "status": "todo", "projectId": other["id"]})
-    t = threading.Thread(target=watch)
-    t.start()
-    assert ready.wait(5)
-    store.dispatch.claim("x", project["id"])
-    store.dispatch.claim("x")
-    store.goals.create({"title": "G3", "projectId": other["id"]})  # rescores P2's ready issue
-    store.issues.create({"title": "e", "type": "task", "status": "todo", "projectId": other["id"]})  # enters
-    store.r.echo("done")
-    t.join(10)
+
+    def work():
+        store.dispatch.claim("x", project["id"])
+        store.dispatch.claim("x")
+        store.goals.create({"title": "G3", "projectId": other["id"]})  # rescores P2's ready issue
+        store.issues.create({"title": "e", "type": "task", "status": "todo", "projectId": other["id"]})  # enters
+
+    lines = monitored(store.r, work)
     prefix = store.keys.prefix + ":"
     declared: set[str] = set()
     checked: list[str] = []

@@ -3,59 +3,19 @@ proved with MONITOR on a private redis-server), and bounds how many siblings/chi
 
 from __future__ import annotations
 
-import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-from loop.clock import FrozenClock
 from loop.prompts import context as ctxmod
-from loop.settings import Settings
 from loop.signals.intake import Intake
 from loop.signals.providers import Delivery
-from loop.store import RedisStore, connect
-from tests.redis_server import spawn_redis
+from loop.store import RedisStore
+from tests.redis_server import monitored
 
 PROMPT_SCRIPTS = ("prompt_context", "prompt_rows")
 #: Commands the scripts run, each naming exactly one key, its first argument.
 SINGLE_KEY = {"GET", "SET", "EXISTS", "DEL", "HGET", "HGETALL", "HMGET", "HKEYS", "HINCRBY", "SMEMBERS",
               "ZCARD", "ZSCORE", "ZRANGE", "ZREVRANGE", "LREM"}
-
-
-@pytest.fixture
-def private_store() -> Iterator[RedisStore]:
-    """A store on a throwaway redis-server (MONITOR must not see, nor slow, anyone else)."""
-    proc = spawn_redis()
-    try:
-        client = connect(proc.url)
-        yield RedisStore(client, Settings(namespace=f"t-{uuid.uuid4().hex[:8]}"), FrozenClock())
-        client.close()
-    finally:
-        proc.stop()
-
-
-def monitored(store: RedisStore, work: Callable[[], None]) -> list[dict[str, Any]]:
-    """Every command the server ran while ``work`` ran."""
-    lines: list[dict[str, Any]] = []
-    ready = threading.Event()
-
-    def watch() -> None:
-        with store.r.monitor() as m:
-            ready.set()
-            for cmd in m.listen():
-                lines.append(cmd)
-                if cmd["command"] == "ECHO monitor-done":
-                    return
-
-    t = threading.Thread(target=watch)
-    t.start()
-    assert ready.wait(5)
-    work()
-    store.r.echo("monitor-done")
-    t.join(10)
-    return lines
 
 
 def undeclared(lines: list[dict[str, Any]], declared_of: Callable[[list[str]], set[str] | None]
@@ -125,7 +85,7 @@ def test_every_key_the_prompt_scripts_touch_is_declared_in_keys(private_store: R
         prompts.append(store.prompts.render_for_dispatch(issue, claim))
         prompts.append(store.prompts.render_for_dispatch(store.issues.get(issue["parentId"])))
 
-    lines = monitored(store, work)
+    lines = monitored(store.r, work)
     ran, bad = undeclared(lines, declared_of)
     assert bad == []
     # Both phases ran for both issues, and the third trip for the done blocker.
@@ -154,7 +114,7 @@ def test_the_webhook_accept_script_touches_only_its_declared_keys(private_store:
         outcomes.append(intake.accept(delivery, b"{}").status)
         outcomes.append(intake.accept(delivery, b"{}").status)  # a duplicate: LREM + DEL
 
-    ran, bad = undeclared(monitored(store, work), declared_of)
+    ran, bad = undeclared(monitored(store.r, work), declared_of)
     assert outcomes == ["queued", "duplicate"]
     assert bad == []
     assert {"GET", "SET", "LREM", "DEL"} <= set(ran)
