@@ -46,8 +46,7 @@ class Item:
         send(resp, {"data": svc.wire(svc.update(row_id, self.api.body(req, self.update)))})
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, row_id: str) -> None:
-        self.service().delete(row_id, idempotent=self.idempotent_delete) if self.idempotent_delete \
-            else self.service().delete(row_id)
+        self.service().delete(row_id, idempotent=self.idempotent_delete)
         no_content(resp)
 
 
