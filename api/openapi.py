@@ -13,8 +13,9 @@ from loop.dispatch.sessions import SESSION_FIELDS
 TAGS = ["System", "Issues", "Relations", "Comments", "Projects", "Goals", "Labels", "Signals", "Templates",
         "Prompt Reviews", "Dispatch", "Dashboard", "Webhooks", "Keys", "Sessions"]
 
-_KIND: dict[str, dict[str, Any]] = {"s": {"type": "string"}, "i": {"type": "integer"}, "f": {"type": "number"},
-         "t": {"type": "string", "format": "date-time"}, "j": {}, "b": {"type": "boolean"}}
+_KIND: dict[str, dict[str, Any]] = {
+    "s": {"type": "string"}, "S": {"type": "string"}, "i": {"type": "integer"}, "f": {"type": "number"},
+    "t": {"type": "string", "format": "date-time"}, "j": {}, "b": {"type": "boolean"}}
 
 ENTITY_FIELDS: dict[str, Mapping[str, str]] = {
     "Issue": models.ISSUE_FIELDS,

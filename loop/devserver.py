@@ -172,8 +172,9 @@ class EmbeddedRedis:
             redis_executable(), "--daemonize", "no", "--dir", str(d),
             "--dbfilename", "dump.rdb", "--appendonly", "yes", "--appendfsync", "everysec",
             "--save", "60 1", "--logfile", str(d / "redis.log"),
-            # Keep issue hashes with a few-hundred-byte description compact (ziplist instead of
-            # hashtable: about 60% smaller, see docs/benchmarks.md). The 6.2 name; 7.x aliases it.
+            # Descriptions are stored in pieces that fit Redis's default 64-byte limit
+            # (loop/models.py); this keeps issues with other long values (a long title, an agent
+            # summary, a signal payload) compact too. The 6.2 name; 7.x aliases it.
             "--hash-max-ziplist-value", "1024",
         ]
         if len(str(self.socket_path).encode()) <= MAX_SOCKET_PATH:

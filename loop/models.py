@@ -27,9 +27,10 @@ VERSION_STATUSES = ("active", "draft", "retired")
 
 Row = dict[str, Any]
 
-# Field kinds: s = string, i = int, f = float, j = JSON, t = timestamp (epoch ms), b = bool
+# Field kinds: s = string, i = int, f = float, j = JSON, t = timestamp (epoch ms), b = bool,
+# S = long text, stored in pieces (see :func:`pieces`)
 ISSUE_FIELDS: dict[str, str] = {
-    "id": "s", "number": "i", "title": "s", "description": "s", "type": "s", "status": "s",
+    "id": "s", "number": "i", "title": "s", "description": "S", "type": "s", "status": "s",
     "priority": "i", "parentId": "s", "projectId": "s", "signalSource": "s", "signalPayload": "j",
     "hypothesis": "j", "agentSessionId": "s", "agentSummary": "s", "commits": "j",
     "pullRequests": "j", "completedAt": "t", "createdAt": "t", "updatedAt": "t", "deletedAt": "t",
@@ -54,6 +55,40 @@ COMMENT_FIELDS: dict[str, str] = {
 }
 
 
+#: Redis keeps a hash in its compact encoding (listpack, about half the memory) only while
+#: every value is at most ``hash-max-listpack-value`` bytes, 64 by default: one 200-character
+#: description would turn the whole issue hash into a hashtable. So an ``S`` field longer than
+#: that is stored as pieces of at most PIECE_BYTES: ``<field>`` holds the first,
+#: ``<field>~1``, ``<field>~2``... the rest. Values needing more than MAX_PIECES pieces are
+#: stored whole (the hash cannot stay compact then anyway: it would pass the entry limit).
+PIECE_BYTES = 64
+MAX_PIECES = 16
+PIECE_SEP = "~"
+
+
+def pieces(value: str) -> list[str]:
+    """``value`` cut into UTF-8 pieces of at most PIECE_BYTES (never inside a character)."""
+    data = value.encode()
+    if len(data) <= PIECE_BYTES or len(data) > PIECE_BYTES * MAX_PIECES:
+        return [value]
+    out: list[str] = []
+    start = 0
+    while start < len(data):
+        end = min(start + PIECE_BYTES, len(data))
+        while end < len(data) and (data[end] & 0xC0) == 0x80:  # a continuation byte: back off
+            end -= 1
+        out.append(data[start:end].decode())
+        start = end
+    return out if len(out) <= MAX_PIECES else [value]
+
+
+def piece_names(field: str, value: Any) -> list[str]:
+    """The hash fields an ``S`` value occupies (none for ``None``)."""
+    if value is None:
+        return []
+    return [field] + [f"{field}{PIECE_SEP}{i}" for i in range(1, len(pieces(str(value))))]
+
+
 def _enc(kind: str, value: Any) -> str:
     if kind == "j":
         return orjson.dumps(value).decode()
@@ -65,7 +100,7 @@ def _enc(kind: str, value: Any) -> str:
 
 
 def _dec(kind: str, raw: str) -> Any:
-    if kind == "s":
+    if kind in ("s", "S"):
         return raw
     if kind in ("i", "t"):
         return int(raw)
@@ -79,22 +114,65 @@ def _dec(kind: str, raw: str) -> Any:
 
 
 def encode(fields: Mapping[str, str], row: Mapping[str, Any]) -> dict[str, str]:
-    """Row -> HSET mapping (``None`` values omitted; see :func:`nulls`)."""
-    return {k: _enc(fields[k], v) for k, v in row.items() if v is not None and k in fields}
+    """Row -> HSET mapping (``None`` values omitted; see :func:`stale`)."""
+    out: dict[str, str] = {}
+    for k, v in row.items():
+        kind = fields.get(k)
+        if v is None or kind is None:
+            continue
+        if kind == "S":
+            parts = pieces(str(v))
+            out[k] = parts[0]
+            for i in range(1, len(parts)):
+                out[f"{k}{PIECE_SEP}{i}"] = parts[i]
+        else:
+            out[k] = _enc(kind, v)
+    return out
 
 
-def nulls(fields: Mapping[str, str], row: Mapping[str, Any]) -> list[str]:
-    """Fields of ``row`` set to ``None``: to HDEL on update."""
-    return [k for k, v in row.items() if v is None and k in fields]
+def stale(fields: Mapping[str, str], changes: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[str]:
+    """Hash fields to HDEL when ``changes`` is written over ``old``: the fields set to
+    ``None``, and the pieces of an ``S`` field the new value no longer fills."""
+    gone: list[str] = []
+    for k, v in changes.items():
+        kind = fields.get(k)
+        if kind is None:
+            continue
+        if kind == "S":
+            if old is not None:
+                before = piece_names(k, old.get(k))
+            elif v is None:  # unknown old value: every name it could have used
+                before = [k] + [f"{k}{PIECE_SEP}{i}" for i in range(1, MAX_PIECES)]
+            else:  # a new row
+                before = []
+            keep = set(piece_names(k, v))
+            gone += [n for n in before if n not in keep]
+        elif v is None:
+            gone.append(k)
+    return gone
 
 
 def decode(fields: Mapping[str, str], raw: Mapping[str, str]) -> Row:
     """HGETALL result -> row with every known field present (absent = ``None``)."""
     row: Row = dict.fromkeys(fields)
+    extra: dict[str, dict[int, str]] | None = None
     for k, v in raw.items():
         kind = fields.get(k)
         if kind is not None:
             row[k] = _dec(kind, v)
+        elif PIECE_SEP in k:
+            base, _, n = k.partition(PIECE_SEP)
+            if fields.get(base) == "S" and n.isdigit():
+                (extra := extra or {}).setdefault(base, {})[int(n)] = v
+    if extra:
+        for base, parts in extra.items():
+            if row[base] is not None:
+                text = [row[base]]
+                i = 1
+                while i in parts:  # contiguous pieces only
+                    text.append(parts[i])
+                    i += 1
+                row[base] = "".join(text)
     return row
 
 

@@ -258,7 +258,7 @@ class Issues:
     def _stage_update(self, pipe: Any, old: Row, new: Row) -> None:
         diff = {k: v for k, v in new.items() if old.get(k) != v}
         if diff:
-            self.s.write_row(pipe, "issue", ISSUE_FIELDS, new["id"], diff)
+            self.s.write_row(pipe, "issue", ISSUE_FIELDS, new["id"], diff, old)
         self._reindex(pipe, old, new)
 
     def delete(self, issue_id: str) -> Row:

@@ -88,7 +88,7 @@ class RowService:
             if self.has_updated_at:
                 new["updatedAt"] = self.s.now()
             pipe.multi()
-            self.s.write_row(pipe, self.kind, self.fields, row_id, {k: v for k, v in new.items() if old[k] != v})
+            self.s.write_row(pipe, self.kind, self.fields, row_id, {k: v for k, v in new.items() if old[k] != v}, old)
             return new
 
         return self._written(self.s.transact(tx, key))
@@ -107,7 +107,7 @@ class RowService:
             now = self.s.now()
             stamp = {"deletedAt": now, **({"updatedAt": now} if self.has_updated_at else {})}
             pipe.multi()
-            self.s.write_row(pipe, self.kind, self.fields, row_id, stamp)
+            self.s.write_row(pipe, self.kind, self.fields, row_id, stamp, old)
             pipe.zrem(self.index, row_id)
             return {**old, **stamp}
 
