@@ -12,11 +12,12 @@ key                                    type    purpose
 P:seq:issue                            string  INCR counter for issue numbers
 P:seq:row                              string  INCR counter ordering projects/goals/labels/...
 P:issue:<id>                           hash    one issue (wire fields; JSON for objects)
-P:idx:issues                           zset    live issues, score = number (creation order)
-P:idx:issues:status:<status>           zset    live issues by status, score = number
-P:idx:issues:type:<type>               zset    live issues by type
-P:idx:issues:priority:<p>              zset    live issues by priority
-P:idx:issues:project:<projectId>       zset    live issues by project
+P:issues:ids                           string  issue id by number: ID_WIDTH bytes at (number-1)*ID_WIDTH
+P:bits:issues                          string  bitmap of live issues: bit <number> set
+P:bits:issues:status:<status>          string  bitmap of live issues by status (bit <number>)
+P:bits:issues:type:<type>              string  bitmap of live issues by type
+P:bits:issues:priority:<p>             string  bitmap of live issues by priority
+P:idx:issues:project:<projectId>       zset    live issues by project, score = number
 P:idx:issues:parent:<parentId>         zset    live issues by parent (children lists)
 P:idx:issues:label:<labelId>           zset    live issues carrying a label
 P:counts:project_status                hash    "<projectId>|<status>" -> live issue count
@@ -81,6 +82,11 @@ IDEMPOTENCY_LOCK_SECONDS = 60
 MAX_TX_RETRIES = 50
 #: Temporary keys used to combine index sets live this long at most.
 TMP_KEY_TTL_SECONDS = 30
+#: Width of an issue id in ``P:issues:ids`` (ids are fixed-width, see ``loop.ids``).
+ID_WIDTH = 24
+#: Issue bitmaps are skipped through in blocks of this many bytes (8x as many issues) when a
+#: list starts at an offset: one BITCOUNT per block, then a bisection inside the block.
+LIST_BLOCK_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,17 @@ class Keys:
         return self._k("idx", kind)
 
     def issue_index(self, field: str, value: str) -> str:
-        """Secondary index of live issues whose ``field`` equals ``value``."""
+        """Zset of live issues whose ``field`` (project, parent, label) equals ``value``."""
         return self._k("idx", "issues", field, value)
+
+    def issue_bits(self, field: str | None = None, value: str = "") -> str:
+        """Bitmap of live issues (by number), or of those whose ``field`` (status, type,
+        priority: few values, so a bit per issue is far smaller than a zset entry) is ``value``."""
+        return self._k("bits", "issues", field, value) if field else self._k("bits", "issues")
+
+    def issue_ids(self) -> str:
+        """Fixed-width id of every issue by number (what the bitmaps' bit offsets name)."""
+        return self._k("issues", "ids")
 
     def counts(self, name: str) -> str:
         return self._k("counts", name)

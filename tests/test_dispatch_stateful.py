@@ -155,7 +155,7 @@ class DispatchMachine(RuleBasedStateMachine):
         holders: dict[str, list[str]] = {}
         for sid in r.zrange(k.dispatch_leases(), 0, -1):
             holders.setdefault(r.hget(k.session(sid), "issueId"), []).append(sid)
-        for issue_id in r.zrange(k.index("issues"), 0, -1):
+        for issue_id in (i["id"] for i in self.store.issues.list({}, 10**6, 0)[0]):
             row = self.store.issues.get(issue_id)
             states = [issue_id in ready, issue_id in holders,
                       row["status"] == "todo" and blocked.get(issue_id, 0) > 0,

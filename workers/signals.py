@@ -81,7 +81,10 @@ def _hold(point: str) -> None:
     gate = Path(folder) / point
     if not gate.exists():
         return
-    Path(folder, f"{point}.pid").write_text(str(os.getpid()))
+    # Written aside then renamed: the test waits for the file and must never read it empty.
+    tmp = Path(folder, f"{point}.pid.tmp")
+    tmp.write_text(str(os.getpid()))
+    tmp.rename(Path(folder, f"{point}.pid"))
     while gate.exists():
         time.sleep(0.02)
 

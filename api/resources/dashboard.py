@@ -1,6 +1,6 @@
 """``GET /api/dashboard/stats`` and ``GET /api/dashboard/activity`` (contract 1.12).
 
-Both are served from indexes: counts are ZCARDs of the issue status/type indexes,
+Both are served from indexes: counts are BITCOUNTs of the issue status/type bitmaps,
 ``completedLast24h`` a ZCOUNT of the completed-issues zset, and activity pages the zset of
 root issues scored by their chain's latest activity. No request loads every issue.
 (``/api/dashboard/prompts`` belongs to the prompt engine.)
@@ -26,11 +26,11 @@ def stats(store: Any) -> dict[str, Any]:
     """Issue, goal and dispatch counts, excluding soft-deleted rows."""
     k = store.keys
     pipe = store.r.pipeline(transaction=False)
-    pipe.zcard(k.index("issues"))
+    pipe.bitcount(k.issue_bits())
     for status in ISSUE_STATUSES:
-        pipe.zcard(k.issue_index("status", status))
+        pipe.bitcount(k.issue_bits("status", status))
     for issue_type in ISSUE_TYPES:
-        pipe.zcard(k.issue_index("type", issue_type))
+        pipe.bitcount(k.issue_bits("type", issue_type))
     pipe.zcount(k.issues_completed(), store.now() - DAY_MS, "+inf")
     pipe.zrange(k.index("goals"), 0, -1)
     out = pipe.execute()

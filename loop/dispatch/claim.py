@@ -84,8 +84,8 @@ class Claimer:
             members = self.s.r.zrevrange(source, 0, CANDIDATES - 1)
             if not members and not check_due:
                 return None  # (with check_due the script still runs: an expired lease may refill the set)
-        fixed = [k.dispatch_ready(), source, k.dispatch_leases(), k.issue_index("status", "todo"),
-                 k.issue_index("status", "in_progress"), k.counts("project_status"), k.issue_roots()]
+        fixed = [k.dispatch_ready(), source, k.dispatch_leases(), k.issue_bits("status", "todo"),
+                 k.issue_bits("status", "in_progress"), k.counts("project_status"), k.issue_roots()]
         script = self.s.scripts[CLAIM_SCRIPT]
         # One id and token per claim: a losing attempt creates nothing, so they can be reused.
         sid, token = new_session_id(), new_token("claim_")

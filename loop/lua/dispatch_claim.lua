@@ -17,8 +17,8 @@ KEYS[1]  zset  P:dispatch:ready                      all dispatchable issues; me
                                                      score = weight - createdAt/86400000
 KEYS[2]  zset  the source set: KEYS[1], or P:dispatch:ready:project:<projectId> for a project filter
 KEYS[3]  zset  P:dispatch:leases                     active session id -> lease expiry (epoch ms)
-KEYS[4]  zset  P:idx:issues:status:todo              live todo issues, score = issue number
-KEYS[5]  zset  P:idx:issues:status:in_progress       live in_progress issues, score = issue number
+KEYS[4]  string P:bits:issues:status:todo            bitmap of live todo issues (bit <number>)
+KEYS[5]  string P:bits:issues:status:in_progress     bitmap of live in_progress issues
 KEYS[6]  hash  P:counts:project_status               "<projectId>|<status>" -> live issue count
 KEYS[7]  zset  P:idx:issues:roots                    root issues by latest chain activity (dashboard)
 KEYS[8]  hash  P:session:<sessionId>                 the session to create (must not exist)
@@ -84,8 +84,8 @@ while true do
     local id, number, project = f[5], f[3], f[4]
     -- (a todo issue has no completedAt: Issues._apply clears it whenever status is not done)
     redis.call('HSET', issue, 'status', 'in_progress', 'updatedAt', now, 'agentSessionId', sid)
-    redis.call('ZREM', KEYS[4], id)
-    redis.call('ZADD', KEYS[5], number, id)
+    redis.call('SETBIT', KEYS[4], number, 0)
+    redis.call('SETBIT', KEYS[5], number, 1)
     if project then
       redis.call('HINCRBY', KEYS[6], project .. '|todo', -1)
       redis.call('HINCRBY', KEYS[6], project .. '|in_progress', 1)

@@ -1,15 +1,15 @@
-"""Issues: the unit of work. Hash per issue plus sorted-set secondary indexes.
+"""Issues: the unit of work. Hash per issue plus secondary indexes.
 
-Every index is a zset scored by the issue number, so any filtered list comes back in
-creation order and pages with ZRANGE; ``total`` is a ZCARD (or the cardinality of a
-temporary intersection), never a scan of issue hashes.
+Status, type and priority (a handful of values each) and liveness are bitmaps with bit
+``<number>`` set: a bit per issue instead of a ~120-byte zset entry. Project, parent and label
+(many values, each with few issues) are zsets scored by the number. Either way lists come
+back in creation order with an exact total, from ``issue_list.lua``, never a scan of issue
+hashes.
 """
 
 from __future__ import annotations
 
 import builtins
-import heapq
-import itertools
 import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -17,17 +17,18 @@ from typing import TYPE_CHECKING, Any
 from loop import models
 from loop.errors import BusinessRuleError, NotFound
 from loop.ids import new_id
+from loop.keys import ID_WIDTH, LIST_BLOCK_BYTES
 from loop.models import ISSUE_FIELDS, Row
 from loop.store.base import is_id
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
-#: Issue fields with a secondary index (field name in the key -> row field).
-#: Largest ``offset + limit`` served by merging disjoint indexes (beyond: ZUNIONSTORE).
-MERGE_WINDOW = 2000
-
-INDEXED = {"status": "status", "type": "type", "priority": "priority", "project": "projectId", "parent": "parentId"}
+#: Issue fields indexed by bitmaps (field name in the key -> row field).
+BITMAPS = {"status": "status", "type": "type", "priority": "priority"}
+#: Issue fields indexed by zsets.
+INDEXED = {"project": "projectId", "parent": "parentId"}
+LIST_SCRIPT = "issue_list"
 
 PARENT_NOT_FOUND = "Parent issue not found"
 HIERARCHY_LIMIT = "Cannot create a child of an issue that already has a parent (1-level hierarchy limit)"
@@ -90,55 +91,25 @@ class Issues:
 
         ``filters`` keys: status/type (lists, OR-ed), projectId, labelId, priority, parentId.
         """
-        sets: list[list[str]] = []
+        k = self.k
+        groups: list[list[str]] = []
         for name in ("status", "type"):
             if filters.get(name):
-                sets.append([self.k.issue_index(name, v) for v in filters[name]])
-        for name, field in (("project", "projectId"), ("parent", "parentId"), ("label", "labelId")):
-            if filters.get(field) is not None:
-                sets.append([self.k.issue_index(name, str(filters[field]))])
+                groups.append([k.issue_bits(name, v) for v in filters[name]])
         if filters.get("priority") is not None:
-            sets.append([self.k.issue_index("priority", str(filters["priority"]))])
-        if not sets:
-            return self.s.page(self.k.index("issues"), "issue", ISSUE_FIELDS, limit, offset)
-        if len(sets) == 1 and len(sets[0]) == 1:
-            return self.s.page(sets[0][0], "issue", ISSUE_FIELDS, limit, offset)
-        if len(sets) == 1 and offset + limit <= MERGE_WINDOW:
-            return self._merge_disjoint(sets[0], limit, offset)
-        # Combine in Redis: OR within a filter (ZUNIONSTORE), AND across (ZINTERSTORE).
+            groups.append([k.issue_bits("priority", str(filters["priority"]))])
+        zsets = [k.issue_index(name, str(filters[field]))
+                 for name, field in (("project", "projectId"), ("parent", "parentId"), ("label", "labelId"))
+                 if filters.get(field) is not None]
+        if zsets and not groups and len(zsets) == 1:
+            return self.s.page(zsets[0], "issue", ISSUE_FIELDS, limit, offset)
+        if not groups and not zsets:
+            groups.append([k.issue_bits()])
         token = secrets.token_hex(8)
-        pipe = self.s.r.pipeline(transaction=True)
-        parts: list[str] = []
-        for i, keys in enumerate(sets):
-            if len(keys) == 1:
-                parts.append(keys[0])
-            else:
-                tmp = self.k.tmp(f"{token}:{i}")
-                pipe.zunionstore(tmp, keys, aggregate="MAX")
-                parts.append(tmp)
-        result = self.k.tmp(token)
-        pipe.zinterstore(result, parts, aggregate="MAX")
-        pipe.zrange(result, offset, offset + limit - 1)
-        pipe.zcard(result)
-        tmps = [p for p in parts if p.startswith(self.k.tmp(""))] + [result]
-        pipe.delete(*tmps)
-        out = pipe.execute()
-        ids, total = out[-3], out[-2]
-        return self.get_many(ids), int(total)
-
-    def _merge_disjoint(self, keys: builtins.list[str], limit: int, offset: int) -> tuple[builtins.list[Row], int]:
-        """One filter with several values (``status=todo,in_progress``): an issue has one
-        status and one type, so the indexes are disjoint. Merging their heads by issue
-        number costs O(values x (offset + limit)) instead of a ZUNIONSTORE of whole
-        indexes, and the total is the sum of their cardinalities."""
-        pipe = self.s.r.pipeline(transaction=False)
-        for key in keys:
-            pipe.zrange(key, 0, offset + limit - 1, withscores=True)
-            pipe.zcard(key)
-        out = pipe.execute()
-        heads = heapq.merge(*(out[i] for i in range(0, len(out), 2)), key=lambda item: item[1])
-        ids = [member for member, _ in itertools.islice(heads, offset, offset + limit)]
-        return self.get_many(ids), sum(int(n) for n in out[1::2])
+        keys = [k.issue_ids(), k.tmp(f"{token}:a"), k.tmp(f"{token}:b"), *(key for g in groups for key in g), *zsets]
+        args = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, len(groups), *(len(g) for g in groups), len(zsets)]
+        out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
+        return self.get_many(out[1:]), int(out[0])
 
     # ------------------------------------------------------------------ writes
     @staticmethod
@@ -287,10 +258,19 @@ class Issues:
         iid, num = new["id"], new["number"]
         was_live = old is not None and old["deletedAt"] is None
         is_live = new["deletedAt"] is None
-        if is_live and not was_live:
-            pipe.zadd(self.k.index("issues"), {iid: num})
-        elif was_live and not is_live:
-            pipe.zrem(self.k.index("issues"), iid)
+        if old is None:  # a new issue: its number names it from now on
+            pipe.setrange(self.k.issue_ids(), (num - 1) * ID_WIDTH, iid)
+        if is_live != was_live:
+            pipe.setbit(self.k.issue_bits(), num, 1 if is_live else 0)
+        for name, field in BITMAPS.items():
+            before = old[field] if was_live and old is not None else None
+            after = new[field] if is_live else None
+            if before == after:
+                continue
+            if before is not None:
+                pipe.setbit(self.k.issue_bits(name, str(before)), num, 0)
+            if after is not None:
+                pipe.setbit(self.k.issue_bits(name, str(after)), num, 1)
         for name, field in INDEXED.items():
             before = old[field] if was_live and old is not None else None
             after = new[field] if is_live else None

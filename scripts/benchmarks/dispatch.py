@@ -5,8 +5,8 @@ same server in the same run; p99 of /next at 1M within 1.5x of p99 at 1k; the Lu
 >= 10,000 claims/s.
 
 Backlogs are seeded directly in Redis by a Lua loop (10,000 issues per call): minimal issue
-hashes with the real layout of what a claim reads and moves (issue hash, idx:issues, the status
-index, the ready sets with real scores), 10% of them blocked (a blocked count in their dispatch
+hashes with the real layout of what a claim reads and moves (issue hash, the id string, the live
+and status bitmaps, the ready sets with real scores), 10% of them blocked (a blocked count in their dispatch
 state, hence absent from the ready set, as the indexes keep them). While /next is measured a
 background thread tops the ready set back up to its size every 50 ms, so the backlog stays at
 1k / 100k / 1M eligible issues however many are claimed.
@@ -38,8 +38,9 @@ BATCH = 5000
 
 # Seeds ARGV[3..] issues; bench tooling, not part of Loop (its scripts live in loop/lua/).
 SEED_LUA = """
--- KEYS[1] zset idx:issues, KEYS[2] zset idx:issues:status:todo, KEYS[3] zset dispatch:ready,
--- KEYS[3 + i] hash issue:<id i>, KEYS[3 + n + i] hash dispatch:issue:<id i> (i = 1..n)
+-- KEYS[1] string bits:issues, KEYS[2] string bits:issues:status:todo, KEYS[3] zset dispatch:ready,
+-- KEYS[4] string issues:ids,
+-- KEYS[4 + i] hash issue:<id i>, KEYS[4 + n + i] hash dispatch:issue:<id i> (i = 1..n)
 -- ARGV[1] first issue number, ARGV[2] now (ms), ARGV[3 + i] id i
 local first, now = tonumber(ARGV[1]), tonumber(ARGV[2])
 local n = #ARGV - 2
@@ -50,12 +51,13 @@ for i = 1, n do
   local id, num = ARGV[2 + i], first + i - 1
   local t, p = types[num % 5 + 1], (num * 7) % 5
   local created = now - (num % 10000) * 60000
-  redis.call('HSET', KEYS[3 + i], 'id', id, 'number', num, 'title', 'Bench issue ' .. num, 'type', t,
+  redis.call('HSET', KEYS[4 + i], 'id', id, 'number', num, 'title', 'Bench issue ' .. num, 'type', t,
     'status', 'todo', 'priority', p, 'createdAt', created, 'updatedAt', created)
-  redis.call('ZADD', KEYS[1], num, id)
-  redis.call('ZADD', KEYS[2], num, id)
+  redis.call('SETBIT', KEYS[1], num, 1)
+  redis.call('SETBIT', KEYS[2], num, 1)
+  redis.call('SETRANGE', KEYS[4], (num - 1) * 24, id)
   if num % 10 == 0 then
-    redis.call('HSET', KEYS[3 + n + i], 'blocked', 1)
+    redis.call('HSET', KEYS[4 + n + i], 'blocked', 1)
   else
     local score = pweight[p] + tbonus[t] - created / 86400000
     redis.call('ZADD', KEYS[3], string.format('%.17g', score), id .. '|')
@@ -80,7 +82,7 @@ def seed(store: RedisStore, n: int) -> int:
     for start in range(0, n, BATCH):
         ids = _ids(min(BATCH, n - start))
         first = int(store.r.incrby(k.issue_seq(), len(ids))) - len(ids) + 1
-        keys = [k.index("issues"), k.issue_index("status", "todo"), k.dispatch_ready(),
+        keys = [k.issue_bits(), k.issue_bits("status", "todo"), k.dispatch_ready(), k.issue_ids(),
                 *[k.issue(i) for i in ids], *[k.dispatch_state(i) for i in ids]]
         script(keys=keys, args=[first, store.now(), *ids])
         eligible += sum(1 for j in range(len(ids)) if (first + j) % BLOCKED_EVERY)
@@ -227,8 +229,8 @@ def lua_claim(bench: Bench, claims: int) -> None:
         seed(store, size)
         k = store.keys
         sha = store.r.script_load(store.scripts["dispatch_claim"].script)
-        fixed = [k.dispatch_ready(), k.dispatch_ready(), k.dispatch_leases(), k.issue_index("status", "todo"),
-                 k.issue_index("status", "in_progress"), k.counts("project_status"), k.issue_roots()]
+        fixed = [k.dispatch_ready(), k.dispatch_ready(), k.dispatch_leases(), k.issue_bits("status", "todo"),
+                 k.issue_bits("status", "in_progress"), k.counts("project_status"), k.issue_roots()]
         window = 8
         members = store.r.zrevrange(k.dispatch_ready(), 0, claims + window)
         now = store.now()

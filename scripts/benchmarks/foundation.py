@@ -120,7 +120,7 @@ def _seed(srv: Server, n: int) -> None:
     for start in range(0, n, 10_000):
         seed_issues(store, [typical(rng, projects) for _ in range(min(10_000, n - start))])
     took = time.perf_counter() - t0
-    todo = store.r.zcard(store.keys.issue_index("status", "todo"))
+    todo = store.r.bitcount(store.keys.issue_bits("status", "todo"))
     print(f"  seeded {n:,} issues ({todo:,} todo) in {took:.1f}s ({n / took:,.0f}/s, pipelined)", flush=True)
 
 
@@ -173,7 +173,7 @@ def _extras(bench: Bench, s_srv: Server, b_srv: Server, small: int, big: int) ->
 
 
 def _todo(srv: Server) -> int:
-    return int(srv.store.r.zcard(srv.store.keys.issue_index("status", "todo")))
+    return int(srv.store.r.bitcount(srv.store.keys.issue_bits("status", "todo")))
 
 
 # ---------------------------------------------------------------------------- memory
@@ -181,10 +181,10 @@ _ID = re.compile(r"\b[a-z][a-z0-9]{23}\b")
 
 
 def _group(key: str, prefix: str) -> str:
-    """``{ns}:idx:issues:status:todo`` -> ``idx:issues:status:*``; ids -> ``<id>``."""
+    """``{ns}:bits:issues:status:todo`` -> ``bits:issues:status:*``; ids -> ``<id>``."""
     name = _ID.sub("<id>", key[len(prefix):])
     parts = name.split(":")
-    if parts[:2] == ["idx", "issues"] and len(parts) == 4:
+    if parts[:2] in (["idx", "issues"], ["bits", "issues"]) and len(parts) == 4:
         name = ":".join([*parts[:3], "*"])
     return name
 

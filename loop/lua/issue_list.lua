@@ -1,0 +1,150 @@
+--[[
+issue_list.lua: one page of live issues matching a filter, in creation (number) order, and the
+exact total.
+
+Low-cardinality fields (status, type, priority) and liveness are bitmaps with bit <number>
+set; project, parent and label are zsets scored by number. Within a field the values are
+OR-ed (BITOP OR), across fields AND-ed. With bitmaps only, the total is a BITCOUNT and the page
+is found by skipping whole blocks with BITCOUNT, bisecting inside the block, then reading the
+bits from there; numbers become ids through the fixed-width id string. With zsets, the
+smallest zset is walked in order and each member checked against the bitmap (GETBIT) and
+the other zsets (ZSCORE). Every key shares the namespace hash tag (one Redis Cluster slot).
+
+KEYS[1]  string  P:issues:ids              issue id by number: ARGV[3] bytes at (number-1)*ARGV[3]
+KEYS[2]  string  P:tmp:<token>:a           scratch bitmap (written by BITOP, deleted before returning)
+KEYS[3]  string  P:tmp:<token>:b           scratch bitmap (same)
+KEYS[4..]        the filter terms, in the order ARGV describes:
+                 g groups of bitmaps (string; P:bits:issues, P:bits:issues:<field>:<value>),
+                 then z zsets (P:idx:issues:<project|parent|label>:<id>, score = number)
+
+ARGV[1]  offset (>= 0)
+ARGV[2]  limit (>= 1)
+ARGV[3]  width of an id in KEYS[1]
+ARGV[4]  block size in bytes for skipping to the offset
+ARGV[5]  g: number of bitmap groups
+ARGV[5 + i]  number of keys in group i (i = 1..g)
+ARGV[6 + g]  z: number of zsets
+At least one group or one zset.
+
+Returns {total, id1, id2, ...}: the exact number of matches, then the page's ids in order.
+Cost: bitmaps only, O(N/8) bytes of BITOP/BITCOUNT for N issues (memory speed) plus the page;
+with zsets, O(M) for the smallest zset's M members.
+]]
+local offset, limit, width, block = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local g = tonumber(ARGV[5])
+local z = tonumber(ARGV[6 + g])
+local pos = 4
+
+-- The result bitmap R: OR within a group, AND across groups (nil when there is no group).
+local R = nil
+for i = 1, g do
+  local size = tonumber(ARGV[5 + i])
+  local key
+  if size == 1 then
+    key = KEYS[pos]
+  else
+    key = R and KEYS[3] or KEYS[2]
+    redis.call('BITOP', 'OR', key, unpack(KEYS, pos, pos + size - 1))
+  end
+  if R then
+    redis.call('BITOP', 'AND', KEYS[2], R, key)
+    R = KEYS[2]
+  else
+    R = key
+  end
+  pos = pos + size
+end
+
+local out = {}
+local total = 0
+
+if z > 0 then
+  -- Walk the smallest zset; keep the members in R and in every other zset.
+  local zsets, small, small_n = {}, nil, nil
+  for i = pos, pos + z - 1 do
+    local n = redis.call('ZCARD', KEYS[i])
+    if not small or n < small_n then
+      small, small_n = KEYS[i], n
+    end
+    zsets[#zsets + 1] = KEYS[i]
+  end
+  local start = 0
+  while start < small_n do
+    local page = redis.call('ZRANGE', small, start, start + 999, 'WITHSCORES')
+    for j = 1, #page, 2 do
+      local id = page[j]
+      local ok = (not R) or redis.call('GETBIT', R, page[j + 1]) == 1
+      for _, other in ipairs(zsets) do
+        if ok and other ~= small then
+          ok = redis.call('ZSCORE', other, id) ~= false
+        end
+      end
+      if ok then
+        if total >= offset and #out < limit then
+          out[#out + 1] = id
+        end
+        total = total + 1
+      end
+    end
+    start = start + 1000
+  end
+else
+  total = redis.call('BITCOUNT', R)
+  if offset < total then
+    local len = redis.call('STRLEN', R)
+    -- Skip whole blocks, then bisect for the byte holding the (offset+1)-th set bit.
+    local lo, seen = 0, 0
+    while true do
+      local c = redis.call('BITCOUNT', R, lo, lo + block - 1)
+      if seen + c > offset then
+        break
+      end
+      seen, lo = seen + c, lo + block
+    end
+    local a, b = lo, math.min(lo + block, len) - 1
+    while a < b do
+      local mid = math.floor((a + b) / 2)
+      if seen + redis.call('BITCOUNT', R, lo, mid) > offset then
+        b = mid
+      else
+        a = mid + 1
+      end
+    end
+    if a > lo then
+      seen = seen + redis.call('BITCOUNT', R, lo, a - 1)
+    end
+    -- Read bits from byte a on: skip (offset - seen) more set bits, then collect.
+    local numbers = {}
+    local at = a
+    while #numbers < limit and at < len do
+      local chunk = redis.call('GETRANGE', R, at, at + 255)
+      for j = 1, #chunk do
+        local byte = string.byte(chunk, j)
+        if byte ~= 0 then
+          for bitpos = 0, 7 do
+            if bit.band(byte, bit.rshift(128, bitpos)) ~= 0 then
+              if seen >= offset then
+                if #numbers < limit then
+                  numbers[#numbers + 1] = (at + j - 1) * 8 + bitpos
+                end
+              else
+                seen = seen + 1
+              end
+            end
+          end
+        end
+        if #numbers >= limit then
+          break
+        end
+      end
+      at = at + 256
+    end
+    for _, n in ipairs(numbers) do
+      out[#out + 1] = redis.call('GETRANGE', KEYS[1], (n - 1) * width, n * width - 1)
+    end
+  end
+end
+
+redis.call('DEL', KEYS[2], KEYS[3])
+table.insert(out, 1, total)
+return out
