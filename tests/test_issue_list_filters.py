@@ -72,6 +72,7 @@ def _filters(refs: dict[str, list[str]]) -> list[dict[str, Any]]:
     out += [{"status": ["backlog", "triage"], "type": ["signal", "task", "monitor"]},
             {"status": ["todo"], "priority": 1},
             {"projectId": refs["projectId"][1], "status": ["done", "canceled", "todo"]},
+            {"projectId": refs["projectId"][0], "status": ["in_progress"]},
             {"projectId": refs["projectId"][2], "labelId": refs["labelId"][1]},
             {"parentId": refs["parentId"][0], "type": ["task", "plan", "hypothesis"], "priority": 2},
             {"projectId": refs["projectId"][0], "labelId": refs["labelId"][0], "status": list(ISSUE_STATUSES)},
@@ -105,3 +106,17 @@ def test_a_deleted_issue_leaves_every_bitmap(store: RedisStore) -> None:
     assert [store.r.getbit(b, n) for b in bitmaps] == [0, 0, 0, 0]
     assert store.issues.list({}, 10, 0) == ([], 0)
     assert store.r.getrange(k.issue_ids(), (n - 1) * 24, n * 24 - 1) == issue["id"]
+
+
+def test_the_reindex_tool_rebuilds_bitmaps_and_ids_that_list_the_same(mixed) -> None:
+    from loop.store.reindex import rebuild
+
+    store, ids, refs = mixed
+    before = [store.issues.list(f, 500, 0) for f in _filters(refs)]
+    k = store.keys
+    doomed = [*store.r.scan_iter(match=k.issue_bits() + "*"), k.issue_ids()]
+    assert store.r.delete(*doomed) >= 10
+    assert store.issues.list({}, 10, 0) == ([], 0)
+    store.r.set(k.issue_bits("status", "todo"), "\xff" * 40)  # a wrong index is replaced, not merged
+    assert rebuild(store) == len(ids)
+    assert [store.issues.list(f, 500, 0) for f in _filters(refs)] == before

@@ -53,3 +53,21 @@ def test_the_list_script_touches_only_its_declared_keys(private_store: RedisStor
     assert {"BITOP", "BITCOUNT", "GETRANGE", "ZSCORE", "GETBIT", "DEL"} <= set(touched)
     assert [total for _, total in results] == [40, sum(1 for i in range(40) if i % 2),
                                                sum(1 for i in range(40) if i % 3 and i % 4 and i % 5)]
+
+
+def test_a_project_and_status_page_stops_walking_once_full_and_counts_from_the_project_counts(
+        private_store: RedisStore) -> None:
+    store = private_store
+    project = store.projects.create({"name": "P"})
+    for i in range(400):
+        store.issues.create({"title": f"i{i}", "type": "task", "status": "todo" if i % 2 else "backlog",
+                             "projectId": project["id"]})
+    store.r.config_resetstat()
+    rows, total = store.issues.list({"projectId": project["id"], "status": ["todo"]}, 5, 10)
+    getbits = int(store.r.info("commandstats").get("cmdstat_getbit", {}).get("calls", 0))
+    assert total == 200
+    assert [r["title"] for r in rows] == [f"i{i}" for i in range(21, 31, 2)]
+    assert 0 < getbits <= 31  # walked up to the page's last issue, not the whole project
+    store.r.config_resetstat()
+    assert store.issues.list({"projectId": project["id"], "status": ["todo"], "type": ["task"]}, 5, 10)[1] == 200
+    assert int(store.r.info("commandstats")["cmdstat_getbit"]["calls"]) == 400  # no shortcut: a full walk

@@ -15,7 +15,8 @@ KEYS[2]  string  P:tmp:<token>:a           scratch bitmap (written by BITOP, del
 KEYS[3]  string  P:tmp:<token>:b           scratch bitmap (same)
 KEYS[4..]        the filter terms, in the order ARGV describes:
                  g groups of bitmaps (string; P:bits:issues, P:bits:issues:<field>:<value>),
-                 then z zsets (P:idx:issues:<project|parent|label>:<id>, score = number)
+                 then z zsets (P:idx:issues:<project|parent|label>:<id>, score = number),
+                 then, when c > 0, P:counts:project_status (hash "<projectId>|<status>" -> count)
 
 ARGV[1]  offset (>= 0)
 ARGV[2]  limit (>= 1)
@@ -24,6 +25,9 @@ ARGV[4]  block size in bytes for skipping to the offset
 ARGV[5]  g: number of bitmap groups
 ARGV[5 + i]  number of keys in group i (i = 1..g)
 ARGV[6 + g]  z: number of zsets
+ARGV[7 + g]  c: number of count fields; ARGV[7 + g + j] field j of P:counts:project_status. When the
+         filter is exactly a project and statuses, the caller passes "<projectId>|<status>" per
+         status: the total is their sum and the zset walk stops once the page is full.
 At least one group or one zset.
 
 Returns {total, id1, id2, ...}: the exact number of matches, then the page's ids in order.
@@ -33,6 +37,7 @@ with zsets, O(M) for the smallest zset's M members.
 local offset, limit, width, block = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local g = tonumber(ARGV[5])
 local z = tonumber(ARGV[6 + g])
+local c = tonumber(ARGV[7 + g])
 local pos = 4
 
 -- The result bitmap R: OR within a group, AND across groups (nil when there is no group).
@@ -68,10 +73,21 @@ if z > 0 then
     end
     zsets[#zsets + 1] = KEYS[i]
   end
-  local start = 0
-  while start < small_n do
-    local page = redis.call('ZRANGE', small, start, start + 999, 'WITHSCORES')
+  local known = nil
+  if c > 0 then
+    known = 0
+    for j = 1, c do
+      known = known + tonumber(redis.call('HGET', KEYS[pos + z], ARGV[7 + g + j]) or '0')
+    end
+  end
+  -- With a known total the walk may stop early: read small batches first, growing.
+  local start, batch = 0, known and math.max(64, math.min(1000, 2 * (offset + limit))) or 1000
+  while start < small_n and not (known and #out >= limit) do
+    local page = redis.call('ZRANGE', small, start, start + batch - 1, 'WITHSCORES')
     for j = 1, #page, 2 do
+      if known and #out >= limit then
+        break
+      end
       local id = page[j]
       local ok = (not R) or redis.call('GETBIT', R, page[j + 1]) == 1
       for _, other in ipairs(zsets) do
@@ -86,7 +102,11 @@ if z > 0 then
         total = total + 1
       end
     end
-    start = start + 1000
+    start = start + batch
+    batch = math.min(1000, batch * 2)
+  end
+  if known then
+    total = known
   end
 else
   total = redis.call('BITCOUNT', R)

@@ -29,6 +29,7 @@ BITMAPS = {"status": "status", "type": "type", "priority": "priority"}
 #: Issue fields indexed by zsets.
 INDEXED = {"project": "projectId", "parent": "parentId"}
 LIST_SCRIPT = "issue_list"
+FILTERS = ("status", "type", "priority", "projectId", "parentId", "labelId")
 
 PARENT_NOT_FOUND = "Parent issue not found"
 HIERARCHY_LIMIT = "Cannot create a child of an issue that already has a parent (1-level hierarchy limit)"
@@ -105,9 +106,16 @@ class Issues:
             return self.s.page(zsets[0], "issue", ISSUE_FIELDS, limit, offset)
         if not groups and not zsets:
             groups.append([k.issue_bits()])
+        # Project + statuses (the usual "what is open in this project"): the per-project status
+        # counts give the total, so the script stops walking the project once the page is full.
+        used = {n for n in FILTERS if filters.get(n) is not None and filters.get(n) != []}
+        counted = [f"{filters['projectId']}|{s}" for s in filters["status"]] if used == {"projectId", "status"} else []
         token = secrets.token_hex(8)
         keys = [k.issue_ids(), k.tmp(f"{token}:a"), k.tmp(f"{token}:b"), *(key for g in groups for key in g), *zsets]
-        args = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, len(groups), *(len(g) for g in groups), len(zsets)]
+        args = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, len(groups), *(len(g) for g in groups), len(zsets),
+                len(counted), *counted]
+        if counted:
+            keys.append(k.counts("project_status"))
         out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
         return self.get_many(out[1:]), int(out[0])
 

@@ -154,7 +154,7 @@ def list_scaling(bench: Bench) -> None:
 
 
 def _extras(bench: Bench, s_srv: Server, b_srv: Server, small: int, big: int) -> None:
-    """Filters served by ZUNIONSTORE/ZINTERSTORE or deep offsets: how they scale (no target)."""
+    """Comma lists, AND-combined filters and deep offsets: how they scale (no target)."""
     print("  -- other list shapes (one round each, informative)", flush=True)
     project = {srv.port: srv.store.projects.list(1, 0)[0][0]["id"] for srv in (s_srv, b_srv)}
     shapes: list[tuple[str, Callable[[Server], Callable[[int], Request]]]] = [
