@@ -270,24 +270,22 @@ class Issues:
             pipe.setrange(self.k.issue_ids(), (num - 1) * ID_WIDTH, iid)
         if is_live != was_live:
             pipe.setbit(self.k.issue_bits(), num, 1 if is_live else 0)
-        for name, field in BITMAPS.items():
+        for name, field in (*BITMAPS.items(), *INDEXED.items()):
             before = old[field] if was_live and old is not None else None
             after = new[field] if is_live else None
             if before == after:
                 continue
+            bitmap = name in BITMAPS
             if before is not None:
-                pipe.setbit(self.k.issue_bits(name, str(before)), num, 0)
+                if bitmap:
+                    pipe.setbit(self.k.issue_bits(name, str(before)), num, 0)
+                else:
+                    pipe.zrem(self.k.issue_index(name, str(before)), iid)
             if after is not None:
-                pipe.setbit(self.k.issue_bits(name, str(after)), num, 1)
-        for name, field in INDEXED.items():
-            before = old[field] if was_live and old is not None else None
-            after = new[field] if is_live else None
-            if before == after:
-                continue
-            if before is not None:
-                pipe.zrem(self.k.issue_index(name, str(before)), iid)
-            if after is not None:
-                pipe.zadd(self.k.issue_index(name, str(after)), {iid: num})
+                if bitmap:
+                    pipe.setbit(self.k.issue_bits(name, str(after)), num, 1)
+                else:
+                    pipe.zadd(self.k.issue_index(name, str(after)), {iid: num})
         counts = self.k.counts("project_status")
         before_ps = (old["projectId"], old["status"]) if was_live and old is not None and old["projectId"] else None
         after_ps = (new["projectId"], new["status"]) if is_live and new["projectId"] else None
