@@ -101,10 +101,14 @@ def test_a_claim_updates_the_issue_indexes_exactly_as_a_status_patch_would(store
         store.issues.update(y["id"], {"status": "in_progress", "agentSessionId": "s"})
     r = store.r
     zsets = [key for key in r.scan_iter(match=store.keys.all_pattern(), count=1000) if r.type(key) == "zset"]
+    bitmaps = list(r.scan_iter(match=store.keys.issue_bits() + "*", count=1000))
+    assert store.keys.issue_bits("status", "in_progress") in bitmaps
     for x, y in zip(claimed, patched, strict=True):
         for key in zsets:
             sx, sy = r.zscore(key, x["id"]), r.zscore(key, y["id"])
             assert (sx is None) == (sy is None), key
+        for key in bitmaps:
+            assert r.getbit(key, x["number"]) == r.getbit(key, y["number"]), key
         assert r.hget(store.keys.issue(x["id"]), "updatedAt") == r.hget(store.keys.issue(y["id"]), "updatedAt")
     assert r.zscore(store.keys.issue_roots(), root["id"]) == clock.now_ms()
     assert r.zscore(store.keys.issue_roots(), claimed[0]["id"]) == clock.now_ms()
