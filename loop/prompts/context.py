@@ -166,7 +166,8 @@ def _session_reader() -> Any:
 
 
 def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | None,
-         claim: Mapping[str, Any] | None = None, usage: tuple[str, str] | None = None) -> Facts:
+         claim: Mapping[str, Any] | None = None, usage: tuple[str, str] | None = None,
+         record: tuple[str, str, str] | None = None) -> Facts:
     """Read everything around ``issue`` (a decoded row) and build the template variables.
 
     Two round trips, every key declared in KEYS (the Lua rule; Redis Cluster): ``prompt_context``
@@ -177,6 +178,9 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     ``store.dispatch.sessions_for_issue`` returns, without its extra round trips).
     ``usage=(version key, generation)`` also counts one use of that version if the catalog
     generation is still the given one (``Facts.counted`` says whether it did).
+    ``record=(session key, dispatch version counter key, version id)``: when the use is counted,
+    also set the session's ``versionId`` and count the dispatch (dispatch's bookkeeping of a claim,
+    ``loop.dispatch.sessions.stage_version``).
     """
     k = store.keys
     codec: Any = _session_reader() if sessions is None else None
@@ -206,7 +210,7 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     session_ids = _list(ids.get("sessions")) if own_sessions else []
 
     count_key, count_gen = usage if usage is not None else (None, "")
-    data = _rows(store, count_key, count_gen, own_goal, project_id if project else None, family_ids,
+    data = _rows(store, count_key, count_gen, record if usage is not None else None, own_goal, project_id if project else None, family_ids,
                  _list(ids.get("labels")), _list(ids.get("relations")), goal_ids if project else [],
                  session_ids, targets)
     generation = data.get("generation") or None
@@ -226,7 +230,7 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     # not already read (dispatch's blocker maps usually name them) in a third, rarely needed trip.
     missing = list(dict.fromkeys(rid for kind, rid in relations if kind in linked and rid not in targets))
     if missing:
-        more = _rows(store, None, "", False, None, [], [], [], [], [], missing)
+        more = _rows(store, None, "", None, False, None, [], [], [], [], [], missing)
         refs_raw += zip(_list(more.get("targets")), _list(more.get("refs")), strict=True)
     by_id = {r["id"]: r for r in (_fields(ISSUE_FIELDS, REF_FIELDS, _nulls(v)) for _, v in refs_raw) if r}
     counted = bool(data.get("counted"))
@@ -275,7 +279,8 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
                  counted=counted)
 
 
-def _rows(store: RedisStore, count_key: str | None, count_gen: str, own_goal: bool, project_id: str | None,
+def _rows(store: RedisStore, count_key: str | None, count_gen: str, record: tuple[str, str, str] | None,
+          own_goal: bool, project_id: str | None,
           family: list[str], labels: list[str], relations: list[str], goals: list[str], sessions: list[str],
           targets: list[str]) -> dict[str, Any]:
     """One ``prompt_rows`` call: the rows of these ids, each key declared (see the script header)."""
@@ -284,10 +289,11 @@ def _rows(store: RedisStore, count_key: str | None, count_gen: str, own_goal: bo
     # Each builder once, then concatenation: the same keys, without a call per row.
     issue, label, relation, goal = k.issue(""), k.row("label", ""), k.row("relation", ""), k.row("goal", "")
     session = k.session("") if sessions else ""
-    keys = [generation, count_key or generation, *[issue + i for i in family], *[label + i for i in labels],
+    session_key, counter_key, record_id = record if count_key and record else (generation, generation, "")
+    keys = [generation, count_key or generation, session_key, counter_key, *[issue + i for i in family], *[label + i for i in labels],
             *[relation + i for i in relations], *[goal + i for i in goals], *[session + i for i in sessions],
             *[issue + i for i in targets]]
-    args = [count_gen if count_key else "", _flag(own_goal), project_id or "", len(family), len(labels),
+    args = [count_gen if count_key else "", record_id, _flag(own_goal), project_id or "", len(family), len(labels),
             len(relations), len(goals), len(sessions), len(targets), len(SUMMARY_FIELDS), len(REF_FIELDS),
             *SUMMARY_FIELDS, *REF_FIELDS, *targets]
     data: dict[str, Any] = orjson.loads(store.scripts["prompt_rows"](keys=keys, args=args))
