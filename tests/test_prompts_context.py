@@ -6,8 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from loop.clock import FrozenClock
+from loop import models
+from loop.clock import FrozenClock, iso
+from loop.prompts import context as ctxmod
 from loop.store import RedisStore
 from tests.conftest import API_KEY, Client
 
@@ -195,3 +199,19 @@ def test_completion_rate_and_duration_are_measured_from_sessions(
     client.post(f"/api/dispatch/claims/{released['claim']['sessionId']}/release", json={})
     v = client.get("/api/templates/tpl_default_task_execution").json["data"]["activeVersion"]
     assert v["completionRate"] == 0.5 and v["avgDurationMs"] == 90_000.0
+
+
+@given(values=st.lists(st.one_of(st.just(False), st.integers(0, 4_102_444_800_000).map(str)),
+                       min_size=len(ctxmod.SUMMARY_FIELDS), max_size=len(ctxmod.SUMMARY_FIELDS)),
+       title=st.one_of(st.just(False), st.text()))
+def test_a_summary_row_reads_like_the_generic_decode_and_wire(values: list[Any], title: Any) -> None:
+    names = list(ctxmod.SUMMARY_FIELDS)
+    values[names.index("title")] = title  # (the other string fields hold digits: still strings)
+    raw = {n: v for n, v in zip(names, values, strict=True) if v is not False}
+    expected = models.wire(ctxmod.SUMMARY_FIELDS, models.decode(ctxmod.SUMMARY_FIELDS, raw)) if raw else None
+    assert ctxmod._SUMMARY(values) == expected
+
+
+@given(ms=st.integers(0, 4_102_444_800_000))
+def test_cached_iso_timestamps_equal_the_clock_s(ms: int) -> None:
+    assert ctxmod._iso(ms) == iso(ms)
