@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from loop import models
 from loop.clock import FrozenClock, iso
+from loop.models import ISSUE_FIELDS
 from loop.prompts import context as ctxmod
 from loop.store import RedisStore
 from tests.conftest import API_KEY, Client
@@ -215,3 +216,17 @@ def test_a_summary_row_reads_like_the_generic_decode_and_wire(values: list[Any],
 @given(ms=st.integers(0, 4_102_444_800_000))
 def test_cached_iso_timestamps_equal_the_clock_s(ms: int) -> None:
     assert ctxmod._iso(ms) == iso(ms)
+
+
+#: A raw hash value of each field kind (``unknownField`` is not in the layout).
+RAW_VALUES = {"s": st.text(), "i": st.integers(-5, 10**6).map(str), "t": st.integers(0, 4 * 10**12).map(str),
+              "j": st.sampled_from(['{"a": [1, "x"]}', "[]", "null", '"text"'])}
+
+
+@given(raw=st.fixed_dictionaries({}, optional={
+    **{name: RAW_VALUES[kind] for name, kind in ISSUE_FIELDS.items()}, "unknownField": st.text()}))
+def test_a_whole_hash_reads_like_the_generic_decode_and_wire(raw: dict[str, str]) -> None:
+    flat = [x for pair in raw.items() for x in pair]
+    expected = models.wire(ISSUE_FIELDS, models.decode(ISSUE_FIELDS, raw)) if raw else None
+    assert ctxmod._ISSUE(flat) == expected
+    assert ctxmod._ISSUE({}) is None and ctxmod._ISSUE(False) is None  # cjson's empty array, a missing hash

@@ -94,8 +94,26 @@ def _reader(fields: tuple[tuple[str, str], ...], names: tuple[str, ...]) -> Call
     return read
 
 
+@lru_cache(maxsize=16)
+def _hash_reader(fields: tuple[tuple[str, str], ...]) -> Callable[[Any], Row | None]:
+    """Like :func:`_reader`, for a flat HGETALL reply ``[field, value, ...]`` from cjson: the
+    row's wire form with every field of ``fields`` (``None`` when absent; unknown fields are
+    ignored), or ``None`` for an empty reply (no such hash)."""
+    lines = ["def read(flat):", "    if type(flat) is not list or not flat:", "        return None",
+             "    get = dict(zip(flat[::2], flat[1::2])).get", "    return {"]
+    for name, kind in fields:
+        expr = _WIRE_EXPR.get(kind, f"_dec({kind!r}, {{x}})").format(x="x")
+        lines.append(f"        {name!r}: None if (x := get({name!r})) is None else {expr},")
+    lines.append("    }")
+    scope: dict[str, Any] = {"_iso": _iso, "_dec": models._dec}
+    exec("\n".join(lines), scope)
+    read: Callable[[Any], Row | None] = scope["read"]
+    return read
+
+
 _SUMMARY = _reader(tuple(SUMMARY_FIELDS.items()), tuple(SUMMARY_FIELDS))
 _REF = _reader(tuple(ISSUE_FIELDS.items()), REF_FIELDS)
+_ISSUE, _PROJECT, _GOAL = (_hash_reader(tuple(f.items())) for f in (ISSUE_FIELDS, PROJECT_FIELDS, GOAL_FIELDS))
 
 
 def _flag(value: Any) -> str:
@@ -111,12 +129,6 @@ def _pairs(flat: Any) -> dict[str, Any]:
     """A flat HGETALL reply ``[field, value, ...]`` as a dict."""
     items = _list(flat)
     return dict(zip(items[::2], items[1::2], strict=True))
-
-
-def _flat(fields: Mapping[str, str], flat: Any) -> Row | None:
-    """A flat HGETALL reply as a decoded row (``None`` when the hash is missing)."""
-    raw = _pairs(flat)
-    return models.decode(fields, raw) if raw else None
 
 
 def _ref(row: Row) -> Row:
@@ -193,8 +205,9 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
             k.issue_sessions(iid) if own_sessions else placeholder]
     args = [iid, _flag(parent_id), _flag(project_id), _flag(edges), _flag(own_sessions), FAMILY_LIMIT]
     ids = orjson.loads(store.scripts["prompt_context"](keys=keys, args=args))
-    parent = _flat(ISSUE_FIELDS, ids.get("parent"))
-    project = _flat(PROJECT_FIELDS, ids.get("project"))
+    # Parent, project, goal and sessions are read straight into their wire form.
+    parent = _ISSUE(ids.get("parent"))
+    project = _PROJECT(ids.get("project"))
     family_ids = _list(ids.get("family"))
     blockers, blocking = sorted(_list(ids.get("blockers"))), sorted(_list(ids.get("blocking")))
     targets = list(dict.fromkeys(blockers + blocking))
@@ -207,13 +220,13 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
                  _list(ids.get("labels")), _list(ids.get("relations")), goal_ids if project else [],
                  session_ids, targets)
     generation = data.get("generation") or None
-    goal = _flat(GOAL_FIELDS, data.get("goal")) if project else None
+    goal = _GOAL(data.get("goal")) if project else None
     family = [r for r in map(_SUMMARY, _list(data.get("family"))) if r]
     labels = [models.decode(LABEL_FIELDS, _pairs(r)) for r in _list(data.get("labels")) if r]
     relations = [(r[0], r[1]) for r in _list(data.get("relations"))]
     if sessions is None:
-        sessions = [_wire(codec.SESSION_FIELDS, codec.decode(_pairs(r))) for r in _list(data.get("sessions")) if r
-                    ] if own_sessions else []
+        read_session = _hash_reader(tuple(codec.SESSION_FIELDS.items()))
+        sessions = [r for r in map(read_session, _list(data.get("sessions"))) if r] if own_sessions else []
     linked = {
         "blocked_by": [rid for kind, rid in relations if kind == "blocked_by"] + blockers,
         "blocks": [rid for kind, rid in relations if kind == "blocks"] + blocking,
@@ -240,7 +253,7 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     settings = store.settings
     variables: dict[str, Any] = {
         "issue": _issue(issue),
-        "parent": _issue(parent) if parent else None,
+        "parent": parent,
         "siblings": live_family if parent_id else [],
         "children": [] if parent_id else live_family,
         # How many others there are: the lists above hold at most FAMILY_LIMIT (the most recent).
@@ -249,8 +262,8 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
         # Handlebars has no comparison: whether the list above is cut short.
         "siblingsTruncated": bool(parent_id) and family_total > len(live_family),
         "childrenTruncated": not parent_id and family_total > len(live_family),
-        "project": _wire(PROJECT_FIELDS, project) if project else None,
-        "goal": _wire(GOAL_FIELDS, goal) if goal else None,
+        "project": project,
+        "goal": goal,
         "labels": [{"name": lb["name"], "color": lb["color"]} for lb in labels],
         "blocking": refs("blocks"),
         "blockedBy": refs("blocked_by"),
