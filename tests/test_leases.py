@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from loop.dispatch.audit import audit
+from loop.dispatch.sessions import stage_version
 from loop.errors import LoopError
 from tests.conftest import keys_of
 
@@ -220,20 +221,28 @@ def test_after_the_maximum_number_of_expiries_the_issue_is_parked_for_a_human(cl
 
 
 class _Prompts:
-    def __init__(self, fail: bool = False) -> None:
+    """A prompt engine that renders "Do #n" with version v1 and, asked to ``record`` (dispatch
+    does), records it on the claim's session the way the real engine does."""
+
+    def __init__(self, store, fail: bool = False) -> None:
+        self.store = store
         self.fail = fail
         self.calls: list[tuple[dict, dict]] = []
 
-    def render_for_dispatch(self, issue, claim=None):
+    def render_for_dispatch(self, issue, claim=None, record=False):
         self.calls.append((issue, claim))
         if self.fail:
             raise LoopError("unknown partial 'nope'")
+        if record:
+            pipe = self.store.r.pipeline(transaction=True)
+            stage_version(pipe, self.store.keys, claim["sessionId"], "v1")
+            pipe.execute()
         return f"Do #{issue['number']}", {"templateSlug": "s", "templateId": "t", "versionId": "v1",
                                           "versionNumber": 1, "reviewUrl": "POST /api/prompt-reviews"}
 
 
 def test_the_prompt_engine_renders_the_claimed_issue_and_the_version_is_counted(client, store, clock, monkeypatch):
-    prompts = _Prompts()
+    prompts = _Prompts(store)
     monkeypatch.setattr(store, "prompts", prompts)
     a, b = _issue(client, priority=1, description="the whole row"), _issue(client, priority=2)
     body = _claim(client)
@@ -254,7 +263,7 @@ def test_the_prompt_engine_renders_the_claimed_issue_and_the_version_is_counted(
 
 
 def test_a_prompt_that_cannot_render_returns_the_issue_to_the_queue_and_says_why(client, store, monkeypatch):
-    monkeypatch.setattr(store, "prompts", _Prompts(fail=True))
+    monkeypatch.setattr(store, "prompts", _Prompts(store, fail=True))
     issue = _issue(client)
     r = client.get("/api/dispatch/next")
     assert r.status_code == 500

@@ -6,8 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from loop.clock import FrozenClock
+from loop import models
+from loop.clock import FrozenClock, iso
+from loop.models import ISSUE_FIELDS
+from loop.prompts import context as ctxmod
 from loop.store import RedisStore
 from tests.conftest import API_KEY, Client
 
@@ -195,3 +200,35 @@ def test_completion_rate_and_duration_are_measured_from_sessions(
     client.post(f"/api/dispatch/claims/{released['claim']['sessionId']}/release", json={})
     v = client.get("/api/templates/tpl_default_task_execution").json["data"]["activeVersion"]
     assert v["completionRate"] == 0.5 and v["avgDurationMs"] == 90_000.0
+
+
+@given(values=st.lists(st.one_of(st.just(False), st.integers(0, 4_102_444_800_000).map(str)),
+                       min_size=len(ctxmod.SUMMARY_FIELDS), max_size=len(ctxmod.SUMMARY_FIELDS)),
+       title=st.one_of(st.just(False), st.text()))
+def test_a_summary_row_reads_like_the_generic_decode_and_wire(values: list[Any], title: Any) -> None:
+    names = list(ctxmod.SUMMARY_FIELDS)
+    values[names.index("title")] = title  # (the other string fields hold digits: still strings)
+    raw = {n: v for n, v in zip(names, values, strict=True) if v is not False}
+    expected = models.wire(ctxmod.SUMMARY_FIELDS, models.decode(ctxmod.SUMMARY_FIELDS, raw)) if raw else None
+    assert ctxmod._SUMMARY(values) == expected
+
+
+@given(ms=st.integers(0, 4_102_444_800_000))
+def test_cached_iso_timestamps_equal_the_clock_s(ms: int) -> None:
+    assert ctxmod._iso(ms) == iso(ms)
+
+
+#: A raw hash value of each field kind (``unknownField`` is not in the layout).
+RAW_VALUES = {"s": st.text(), "S": st.text(), "i": st.integers(-5, 10**6).map(str), "t": st.integers(0, 4 * 10**12).map(str),
+              "j": st.sampled_from(['{"a": [1, "x"]}', "[]", "null", '"text"'])}
+
+
+@given(raw=st.fixed_dictionaries({}, optional={
+    **{name: RAW_VALUES[kind] for name, kind in ISSUE_FIELDS.items()}, "unknownField": st.text(),
+    # pieces of a long description (models.pieces), with a possible gap
+    "description~1": st.text(), "description~2": st.text(), "description~4": st.text()}))
+def test_a_whole_hash_reads_like_the_generic_decode_and_wire(raw: dict[str, str]) -> None:
+    flat = [x for pair in raw.items() for x in pair]
+    expected = models.wire(ISSUE_FIELDS, models.decode(ISSUE_FIELDS, raw)) if raw else None
+    assert ctxmod._ISSUE(flat) == expected
+    assert ctxmod._ISSUE({}) is None and ctxmod._ISSUE(False) is None  # cjson's empty array, a missing hash

@@ -184,3 +184,45 @@ def test_compiled_templates_do_not_accumulate_in_sys_modules() -> None:
     for _ in range(20):
         engine.compile_template("{{x}}")
     assert len(sys.modules) <= before + 1
+
+
+def _pybars_resolve(context: object, *segments: str) -> object:
+    """What the engine resolved before its fast path: pybars' resolve, errors as missing."""
+    from pybars import _compiler
+
+    try:
+        return _compiler.resolve(context, *segments)
+    except (ValueError, IndexError, TypeError, KeyError):
+        return None
+
+
+def test_the_fast_path_resolves_every_path_exactly_like_pybars() -> None:
+    from pybars import Scope
+
+    data = {"issue": {"id": "i1", "title": "T", "hypothesis": None}, "siblings": [{"title": "s0"}, {"title": "s1"}],
+            "count": 0, "flag": False, "empty": "", "this": "literal"}
+    inner = Scope(data, data, data, index=3, first=True, last=False)
+    contexts = [data, inner, Scope(inner, inner, data), Scope(data, inner, data, overrides={"issue": "over"}),
+                Scope(Scope(data, data, data, overrides={"count": 7}), data, data), data["siblings"], None, "text"]
+    paths = [("issue",), ("issue", "", "id"), ("issue", "", "missing"), ("issue", "", "hypothesis", "", "x"),
+             ("siblings", "", "length"), ("siblings", "", "1", "", "title"), ("siblings", "", "9", "", "title"),
+             ("siblings", "", "first"), ("count",), ("flag",), ("empty",), ("",), ("this",), ("@index",),
+             ("@first",), ("@root", "", "count"), ("keys",), ("items",), ("length",), ("0",), ("nope", "", "deeper"),
+             ("issue", "", "title", "", "upper")]
+    for context in contexts:
+        for path in paths:
+            mine, theirs = engine._resolve(context, *path), _pybars_resolve(context, *path)
+            if callable(theirs):  # a bound method: equal, not identical
+                assert callable(mine) and mine == theirs, (context, path)
+            else:
+                assert mine == theirs and type(mine) is type(theirs), (context, path)
+
+
+def test_the_each_helper_renders_exactly_like_pybars_each() -> None:
+    source = ("{{#each xs}}[{{@index}}:{{@key}}:{{this}}{{#if @first}} first{{/if}}{{#if @last}} last{{/if}}"
+              "{{#each ../ys}}<{{this}}>{{/each}}]{{else}}none{{/each}}")
+    fn = engine.compile_template(source)
+    for xs in ([], ["a"], ["a", "b", "c"], {"k1": "v1", "k2": "v2"}, {}, None, "str"):
+        context = {"xs": xs, "ys": [1, 2]}
+        theirs = str(fn(dict(context), helpers=engine.HELPERS, partials={}))
+        assert engine.render(fn, context, {}) == theirs, xs

@@ -14,7 +14,7 @@ from tests.redis_server import monitored
 
 PROMPT_SCRIPTS = ("prompt_context", "prompt_rows")
 #: Commands the scripts run, each naming exactly one key, its first argument.
-SINGLE_KEY = {"GET", "SET", "EXISTS", "DEL", "HGET", "HGETALL", "HMGET", "HKEYS", "HINCRBY", "SMEMBERS",
+SINGLE_KEY = {"GET", "SET", "EXISTS", "DEL", "HGET", "HGETALL", "HMGET", "HKEYS", "HSET", "HINCRBY", "SMEMBERS",
               "ZCARD", "ZSCORE", "ZRANGE", "ZREVRANGE", "LREM"}
 
 
@@ -82,7 +82,8 @@ def test_every_key_the_prompt_scripts_touch_is_declared_in_keys(private_store: R
         return None
 
     def work() -> None:
-        prompts.append(store.prompts.render_for_dispatch(issue, claim))
+        # record=True, as dispatch calls it: the session's versionId and the dispatched counter too.
+        prompts.append(store.prompts.render_for_dispatch(issue, claim, record=True))
         prompts.append(store.prompts.render_for_dispatch(store.issues.get(issue["parentId"])))
 
     lines = monitored(store.r, work)
@@ -90,7 +91,7 @@ def test_every_key_the_prompt_scripts_touch_is_declared_in_keys(private_store: R
     assert bad == []
     # Both phases ran for both issues, and the third trip for the done blocker.
     assert ran_scripts == ["prompt_context", "prompt_rows", "prompt_rows", "prompt_context", "prompt_rows"]
-    assert {"HGETALL", "HMGET", "ZREVRANGE", "HKEYS", "SMEMBERS", "HINCRBY"} <= set(ran)
+    assert {"HGETALL", "HMGET", "ZREVRANGE", "HKEYS", "SMEMBERS", "HINCRBY", "HSET"} <= set(ran)
     text = prompts[0][0]
     assert "done blocker" in text and "sib 2" in text and "try again" in text
 

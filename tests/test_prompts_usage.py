@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from loop.dispatch.service import RenderFailed
+from loop.dispatch.sessions import VERSION_COUNTERS
 from loop.errors import PromptRenderError
 from loop.store import RedisStore
 
@@ -33,7 +35,7 @@ def test_with_a_warm_catalog_the_use_is_counted_by_the_context_read_alone(
     i = store.issues.create({"title": "t", "type": "task"})
     render(store, i["id"])  # warms the catalog
     extra: list[str] = []
-    monkeypatch.setattr(store.prompts.versions, "add_usage", extra.append)
+    monkeypatch.setattr(store.prompts, "_count", lambda pipe, version_id, *a, **kw: extra.append(version_id))
     for _ in range(3):
         render(store, i["id"])
     assert extra == [] and usage(store, DEFAULT_TASK) == 4
@@ -81,3 +83,55 @@ def test_a_version_that_fails_to_render_is_not_counted(store: RedisStore) -> Non
         with pytest.raises(PromptRenderError):
             render(store, i["id"])
     assert (usage(store, broken), usage(store, DEFAULT_TASK)) == (0, 1)
+
+
+def session_version(store: RedisStore, session_id: str) -> str | None:
+    return store.r.hget(store.keys.session(session_id), "versionId")
+
+
+def dispatched(store: RedisStore, version_id: str) -> int:
+    return store.dispatch.version_stats(version_id)["dispatched"]
+
+
+def test_a_claim_records_its_version_in_the_context_read_once_the_catalog_is_warm(
+        store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    for n in range(3):
+        store.issues.create({"title": f"t{n}", "type": "task", "status": "todo"})
+    first = store.dispatch.next("a")  # cold catalog: counted and recorded in one MULTI
+    assert first is not None
+    extra: list[str] = []
+    monkeypatch.setattr(store.prompts, "_count", lambda pipe, version_id, *a, **kw: extra.append(version_id))
+    claims = [store.dispatch.next("a") for _ in range(2)]
+    assert extra == []  # the context read did it all
+    for body in (first, *claims):
+        assert body is not None and body["meta"]["versionId"] == DEFAULT_TASK
+        assert session_version(store, body["claim"]["sessionId"]) == DEFAULT_TASK
+    assert dispatched(store, DEFAULT_TASK) == 3 and usage(store, DEFAULT_TASK) == 3
+
+
+def test_a_label_conditioned_claim_records_the_version_actually_rendered(store: RedisStore) -> None:
+    labelled = template(store, "urgent-tasks", {"type": "task", "labels": ["urgent"]})
+    label = store.labels.ensure("urgent", "#ff0000")
+    store.issues.create({"title": "plain", "type": "task", "status": "todo", "priority": 2})
+    store.issues.create({"title": "hot", "type": "task", "status": "todo", "priority": 1, "labelIds": [label["id"]]})
+    hot, plain = store.dispatch.next("a"), store.dispatch.next("a")
+    assert hot is not None and plain is not None
+    assert session_version(store, hot["claim"]["sessionId"]) == hot["meta"]["versionId"] == labelled
+    assert session_version(store, plain["claim"]["sessionId"]) == plain["meta"]["versionId"] == DEFAULT_TASK
+    assert (dispatched(store, labelled), dispatched(store, DEFAULT_TASK)) == (1, 1)
+
+
+def test_a_claim_whose_prompt_fails_to_render_records_nothing(store: RedisStore) -> None:
+    store.issues.create({"title": "warm", "type": "task", "status": "todo"})
+    assert store.dispatch.next("a") is not None  # warms the catalog: the next claim counts in advance
+    broken = template(store, "broken", {"type": "task"})
+    store.r.hset(store.keys.row("prompt_version", broken), "content", "{{> no_such_partial}}")
+    i = store.issues.create({"title": "t", "type": "task", "status": "todo"})
+    for _ in range(2):  # the second time, the catalog with the broken version is the cached one
+        with pytest.raises(RenderFailed):
+            store.dispatch.next("a")
+    sessions = store.dispatch.sessions_for_issue(i["id"])
+    assert [s["status"] for s in sessions] == ["failed", "failed"]
+    assert [s["versionId"] for s in sessions] == [None, None]
+    assert store.dispatch.version_stats(broken) == dict.fromkeys(VERSION_COUNTERS, 0)
+    assert usage(store, broken) == 0

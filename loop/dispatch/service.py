@@ -74,8 +74,10 @@ class Dispatch:
         if prompts is None:
             return None, None
         try:
+            # record=True: the engine also writes the session's versionId and the version's
+            # dispatched counter (sessions.stage_version), in the round trips it makes anyway.
             prompt, meta = prompts.render_for_dispatch(
-                claim.issue, {"sessionId": claim.session_id, "expiresAt": claim.expires_at})
+                claim.issue, {"sessionId": claim.session_id, "expiresAt": claim.expires_at}, record=True)
         except LoopError as exc:
             self.fail(claim.session_id, f"prompt rendering failed: {exc.message}")
             raise RenderFailed(
@@ -85,12 +87,6 @@ class Dispatch:
         except Exception:
             self.fail(claim.session_id, "prompt rendering failed: internal error")
             raise
-        version = (meta or {}).get("versionId")
-        if version:
-            pipe = self.s.r.pipeline(transaction=True)
-            pipe.hset(self.k.session(claim.session_id), "versionId", version)
-            pipe.hincrby(self.k.dispatch_version(version), "dispatched", 1)
-            pipe.execute()
         return prompt, meta
 
     # ------------------------------------------------------------------ sessions

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from loop import models
-from loop.clock import iso
 from loop.models import GOAL_FIELDS, ISSUE_FIELDS, LABEL_FIELDS, PROJECT_FIELDS, Row
 from loop.prompts.fields import UNSUCCESSFUL_SESSION_STATUSES
 
@@ -52,12 +51,6 @@ def _issue(row: Row) -> Row:
     return _wire(ISSUE_FIELDS, row)
 
 
-def _fields(fields: Mapping[str, str], names: Sequence[str], values: Sequence[Any]) -> Row | None:
-    """An HMGET reply as a decoded row (``None`` if the hash does not exist)."""
-    raw = {n: v for n, v in zip(names, values, strict=True) if v is not None}
-    return models.decode(fields, raw) if raw else None
-
-
 @lru_cache(maxsize=8192)
 def _second(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
@@ -75,29 +68,62 @@ def _wire(fields: Mapping[str, str], row: Mapping[str, Any]) -> Row:
             for k, kind in fields.items() for v in (row.get(k),)}
 
 
-def _converter(kind: str) -> Callable[[str], Any] | None:
-    if kind == "s":
-        return None
-    if kind == "t":
-        return lambda raw: _iso(int(raw))
-    if kind == "i":
-        return int
-    return lambda raw: models.decode({"x": kind}, {"x": raw})["x"]
-
-
-def _wire_values(fields: Mapping[str, str], names: Sequence[str], values: Sequence[Any]) -> Row | None:
-    """An HMGET reply straight to its wire form (one pass; ``None`` if the hash is missing)."""
-    if all(v is None for v in values):
-        return None
-    convert = _converters(tuple(fields.items()), tuple(names))
-    return {name: value if value is None or fn is None else fn(value)
-            for name, fn, value in zip(names, convert, values, strict=True)}
+#: How :func:`_reader` turns one raw value of each field kind into its wire form.
+_WIRE_EXPR = {"s": "{x}", "i": "int({x})", "t": "_iso(int({x}))"}
 
 
 @lru_cache(maxsize=16)
-def _converters(fields: tuple[tuple[str, str], ...], names: tuple[str, ...]) -> list[Callable[[str], Any] | None]:
+def _reader(fields: tuple[tuple[str, str], ...], names: tuple[str, ...]) -> Callable[[Sequence[Any]], Row | None]:
+    """A function from an HMGET reply of ``names`` as cjson encodes it (``false`` for a missing
+    field, strings otherwise) to the row's wire form (``None`` when every field is missing: no such
+    hash). Same result as ``models.wire(models.decode(...))``, with :func:`_iso`.
+
+    Generated once per field list as one dict display with each field's conversion inlined: a
+    claim reads up to 50 sibling rows, and a generic per-field loop cost ~3x as much per row.
+    """
     kinds = dict(fields)
-    return [_converter(kinds[name]) for name in names]
+    # An HMGET would read only the first piece of a long text field (see models.pieces).
+    assert all(kinds[n] != "S" for n in names), "read pieced fields with _hash_reader"
+    lines = ["def read(v):", "    if v.count(False) == len(v):", "        return None", "    return {"]
+    for i, name in enumerate(names):
+        x = f"v[{i}]"
+        expr = _WIRE_EXPR.get(kinds[name], f"_dec({kinds[name]!r}, {{x}})").format(x=x)
+        lines.append(f"        {name!r}: None if {x} is False else {expr},")
+    lines.append("    }")
+    scope: dict[str, Any] = {"_iso": _iso, "_dec": models._dec}
+    exec("\n".join(lines), scope)
+    read: Callable[[Sequence[Any]], Row | None] = scope["read"]
+    return read
+
+
+def _joined(get: Callable[[str], Any], name: str, first: str) -> str:
+    """A long text field put back together from its contiguous pieces (``models.decode`` does the same)."""
+    parts = [first]
+    while (piece := get(f"{name}{models.PIECE_SEP}{len(parts)}")) is not None:
+        parts.append(piece)
+    return "".join(parts)
+
+
+@lru_cache(maxsize=16)
+def _hash_reader(fields: tuple[tuple[str, str], ...]) -> Callable[[Any], Row | None]:
+    """Like :func:`_reader`, for a flat HGETALL reply ``[field, value, ...]`` from cjson: the
+    row's wire form with every field of ``fields`` (``None`` when absent; unknown fields are
+    ignored), or ``None`` for an empty reply (no such hash)."""
+    lines = ["def read(flat):", "    if type(flat) is not list or not flat:", "        return None",
+             "    get = dict(zip(flat[::2], flat[1::2])).get", "    return {"]
+    for name, kind in fields:
+        expr = f"_joined(get, {name!r}, x)" if kind == "S" else _WIRE_EXPR.get(kind, f"_dec({kind!r}, {{x}})").format(x="x")
+        lines.append(f"        {name!r}: None if (x := get({name!r})) is None else {expr},")
+    lines.append("    }")
+    scope: dict[str, Any] = {"_iso": _iso, "_dec": models._dec, "_joined": _joined}
+    exec("\n".join(lines), scope)
+    read: Callable[[Any], Row | None] = scope["read"]
+    return read
+
+
+_SUMMARY = _reader(tuple(SUMMARY_FIELDS.items()), tuple(SUMMARY_FIELDS))
+_REF = _reader(tuple(ISSUE_FIELDS.items()), REF_FIELDS)
+_ISSUE, _PROJECT, _GOAL = (_hash_reader(tuple(f.items())) for f in (ISSUE_FIELDS, PROJECT_FIELDS, GOAL_FIELDS))
 
 
 def _flag(value: Any) -> str:
@@ -109,21 +135,10 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _nulls(values: Any) -> list[Any]:
-    """An HMGET reply from cjson (``false`` for a missing field) with ``None`` instead."""
-    return [None if v is False else v for v in _list(values)]
-
-
 def _pairs(flat: Any) -> dict[str, Any]:
     """A flat HGETALL reply ``[field, value, ...]`` as a dict."""
     items = _list(flat)
     return dict(zip(items[::2], items[1::2], strict=True))
-
-
-def _flat(fields: Mapping[str, str], flat: Any) -> Row | None:
-    """A flat HGETALL reply as a decoded row (``None`` when the hash is missing)."""
-    raw = _pairs(flat)
-    return models.decode(fields, raw) if raw else None
 
 
 def _ref(row: Row) -> Row:
@@ -131,7 +146,7 @@ def _ref(row: Row) -> Row:
 
 
 def _ts(value: Any) -> Any:
-    return iso(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    return _iso(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def session_view(session: Mapping[str, Any]) -> Row:
@@ -166,7 +181,8 @@ def _session_reader() -> Any:
 
 
 def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | None,
-         claim: Mapping[str, Any] | None = None, usage: tuple[str, str] | None = None) -> Facts:
+         claim: Mapping[str, Any] | None = None, usage: tuple[str, str] | None = None,
+         record: tuple[str, str, str] | None = None) -> Facts:
     """Read everything around ``issue`` (a decoded row) and build the template variables.
 
     Two round trips, every key declared in KEYS (the Lua rule; Redis Cluster): ``prompt_context``
@@ -177,6 +193,9 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     ``store.dispatch.sessions_for_issue`` returns, without its extra round trips).
     ``usage=(version key, generation)`` also counts one use of that version if the catalog
     generation is still the given one (``Facts.counted`` says whether it did).
+    ``record=(session key, dispatch version counter key, version id)``: when the use is counted,
+    also set the session's ``versionId`` and count the dispatch (dispatch's bookkeeping of a claim,
+    ``loop.dispatch.sessions.stage_version``).
     """
     k = store.keys
     codec: Any = _session_reader() if sessions is None else None
@@ -196,8 +215,9 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
             k.issue_sessions(iid) if own_sessions else placeholder]
     args = [iid, _flag(parent_id), _flag(project_id), _flag(edges), _flag(own_sessions), FAMILY_LIMIT]
     ids = orjson.loads(store.scripts["prompt_context"](keys=keys, args=args))
-    parent = _flat(ISSUE_FIELDS, ids.get("parent"))
-    project = _flat(PROJECT_FIELDS, ids.get("project"))
+    # Parent, project, goal and sessions are read straight into their wire form.
+    parent = _ISSUE(ids.get("parent"))
+    project = _PROJECT(ids.get("project"))
     family_ids = _list(ids.get("family"))
     blockers, blocking = sorted(_list(ids.get("blockers"))), sorted(_list(ids.get("blocking")))
     targets = list(dict.fromkeys(blockers + blocking))
@@ -206,17 +226,17 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     session_ids = _list(ids.get("sessions")) if own_sessions else []
 
     count_key, count_gen = usage if usage is not None else (None, "")
-    data = _rows(store, count_key, count_gen, own_goal, project_id if project else None, family_ids,
+    data = _rows(store, count_key, count_gen, record if usage is not None else None, own_goal, project_id if project else None, family_ids,
                  _list(ids.get("labels")), _list(ids.get("relations")), goal_ids if project else [],
                  session_ids, targets)
     generation = data.get("generation") or None
-    goal = _flat(GOAL_FIELDS, data.get("goal")) if project else None
-    summary = list(SUMMARY_FIELDS)
-    family = [r for r in (_wire_values(SUMMARY_FIELDS, summary, _nulls(v)) for v in _list(data.get("family"))) if r]
+    goal = _GOAL(data.get("goal")) if project else None
+    family = [r for r in map(_SUMMARY, _list(data.get("family"))) if r]
     labels = [models.decode(LABEL_FIELDS, _pairs(r)) for r in _list(data.get("labels")) if r]
     relations = [(r[0], r[1]) for r in _list(data.get("relations"))]
     if sessions is None:
-        sessions = [codec.wire(codec.decode(_pairs(r))) for r in _list(data.get("sessions")) if r] if own_sessions else []
+        read_session = _hash_reader(tuple(codec.SESSION_FIELDS.items()))
+        sessions = [r for r in map(read_session, _list(data.get("sessions"))) if r] if own_sessions else []
     linked = {
         "blocked_by": [rid for kind, rid in relations if kind == "blocked_by"] + blockers,
         "blocks": [rid for kind, rid in relations if kind == "blocks"] + blocking,
@@ -226,9 +246,9 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     # not already read (dispatch's blocker maps usually name them) in a third, rarely needed trip.
     missing = list(dict.fromkeys(rid for kind, rid in relations if kind in linked and rid not in targets))
     if missing:
-        more = _rows(store, None, "", False, None, [], [], [], [], [], missing)
+        more = _rows(store, None, "", None, False, None, [], [], [], [], [], missing)
         refs_raw += zip(_list(more.get("targets")), _list(more.get("refs")), strict=True)
-    by_id = {r["id"]: r for r in (_fields(ISSUE_FIELDS, REF_FIELDS, _nulls(v)) for _, v in refs_raw) if r}
+    by_id = {r["id"]: r for r in (_REF(v) for _, v in refs_raw) if r}
     counted = bool(data.get("counted"))
 
     def refs(kind: str) -> list[Row]:
@@ -243,7 +263,7 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     settings = store.settings
     variables: dict[str, Any] = {
         "issue": _issue(issue),
-        "parent": _issue(parent) if parent else None,
+        "parent": parent,
         "siblings": live_family if parent_id else [],
         "children": [] if parent_id else live_family,
         # How many others there are: the lists above hold at most FAMILY_LIMIT (the most recent).
@@ -252,8 +272,8 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
         # Handlebars has no comparison: whether the list above is cut short.
         "siblingsTruncated": bool(parent_id) and family_total > len(live_family),
         "childrenTruncated": not parent_id and family_total > len(live_family),
-        "project": _wire(PROJECT_FIELDS, project) if project else None,
-        "goal": _wire(GOAL_FIELDS, goal) if goal else None,
+        "project": project,
+        "goal": goal,
         "labels": [{"name": lb["name"], "color": lb["color"]} for lb in labels],
         "blocking": refs("blocks"),
         "blockedBy": refs("blocked_by"),
@@ -275,7 +295,8 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
                  counted=counted)
 
 
-def _rows(store: RedisStore, count_key: str | None, count_gen: str, own_goal: bool, project_id: str | None,
+def _rows(store: RedisStore, count_key: str | None, count_gen: str, record: tuple[str, str, str] | None,
+          own_goal: bool, project_id: str | None,
           family: list[str], labels: list[str], relations: list[str], goals: list[str], sessions: list[str],
           targets: list[str]) -> dict[str, Any]:
     """One ``prompt_rows`` call: the rows of these ids, each key declared (see the script header)."""
@@ -284,10 +305,11 @@ def _rows(store: RedisStore, count_key: str | None, count_gen: str, own_goal: bo
     # Each builder once, then concatenation: the same keys, without a call per row.
     issue, label, relation, goal = k.issue(""), k.row("label", ""), k.row("relation", ""), k.row("goal", "")
     session = k.session("") if sessions else ""
-    keys = [generation, count_key or generation, *[issue + i for i in family], *[label + i for i in labels],
+    session_key, counter_key, record_id = record if count_key and record else (generation, generation, "")
+    keys = [generation, count_key or generation, session_key, counter_key, *[issue + i for i in family], *[label + i for i in labels],
             *[relation + i for i in relations], *[goal + i for i in goals], *[session + i for i in sessions],
             *[issue + i for i in targets]]
-    args = [count_gen if count_key else "", _flag(own_goal), project_id or "", len(family), len(labels),
+    args = [count_gen if count_key else "", record_id, _flag(own_goal), project_id or "", len(family), len(labels),
             len(relations), len(goals), len(sessions), len(targets), len(SUMMARY_FIELDS), len(REF_FIELDS),
             *SUMMARY_FIELDS, *REF_FIELDS, *targets]
     data: dict[str, Any] = orjson.loads(store.scripts["prompt_rows"](keys=keys, args=args))

@@ -76,8 +76,39 @@ def priority_label_helper(this: Any, *args: Any, **kwargs: Any) -> str:
     return PRIORITY_LABELS.get(int(value), "unknown")
 
 
-HELPERS: dict[str, Callable[..., str]] = {"json": json_helper, "priority_label": priority_label_helper}
+def each_helper(this: Any, options: Mapping[str, Any], context: Any) -> Any:
+    """pybars' ``each`` with the same scopes, joining each item's output once.
+
+    pybars' own grows a ``strlist`` with every item's output, which walks it element by element
+    (recursively, one call per string): most of a ``{{#each siblings}}``. A block's output holds
+    only strings, so one ``join`` per item gives the same text.
+    """
+    try:
+        last = len(context) - 1
+        if last < 0:
+            raise IndexError
+    except (TypeError, IndexError):
+        return options["inverse"](this)
+    keyed = hasattr(context, "keys")
+    fn, root = options["fn"], options["root"]
+    out: list[str] = []
+    for index, item in enumerate(context):
+        key = None
+        if keyed:
+            key, item = item, context[item]
+        scope = Scope(item, this, root, index=index, first=index == 0, last=index == last, key=key)
+        try:  # noqa: SIM105 - per item: a suppress() context costs more than the item
+            # pybars skips an item whose block raises TypeError ({{^each things}}): so do we
+            out.append("".join(fn(scope)))
+        except TypeError:
+            pass
+    return "".join(out)
+
+
+HELPERS: dict[str, Callable[..., Any]] = {"json": json_helper, "priority_label": priority_label_helper}
 KNOWN_HELPERS = BUILTIN_HELPERS | frozenset(HELPERS)
+#: What a render is given: ours, and pybars' ``each`` replaced by a faster equivalent.
+RENDER_HELPERS: dict[str, Callable[..., Any]] = {**HELPERS, "each": each_helper}
 
 
 # ---------------------------------------------------------------------------- output
@@ -102,6 +133,8 @@ def _text(value: Any) -> str:
 
 def _prepare(value: Any, should_escape: bool) -> Any:
     """Replaces pybars' ``prepare`` in our compiled modules: never HTML-escapes."""
+    if type(value) is str:  # most values: nothing to do
+        return value
     if isinstance(value, strlist):
         return value
     return _text(value)
@@ -124,11 +157,44 @@ class _Output(strlist):  # type: ignore[misc]
             super().grow(thing)
 
 
+_MISSING = object()
+
+
 def _resolve(context: Any, *segments: str) -> Any:
     """pybars' ``resolve``, but a path that does not fit the data is missing, not an error
-    (``{{siblings.9.title}}`` with 3 siblings, ``{{siblings.first}}``)."""
+    (``{{siblings.9.title}}`` with 3 siblings, ``{{siblings.first}}``).
+
+    A render resolves a path per expression (~150 a prompt), so the common steps are taken
+    here: a plain name found in a dict, or in the dict under a block's ``Scope`` (partials nest
+    one ``Scope`` in another) without overrides; the empty segments between dotted names are
+    skipped as pybars skips them. Anything else (``@index``, ``this``, a list index,
+    ``length``, a name the dict lacks, which pybars then looks up as an attribute) goes to pybars
+    from that segment on, so the result is pybars' own.
+    """
+    done = 0
+    if segments != ("",):  # pybars' special case: a bare "this" path
+        for name in segments:
+            if context is None:
+                return None
+            if not name:
+                done += 1
+                continue
+            if name[0] == "@" or name == "this":
+                break
+            inner = context
+            while type(inner) is Scope and not inner.overrides:
+                inner = inner.context
+            if type(inner) is not dict:
+                break
+            value = inner.get(name, _MISSING)
+            if value is _MISSING:
+                break
+            context = value
+            done += 1
+        else:
+            return context
     try:
-        return pybars_compiler.resolve(context, *segments)
+        return pybars_compiler.resolve(context, *segments[done:])
     except (ValueError, IndexError, TypeError, KeyError):
         return None
 
@@ -226,7 +292,7 @@ def compile_cached(source: str) -> Renderer:
 
 
 def render(fn: Renderer, context: Mapping[str, Any], partials: Mapping[str, Renderer]) -> str:
-    return str(fn(dict(context), helpers=HELPERS, partials=dict(partials)))
+    return str(fn(dict(context), helpers=RENDER_HELPERS, partials=dict(partials)))
 
 
 # ---------------------------------------------------------------------------- validation

@@ -192,9 +192,6 @@ class Versions:
 
         return self.s.transact(tx, tkey, vkey)
 
-    def add_usage(self, version_id: str) -> None:
-        self.s.r.hincrby(self.k.row(VERSION, version_id), "usageCount", 1)
-
 
 def outcome_rates(stats: Mapping[str, Any]) -> tuple[float | None, float | None]:
     """``(completionRate, avgDurationMs)`` from a version's session counters.
