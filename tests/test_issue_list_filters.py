@@ -76,7 +76,10 @@ def _filters(refs: dict[str, list[str]]) -> list[dict[str, Any]]:
             {"projectId": refs["projectId"][2], "labelId": refs["labelId"][1]},
             {"parentId": refs["parentId"][0], "type": ["task", "plan", "hypothesis"], "priority": 2},
             {"projectId": refs["projectId"][0], "labelId": refs["labelId"][0], "status": list(ISSUE_STATUSES)},
-            {"projectId": "no-such-project"}, {"status": ["todo"], "projectId": "no-such-project"}]
+            {"projectId": "no-such-project"}, {"status": ["todo"], "projectId": "no-such-project"},
+            {"labelId": refs["labelId"][1], "status": ["in_progress"]},  # fewer bitmap matches than label members
+            {"labelId": refs["labelId"][0], "type": list(ISSUE_TYPES)},  # the label is the smaller side
+            {"parentId": refs["parentId"][2], "labelId": refs["labelId"][0], "priority": 0}]
     return out
 
 

@@ -35,6 +35,7 @@ def test_the_list_script_touches_only_its_declared_keys(private_store: RedisStor
         results.append(store.issues.list({}, 5, 10))
         results.append(store.issues.list({"status": ["todo", "done"], "type": ["task"]}, 5, 3))
         results.append(store.issues.list({"projectId": project["id"], "labelId": label["id"], "status": ["todo"]}, 5, 2))
+        results.append(store.issues.list({"labelId": label["id"], "type": ["task", "plan"]}, 5, 0))  # zset walk
 
     declared: set[str] = set()
     touched: list[str] = []
@@ -52,7 +53,8 @@ def test_the_list_script_touches_only_its_declared_keys(private_store: RedisStor
     assert bad == []
     assert {"BITOP", "BITCOUNT", "GETRANGE", "ZSCORE", "GETBIT", "DEL"} <= set(touched)
     assert [total for _, total in results] == [40, sum(1 for i in range(40) if i % 2),
-                                               sum(1 for i in range(40) if i % 3 and i % 4 and i % 5)]
+                                               sum(1 for i in range(40) if i % 3 and i % 4 and i % 5),
+                                               sum(1 for i in range(40) if i % 5)]
 
 
 def test_a_project_and_status_page_stops_walking_once_full_and_counts_from_the_project_counts(
@@ -70,4 +72,25 @@ def test_a_project_and_status_page_stops_walking_once_full_and_counts_from_the_p
     assert 0 < getbits <= 31  # walked up to the page's last issue, not the whole project
     store.r.config_resetstat()
     assert store.issues.list({"projectId": project["id"], "status": ["todo"], "type": ["task"]}, 5, 10)[1] == 200
-    assert int(store.r.info("commandstats")["cmdstat_getbit"]["calls"]) == 400  # no shortcut: a full walk
+    # no shortcut: a full walk of the smaller side (200 todo tasks against 400 project members)
+    assert int(store.r.info("commandstats")["cmdstat_zscore"]["calls"]) == 200
+
+
+def test_an_and_filter_walks_whichever_side_is_smaller(private_store: RedisStore) -> None:
+    store = private_store
+    label = store.labels.ensure("bug", "#ff0000")
+    for i in range(300):  # the label is on every issue, 1 in 30 is todo
+        store.issues.create({"title": f"i{i}", "type": "task", "status": "todo" if i % 30 == 0 else "backlog",
+                             "labelIds": [label["id"]]})
+
+    def calls(filters: dict[str, Any]) -> tuple[int, dict[str, int]]:
+        store.r.config_resetstat()
+        total = store.issues.list(filters, 5, 0)[1]
+        stats = store.r.info("commandstats")
+        return total, {c: int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("getbit", "zscore")}
+
+    # 10 todo issues against 300 label members: the bitmap is walked, one ZSCORE per todo issue
+    assert calls({"labelId": label["id"], "status": ["todo"]}) == (10, {"getbit": 0, "zscore": 10})
+    # every issue is a task: the label's 300 members are walked, one GETBIT each
+    assert calls({"labelId": label["id"], "type": ["task"], "status": ["backlog", "todo"]}) == (
+        300, {"getbit": 300, "zscore": 0})

@@ -6,9 +6,10 @@ Low-cardinality fields (status, type, priority) and liveness are bitmaps with bi
 set; project, parent and label are zsets scored by number. Within a field the values are
 OR-ed (BITOP OR), across fields AND-ed. With bitmaps only, the total is a BITCOUNT and the page
 is found by skipping whole blocks with BITCOUNT, bisecting inside the block, then reading the
-bits from there; numbers become ids through the fixed-width id string. With zsets, the
-smallest zset is walked in order and each member checked against the bitmap (GETBIT) and
-the other zsets (ZSCORE). Every key shares the namespace hash tag (one Redis Cluster slot).
+bits from there; numbers become ids through the fixed-width id string. With zsets, whichever
+is smaller is walked in order: the smallest zset, each member checked against the bitmap (GETBIT)
+and the other zsets (ZSCORE), or the bitmap's set bits, each id checked against every zset. Every
+key shares the namespace hash tag (one Redis Cluster slot).
 
 KEYS[1]  string  P:issues:ids              issue id by number: ARGV[3] bytes at (number-1)*ARGV[3]
 KEYS[2]  string  P:tmp:<token>:a           scratch bitmap (written by BITOP, deleted before returning)
@@ -32,7 +33,8 @@ At least one group or one zset.
 
 Returns {total, id1, id2, ...}: the exact number of matches, then the page's ids in order.
 Cost: bitmaps only, O(N/8) bytes of BITOP/BITCOUNT for N issues (memory speed) plus the page;
-with zsets, O(M) for the smallest zset's M members.
+with zsets, O(min(M, B)) for the smallest zset's M members and the bitmap's B matches (up to the
+page only, for a project and statuses).
 ]]
 local offset, limit, width, block = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local g = tonumber(ARGV[5])
@@ -60,6 +62,30 @@ for i = 1, g do
   pos = pos + size
 end
 
+-- Calls fn(number) for each set bit of R from byte `from` on, in order, until fn returns true.
+local function each_bit(from, fn)
+  local len = redis.call('STRLEN', R)
+  local at = from
+  while at < len do
+    local chunk = redis.call('GETRANGE', R, at, at + 255)
+    for j = 1, #chunk do
+      local byte = string.byte(chunk, j)
+      if byte ~= 0 then
+        for bitpos = 0, 7 do
+          if bit.band(byte, bit.rshift(128, bitpos)) ~= 0 and fn((at + j - 1) * 8 + bitpos) then
+            return
+          end
+        end
+      end
+    end
+    at = at + 256
+  end
+end
+
+local function id_of(n)
+  return redis.call('GETRANGE', KEYS[1], (n - 1) * width, n * width - 1)
+end
+
 local out = {}
 local total = 0
 
@@ -79,6 +105,23 @@ if z > 0 then
     for j = 1, c do
       known = known + tonumber(redis.call('HGET', KEYS[pos + z], ARGV[7 + g + j]) or '0')
     end
+  end
+  if R and not known and redis.call('BITCOUNT', R) < small_n then
+    -- Fewer issues match the bitmaps than the smallest zset holds: walk the bitmap instead.
+    each_bit(0, function(n)
+      local id = id_of(n)
+      for _, zkey in ipairs(zsets) do
+        if not redis.call('ZSCORE', zkey, id) then
+          return false
+        end
+      end
+      if total >= offset and #out < limit then
+        out[#out + 1] = id
+      end
+      total = total + 1
+      return false
+    end)
+    small_n = 0  -- done: skip the zset walk
   end
   -- With a known total the walk may stop early: read small batches first, growing.
   local start, batch = 0, known and math.max(64, math.min(1000, 2 * (offset + limit))) or 1000
@@ -115,11 +158,11 @@ else
     -- Skip whole blocks, then bisect for the byte holding the (offset+1)-th set bit.
     local lo, seen = 0, 0
     while true do
-      local c = redis.call('BITCOUNT', R, lo, lo + block - 1)
-      if seen + c > offset then
+      local n = redis.call('BITCOUNT', R, lo, lo + block - 1)
+      if seen + n > offset then
         break
       end
-      seen, lo = seen + c, lo + block
+      seen, lo = seen + n, lo + block
     end
     local a, b = lo, math.min(lo + block, len) - 1
     while a < b do
@@ -134,34 +177,14 @@ else
       seen = seen + redis.call('BITCOUNT', R, lo, a - 1)
     end
     -- Read bits from byte a on: skip (offset - seen) more set bits, then collect.
-    local numbers = {}
-    local at = a
-    while #numbers < limit and at < len do
-      local chunk = redis.call('GETRANGE', R, at, at + 255)
-      for j = 1, #chunk do
-        local byte = string.byte(chunk, j)
-        if byte ~= 0 then
-          for bitpos = 0, 7 do
-            if bit.band(byte, bit.rshift(128, bitpos)) ~= 0 then
-              if seen >= offset then
-                if #numbers < limit then
-                  numbers[#numbers + 1] = (at + j - 1) * 8 + bitpos
-                end
-              else
-                seen = seen + 1
-              end
-            end
-          end
-        end
-        if #numbers >= limit then
-          break
-        end
+    each_bit(a, function(n)
+      if seen < offset then
+        seen = seen + 1
+        return false
       end
-      at = at + 256
-    end
-    for _, n in ipairs(numbers) do
-      out[#out + 1] = redis.call('GETRANGE', KEYS[1], (n - 1) * width, n * width - 1)
-    end
+      out[#out + 1] = id_of(n)
+      return #out >= limit
+    end)
   end
 end
 
