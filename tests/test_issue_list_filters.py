@@ -123,3 +123,10 @@ def test_the_reindex_tool_rebuilds_bitmaps_and_ids_that_list_the_same(mixed) -> 
     store.r.set(k.issue_bits("status", "todo"), "\xff" * 40)  # a wrong index is replaced, not merged
     assert rebuild(store) == len(ids)
     assert [store.issues.list(f, 500, 0) for f in _filters(refs)] == before
+
+
+def test_issue_ids_have_the_width_the_number_to_id_string_assumes() -> None:
+    from loop.ids import new_id
+    from loop.keys import ID_WIDTH
+
+    assert {len(new_id()) for _ in range(1000)} == {ID_WIDTH}
