@@ -173,6 +173,12 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def confirm_delete(yes: bool, what: str) -> None:
+    """Ask "Delete <what>?" (aborting on no) unless ``--yes`` was given."""
+    if not yes:
+        click.confirm(f"Delete {what}?", abort=True)
+
+
 def parse_json(value: str | None, what: str) -> Any:
     if value is None:
         return None

@@ -6,7 +6,16 @@ from typing import Any
 
 import click
 
-from loop.cli.common import CliError, author_name, client, command, default_project, parse_json, read_text
+from loop.cli.common import (
+    CliError,
+    author_name,
+    client,
+    command,
+    confirm_delete,
+    default_project,
+    parse_json,
+    read_text,
+)
 from loop.cli.output import Column, Out, priority
 from loop.client import LoopClient
 from loop.models import ISSUE_STATUSES, ISSUE_TYPES, RELATION_TYPES
@@ -206,8 +215,7 @@ def delete(out: Out, issue: str, yes: bool) -> None:
     """Soft-delete an issue."""
     loop = client()
     issue_id = resolve_issue(loop, issue)
-    if not yes:
-        click.confirm(f"Delete issue {issue_id}?", abort=True)
+    confirm_delete(yes, f"issue {issue_id}")
     loop.issues.delete(issue_id)
     out.done(f"Deleted issue {issue_id}", {"deleted": issue_id})
 

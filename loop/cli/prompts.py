@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from loop.cli.common import CliError, author_name, client, command, parse_json, read_text
+from loop.cli.common import CliError, author_name, client, command, confirm_delete, parse_json, read_text
 from loop.cli.issues import resolve_issue
 from loop.cli.output import Column, Out
 from loop.client import LoopClient
@@ -139,8 +139,7 @@ def templates_delete(out: Out, template: str, yes: bool) -> None:
     """Soft-delete a template."""
     loop = client()
     tid = resolve_template(loop, template)
-    if not yes:
-        click.confirm(f"Delete template {template}?", abort=True)
+    confirm_delete(yes, f"template {template}")
     loop.templates.delete(tid)
     out.done(f"Deleted template {template}", {"deleted": tid})
 

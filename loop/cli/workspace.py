@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from loop.cli.common import CliError, client, command
+from loop.cli.common import CliError, client, command, confirm_delete
 from loop.cli.output import Column, Out
 from loop.models import GOAL_STATUSES, PROJECT_HEALTH, PROJECT_STATUSES
 
@@ -44,11 +44,6 @@ def _paging(fn: Any) -> Any:
     fn = click.option("--all", "all_", is_flag=True, help="Page through everything.")(fn)
     fn = click.option("--offset", type=click.IntRange(0), default=0)(fn)
     return click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)(fn)
-
-
-def _confirm(yes: bool, what: str) -> None:
-    if not yes:
-        click.confirm(f"Delete {what}?", abort=True)
 
 
 # ------------------------------------------------------------------ projects
@@ -118,7 +113,7 @@ def projects_update(out: Out, project_id: str, name: str | None, description: st
 @command
 def projects_delete(out: Out, project_id: str, yes: bool) -> None:
     """Soft-delete a project (its issues stay)."""
-    _confirm(yes, f"project {project_id}")
+    confirm_delete(yes, f"project {project_id}")
     client().projects.delete(project_id)
     out.done(f"Deleted project {project_id}", {"deleted": project_id})
 
@@ -191,7 +186,7 @@ def goals_update(out: Out, goal_id: str, title: str | None, description: str | N
 @command
 def goals_delete(out: Out, goal_id: str, yes: bool) -> None:
     """Soft-delete a goal."""
-    _confirm(yes, f"goal {goal_id}")
+    confirm_delete(yes, f"goal {goal_id}")
     client().goals.delete(goal_id)
     out.done(f"Deleted goal {goal_id}", {"deleted": goal_id})
 
@@ -229,7 +224,7 @@ def labels_delete(out: Out, label: str, yes: bool) -> None:
     loop = client()
     found = loop.labels.find(label)
     label_id = found["id"] if found else label
-    _confirm(yes, f"label {label}")
+    confirm_delete(yes, f"label {label}")
     loop.labels.delete(label_id)
     out.done(f"Deleted label {label}", {"deleted": label_id})
 
