@@ -7,7 +7,7 @@ JSON. On the wire, timestamps become ISO-8601 strings and absent fields ``null``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -152,27 +152,27 @@ def stale(fields: Mapping[str, str], changes: Mapping[str, Any], old: Mapping[st
     return gone
 
 
+def joined(get: Callable[[str], Any], field: str, first: str) -> str:
+    """An ``S`` value put back together: ``first`` plus the contiguous pieces ``get`` finds."""
+    parts = [first]
+    while (piece := get(f"{field}{PIECE_SEP}{len(parts)}")) is not None:
+        parts.append(piece)
+    return "".join(parts)
+
+
 def decode(fields: Mapping[str, str], raw: Mapping[str, str]) -> Row:
     """HGETALL result -> row with every known field present (absent = ``None``)."""
     row: Row = dict.fromkeys(fields)
-    extra: dict[str, dict[int, str]] | None = None
+    pieced: set[str] | None = None
     for k, v in raw.items():
         kind = fields.get(k)
         if kind is not None:
             row[k] = _dec(kind, v)
         elif PIECE_SEP in k:
-            base, _, n = k.partition(PIECE_SEP)
-            if fields.get(base) == "S" and n.isdigit():
-                (extra := extra or {}).setdefault(base, {})[int(n)] = v
-    if extra:
-        for base, parts in extra.items():
-            if row[base] is not None:
-                text = [row[base]]
-                i = 1
-                while i in parts:  # contiguous pieces only
-                    text.append(parts[i])
-                    i += 1
-                row[base] = "".join(text)
+            (pieced := pieced or set()).add(k.partition(PIECE_SEP)[0])
+    for base in pieced or ():
+        if fields.get(base) == "S" and row[base] is not None:
+            row[base] = joined(raw.get, base, row[base])
     return row
 
 

@@ -96,14 +96,6 @@ def _reader(fields: tuple[tuple[str, str], ...], names: tuple[str, ...]) -> Call
     return read
 
 
-def _joined(get: Callable[[str], Any], name: str, first: str) -> str:
-    """A long text field put back together from its contiguous pieces (``models.decode`` does the same)."""
-    parts = [first]
-    while (piece := get(f"{name}{models.PIECE_SEP}{len(parts)}")) is not None:
-        parts.append(piece)
-    return "".join(parts)
-
-
 @lru_cache(maxsize=16)
 def _hash_reader(fields: tuple[tuple[str, str], ...]) -> Callable[[Any], Row | None]:
     """Like :func:`_reader`, for a flat HGETALL reply ``[field, value, ...]`` from cjson: the
@@ -115,7 +107,7 @@ def _hash_reader(fields: tuple[tuple[str, str], ...]) -> Callable[[Any], Row | N
         expr = f"_joined(get, {name!r}, x)" if kind == "S" else _WIRE_EXPR.get(kind, f"_dec({kind!r}, {{x}})").format(x="x")
         lines.append(f"        {name!r}: None if (x := get({name!r})) is None else {expr},")
     lines.append("    }")
-    scope: dict[str, Any] = {"_iso": _iso, "_dec": models._dec, "_joined": _joined}
+    scope: dict[str, Any] = {"_iso": _iso, "_dec": models._dec, "_joined": models.joined}
     exec("\n".join(lines), scope)
     read: Callable[[Any], Row | None] = scope["read"]
     return read

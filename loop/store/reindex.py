@@ -51,7 +51,7 @@ def rebuild(store: RedisStore) -> int:
             for name, value in zip(BITMAPS, values, strict=True):
                 if value is not None:
                     _set(bits, k.issue_bits(name, value), n)
-    stale = [key for key in r.scan_iter(match=k.issue_bits() + "*", count=1000)]
+    stale = list(r.scan_iter(match=k.issue_bits() + "*", count=1000))
     pipe = r.pipeline(transaction=True)
     if stale:
         pipe.delete(*stale)
