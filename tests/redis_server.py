@@ -137,3 +137,40 @@ def monitored(client: redis.Redis, work: Callable[[], None]) -> list[dict[str, A
     client.echo("monitor-done")
     t.join(10)
     return lines
+
+
+#: Commands Loop's scripts run whose one key is their first argument.
+SINGLE_KEY = {"GET", "SET", "EXISTS", "HGET", "HGETALL", "HMGET", "HKEYS", "HSET", "HINCRBY", "SMEMBERS",
+              "ZCARD", "ZSCORE", "ZRANGE", "ZREVRANGE", "LREM", "BITCOUNT", "GETBIT", "GETRANGE", "STRLEN"}
+
+
+def script_keys(args: list[str]) -> list[str]:
+    """The key arguments of a command a script ran (a MONITOR line split into words)."""
+    name = args[0].upper()
+    if name == "BITOP":
+        return args[2:]
+    if name == "DEL":
+        return args[1:]
+    assert name in SINGLE_KEY, f"{name}: teach script_keys which of its arguments are keys"
+    return args[1:2]
+
+
+def undeclared(lines: list[dict[str, Any]], declared_of: Callable[[list[str]], set[str] | None]
+               ) -> tuple[list[str], list[str]]:
+    """(commands run by scripts, "COMMAND key" for each key a script touched outside its KEYS).
+
+    ``declared_of(args)`` gets every command a client sent: the KEYS of a script call, else ``None``.
+    """
+    declared: set[str] = set()
+    ran: list[str] = []
+    bad: list[str] = []
+    for cmd in lines:
+        args = cmd["command"].split()  # redis-py unquotes MONITOR lines; no key has spaces
+        if cmd.get("client_type") == "lua":
+            ran.append(args[0].upper())
+            bad += [f"{args[0].upper()} {key}" for key in script_keys(args) if key not in declared]
+        else:
+            found = declared_of(args)
+            if found is not None:
+                declared = found
+    return ran, bad

@@ -7,18 +7,7 @@ from typing import Any
 
 from loop.store import RedisStore
 from loop.store.issues import LIST_SCRIPT
-from tests.redis_server import monitored
-
-
-def _keys_of(args: list[str]) -> list[str]:
-    """The key arguments of a command the list script runs."""
-    name = args[0].upper()
-    if name == "BITOP":
-        return args[2:]
-    if name == "DEL":
-        return args[1:]
-    assert name in {"BITCOUNT", "GETBIT", "GETRANGE", "STRLEN", "ZCARD", "ZRANGE", "ZSCORE"}, name
-    return args[1:2]
+from tests.redis_server import monitored, undeclared
 
 
 def test_the_list_script_touches_only_its_declared_keys(private_store: RedisStore) -> None:
@@ -37,19 +26,13 @@ def test_the_list_script_touches_only_its_declared_keys(private_store: RedisStor
         results.append(store.issues.list({"projectId": project["id"], "labelId": label["id"], "status": ["todo"]}, 5, 2))
         results.append(store.issues.list({"labelId": label["id"], "type": ["task", "plan"]}, 5, 0))  # zset walk
 
-    declared: set[str] = set()
-    touched: list[str] = []
-    bad: list[str] = []
-    for cmd in monitored(store.r, work):
-        args = cmd["command"].split()
-        if cmd.get("client_type") == "lua":
-            for key in _keys_of(args):
-                touched.append(args[0].upper())
-                if key not in declared:
-                    bad.append(f"{args[0]} {key}")
-        elif args[0].upper() == "EVALSHA":
-            assert args[1] == sha
-            declared = set(args[3:3 + int(args[2])])
+    def declared_of(args: list[str]) -> set[str] | None:
+        if args[0].upper() != "EVALSHA":
+            return None
+        assert args[1] == sha
+        return set(args[3:3 + int(args[2])])
+
+    touched, bad = undeclared(monitored(store.r, work), declared_of)
     assert bad == []
     assert {"BITOP", "BITCOUNT", "GETRANGE", "ZSCORE", "GETBIT", "DEL"} <= set(touched)
     assert [total for _, total in results] == [40, sum(1 for i in range(40) if i % 2),

@@ -3,42 +3,15 @@ proved with MONITOR on a private redis-server), and bounds how many siblings/chi
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from loop.prompts import context as ctxmod
 from loop.signals.intake import Intake
 from loop.signals.providers import Delivery
 from loop.store import RedisStore
-from tests.redis_server import monitored
+from tests.redis_server import monitored, undeclared
 
 PROMPT_SCRIPTS = ("prompt_context", "prompt_rows")
-#: Commands the scripts run, each naming exactly one key, its first argument.
-SINGLE_KEY = {"GET", "SET", "EXISTS", "DEL", "HGET", "HGETALL", "HMGET", "HKEYS", "HSET", "HINCRBY", "SMEMBERS",
-              "ZCARD", "ZSCORE", "ZRANGE", "ZREVRANGE", "LREM"}
-
-
-def undeclared(lines: list[dict[str, Any]], declared_of: Callable[[list[str]], set[str] | None]
-               ) -> tuple[list[str], list[str]]:
-    """(commands run by scripts, "COMMAND key" for each key a script touched outside its KEYS)."""
-    declared: set[str] = set()
-    ran: list[str] = []
-    bad: list[str] = []
-    for cmd in lines:
-        args = cmd["command"].split()  # redis-py unquotes MONITOR lines; no key has spaces
-        if cmd.get("client_type") == "lua":
-            name = args[0].upper()
-            assert name in SINGLE_KEY, f"{name}: teach this test which of its arguments are keys"
-            ran.append(name)
-            if args[1] not in declared:
-                bad.append(f"{name} {args[1]}")
-        else:
-            found = declared_of(args)
-            if found is not None:
-                declared = found
-    return ran, bad
-
-
 def neighbourhood(store: RedisStore) -> tuple[dict[str, Any], dict[str, Any]]:
     """A claimed child with siblings, a label, relations both ways (a done blocker, a dependent), a
     goal found by project, earlier sessions; returns (issue, claim)."""
