@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import falcon
+from falcon.routing import CompiledRouter
 
 from api import middleware, openapi
 from api.http import Api, Route, install_error_handlers
@@ -30,21 +31,24 @@ def create_app(store: Any, clock: Clock | None = None, settings: Settings | None
     for module in ROUTE_MODULES:
         routes.extend(module.routes(api))
     # The OpenAPI document is served outside the route table (it describes it), so name it here.
-    public = [r.path for r in routes if all(op.public or op.webhook for op in r.ops)] + [OPENAPI_PATH]
+    spec = openapi.document(routes, __version__)
+    openapi_resource = _OpenApi(spec)
+    public = [r.resource for r in routes if all(op.public or op.webhook for op in r.ops)] + [openapi_resource]
+    # One router shared by the app and the auth middleware: auth asks it which resource a path reaches.
+    router = CompiledRouter()
     mw: list[Any] = [
             middleware.Cors(settings.cors_origins),
             middleware.BodyLimit(settings.max_body_bytes),
-            middleware.Auth(store.apikeys, public),
+            middleware.Auth(store.apikeys, router, public),
             middleware.Idempotency(store.idempotency, settings.max_body_bytes),
     ]
-    app: falcon.App[Any, Any] = falcon.App(middleware=mw, cors_enable=False)
+    app: falcon.App[Any, Any] = falcon.App(middleware=mw, cors_enable=False, router=router)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     install_error_handlers(app)
     for route in routes:
         app.add_route(route.path, route.resource)
-    spec = openapi.document(routes, __version__)
-    app.add_route(OPENAPI_PATH, _OpenApi(spec))
+    app.add_route(OPENAPI_PATH, openapi_resource)
     return app
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import falcon
+from falcon.routing import CompiledRouter
 
 from api.http import raw_body, send
 from loop import errors
@@ -51,21 +52,31 @@ class BodyLimit:
 
 
 class Auth:
-    """Bearer auth for ``/api/*`` except the public paths (webhooks, OpenAPI).
+    """Bearer auth, decided by the route that will serve the request.
 
-    Runs before routing, so an unknown ``/api`` route without a key is a 401 as in the
-    reference. The authenticated key's name lands in ``req.context.key_name``.
+    The app's own router is asked which resource ``req.path`` reaches (exactly as Falcon will
+    route it: ``//api/issues`` reaches the same resource as ``/api/issues``), so no spelling of
+    a path reaches a protected resource without a key. Only resources whose every operation is
+    public (webhooks, ``/``, ``/health``, the OpenAPI document) are open. A path no route
+    serves needs a key when its first segment is ``api``, so an unknown ``/api`` route without
+    a key is a 401 as in the reference. The key's name lands in ``req.context.key_name``.
     """
 
-    def __init__(self, apikeys: Any, public_paths: Iterable[str], public_prefixes: Iterable[str] = ()) -> None:
+    def __init__(self, apikeys: Any, router: CompiledRouter, public_resources: Iterable[object]) -> None:
         self.apikeys = apikeys
-        self.public = frozenset(p.rstrip("/") for p in public_paths)
-        self.prefixes = tuple(public_prefixes)
+        self.router = router
+        self.public = frozenset(id(r) for r in public_resources)
+
+    def protected(self, req: falcon.Request) -> bool:
+        found = self.router.find(req.path, req)
+        if found is not None:
+            return id(found[0]) not in self.public
+        first = next((seg for seg in req.path.split("/") if seg), "")
+        return first.lower() == "api"
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.key_name = None
-        path = req.path.rstrip("/") or "/"
-        if not path.startswith("/api") or path in self.public or path.startswith(self.prefixes):
+        if resp.complete or not self.protected(req):
             return
         header = req.get_header("Authorization") or ""
         if not header.startswith("Bearer "):
