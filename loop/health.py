@@ -36,13 +36,18 @@ def _reason(exc: Exception) -> str:
     return unavailable_reason(exc) or f"error ({type(exc).__name__})"
 
 
-def probe(store: Any) -> str | None:
-    """``None`` when Redis accepts a write now, else why not."""
+def probe(store: Any) -> redis.RedisError | None:
+    """``None`` when Redis accepts a write now, else the error (``unavailable_reason`` names it)."""
     try:
         store.r.set(store.keys.health_probe(), store.now(), px=HEALTH_PROBE_TTL_MS)
     except redis.RedisError as exc:
-        return _reason(exc)
+        return exc
     return None
+
+
+def reason(exc: Exception) -> str:
+    """Why ``exc`` keeps Redis from serving (an unexpected error is named by its class)."""
+    return _reason(exc)
 
 
 def _info(text_or_dict: Any) -> dict[str, Any]:

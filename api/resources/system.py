@@ -25,13 +25,15 @@ class Health:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         now = iso(self.api.clock.now_ms())
-        reason = health.probe(self.api.store)
-        if reason is None:
-            send(resp, {"ok": True, "service": "loop-api", "timestamp": now, "redis": "ok"})
+        failure = health.probe(self.api.store)
+        if failure is None:
+            send(resp, {"ok": True, "service": "loop-api", "timestamp": now})
             return
-        word = "unreachable" if reason == "unreachable" else "unavailable"
-        send(resp, {"ok": False, "service": "loop-api", "timestamp": now, "redis": reason,
-                    "error": f"Redis is {word}: {reason}"}, 503)
+        reason = health.reason(failure)
+        # "unreachable: <class>" is the historical message; a reachable Redis that refuses writes says why.
+        error = (f"Redis is unreachable: {type(failure).__name__}" if reason == "unreachable"
+                 else f"Redis is unavailable: {reason}")
+        send(resp, {"ok": False, "service": "loop-api", "timestamp": now, "redis": reason, "error": error}, 503)
         resp.set_header("Retry-After", str(REDIS_RETRY_AFTER_SECONDS))
 
 
