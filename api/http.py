@@ -12,6 +12,8 @@ import orjson
 import redis
 
 from loop import errors
+from loop.keys import REDIS_RETRY_AFTER_SECONDS
+from loop.redis_errors import unavailable_reason
 from loop.schema import Body, Query
 
 log = logging.getLogger("loop.api")
@@ -140,6 +142,8 @@ def handle_loop_error(req: falcon.Request, resp: falcon.Response, exc: errors.Lo
     if details:
         body["details"] = details
     send(resp, body, status_for(exc))
+    if isinstance(exc, errors.Unavailable):
+        resp.set_header("Retry-After", str(REDIS_RETRY_AFTER_SECONDS))
 
 
 def handle_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError, params: Any) -> None:
@@ -155,9 +159,15 @@ def handle_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HT
 
 
 def handle_redis_error(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
-    log.warning("redis unavailable: %s", exc)
-    send(resp, {"error": "Redis is unavailable; retry later"}, 503)
-    resp.set_header("Retry-After", "5")
+    """Redis that cannot serve (unreachable, silent, OOM, READONLY, LOADING, MISCONF, BUSY...) is a
+    503 the client may retry; any other Redis error is a bug (500)."""
+    reason = unavailable_reason(exc)
+    if reason is None:
+        handle_unexpected(req, resp, exc, params)
+        return
+    log.warning("redis unavailable (%s) on %s %s: %s", reason, req.method, req.path, exc)
+    send(resp, {"error": "Redis is unavailable; retry later", "details": {"redis": [reason]}}, 503)
+    resp.set_header("Retry-After", str(REDIS_RETRY_AFTER_SECONDS))
 
 
 def handle_unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
@@ -168,8 +178,7 @@ def handle_unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception
 def install_error_handlers(app: falcon.App[Any, Any]) -> None:
     # Falcon picks the most specific registered handler by the exception's MRO.
     app.add_error_handler(Exception, handle_unexpected)
-    app.add_error_handler(redis.ConnectionError, handle_redis_error)
-    app.add_error_handler(redis.TimeoutError, handle_redis_error)
+    app.add_error_handler(redis.RedisError, handle_redis_error)
     app.add_error_handler(falcon.HTTPError, handle_http_error)
     app.add_error_handler(errors.LoopError, handle_loop_error)
 

@@ -40,6 +40,8 @@ P:idx:signals:<field>:<value>          zset    signals by source / severity / pr
 P:webhook:<provider>:<digest>          string  webhook dedup marker -> RQ job id (TTL >= 7 days)
 P:signals:done:<provider>:<digest>     string  delivery already normalized -> signal id (TTL)
 P:idem:<digest>                        string  stored response of an Idempotency-Key (TTL)
+P:health:probe                         string  GET /health's write probe (TTL 60 s)
+P:health:lease_sweep                   string  epoch ms of the last periodic lease sweep
 P:template:<id>                        hash    one prompt template
 P:prompt_version:<id> / prompt_review  hash    one prompt version / review
 P:templates:slugs                      hash    template slug -> id (unique across deleted rows)
@@ -87,6 +89,23 @@ ID_WIDTH = 24
 #: Issue bitmaps are skipped through in blocks of this many bytes (8x as many issues) when a
 #: list starts at an offset: one BITCOUNT per block, then a bisection inside the block.
 LIST_BLOCK_BYTES = 1024
+
+# Redis failures (loop/redis_errors.py, loop/health.py; docs/operations.md "Health and Redis errors").
+#: Socket timeout of every command: a request behind a silent (paused, partitioned) Redis answers
+#: 503 after about this long. Timeouts are never retried, so this bounds the wait.
+REDIS_TIMEOUT_SECONDS = 5.0
+#: How long a dropped connection is retried (reconnects with backoff) before the request fails.
+REDIS_RETRY_SECONDS = 2.0
+#: ``Retry-After`` of a 503 caused by Redis.
+REDIS_RETRY_AFTER_SECONDS = 5
+#: TTL of the write probe ``GET /health`` makes (``P:health:probe``).
+HEALTH_PROBE_TTL_MS = 60_000
+#: Readiness: the periodic lease sweep is overdue when its last run is older than this.
+HEALTH_SWEEP_OVERDUE_SECONDS = 60
+#: Readiness: the oldest queued webhook job may wait this long.
+HEALTH_QUEUE_AGE_SECONDS = 300
+#: Readiness: Redis memory use above this fraction of ``maxmemory`` is a problem.
+HEALTH_MEMORY_RATIO = 0.9
 
 
 @dataclass(frozen=True)
@@ -170,6 +189,14 @@ class Keys:
 
     def signal_done(self, provider: str, digest: str) -> str:
         return self._k("signals", "done", provider, digest)
+
+    # health (loop/health.py)
+    def health_probe(self) -> str:
+        return self._k("health", "probe")
+
+    def lease_sweep(self) -> str:
+        """When the periodic lease sweep last ran (epoch ms): readiness says when it is overdue."""
+        return self._k("health", "lease_sweep")
 
     def tmp(self, token: str) -> str:
         return self._k("tmp", token)

@@ -43,7 +43,8 @@ def test_health_is_503_with_a_json_reason_when_redis_is_unreachable(settings, cl
     assert r.json["ok"] is False and r.json["service"] == "loop-api"
     assert r.json["error"] == "Redis is unreachable: ConnectionError"
     r = client.simulate_get("/api/issues", headers=bearer(API_KEY))
-    assert (r.status_code, r.json) == (503, {"error": "Redis is unavailable; retry later"})
+    assert (r.status_code, r.json) == (503, {"error": "Redis is unavailable; retry later",
+                                             "details": {"redis": ["unreachable"]}})
     assert r.headers["Retry-After"] == "5"
     r = client.simulate_post("/api/issues", headers=bearer(API_KEY), json=ISSUE)
     assert r.status_code == 503

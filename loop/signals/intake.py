@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
 
+from loop.redis_errors import DeadlineRetry
 from loop.scripts import source
 from loop.signals.providers import Delivery
 
@@ -44,9 +43,9 @@ ACCEPT_SCRIPT = source("webhook_accept").split("]]", 1)[1].strip()
 def binary_client(client: Any) -> redis.Redis:
     """A client on the same server/db as ``client`` that does NOT decode replies (RQ pickles)."""
     pool = client.connection_pool
-    # A few quick retries, so a Redis outage still answers 503 within about a second.
-    retry = RedisRetry(ExponentialBackoff(cap=0.5, base=0.05), 3)
-    kwargs = {**pool.connection_kwargs, "decode_responses": False, "retry": retry}
+    # Dropped connections are retried briefly; a silent Redis is not waited on again (the timed-out
+    # attempt already took the socket timeout), so the webhook answers 503 within that bound.
+    kwargs = {**pool.connection_kwargs, "decode_responses": False, "retry": DeadlineRetry()}
     return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
 

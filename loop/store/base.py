@@ -32,8 +32,14 @@ def is_id(value: object) -> bool:
 
 
 def connect(url: str, **kwargs: Any) -> redis.Redis:
-    """A Redis client that returns ``str`` (Loop stores UTF-8 text only)."""
+    """A Redis client that returns ``str`` (Loop stores UTF-8 text only).
+
+    Dropped connections are retried for a bounded time, timeouts never (loop/redis_errors.py).
+    """
+    from loop.redis_errors import DeadlineRetry
+
     kwargs.setdefault("decode_responses", True)
+    kwargs.setdefault("retry", DeadlineRetry())
     kwargs.setdefault("health_check_interval", 30)
     return redis.Redis.from_url(url, **kwargs)
 
