@@ -15,6 +15,7 @@ import functools
 import logging
 from typing import Any
 
+from loop.errors import NotFound
 from loop.keys import ID_WIDTH, RETENTION_BATCH
 from loop.store.signals import FILTERS as SIGNAL_FILTERS
 
@@ -95,7 +96,7 @@ def _purge_issue(store: Any, iid: str) -> bool:
     for rid in store.r.zrange(k.issue_relations(iid), 0, -1):
         try:
             store.relations.delete(rid)
-        except Exception:  # noqa: BLE001 - already gone (concurrent delete): nothing to do
+        except NotFound:  # already gone (a concurrent delete): just drop the stale entry
             store.r.zrem(k.issue_relations(iid), rid)
 
     def tx(pipe: Any) -> bool:
