@@ -66,6 +66,7 @@ P:dispatch:goal_projects:<goalId>      set     projects whose goalId is the goal
 P:dispatch:version:<versionId>         hash    session counters of one prompt version
 P:session:<id>                         hash    one agent session (claim)
 P:issue:<id>:sessions                  zset    session ids of an issue, score = claimedAt
+P:retention:<kind>                     zset    what retention purges: sessions / issues / payloads by time
 =====================================  ======  ===============================================
 
 Dispatch, signals and prompt keys are listed in docs/architecture.md next to these and are
@@ -89,6 +90,9 @@ ID_WIDTH = 24
 #: Issue bitmaps are skipped through in blocks of this many bytes (8x as many issues) when a
 #: list starts at an offset: one BITCOUNT per block, then a bisection inside the block.
 LIST_BLOCK_BYTES = 1024
+#: Most rows of each kind one retention purge removes (workers/retention.py): a run costs at
+#: most this much whatever the backlog; the next run takes the rest.
+RETENTION_BATCH = 200
 
 # Redis failures (loop/redis_errors.py, loop/health.py; docs/operations.md "Health and Redis errors").
 #: Socket timeout of every command: a request behind a silent (paused, partitioned) Redis answers
@@ -200,6 +204,11 @@ class Keys:
 
     def tmp(self, token: str) -> str:
         return self._k("tmp", token)
+
+    def retention(self, kind: str) -> str:
+        """Time-ordered zset of what retention will purge: ``sessions`` (closed, score endedAt),
+        ``issues`` (soft-deleted, score deletedAt), ``payloads`` (signal ids, score createdAt)."""
+        return self._k("retention", kind)
 
     def all_pattern(self) -> str:
         """SCAN pattern matching every key of this namespace (tests, reset)."""

@@ -17,6 +17,36 @@ from loop.errors import ValidationError
 
 _MISSING: Any = object()
 
+#: Integers are signed 64-bit: what orjson can write back out and Redis can store as a number.
+#: A larger one (``pullRequests[].number = 2**64``) used to pass and then fail every response.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: Deepest JSON a free-form value (payloads, webhook bodies) may nest. orjson writes at most 254
+#: levels; a stored payload is served inside at most three more (``{"data": [{"payload": ...}]}``),
+#: so 250 leaves every response encodable (and one level to spare).
+MAX_JSON_DEPTH = 250
+
+
+def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deep ``value`` nests (a scalar is 0, ``{}`` 1), counting no further than ``limit + 1``.
+
+    Iterative, so a hostile body cannot exhaust the Python stack; each container is visited once.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
 
 class Invalid(Exception):
     """Raised by a field to report one problem at a path."""
@@ -101,8 +131,8 @@ class Str(Field):
 
 @dataclass
 class Int(Field):
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: int | None = INT64_MIN
+    maximum: int | None = INT64_MAX
 
     def check(self, value: Any, path: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -227,11 +257,13 @@ class Array(Field):
 
 @dataclass
 class Record(Field):
-    """Any JSON object (free-form payloads)."""
+    """Any JSON object (free-form payloads), at most :data:`MAX_JSON_DEPTH` levels deep."""
 
     def check(self, value: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise _fail(path, "must be a JSON object")
+        if json_depth(value) > MAX_JSON_DEPTH:
+            raise _fail(path, f"must not nest deeper than {MAX_JSON_DEPTH} levels")
         return value
 
     def json_schema(self) -> dict[str, Any]:

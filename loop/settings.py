@@ -17,6 +17,9 @@ from loop.errors import ConfigError
 
 DEFAULT_PORT = 5667
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DAY = 24 * 3600
+#: Longest retention a setting accepts (ten years); 0 means keep forever.
+MAX_RETENTION_SECONDS = 3650 * DAY
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -97,6 +100,10 @@ class Settings:
     webhook_dedup_seconds: int = 7 * 24 * 3600
     webhook_retry_intervals: tuple[int, ...] = (10, 30, 120, 600, 1800)
     failed_job_ttl: int = 30 * 24 * 3600
+    # Retention (workers/retention.py); 0 keeps forever.
+    session_retention_seconds: int = 90 * DAY
+    deleted_issue_retention_seconds: int = 30 * DAY
+    signal_payload_retention_seconds: int = 90 * DAY
     cors_origins: tuple[str, ...] = field(default=("http://localhost:5668", "https://app.looped.me"))
 
     @classmethod
@@ -129,4 +136,10 @@ class Settings:
             webhook_dedup_seconds=_int(env, "LOOP_WEBHOOK_DEDUP_SECONDS", 7 * 24 * 3600, 7 * 24 * 3600, 366 * 24 * 3600),
             webhook_retry_intervals=_seconds_list(env, "LOOP_WEBHOOK_RETRY_INTERVALS", (10, 30, 120, 600, 1800)),
             failed_job_ttl=_int(env, "LOOP_FAILED_JOB_TTL", 30 * 24 * 3600, 3600, 366 * 24 * 3600),
+            session_retention_seconds=_int(
+                env, "LOOP_SESSION_RETENTION_SECONDS", 90 * DAY, 0, MAX_RETENTION_SECONDS),
+            deleted_issue_retention_seconds=_int(
+                env, "LOOP_DELETED_ISSUE_RETENTION_SECONDS", 30 * DAY, 0, MAX_RETENTION_SECONDS),
+            signal_payload_retention_seconds=_int(
+                env, "LOOP_SIGNAL_PAYLOAD_RETENTION_SECONDS", 90 * DAY, 0, MAX_RETENTION_SECONDS),
         )

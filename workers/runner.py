@@ -11,12 +11,13 @@ from rq import Queue, Worker
 
 from loop.runtime import DEFAULT_REDIS_URL
 from loop.settings import Settings
-from workers import leases
+from workers import leases, retention
 
 log = logging.getLogger("loop.worker")
 
 #: Maintenance run by every (non-burst) worker in background threads: (interval seconds, fn(settings)).
 PERIODIC: list[tuple[float, Callable[[Settings], None]]] = [(leases.LEASE_SWEEP_SECONDS, leases.sweep)]
+PERIODIC.append((retention.RETENTION_SWEEP_SECONDS, retention.sweep))
 
 
 def rq_connection(settings: Settings) -> redis.Redis:

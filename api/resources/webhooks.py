@@ -2,7 +2,8 @@
 
 Exempt from Bearer auth (``Op(webhook=True)``): the provider's signature is the credential.
 Order of checks: secret configured (500 naming the variable), signature header present
-(401), body within the limit (413), signature over the raw bytes (401), JSON object (400),
+(401), body within the limit (413), signature over the raw bytes (401), JSON object nested at
+most ``MAX_JSON_DEPTH`` levels (400),
 then dedup + enqueue in one MULTI (202; 503 when Redis is unreachable, via the app's Redis
 error handler, so the provider retries). Nothing is written before the signature is valid.
 """
@@ -17,6 +18,7 @@ import orjson
 from api import openapi
 from api.http import Api, Op, Route, raw_body, send
 from loop import errors
+from loop.schema import MAX_JSON_DEPTH, json_depth
 from loop.signals.intake import Intake
 from loop.signals.providers import PROVIDERS, Provider
 
@@ -52,12 +54,16 @@ def _parse(body: bytes) -> dict[str, Any]:
         raise errors.ValidationError("Malformed JSON in request body", {"body": ["is not valid JSON"]}) from None
     if not isinstance(payload, dict):
         raise errors.ValidationError("Request body must be a JSON object.", {"body": ["must be a JSON object"]})
+    if json_depth(payload) > MAX_JSON_DEPTH:
+        # Checked before the 202: deeper than the store can write back out, the job would fail forever.
+        problem = f"must not nest deeper than {MAX_JSON_DEPTH} levels"
+        raise errors.ValidationError(f"Request body {problem}.", {"body": [problem]})
     return payload
 
 
 def routes(api: Api) -> list[Route]:
     intake = Intake(api.store)
-    responses = {202: "Queued or duplicate", 200: "Ignored (GitHub ping)", 400: "Not a JSON object",
+    responses = {202: "Queued or duplicate", 200: "Ignored (GitHub ping)", 400: "Not a JSON object, or nested too deep",
                  401: "Missing or invalid signature", 413: "Body too large",
                  500: "Webhook secret not configured", 503: "Redis unavailable; retry"}
     return [

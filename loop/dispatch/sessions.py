@@ -118,6 +118,7 @@ def stage_close(pipe: Any, keys: Keys, session: dict[str, str], outcome: str, no
     if summary:
         fields["summary"] = summary
     pipe.hset(keys.session(sid), mapping=fields)
+    pipe.zadd(keys.retention("sessions"), {sid: now})  # closed: retention may purge it from now on
     pipe.zrem(keys.dispatch_leases(), sid)
     pipe.hdel(keys.dispatch_state(issue_id), "session")
     version = session.get("versionId")

@@ -17,6 +17,7 @@ import orjson
 
 from loop import models
 from loop.models import GOAL_FIELDS, ISSUE_FIELDS, LABEL_FIELDS, PROJECT_FIELDS, Row
+from loop.prompts import payload
 from loop.prompts.fields import UNSUCCESSFUL_SESSION_STATUSES
 
 if TYPE_CHECKING:
@@ -49,6 +50,23 @@ FAMILY_LIMIT = 50
 
 def _issue(row: Row) -> Row:
     return _wire(ISSUE_FIELDS, row)
+
+
+def _issue_view(store: RedisStore, row: Row) -> Row:
+    """The issue as templates see it: its signal payload cut to a bounded excerpt
+    (:mod:`loop.prompts.payload`), so no payload can make a prompt large."""
+    view = _issue(row)
+    if view.get("signalPayload") is None:
+        return view
+    base = store.settings.loop_url.rstrip("/")
+
+    def full_at() -> str:
+        # Only for a cut payload: the signal indexes are scored by the issue number.
+        found = store.r.zrangebyscore(store.keys.signal_index(), row["number"], row["number"])
+        return f"GET {base}/api/signals/{found[0]}" if found else f"GET {base}/api/issues/{row['id']}"
+
+    view["signalPayload"] = payload.excerpt(view["signalPayload"], full_at)
+    return view
 
 
 @lru_cache(maxsize=8192)
@@ -254,7 +272,7 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     family_total = max(int(ids.get("familyTotal") or 0), len(live_family))
     settings = store.settings
     variables: dict[str, Any] = {
-        "issue": _issue(issue),
+        "issue": _issue_view(store, issue),
         "parent": parent,
         "siblings": live_family if parent_id else [],
         "children": [] if parent_id else live_family,

@@ -255,6 +255,7 @@ class Issues:
             self._stage_update(pipe, old, new)
             for lid in labels:
                 pipe.zrem(self.k.issue_index("label", lid), issue_id)
+            pipe.zadd(self.k.retention("issues"), {issue_id: new["deletedAt"]})  # purged after retention
             for h, st in zip(self.s.issue_hooks, states, strict=True):
                 h.stage(pipe, old, new, st)
             return new

@@ -8,6 +8,10 @@ the transaction prepares, so a job that runs twice (retry after a crash) or conc
 
 Lists come from zset indexes scored by the issue number (creation order); a filtered
 total is a ZCARD or the cardinality of one temporary ZINTERSTORE, never a scan.
+
+The payload is stored once, as the triage issue's ``signalPayload``; a signal's ``payload``
+is read from there (one pipelined HGET per row). Signals written before that keep their own
+copy, which is served as is.
 """
 
 from __future__ import annotations
@@ -100,10 +104,22 @@ class Signals:
 
     # ------------------------------------------------------------------ reads
     def get(self, signal_id: str) -> Row | None:
-        return self.s.get_row("signal", SIGNAL_FIELDS, signal_id)
+        row = self.s.get_row("signal", SIGNAL_FIELDS, signal_id)
+        return self._with_payloads([row])[0] if row else None
 
     def get_live(self, signal_id: str) -> Row:
-        return self.s.live_row("signal", SIGNAL_FIELDS, signal_id, "Signal not found")
+        return self._with_payloads([self.s.live_row("signal", SIGNAL_FIELDS, signal_id, "Signal not found")])[0]
+
+    def _with_payloads(self, rows: list[Row]) -> list[Row]:
+        """Fill each row's ``payload`` from its issue's ``signalPayload`` (where it is stored)."""
+        wanted = [r for r in rows if r.get("payload") is None and r.get("issueId")]
+        if wanted:
+            pipe = self.s.r.pipeline(transaction=False)
+            for r in wanted:
+                pipe.hget(self.k.issue(r["issueId"]), "signalPayload")
+            for r, raw in zip(wanted, pipe.execute(), strict=True):
+                r["payload"] = models.decode({"payload": "j"}, {"payload": raw})["payload"] if raw else None
+        return rows
 
     @staticmethod
     def wire(signal: Row) -> Row:
@@ -113,10 +129,10 @@ class Signals:
         """Signals matching every filter (source, severity, projectId), creation order."""
         sets = [self.k.signal_index(field, str(filters[name]))
                 for name, field in FILTERS.items() if filters.get(name) is not None]
-        if not sets:
-            return self.s.page(self.k.signal_index(), "signal", SIGNAL_FIELDS, limit, offset)
-        if len(sets) == 1:
-            return self.s.page(sets[0], "signal", SIGNAL_FIELDS, limit, offset)
+        if not sets or len(sets) == 1:
+            rows, count = self.s.page(sets[0] if sets else self.k.signal_index(), "signal", SIGNAL_FIELDS,
+                                      limit, offset)
+            return self._with_payloads(rows), count
         tmp = self.k.tmp(secrets.token_hex(8))
         pipe = self.s.r.pipeline(transaction=True)
         pipe.zinterstore(tmp, sets, aggregate="MAX")
@@ -124,7 +140,7 @@ class Signals:
         pipe.zcard(tmp)
         pipe.delete(tmp)
         _, ids, total, _ = pipe.execute()
-        return self.s.get_rows("signal", SIGNAL_FIELDS, ids), int(total)
+        return self._with_payloads(self.s.get_rows("signal", SIGNAL_FIELDS, ids)), int(total)
 
     def recorded(self, guard: str) -> Recorded | None:
         """What an earlier run of the delivery guarded by ``guard`` recorded, if any."""
@@ -135,7 +151,7 @@ class Signals:
         signal = self.get(signal_id)
         issue = self.s.issues.get(signal["issueId"]) if signal else None
         if signal is None or issue is None:
-            # The guard outlived nothing: signals and issues are never hard-deleted.
+            # The guard outlived nothing: only retention hard-deletes them, long after a job re-runs.
             raise LookupError(f"guard names signal {signal_id!r} which does not exist")
         return Recorded(signal, issue, created=False)
 
@@ -164,8 +180,10 @@ class Signals:
         def stage(pipe: Any, issue: Row) -> None:
             signal["issueId"] = issue["id"]
             sid, score = signal["id"], issue["number"]
-            self.s.write_row(pipe, "signal", SIGNAL_FIELDS, sid, signal)
+            # Not the payload: the issue holds it (signalPayload), read back by _with_payloads.
+            self.s.write_row(pipe, "signal", SIGNAL_FIELDS, sid, {**signal, "payload": None})
             pipe.zadd(self.k.signal_index(), {sid: score})
+            pipe.zadd(self.k.retention("payloads"), {sid: signal["createdAt"]})
             for name, field in FILTERS.items():
                 if signal.get(name) is not None:
                     pipe.zadd(self.k.signal_index(field, str(signal[name])), {sid: score})
