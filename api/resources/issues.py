@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import falcon
 
+from api.fencing import claim_check
 from api.http import Api, Op, Route, no_content, send
 from loop.models import ISSUE_STATUSES, ISSUE_TYPES
 from loop.schema import (
@@ -107,9 +108,8 @@ class IssueItem:
 
 def _patch_context(api: Api, req: falcon.Request) -> dict[str, object]:
     """Extra arguments for ``issues.update``: a claim token (``X-Loop-Claim-Token``) is fenced."""
-    token = req.get_header("X-Loop-Claim-Token")
-    dispatch = getattr(api.store, "dispatch", None)
-    return {"check": dispatch.fence(token)} if token and dispatch is not None else {}
+    check = claim_check(api.store, req)
+    return {"check": check} if check is not None else {}
 
 
 class IssueLabels:
