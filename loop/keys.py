@@ -31,6 +31,7 @@ P:relation:<id>                        hash    one relation
 P:comment:<id>                         hash    one comment
 P:project:<id> / P:goal:<id> / ...     hash    one project / goal / label
 P:idx:projects / goals / labels        zset    live rows, score = row seq (creation order)
+P:idx:goals:status:<status>            zset    live goals with that status, score = row seq
 P:labels:names                         hash    label name -> id (unique across deleted rows)
 P:apikeys                              hash    sha256(key) -> JSON {id, name, createdAt}
 P:apikeys:names                        hash    key name -> sha256(key)
@@ -119,6 +120,10 @@ class Keys:
     def index(self, kind: str) -> str:
         """Creation-ordered zset of live rows of one kind (``issues``, ``projects``...)."""
         return self._k("idx", kind)
+
+    def status_index(self, kind: str, status: str) -> str:
+        """Creation-ordered zset of the live rows of one kind (``goals``) with that status."""
+        return self._k("idx", kind, "status", status)
 
     def issue_index(self, field: str, value: str) -> str:
         """Zset of live issues whose ``field`` (project, parent, label) equals ``value``."""

@@ -7,13 +7,13 @@ import falcon
 from api.fencing import claim_check
 from api.http import Api, Op, Route, send
 from loop.models import AUTHOR_TYPES
-from loop.schema import Body, Enum, Str
+from loop.schema import Body, Enum, Id, Str
 
 CREATE = Body({
     "body": Str(required=True, min_len=1),
     "authorName": Str(required=True, min_len=1),
     "authorType": Enum(required=True, values=AUTHOR_TYPES),
-    "parentId": Str(min_len=1),
+    "parentId": Id(),
 })
 
 

@@ -13,6 +13,7 @@ from loop.schema import (
     Body,
     Enum,
     EnumList,
+    Id,
     Int,
     Num,
     Obj,
@@ -48,8 +49,8 @@ CREATE = Body({
     "type": Enum(required=True, values=ISSUE_TYPES),
     "status": Enum(values=ISSUE_STATUSES),
     "priority": Int(minimum=0, maximum=4),
-    "parentId": Str(min_len=1),
-    "projectId": Str(min_len=1),
+    "parentId": Id(),
+    "projectId": Id(),
     "signalSource": Str(),
     "signalPayload": Record(),
     "hypothesis": HYPOTHESIS,
@@ -61,17 +62,17 @@ UPDATE = Body({
     "type": Enum(values=ISSUE_TYPES),
     "status": Enum(values=ISSUE_STATUSES),
     "priority": Int(minimum=0, maximum=4),
-    "parentId": Str(min_len=1, nullable=True),
-    "projectId": Str(min_len=1, nullable=True),
+    "parentId": Id(nullable=True),
+    "projectId": Id(nullable=True),
     "signalSource": Str(),
     "signalPayload": Record(),
     "hypothesis": Obj(fields=HYPOTHESIS.fields, nullable=True),
     "agentSummary": Str(nullable=True),
-    "agentSessionId": Str(nullable=True),
+    "agentSessionId": Id(nullable=True),
     "commits": Array(item=COMMIT, nullable=True),
     "pullRequests": Array(item=PULL_REQUEST, nullable=True),
 }, min_fields=1)
-LABEL_LINK = Body({"labelId": Str(required=True, min_len=1)})
+LABEL_LINK = Body({"labelId": Id(required=True)})
 
 
 class IssueList:

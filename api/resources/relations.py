@@ -7,9 +7,9 @@ import falcon
 from api.fencing import claim_check
 from api.http import Api, Op, Route, no_content, send
 from loop.models import RELATION_TYPES
-from loop.schema import Body, Enum, Str
+from loop.schema import Body, Enum, Id
 
-CREATE = Body({"type": Enum(required=True, values=RELATION_TYPES), "relatedIssueId": Str(required=True, min_len=1)})
+CREATE = Body({"type": Enum(required=True, values=RELATION_TYPES), "relatedIssueId": Id(required=True)})
 
 
 class IssueRelations:
