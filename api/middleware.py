@@ -41,14 +41,32 @@ class Cors:
 
 
 class BodyLimit:
-    """413 on a declared Content-Length over the limit, before any byte is read."""
+    """413 on a declared Content-Length over the route's limit, before any byte is read.
 
-    def __init__(self, limit: int) -> None:
+    The limit is decided by the resource the router will serve (as :class:`Auth` does): routes
+    whose operations are webhooks (``Op(webhook=True)``) get ``webhook_limit`` (providers send
+    large payloads and do not retry a 413), every other path ``limit``. The chosen limit lands in
+    ``req.context.body_limit`` for whatever reads the body later (Idempotency, the resource).
+    """
+
+    def __init__(self, limit: int, webhook_limit: int | None = None, router: CompiledRouter | None = None,
+                 webhook_resources: Iterable[object] = ()) -> None:
         self.limit = limit
+        self.webhook_limit = limit if webhook_limit is None else webhook_limit
+        self.router = router
+        self.webhooks = frozenset(id(r) for r in webhook_resources)
+
+    def limit_for(self, req: falcon.Request) -> int:
+        if self.router is not None and self.webhooks:
+            found = self.router.find(req.path, req)
+            if found is not None and id(found[0]) in self.webhooks:
+                return self.webhook_limit
+        return self.limit
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if req.content_length is not None and req.content_length > self.limit:
-            raise errors.PayloadTooLarge(f"Request body exceeds the limit of {self.limit} bytes")
+        limit = req.context.body_limit = self.limit_for(req)
+        if req.content_length is not None and req.content_length > limit:
+            raise errors.PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
 
 
 class Auth:
@@ -105,7 +123,7 @@ class Idempotency:
             raise errors.ValidationError(
                 "Idempotency-Key must be at most 255 characters", {"Idempotency-Key": ["is too long"]}
             )
-        body_hash = hashlib.sha256(raw_body(req, self.limit)).hexdigest()
+        body_hash = hashlib.sha256(raw_body(req, getattr(req.context, "body_limit", self.limit))).hexdigest()
         principal = req.context.key_name or "-"
         state, value = self.store.begin(principal, req.method, req.path, idem_key, body_hash)
         if state == "new":

@@ -238,9 +238,11 @@ def test_several_secrets_are_accepted_during_rotation(store, settings, clock, rq
 
 
 # ------------------------------------------------------------------ bodies
-def test_a_body_over_the_limit_is_413_and_stores_nothing(client, store, settings, rq_queue):
+def test_a_body_over_the_limit_is_413_and_stores_nothing(store, clock, settings, rq_queue):
+    small = dataclasses.replace(settings, webhook_max_body_bytes=settings.max_body_bytes)
+    client = Client(create_app(store, clock, small))
     before = keys_of(store)
-    big = b'{"pad": "' + b"x" * settings.max_body_bytes + b'"}'
+    big = b'{"pad": "' + b"x" * small.webhook_max_body_bytes + b'"}'
     r = gh(client, body=big)
     assert r.status_code == 413
     assert_nothing_stored(store, rq_queue, before)
