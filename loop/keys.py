@@ -39,6 +39,7 @@ P:signal:<id>                          hash    one signal (payload kept as JSON)
 P:idx:signals                          zset    signals, score = their triage issue's number
 P:idx:signals:<field>:<value>          zset    signals by source / severity / project
 P:webhook:<provider>:<digest>          string  webhook dedup marker -> RQ job id (TTL >= 7 days)
+P:webhook-body:<provider>:<digest>     string  the same for the SHA-256 of the raw signed body (replays)
 P:signals:done:<provider>:<digest>     string  delivery already normalized -> signal id (TTL)
 P:idem:<digest>                        string  stored response of an Idempotency-Key (TTL)
 P:template:<id>                        hash    one prompt template
@@ -172,6 +173,10 @@ class Keys:
 
     def webhook_delivery(self, provider: str, digest: str) -> str:
         return self._k("webhook", provider, digest)
+
+    def webhook_body(self, provider: str, digest: str) -> str:
+        """Dedup marker of a signed body (a replay with a fresh delivery id is still a duplicate)."""
+        return self._k("webhook-body", provider, digest)
 
     def signal_done(self, provider: str, digest: str) -> str:
         return self._k("signals", "done", provider, digest)
