@@ -34,13 +34,15 @@ def create_app(store: Any, clock: Clock | None = None, settings: Settings | None
     spec = openapi.document(routes, __version__)
     openapi_resource = _OpenApi(spec)
     public = [r.resource for r in routes if all(op.public or op.webhook for op in r.ops)] + [openapi_resource]
+    webhooks = [r.resource for r in routes if any(op.webhook for op in r.ops)]
+    secret_ops = [(r.resource, op.method) for r in routes for op in r.ops if op.secret]
     # One router shared by the app and the auth middleware: auth asks it which resource a path reaches.
     router = CompiledRouter()
     mw: list[Any] = [
             middleware.Cors(settings.cors_origins),
-            middleware.BodyLimit(settings.max_body_bytes),
+            middleware.BodyLimit(settings.max_body_bytes, settings.webhook_max_body_bytes, router, webhooks),
             middleware.Auth(store.apikeys, router, public),
-            middleware.Idempotency(store.idempotency, settings.max_body_bytes),
+            middleware.Idempotency(store.idempotency, settings.max_body_bytes, router, secret_ops),
     ]
     app: falcon.App[Any, Any] = falcon.App(middleware=mw, cors_enable=False, router=router)
     app.req_options.strip_url_path_trailing_slash = True

@@ -91,6 +91,9 @@ class Op:
     response_schema: str | None = None
     public: bool = False
     webhook: bool = False
+    #: The success response carries a secret shown once (a new API key): never stored, so an
+    #: Idempotency-Key replay answers 409 instead (api/middleware.py ``Idempotency``).
+    secret: bool = False
 
 
 @dataclass

@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import falcon
+import orjson
 from falcon.routing import CompiledRouter
 
-from api.http import raw_body, send
+from api.http import JSON, raw_body, send
 from loop import errors
 
 CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
@@ -41,14 +42,32 @@ class Cors:
 
 
 class BodyLimit:
-    """413 on a declared Content-Length over the limit, before any byte is read."""
+    """413 on a declared Content-Length over the route's limit, before any byte is read.
 
-    def __init__(self, limit: int) -> None:
+    The limit is decided by the resource the router will serve (as :class:`Auth` does): routes
+    whose operations are webhooks (``Op(webhook=True)``) get ``webhook_limit`` (providers send
+    large payloads and do not retry a 413), every other path ``limit``. The chosen limit lands in
+    ``req.context.body_limit`` for whatever reads the body later (Idempotency, the resource).
+    """
+
+    def __init__(self, limit: int, webhook_limit: int | None = None, router: CompiledRouter | None = None,
+                 webhook_resources: Iterable[object] = ()) -> None:
         self.limit = limit
+        self.webhook_limit = limit if webhook_limit is None else webhook_limit
+        self.router = router
+        self.webhooks = frozenset(id(r) for r in webhook_resources)
+
+    def limit_for(self, req: falcon.Request) -> int:
+        if self.router is not None and self.webhooks:
+            found = self.router.find(req.path, req)
+            if found is not None and id(found[0]) in self.webhooks:
+                return self.webhook_limit
+        return self.limit
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if req.content_length is not None and req.content_length > self.limit:
-            raise errors.PayloadTooLarge(f"Request body exceeds the limit of {self.limit} bytes")
+        limit = req.context.body_limit = self.limit_for(req)
+        if req.content_length is not None and req.content_length > limit:
+            raise errors.PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
 
 
 class Auth:
@@ -87,14 +106,33 @@ class Auth:
         req.context.key_name = name
 
 
+SECRET_REPLAYED = ("This request already succeeded and its secret was shown once; it is not stored, so it "
+                   "cannot be replayed. Nothing new was created; use a new Idempotency-Key to create another.")
+
+
 class Idempotency:
-    """Replays the stored response of a repeated ``Idempotency-Key`` (POST/PATCH/DELETE)."""
+    """Replays the stored response of a repeated ``Idempotency-Key`` (POST/PATCH/DELETE).
+
+    A success of an operation marked ``Op(secret=True)`` (routed like :class:`Auth` does) is never
+    stored: its record is a 409 ``{"error": SECRET_REPLAYED, **req.context.secret_replay}`` (the
+    resource puts what may be shown again there, e.g. the new key's id and name), so a replay
+    neither reveals the secret nor mints a second one, and Redis never holds it in clear.
+    """
 
     METHODS = frozenset(("POST", "PATCH", "DELETE"))
 
-    def __init__(self, store: Any, limit: int) -> None:
+    def __init__(self, store: Any, limit: int, router: CompiledRouter | None = None,
+                 secret_ops: Iterable[tuple[object, str]] = ()) -> None:
         self.store = store
         self.limit = limit
+        self.router = router
+        self.secret_ops = frozenset((id(resource), method) for resource, method in secret_ops)
+
+    def secret(self, req: falcon.Request) -> bool:
+        if self.router is None or not self.secret_ops:
+            return False
+        found = self.router.find(req.path, req)
+        return found is not None and (id(found[0]), req.method) in self.secret_ops
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.idem = None
@@ -105,11 +143,11 @@ class Idempotency:
             raise errors.ValidationError(
                 "Idempotency-Key must be at most 255 characters", {"Idempotency-Key": ["is too long"]}
             )
-        body_hash = hashlib.sha256(raw_body(req, self.limit)).hexdigest()
+        body_hash = hashlib.sha256(raw_body(req, getattr(req.context, "body_limit", self.limit))).hexdigest()
         principal = req.context.key_name or "-"
         state, value = self.store.begin(principal, req.method, req.path, idem_key, body_hash)
         if state == "new":
-            req.context.idem = (value, body_hash)
+            req.context.idem = (value, body_hash, self.secret(req))
         elif state == "replay":
             resp.status = value["status"]
             if value["body"]:
@@ -130,10 +168,14 @@ class Idempotency:
         idem = getattr(req.context, "idem", None)
         if not idem:
             return
-        key, body_hash = idem
+        key, body_hash, secret = idem
         status = int(str(resp.status).split()[0])
         if status >= 500:
             self.store.abandon(key)
+            return
+        if secret and status < 300:
+            shown = getattr(req.context, "secret_replay", None) or {}
+            self.store.finish(key, 409, orjson.dumps({"error": SECRET_REPLAYED, **shown}), body_hash, JSON)
             return
         data = resp.data if resp.data is not None else (resp.text or "").encode()
         self.store.finish(key, status, data, body_hash, resp.content_type)

@@ -27,14 +27,6 @@ class BusinessRuleError(LoopError):
     """Well-formed input that breaks a domain rule (HTTP 422)."""
 
 
-class LabelValidationError(BusinessRuleError):
-    """The labels endpoints report schema failures as 422 with zod-like details."""
-
-    def __init__(self, message: str, details: dict[str, object]) -> None:
-        super().__init__(message)
-        self.details = details
-
-
 class Conflict(LoopError):
     """A uniqueness or concurrency conflict (HTTP 409)."""
 

@@ -31,6 +31,7 @@ P:relation:<id>                        hash    one relation
 P:comment:<id>                         hash    one comment
 P:project:<id> / P:goal:<id> / ...     hash    one project / goal / label
 P:idx:projects / goals / labels        zset    live rows, score = row seq (creation order)
+P:idx:goals:status:<status>            zset    live goals with that status, score = row seq
 P:labels:names                         hash    label name -> id (unique across deleted rows)
 P:apikeys                              hash    sha256(key) -> JSON {id, name, createdAt}
 P:apikeys:names                        hash    key name -> sha256(key)
@@ -38,6 +39,7 @@ P:signal:<id>                          hash    one signal (payload kept as JSON)
 P:idx:signals                          zset    signals, score = their triage issue's number
 P:idx:signals:<field>:<value>          zset    signals by source / severity / project
 P:webhook:<provider>:<digest>          string  webhook dedup marker -> RQ job id (TTL >= 7 days)
+P:webhook-body:<provider>:<digest>     string  the same for the SHA-256 of the raw signed body (replays)
 P:signals:done:<provider>:<digest>     string  delivery already normalized -> signal id (TTL)
 P:idem:<digest>                        string  stored response of an Idempotency-Key (TTL)
 P:health:probe                         string  GET /health's write probe (TTL 60 s)
@@ -143,6 +145,10 @@ class Keys:
         """Creation-ordered zset of live rows of one kind (``issues``, ``projects``...)."""
         return self._k("idx", kind)
 
+    def status_index(self, kind: str, status: str) -> str:
+        """Creation-ordered zset of the live rows of one kind (``goals``) with that status."""
+        return self._k("idx", kind, "status", status)
+
     def issue_index(self, field: str, value: str) -> str:
         """Zset of live issues whose ``field`` (project, parent, label) equals ``value``."""
         return self._k("idx", "issues", field, value)
@@ -190,6 +196,10 @@ class Keys:
 
     def webhook_delivery(self, provider: str, digest: str) -> str:
         return self._k("webhook", provider, digest)
+
+    def webhook_body(self, provider: str, digest: str) -> str:
+        """Dedup marker of a signed body (a replay with a fresh delivery id is still a duplicate)."""
+        return self._k("webhook-body", provider, digest)
 
     def signal_done(self, provider: str, digest: str) -> str:
         return self._k("signals", "done", provider, digest)

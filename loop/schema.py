@@ -130,6 +130,25 @@ class Str(Field):
 
 
 @dataclass
+class Id(Str):
+    """A reference to another row's id. When optional, ``""`` means no reference, stored as null
+    (the reference's prompts send ``"parentId": ""`` for top-level issues), on create and update
+    alike; a required id must not be empty."""
+
+    min_len: int = 1
+
+    def clean(self, value: Any, path: str) -> Any:
+        if value == "" and not self.required:
+            return None
+        return super().clean(value, path)
+
+    def json_schema(self) -> dict[str, Any]:
+        if self.required:
+            return super().json_schema()
+        return {"type": "string", "description": 'an id; "" means none (null)'}
+
+
+@dataclass
 class Int(Field):
     minimum: int | None = INT64_MIN
     maximum: int | None = INT64_MAX

@@ -20,6 +20,8 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DAY = 24 * 3600
 #: Longest retention a setting accepts (ten years); 0 means keep forever.
 MAX_RETENTION_SECONDS = 3650 * DAY
+#: GitHub sends payloads up to 25 MB and never retries a 413, so webhook routes get their own limit.
+DEFAULT_WEBHOOK_MAX_BODY_BYTES = 25 * 1024 * 1024
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -89,6 +91,7 @@ class Settings:
     port: int = DEFAULT_PORT
     namespace: str = "loop"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    webhook_max_body_bytes: int = DEFAULT_WEBHOOK_MAX_BODY_BYTES
     github_webhook_secrets: tuple[str, ...] = ()
     sentry_client_secrets: tuple[str, ...] = ()
     posthog_webhook_secrets: tuple[str, ...] = ()
@@ -125,6 +128,8 @@ class Settings:
             port=port,
             namespace=namespace,
             max_body_bytes=_int(env, "LOOP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 64 * 1024 * 1024),
+            webhook_max_body_bytes=_int(env, "LOOP_WEBHOOK_MAX_BODY_BYTES", DEFAULT_WEBHOOK_MAX_BODY_BYTES,
+                                        1024, 256 * 1024 * 1024),
             github_webhook_secrets=_secrets(env.get("GITHUB_WEBHOOK_SECRET")),
             sentry_client_secrets=_secrets(env.get("SENTRY_CLIENT_SECRET")),
             posthog_webhook_secrets=_secrets(env.get("POSTHOG_WEBHOOK_SECRET")),

@@ -79,10 +79,10 @@ def test_the_webhook_accept_script_touches_only_its_declared_keys(private_store:
     def declared_of(args: list[str]) -> set[str] | None:
         if args[0].upper() != "EVAL":
             return None
-        # The body has spaces; the three KEYS follow "3" after it: the marker first.
+        # The body has spaces; the four KEYS follow "4" after it: the marker first.
         at = args.index(marker)
-        assert args[at - 1] == "3"
-        return set(args[at:at + 3])
+        assert args[at - 1] == "4"
+        return set(args[at:at + 4])
 
     def work() -> None:
         outcomes.append(intake.accept(delivery, b"{}").status)

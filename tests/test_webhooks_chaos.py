@@ -30,6 +30,11 @@ from workers.signals import HOLD_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = fixture_bytes("github/issues.opened.json")
+
+
+def body_of(delivery: str) -> bytes:
+    """A distinct body per delivery: one body sent under several ids is a replay (one signal)."""
+    return BODY.replace(b"{", b'{"delivery": "' + delivery.encode() + b'", ', 1)
 WORKER = "from loop.settings import Settings; from workers.runner import run_worker; " \
          "run_worker(Settings.from_env(), burst=True)"
 
@@ -106,7 +111,8 @@ def test_redis_stopping_during_webhooks_gives_503s_and_leaves_nothing_half_writt
             errors_in_a_row = 0
             for i in range(10_000):
                 delivery = f"d-{i}"
-                r = client.post("/api/signals/github", body=BODY, headers=github_headers(BODY, "issues", delivery),
+                body = body_of(delivery)
+                r = client.post("/api/signals/github", body=body, headers=github_headers(body, "issues", delivery),
                                 auth=False)
                 results[delivery] = [(r.status_code, (r.json.get("data") or {}).get("status"))]
                 errors_in_a_row = errors_in_a_row + 1 if r.status_code == 503 else 0
@@ -129,7 +135,8 @@ def test_redis_stopping_during_webhooks_gives_503s_and_leaves_nothing_half_writt
         assert refused and accepted
         assert {code for [(code, _)] in results.values()} <= {202, 503}
         # Redis is down: the API says so (and the provider will retry).
-        r = client.post("/api/signals/github", body=BODY, headers=github_headers(BODY, "issues", "late"), auth=False)
+        late = body_of("late")
+        r = client.post("/api/signals/github", body=late, headers=github_headers(late, "issues", "late"), auth=False)
         assert r.status_code == 503 and r.headers.get("Retry-After")
 
         server.start()  # same port and directory: the snapshot is loaded
@@ -140,7 +147,8 @@ def test_redis_stopping_during_webhooks_gives_503s_and_leaves_nothing_half_writt
         assert len(markers) >= len(accepted)
         # The provider retries what got a 503: each is queued now, or was in fact committed.
         for delivery in [*refused, "late"]:
-            r = client.post("/api/signals/github", body=BODY, headers=github_headers(BODY, "issues", delivery),
+            body = body_of(delivery)
+            r = client.post("/api/signals/github", body=body, headers=github_headers(body, "issues", delivery),
                             auth=False)
             assert r.status_code == 202 and r.json["data"]["status"] in ("queued", "duplicate")
         assert queue.count == len(results) + 1

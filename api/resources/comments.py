@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import falcon
 
+from api.fencing import claim_check
 from api.http import Api, Op, Route, send
 from loop.models import AUTHOR_TYPES
-from loop.schema import Body, Enum, Str
+from loop.schema import Body, Enum, Id, Str
 
 CREATE = Body({
     "body": Str(required=True, min_len=1),
     "authorName": Str(required=True, min_len=1),
     "authorType": Enum(required=True, values=AUTHOR_TYPES),
-    "parentId": Str(min_len=1),
+    "parentId": Id(),
 })
 
 
@@ -25,7 +26,8 @@ class IssueComments:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, issue_id: str) -> None:
         data = self.api.body(req, CREATE)
-        row = self.api.store.comments.create(issue_id, data, key_name=req.context.key_name)
+        row = self.api.store.comments.create(issue_id, data, key_name=req.context.key_name,
+                                             check=claim_check(self.api.store, req))
         from loop.models import COMMENT_FIELDS, wire
 
         send(resp, {"data": wire(COMMENT_FIELDS, row)}, 201)
@@ -38,7 +40,8 @@ def routes(api: Api) -> list[Route]:
             Op("GET", "Threaded comments of an issue", t, responses={200: "OK", 404: "Issue not found"},
                response_schema="Comment"),
             Op("POST", "Comment on an issue", t, body=CREATE,
-               responses={201: "Created", 400: "Invalid", 404: "Issue not found", 422: "Parent comment not found"},
+               responses={201: "Created", 400: "Invalid", 404: "Issue not found", 409: "Stale claim token",
+                          422: "Parent comment not found"},
                response_schema="Comment"),
         ]),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import falcon
 
+from api.fencing import claim_check
 from api.http import Api, Op, Route, no_content, send
 from loop.models import ISSUE_STATUSES, ISSUE_TYPES
 from loop.schema import (
@@ -12,6 +13,7 @@ from loop.schema import (
     Body,
     Enum,
     EnumList,
+    Id,
     Int,
     Num,
     Obj,
@@ -47,8 +49,8 @@ CREATE = Body({
     "type": Enum(required=True, values=ISSUE_TYPES),
     "status": Enum(values=ISSUE_STATUSES),
     "priority": Int(minimum=0, maximum=4),
-    "parentId": Str(min_len=1),
-    "projectId": Str(min_len=1),
+    "parentId": Id(),
+    "projectId": Id(),
     "signalSource": Str(),
     "signalPayload": Record(),
     "hypothesis": HYPOTHESIS,
@@ -60,17 +62,17 @@ UPDATE = Body({
     "type": Enum(values=ISSUE_TYPES),
     "status": Enum(values=ISSUE_STATUSES),
     "priority": Int(minimum=0, maximum=4),
-    "parentId": Str(min_len=1, nullable=True),
-    "projectId": Str(min_len=1, nullable=True),
+    "parentId": Id(nullable=True),
+    "projectId": Id(nullable=True),
     "signalSource": Str(),
     "signalPayload": Record(),
     "hypothesis": Obj(fields=HYPOTHESIS.fields, nullable=True),
     "agentSummary": Str(nullable=True),
-    "agentSessionId": Str(nullable=True),
+    "agentSessionId": Id(nullable=True),
     "commits": Array(item=COMMIT, nullable=True),
     "pullRequests": Array(item=PULL_REQUEST, nullable=True),
 }, min_fields=1)
-LABEL_LINK = Body({"labelId": Str(required=True, min_len=1)})
+LABEL_LINK = Body({"labelId": Id(required=True)})
 
 
 class IssueList:
@@ -107,9 +109,8 @@ class IssueItem:
 
 def _patch_context(api: Api, req: falcon.Request) -> dict[str, object]:
     """Extra arguments for ``issues.update``: a claim token (``X-Loop-Claim-Token``) is fenced."""
-    token = req.get_header("X-Loop-Claim-Token")
-    dispatch = getattr(api.store, "dispatch", None)
-    return {"check": dispatch.fence(token)} if token and dispatch is not None else {}
+    check = claim_check(api.store, req)
+    return {"check": check} if check is not None else {}
 
 
 class IssueLabels:

@@ -29,7 +29,10 @@ class Keys:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         _require_bootstrap(req)
         data = self.api.body(req, CREATE)
-        send(resp, {"data": self.api.store.apikeys.create(data["name"])}, 201)
+        row = self.api.store.apikeys.create(data["name"])
+        # What an Idempotency-Key replay may show again: everything but the secret (Op(secret=True)).
+        req.context.secret_replay = {"key": {k: v for k, v in row.items() if k != "key"}}
+        send(resp, {"data": row}, 201)
 
 
 class KeyItem:
@@ -48,7 +51,9 @@ def routes(api: Api) -> list[Route]:
         Route("/api/keys", Keys(api), [
             Op("GET", "List named API keys (never the secrets)", t, responses={200: "OK", 403: "Not bootstrap"}),
             Op("POST", "Create a named API key; the secret is returned once", t, body=CREATE,
-               responses={201: "Created", 400: "Invalid", 403: "Not bootstrap", 409: "Name taken"}),
+               responses={201: "Created", 400: "Invalid", 403: "Not bootstrap",
+                          409: "Name taken, or an Idempotency-Key replay of a creation (secret not shown again)"},
+               secret=True),
         ]),
         Route("/api/keys/{key_id}", KeyItem(api), [
             Op("DELETE", "Revoke a named API key (by id or name)", t,

@@ -6,11 +6,11 @@ import falcon
 
 from api.http import Api, Op, Route, send
 from loop.models import AUTHOR_TYPES
-from loop.schema import Body, Enum, Int, Str
+from loop.schema import Body, Enum, Id, Int, Str
 
 CREATE = Body({
-    "versionId": Str(required=True, min_len=1, description="meta.versionId of the dispatched prompt"),
-    "issueId": Str(required=True, min_len=1),
+    "versionId": Id(required=True, description="meta.versionId of the dispatched prompt"),
+    "issueId": Id(required=True),
     "clarity": Int(required=True, minimum=1, maximum=5),
     "completeness": Int(required=True, minimum=1, maximum=5),
     "relevance": Int(required=True, minimum=1, maximum=5),

@@ -7,7 +7,7 @@ import falcon
 from api import openapi
 from api.http import Api, Op, Route, send
 from loop.models import SEVERITIES
-from loop.schema import PAGINATION, Body, Enum, Query, Record, Str
+from loop.schema import PAGINATION, Body, Enum, Id, Query, Record, Str
 from loop.store.signals import SIGNAL_FIELDS, service, title_for
 
 openapi.EXTRA_ENTITIES["Signal"] = SIGNAL_FIELDS
@@ -18,7 +18,7 @@ CREATE = Body({
     "type": Str(required=True, min_len=1, max_len=200),
     "severity": Enum(required=True, values=SEVERITIES),
     "payload": Record(required=True),
-    "projectId": Str(min_len=1),
+    "projectId": Id(),
 })
 LIST_QUERY = Query({
     "source": Str(min_len=1),

@@ -11,7 +11,7 @@ from api.openapi import EXTRA_ENTITIES
 from loop.errors import BusinessRuleError, PromptRenderError
 from loop.models import AUTHOR_TYPES, ISSUE_TYPES
 from loop.prompts.fields import REVIEW_FIELDS, SLUG_PATTERN, TEMPLATE_FIELDS, VERSION_FIELDS
-from loop.schema import PAGINATION, Array, Body, Bool, Enum, Int, Num, Obj, Query, Str
+from loop.schema import PAGINATION, Array, Body, Bool, Enum, Id, Int, Num, Obj, Query, Str
 
 EXTRA_ENTITIES.update({"PromptTemplate": TEMPLATE_FIELDS, "PromptVersion": VERSION_FIELDS,
                        "PromptReview": REVIEW_FIELDS})
@@ -30,14 +30,14 @@ CREATE = Body({
     "description": Str(),
     "conditions": CONDITIONS,
     "specificity": Int(minimum=0, maximum=100, default=10),
-    "projectId": Str(min_len=1),
+    "projectId": Id(),
 })
 UPDATE = Body({
     "name": Str(min_len=1, max_len=500),
     "description": Str(),
     "conditions": CONDITIONS,
     "specificity": Int(minimum=0, maximum=100),
-    "projectId": Str(min_len=1, nullable=True),
+    "projectId": Id(nullable=True),
 }, min_fields=1)
 VERSION_CREATE = Body({
     "content": Str(required=True, min_len=1, description="Handlebars source (see docs/prompts.md)"),

@@ -2,7 +2,7 @@
 
 Exempt from Bearer auth (``Op(webhook=True)``): the provider's signature is the credential.
 Order of checks: secret configured (500 naming the variable), signature header present
-(401), body within the limit (413), signature over the raw bytes (401), JSON object nested at
+(401), body within ``LOOP_WEBHOOK_MAX_BODY_BYTES`` (413), signature over the raw bytes (401), JSON object nested at
 most ``MAX_JSON_DEPTH`` levels (400),
 then dedup + enqueue in one MULTI (202; 503 when Redis is unreachable, via the app's Redis
 error handler, so the provider retries). Nothing is written before the signature is valid.
@@ -36,7 +36,7 @@ class Webhook:
         secrets = provider.check_config(self.api.settings)
         header = req.get_header
         provider.require_headers(header)
-        body = raw_body(req, self.api.settings.max_body_bytes)
+        body = raw_body(req, self.api.settings.webhook_max_body_bytes)
         provider.authenticate(secrets, header, body)
         payload = _parse(body)
         delivery = provider.delivery(header, payload, body)

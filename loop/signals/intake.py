@@ -1,6 +1,9 @@
 """Accepting a verified webhook: de-duplicate and enqueue the normalization job, atomically.
 
-The dedup marker (``P:webhook:<provider>:<digest>`` -> job id, TTL >= 7 days) and the RQ job
+A delivery is a duplicate when its identity (``P:webhook:<provider>:<digest>``) or its exact
+signed body (``P:webhook-body:<provider>:<sha256>``: a captured delivery replayed with a fresh,
+unsigned delivery id) was accepted within ``LOOP_WEBHOOK_DEDUP_SECONDS``, the markers' TTL.
+The dedup markers (-> job id) and the RQ job
 (its hash and its place in the queue list) are written by ONE MULTI/EXEC, one round trip:
 RQ queues its writes of the job into the transaction, and ``loop/lua/webhook_accept.lua``,
 last in the same transaction, claims the marker for the job or removes the job again when
@@ -17,6 +20,7 @@ applied, the re-run finds the marker naming its own job and only drops the extra
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 from dataclasses import dataclass
@@ -38,6 +42,11 @@ RESULT_TTL = 24 * 3600
 JOB_TIMEOUT = 120
 #: The script without its documentation header: it is sent with every accepted webhook.
 ACCEPT_SCRIPT = source("webhook_accept").split("]]", 1)[1].strip()
+
+
+def body_digest(body: bytes) -> str:
+    """The raw signed body as a fixed-size key component (first 32 hex of its SHA-256)."""
+    return hashlib.sha256(body).hexdigest()[:32]
 
 
 def binary_client(client: Any) -> redis.Redis:
@@ -90,6 +99,7 @@ class Intake:
     def accept(self, delivery: Delivery, body: bytes) -> Accepted:
         queue = self.queue
         marker = self.store.keys.webhook_delivery(delivery.provider, delivery.digest)
+        body_marker = self.store.keys.webhook_body(delivery.provider, body_digest(body))
         intervals = list(self.settings.webhook_retry_intervals)
         job_id = uuid.uuid4().hex
         pipe: Any
@@ -102,7 +112,8 @@ class Intake:
                 meta={"provider": delivery.provider, "deliveryId": delivery.delivery_id,
                       "namespace": self.settings.namespace},
             )
-            pipe.eval(ACCEPT_SCRIPT, 3, marker, queue.key, job.key, job_id, self.settings.webhook_dedup_seconds)
+            pipe.eval(ACCEPT_SCRIPT, 4, marker, queue.key, job.key, body_marker, job_id,
+                      self.settings.webhook_dedup_seconds)
             queued = pipe.execute()[-1] == 1
         if queued:
             return Accepted(delivery.delivery_id, "queued", job_id)

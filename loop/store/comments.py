@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from loop import models
@@ -25,8 +25,12 @@ class Comments:
         if not is_id(issue_id) or not self.s.r.exists(self.k.issue(issue_id)):
             raise NotFound("Issue not found")
 
-    def create(self, issue_id: str, data: Mapping[str, Any], key_name: str | None = None) -> Row:
-        """A comment on ``issue_id``; ``key_name`` is the API key it was made with."""
+    def create(self, issue_id: str, data: Mapping[str, Any], key_name: str | None = None,
+               check: Callable[[Any, Row], None] | None = None) -> Row:
+        """A comment on ``issue_id``; ``key_name`` is the API key it was made with.
+
+        ``check(pipe, {"id": issue_id})`` may veto the write inside its transaction (a stale
+        claim token: the comment is written only while the claim is live)."""
         self._require_issue(issue_id)
         parent_id = data.get("parentId")
         if parent_id and not (is_id(parent_id) and self.s.r.exists(self.k.row("comment", parent_id))):
@@ -34,11 +38,16 @@ class Comments:
         row: Row = dict.fromkeys(COMMENT_FIELDS)
         row.update({k: v for k, v in data.items() if k in COMMENT_FIELDS})
         row.update(id=new_id(), issueId=issue_id, createdAt=self.s.now(), keyName=key_name)
-        seq = self.s.next_seq()
-        pipe = self.s.r.pipeline(transaction=True)
-        self.s.write_row(pipe, "comment", COMMENT_FIELDS, row["id"], row)
-        pipe.zadd(self.k.issue_comments(issue_id), {row["id"]: seq})
-        pipe.execute()
+
+        def tx(pipe: Any) -> None:
+            if check is not None:
+                check(pipe, {"id": issue_id})
+            seq = self.s.next_seq()  # after the check: a vetoed write changes nothing at all
+            pipe.multi()
+            self.s.write_row(pipe, "comment", COMMENT_FIELDS, row["id"], row)
+            pipe.zadd(self.k.issue_comments(issue_id), {row["id"]: seq})
+
+        self.s.transact(tx)
         return row
 
     def threaded(self, issue_id: str) -> list[Row]:

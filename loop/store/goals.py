@@ -14,6 +14,7 @@ class Goals(RowService):
     index_name = "goals"
     fields = GOAL_FIELDS
     not_found = "Goal not found"
+    status_indexed = True  # GET /api/goals?status=
 
     def create(self, data: Mapping[str, Any]) -> Row:
         return super().create({"status": "active", **data})

@@ -1,4 +1,5 @@
-"""Rebuild the issue bitmaps and the number -> id string from the issue hashes.
+"""Rebuild the issue bitmaps and the number -> id string from the issue hashes, and the goal
+status indexes from the goals index and hashes.
 
 For data written before those indexes existed (Loop before 2026-11-21 kept status, type,
 priority and liveness in zsets), or to repair them. Run it while Loop is stopped: writes made
@@ -12,6 +13,7 @@ from __future__ import annotations
 import sys
 
 from loop.keys import ID_WIDTH
+from loop.models import GOAL_STATUSES
 from loop.runtime import DEFAULT_REDIS_URL
 from loop.settings import Settings
 from loop.store.base import RedisStore, connect
@@ -63,11 +65,31 @@ def rebuild(store: RedisStore) -> int:
     return len(keys)
 
 
+def rebuild_goal_status(store: RedisStore) -> int:
+    """Recompute ``P:idx:goals:status:<status>`` (goals written before it existed); returns the
+    number of live goals indexed."""
+    k, r = store.keys, store.r
+    ranked = r.zrange(k.index("goals"), 0, -1, withscores=True)
+    pipe = r.pipeline(transaction=False)
+    for goal_id, _ in ranked:
+        pipe.hget(k.row("goal", goal_id), "status")
+    statuses = pipe.execute()
+    pipe = r.pipeline(transaction=True)
+    pipe.delete(*(k.status_index("goals", s) for s in GOAL_STATUSES))
+    for (goal_id, seq), status in zip(ranked, statuses, strict=True):
+        if status:
+            pipe.zadd(k.status_index("goals", status), {goal_id: seq})
+    pipe.execute()
+    return len(ranked)
+
+
 def main() -> int:
     settings = Settings.from_env()
     store = RedisStore(connect(settings.redis_url or DEFAULT_REDIS_URL), settings)
     n = rebuild(store)
     print(f"rebuilt the issue indexes of namespace {settings.namespace!r} from {n} issue hashes")
+    g = rebuild_goal_status(store)
+    print(f"rebuilt the goal status indexes of namespace {settings.namespace!r} from {g} goals")
     return 0
 
 

@@ -13,6 +13,9 @@ from loop.models import RELATION_FIELDS, Row
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
+#: A veto run inside the write's transaction: ``check(pipe, issue_row)`` (claim-token fencing).
+Check = Callable[[Any, Row], None]
+
 
 class RelationHook:
     """Extension point run inside relation writes (dispatch keeps blocker counts with it)."""
@@ -40,7 +43,8 @@ class Relations:
         ids = self.s.r.zrange(self.k.issue_relations(issue_id), 0, -1)
         return self.s.get_rows("relation", RELATION_FIELDS, ids)
 
-    def create(self, issue_id: str, rel_type: str, related_id: str) -> Row:
+    def create(self, issue_id: str, rel_type: str, related_id: str, check: Check | None = None) -> Row:
+        """A relation ``issue_id -> related_id``; ``check`` may veto it (see ``_write``)."""
         # Order of checks as the reference: source exists (deleted still counts), target exists, not self.
         if self.s.issues.get(issue_id) is None:
             raise NotFound("Issue not found")
@@ -52,31 +56,37 @@ class Relations:
             "id": new_id(), "type": rel_type, "issueId": issue_id, "relatedIssueId": related_id,
             "createdAt": self.s.now(),
         }
-        seq = self.s.next_seq()
 
         def stage(pipe: Any) -> None:
+            # The sequence is drawn here, after the check: a vetoed write changes nothing at all.
+            seq = self.s.next_seq()
             self.s.write_row(pipe, "relation", RELATION_FIELDS, row["id"], row)
             pipe.zadd(self.k.issue_relations(issue_id), {row["id"]: seq})
 
-        self._write(row, added=True, stage=stage)
+        self._write(row, added=True, stage=stage, check=check)
         return row
 
-    def delete(self, relation_id: str) -> Row:
+    def delete(self, relation_id: str, check: Check | None = None) -> Row:
         row = self.get(relation_id)
         if row is None:
             raise NotFound("Relation not found")
         self._write(row, added=False, stage=lambda pipe: (
             pipe.delete(self.k.row("relation", relation_id)),
             pipe.zrem(self.k.issue_relations(row["issueId"]), relation_id),
-        ), watch=self.k.row("relation", relation_id))
+        ), watch=self.k.row("relation", relation_id), check=check)
         return row
 
-    def _write(self, row: Row, added: bool, stage: Callable[[Any], object], watch: str | None = None) -> None:
+    def _write(self, row: Row, added: bool, stage: Callable[[Any], object], watch: str | None = None,
+               check: Check | None = None) -> None:
+        """Write in one transaction with the hooks. ``check(pipe, {"id": issueId})`` runs first
+        and may veto (a stale claim token of the relation's source issue)."""
         key = self.k.row("relation", row["id"])
 
         def tx(pipe: Any) -> None:
             if not added and not pipe.exists(key):
                 raise NotFound("Relation not found")
+            if check is not None:
+                check(pipe, {"id": row["issueId"]})
             states = [h.prepare(pipe, row, added) for h in self.hooks]
             pipe.multi()
             stage(pipe)

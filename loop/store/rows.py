@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import builtins
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from loop import models
@@ -23,6 +24,9 @@ class RowService:
     fields: Mapping[str, str] = {}
     not_found: str = "Not found"
     has_updated_at: bool = True
+    #: Keep ``P:idx:<index_name>:status:<status>`` (live rows by status, score = row seq) so
+    #: ``list`` can filter by status at the cost of one page, not of every row.
+    status_indexed: bool = False
 
     def __init__(self, store: RedisStore) -> None:
         self.s = store
@@ -52,6 +56,22 @@ class RowService:
     def list(self, limit: int, offset: int) -> tuple[list[Row], int]:
         return self.s.page(self.index, self.kind, self.fields, limit, offset)
 
+    def list_by_status(self, limit: int, offset: int, statuses: Sequence[str]) -> tuple[builtins.list[Row], int]:
+        """One page, in creation order, of the rows with one of ``statuses`` (``status_indexed``)."""
+        if len(statuses) == 1:
+            return self.s.page(self.k.status_index(self.index_name, statuses[0]), self.kind, self.fields,
+                               limit, offset)
+        # Several statuses: merge the first offset+limit of each index by score (creation order).
+        pipe = self.s.r.pipeline(transaction=False)
+        for status in statuses:
+            key = self.k.status_index(self.index_name, status)
+            pipe.zrange(key, 0, offset + limit - 1, withscores=True)
+            pipe.zcard(key)
+        replies = pipe.execute()
+        merged = sorted(pair for ranked in replies[0::2] for pair in ((s, m) for m, s in ranked))
+        ids = [member for _, member in merged[offset:offset + limit]]
+        return self.s.get_rows(self.kind, self.fields, ids), sum(int(n) for n in replies[1::2])
+
     def new_row(self, data: Mapping[str, Any], row_id: str | None = None) -> Row:
         now = self.s.now()
         row: Row = dict.fromkeys(self.fields)
@@ -65,6 +85,8 @@ class RowService:
         """Queue the writes creating ``row`` (ordered by ``seq``) on a MULTI pipeline."""
         self.s.write_row(pipe, self.kind, self.fields, row["id"], row)
         pipe.zadd(self.index, {row["id"]: seq})
+        if self.status_indexed:
+            pipe.zadd(self.k.status_index(self.index_name, row["status"]), {row["id"]: seq})
 
     def create(self, data: Mapping[str, Any]) -> Row:
         row = self.new_row(data)
@@ -87,8 +109,13 @@ class RowService:
             new = {**old, **{k: v for k, v in changes.items() if k in self.fields}}
             if self.has_updated_at:
                 new["updatedAt"] = self.s.now()
+            moved = self.status_indexed and new["status"] != old["status"]
+            seq = pipe.zscore(self.index, row_id) if moved else None
             pipe.multi()
             self.s.write_row(pipe, self.kind, self.fields, row_id, {k: v for k, v in new.items() if old[k] != v}, old)
+            if moved:
+                pipe.zrem(self.k.status_index(self.index_name, old["status"]), row_id)
+                pipe.zadd(self.k.status_index(self.index_name, new["status"]), {row_id: seq or 0})
             return new
 
         return self._written(self.s.transact(tx, key))
@@ -109,6 +136,8 @@ class RowService:
             pipe.multi()
             self.s.write_row(pipe, self.kind, self.fields, row_id, stamp, old)
             pipe.zrem(self.index, row_id)
+            if self.status_indexed:
+                pipe.zrem(self.k.status_index(self.index_name, old["status"]), row_id)
             return {**old, **stamp}
 
         return self._written(self.s.transact(tx, key))

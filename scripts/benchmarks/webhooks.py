@@ -34,7 +34,6 @@ from benchmarks.harness import ROOT, Bench, Request, Result, Server
 
 SECRET = "bench-webhook-secret"
 BODY = (ROOT / "tests" / "fixtures" / "github" / "issues.opened.json").read_bytes()
-SIGNATURE = "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
 BURST = 10_000
 E2E_RATE = 20.0
 
@@ -65,9 +64,12 @@ def run(bench: Bench) -> None:
 
 # ---------------------------------------------------------------------------- HTTP
 def post(conn: http.client.HTTPConnection, delivery: str) -> int:
-    conn.request("POST", "/api/signals/github", body=BODY, headers={
+    # A distinct body per delivery: one body under several delivery ids is a replay (one signal).
+    body = BODY.replace(b"{", b'{"delivery": "' + delivery.encode() + b'", ', 1)
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    conn.request("POST", "/api/signals/github", body=body, headers={
         "Content-Type": "application/json", "X-GitHub-Event": "issues", "X-GitHub-Delivery": delivery,
-        "X-Hub-Signature-256": SIGNATURE})
+        "X-Hub-Signature-256": signature})
     resp = conn.getresponse()
     resp.read()
     return resp.status
