@@ -79,15 +79,24 @@ class Dispatch:
             prompt, meta = prompts.render_for_dispatch(
                 claim.issue, {"sessionId": claim.session_id, "expiresAt": claim.expires_at}, record=True)
         except LoopError as exc:
-            self.fail(claim.session_id, f"prompt rendering failed: {exc.message}")
+            self._give_back(claim.session_id, f"prompt rendering failed: {exc.message}")
             raise RenderFailed(
                 f"Could not render the prompt for issue #{claim.issue['number']}: {exc.message}. "
                 "The issue was returned to the queue."
             ) from exc
         except Exception:
-            self.fail(claim.session_id, "prompt rendering failed: internal error")
+            self._give_back(claim.session_id, "prompt rendering failed: internal error")
             raise
         return prompt, meta
+
+    def _give_back(self, session_id: str, reason: str) -> None:
+        """Release a claim whose prompt could not be rendered, without a strike: the fault is the
+        server's (a template, a Redis blip), not the issue's, so it must not push issues to parking.
+        If even the release fails, the lease expiry requeues the issue later; the render error wins."""
+        try:
+            self._requeue(session_id, "released", reason)
+        except Exception:
+            log.exception("could not release session %s after a render failure", session_id)
 
     # ------------------------------------------------------------------ sessions
     def get_session(self, session_id: str) -> Row:
