@@ -107,7 +107,7 @@ class Idempotency:
             )
         body_hash = hashlib.sha256(raw_body(req, self.limit)).hexdigest()
         principal = req.context.key_name or "-"
-        state, value = self.store.begin(principal, req.method, req.path, idem_key, body_hash)
+        state, value = self.store.begin(principal, req.method, req.relative_uri, idem_key, body_hash)
         if state == "new":
             req.context.idem = (value, body_hash)
         elif state == "replay":
