@@ -24,7 +24,7 @@ from hypothesis.stateful import (
 from loop.clock import FrozenClock
 from loop.dispatch.audit import audit, expected
 from loop.dispatch.scoring import parse_member
-from loop.errors import Conflict, NotFound
+from loop.errors import BusinessRuleError, Conflict, NotFound
 from loop.settings import Settings
 from loop.store import RedisStore, connect
 
@@ -61,9 +61,12 @@ class DispatchMachine(RuleBasedStateMachine):
     def relate(self, a, b, direction):
         if a == b:
             return None
-        if direction == "blocked_by":
-            return self.store.relations.create(b, "blocked_by", a)["id"]
-        return self.store.relations.create(a, direction, b)["id"]
+        try:
+            if direction == "blocked_by":
+                return self.store.relations.create(b, "blocked_by", a)["id"]
+            return self.store.relations.create(a, direction, b)["id"]
+        except BusinessRuleError:  # it would close a blocking cycle (refused, nothing written)
+            return None
 
     @rule(relation=consumes(relations))
     def unrelate(self, relation):
