@@ -27,6 +27,7 @@ from loop.dispatch.scoring import parse_member
 from loop.errors import BusinessRuleError, Conflict, NotFound
 from loop.settings import Settings
 from loop.store import RedisStore, connect
+from loop.store.reindex import check
 
 LEASE = 60
 
@@ -149,6 +150,7 @@ class DispatchMachine(RuleBasedStateMachine):
     @invariant()
     def indexes_match_a_recomputation(self):
         assert audit(self.store) == []
+        assert check(self.store) == []  # loop admin check: every derived index, not only dispatch's
 
     @invariant()
     def each_issue_is_in_exactly_one_state_and_ready_never_holds_a_blocked_issue(self):
