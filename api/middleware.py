@@ -145,7 +145,7 @@ class Idempotency:
             )
         body_hash = hashlib.sha256(raw_body(req, getattr(req.context, "body_limit", self.limit))).hexdigest()
         principal = req.context.key_name or "-"
-        state, value = self.store.begin(principal, req.method, req.path, idem_key, body_hash)
+        state, value = self.store.begin(principal, req.method, req.relative_uri, idem_key, body_hash)
         if state == "new":
             req.context.idem = (value, body_hash, self.secret(req))
         elif state == "replay":

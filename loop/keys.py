@@ -89,6 +89,9 @@ MAX_TX_RETRIES = 50
 TMP_KEY_TTL_SECONDS = 30
 #: Width of an issue id in ``P:issues:ids`` (ids are fixed-width, see ``loop.ids``).
 ID_WIDTH = 24
+#: Most issues a new blocking relation's cycle check visits (one round trip per level of the
+#: blocking graph); a relation whose check would visit more is refused (docs/dispatch.md).
+CYCLE_CHECK_LIMIT = 1000
 #: Issue bitmaps are skipped through in blocks of this many bytes (8x as many issues) when a
 #: list starts at an offset: one BITCOUNT per block, then a bisection inside the block.
 LIST_BLOCK_BYTES = 1024

@@ -4,6 +4,7 @@ the N-expiries rule, prompt wiring and per-version counters."""
 from __future__ import annotations
 
 import pytest
+import redis
 
 from loop.dispatch.audit import audit
 from loop.dispatch.sessions import stage_version
@@ -270,7 +271,29 @@ def test_a_prompt_that_cannot_render_returns_the_issue_to_the_queue_and_says_why
     assert "unknown partial 'nope'" in r.json["error"] and f"#{issue['number']}" in r.json["error"]
     assert _status(client, issue) == "todo"
     [s] = client.get(f"/api/issues/{issue['id']}/sessions").json["data"]
-    assert s["status"] == "failed" and "unknown partial" in s["reason"]
+    assert s["status"] == "released" and "unknown partial" in s["reason"]
+    assert audit(store) == []
+
+
+@pytest.mark.parametrize("error", [LoopError("unknown partial 'nope'"), RuntimeError("engine bug"),
+                                   redis.exceptions.ConnectionError("redis blip")])
+def test_render_failures_are_not_strikes_so_a_broken_template_never_parks_the_queue(
+        client, store, monkeypatch, settings, error):
+    prompts = _Prompts(store)
+
+    def broken(issue, claim=None, record=False):
+        raise error
+
+    monkeypatch.setattr(prompts, "render_for_dispatch", broken)
+    monkeypatch.setattr(store, "prompts", prompts)
+    issue = _issue(client)
+    for _ in range(settings.max_lease_expiries + 1):
+        assert client.get("/api/dispatch/next").status_code in (500, 503)
+    assert _status(client, issue) == "todo"
+    assert store.r.hget(store.keys.dispatch_state(issue["id"]), "strikes") is None
+    sessions = client.get(f"/api/issues/{issue['id']}/sessions").json["data"]
+    assert [s["status"] for s in sessions] == ["released"] * (settings.max_lease_expiries + 1)
+    assert client.get("/api/labels").json["total"] == 0
     assert audit(store) == []
 
 

@@ -131,7 +131,7 @@ def test_a_claim_whose_prompt_fails_to_render_records_nothing(store: RedisStore)
         with pytest.raises(RenderFailed):
             store.dispatch.next("a")
     sessions = store.dispatch.sessions_for_issue(i["id"])
-    assert [s["status"] for s in sessions] == ["failed", "failed"]
+    assert [s["status"] for s in sessions] == ["released", "released"]  # render failures are no strikes (issue 10.8)
     assert [s["versionId"] for s in sessions] == [None, None]
     assert store.dispatch.version_stats(broken) == dict.fromkeys(VERSION_COUNTERS, 0)
     assert usage(store, broken) == 0

@@ -1,4 +1,4 @@
-"""``loop status``, ``loop dashboard``, ``loop keys`` and ``loop completions``."""
+"""``loop status``, ``loop dashboard``, ``loop keys``, ``loop admin`` and ``loop completions``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from click.shell_completion import get_completion_class
 from loop.cli.common import CliError, client, command, describe, mask, resolve
 from loop.cli.output import Column, Out
 from loop.client import LoopClientError
+from loop.errors import ConfigError
 
 KEY_COLUMNS: list[Column] = [("Name", "name"), ("Prefix", "prefix"), ("Created", "createdAt"), ("ID", "id")]
 
@@ -134,6 +135,67 @@ def keys_revoke(out: Out, key: str) -> None:
     out.done(f"Revoked key {key}", {"revoked": key})
 
 
+@click.group()
+def admin() -> None:
+    """Operator tools that talk to Redis directly (REDIS_URL, LOOP_NAMESPACE), not to the API.
+
+    They scan the whole namespace, which no API request may do (docs/operations.md).
+    """
+
+
+def _store() -> Any:
+    from loop.runtime import store_from_settings
+    from loop.settings import Settings
+
+    # The bootstrap key is irrelevant here; every other variable is validated as at start.
+    env = {**os.environ, "LOOP_API_KEY": os.environ.get("LOOP_API_KEY") or "-"}
+    try:
+        return store_from_settings(Settings.from_env(env))
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+@admin.command(name="check")
+@command
+def admin_check(out: Out) -> None:
+    """Audit every derived index against the rows; exit status 1 on drift."""
+    from loop.store.reindex import check
+
+    problems = check(_store())
+    if out.is_json:
+        out.json({"ok": not problems, "problems": problems})
+    elif not problems:
+        out.done("Every derived index matches the rows.")
+    else:
+        for problem in problems:
+            out.line(problem)
+        out.line(f"{len(problems)} problem(s); `loop admin repair` rebuilds the derived indexes.")
+    if problems:
+        raise SystemExit(1)
+
+
+@admin.command(name="repair")
+@command
+def admin_repair(out: Out) -> None:
+    """Rebuild every drifted derived index from the rows (ready sets, blocked counts, zsets,
+    counts, bitmaps...), then check again; exit status 1 if drift remains."""
+    from loop.store.reindex import check, repair
+
+    store = _store()
+    fixed = repair(store)
+    left = check(store)
+    if out.is_json:
+        out.json({"repaired": fixed, "remaining": left})
+    else:
+        for problem in fixed:
+            out.line(f"repaired: {problem}")
+        for problem in left:
+            out.line(f"remaining: {problem}")
+        out.done(f"Repaired {len(fixed)} derived key(s); {len(left)} problem(s) remain.")
+    if left:
+        raise SystemExit(1)
+
+
 @click.command()
 @click.argument("shell", required=False, type=click.Choice(("bash", "zsh", "fish")))
 @click.pass_context
@@ -152,4 +214,5 @@ def register(main: click.Group) -> None:
     main.add_command(status)
     main.add_command(dashboard)
     main.add_command(keys)
+    main.add_command(admin)
     main.add_command(completions)

@@ -1,5 +1,8 @@
 """Recompute the dispatch indexes from the source rows and compare (tests, operators).
 
+:func:`expect` adds dispatch's derived keys to ``loop admin check`` / ``repair``
+(loop/store/reindex.py), which compares and rebuilds them with the store's own.
+
 ``audit(store)`` returns a list of human-readable discrepancies, empty when the incremental
 indexes match a from-scratch computation. It scans every issue and relation, so it is a
 maintenance tool, never on a request path.
@@ -16,14 +19,15 @@ from loop.models import ISSUE_FIELDS, RELATION_FIELDS, Row
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
+    from loop.store.reindex import Expected, Rows
 
 
 class _Snapshot:
-    """Every key of the namespace (one SCAN), grouped by what it holds."""
+    """Every key of the namespace (one SCAN, or ``keys`` already scanned), grouped by what it holds."""
 
-    def __init__(self, store: RedisStore) -> None:
+    def __init__(self, store: RedisStore, keys: list[str] | None = None) -> None:
         k = store.keys
-        self.keys = list(store.r.scan_iter(match=k.all_pattern(), count=5000))
+        self.keys = keys if keys is not None else list(store.r.scan_iter(match=k.all_pattern(), count=5000))
         self.r = store.r
         self.k = k
 
@@ -104,6 +108,53 @@ def audit(store: RedisStore) -> list[str]:
     problems += _audit_sessions(store, snap)
     problems += _audit_bonuses(store, snap)
     return problems
+
+
+def audit_sessions(store: RedisStore, keys: list[str]) -> list[str]:
+    """Session/lease inconsistencies (state, not derived: reported by ``loop admin check`` only)."""
+    return _audit_sessions(store, _Snapshot(store, keys))
+
+
+def expect(store: RedisStore, rows: Rows, exp: Expected) -> None:
+    """Dispatch's derived keys, from the rows (``loop admin check`` / ``repair``, loop/store/reindex.py)."""
+    k = store.keys
+    edges: dict[tuple[str, str], int] = {}
+    for rel in rows.relations:
+        pair = blocking_pair(rel)
+        if pair is not None:
+            edges[pair] = edges.get(pair, 0) + 1
+    blocked: dict[str, int] = {}
+    for (blocker, target), n in edges.items():
+        exp.hashes.setdefault(k.dispatch_blockers(target), {})[blocker] = str(n)
+        exp.hashes.setdefault(k.dispatch_blocking(blocker), {})[target] = str(n)
+        if unresolved(rows.issues.get(blocker)):
+            blocked[target] = blocked.get(target, 0) + 1
+    goals = [g for g in rows.goals if g["deletedAt"] is None]
+    projects = [p for p in rows.projects if p["deletedAt"] is None]
+    active = {g["id"] for g in goals if g["status"] == "active"}
+    pointed = {g["projectId"] for g in goals if g["status"] == "active" and g["projectId"]}
+    bonus = {p["id"]: scoring.GOAL_BONUS for p in projects if p["goalId"] in active or p["id"] in pointed}
+    exp.hashes[k.dispatch_goal_bonus()] = {pid: str(b) for pid, b in bonus.items()}
+    exp.hashes[k.dispatch_goal_links()] = {g["id"]: g["projectId"] for g in goals if g["projectId"]}
+    exp.hashes[k.dispatch_project_links()] = {p["id"]: p["goalId"] for p in projects if p["goalId"]}
+    for g in goals:
+        if g["projectId"]:
+            exp.sets.setdefault(k.dispatch_project_goals(g["projectId"]), set()).add(g["id"])
+    for p in projects:
+        if p["goalId"]:
+            exp.sets.setdefault(k.dispatch_goal_projects(p["goalId"]), set()).add(p["id"])
+    exp.zsets[k.dispatch_ready()] = {}
+    for iid, row in rows.issues.items():
+        n = blocked.get(iid, 0)
+        exp.fields[(k.dispatch_state(iid), "blocked")] = str(n) if n else None
+        if eligible(row, n):
+            pid = row["projectId"]
+            member, score = scoring.member(iid, pid), scoring.stored_score(row, bonus.get(pid or "", 0))
+            exp.zadd(k.dispatch_ready(), member, score)
+            if pid:
+                exp.zadd(k.dispatch_ready(pid), member, score)
+    exp.families += [(k.dispatch_ready("-")[:-1], 5), (k.dispatch_blockers(""), 4), (k.dispatch_blocking(""), 4),
+                     (k.dispatch_project_goals(""), 4), (k.dispatch_goal_projects(""), 4)]
 
 
 def _audit_bonuses(store: RedisStore, snap: _Snapshot) -> list[str]:

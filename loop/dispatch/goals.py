@@ -6,20 +6,23 @@ project's ready issues is kept in ``P:dispatch:goalbonus``; when it changes, one
 shifts the scores of that project's ready set (bounded by the project's ready issues, never
 the whole backlog). Issues entering the ready sets later read the bonus then.
 
-:meth:`GoalBonus.install` registers on the goal and project services' ``after_write`` hooks:
-after each write, the goal <-> project link indexes are synced from the rows (under WATCH, so
-concurrent writes converge) and the affected projects' bonuses recomputed.
+:meth:`GoalBonus.install` registers row hooks on the goal and project services: inside each
+write's own WATCH/MULTI the goal <-> project link indexes are updated from the new row and the
+affected projects' bonuses recomputed, so the row, its links and the scores commit together
+(a crash can no longer leave them apart).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loop import models
 from loop.dispatch import scoring
 from loop.dispatch.index import stage_script
 from loop.models import GOAL_FIELDS, PROJECT_FIELDS, Row
+from loop.store.rows import RowHook
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -31,76 +34,128 @@ def _live(row: Row | None) -> bool:
     return row is not None and row["deletedAt"] is None
 
 
+@dataclass
+class _Plan:
+    """Link change ``(before, after)`` of the written row and the bonus of each affected project."""
+
+    link: tuple[str | None, str | None] = (None, None)
+    bonuses: dict[str, int] = field(default_factory=dict)
+
+
 class GoalBonus:
     def __init__(self, store: RedisStore) -> None:
         self.s = store
         self.k = store.keys
 
     def install(self) -> None:
-        self.s.goals.after_write.append(lambda row: self.goal_changed(row["id"]))
-        self.s.projects.after_write.append(lambda row: self.project_changed(row["id"]))
-
-    # ------------------------------------------------------------------ links
-    def _sync_link(self, kind: str, fields: dict[str, str], row_id: str, attr: str, links: str,
-                   members: Callable[[str], str]) -> set[str]:
-        """Re-index ``row.attr`` (goal.projectId / project.goalId); returns old and new targets."""
-        key = self.k.row(kind, row_id)
-
-        def tx(pipe: Any) -> set[str]:
-            raw = pipe.hgetall(key)
-            row = models.decode(fields, raw) if raw else None
-            now = row[attr] if _live(row) and row is not None else None
-            before = pipe.hget(links, row_id)
-            pipe.multi()
-            if before != now:
-                if before:
-                    pipe.srem(members(before), row_id)
-                if now:
-                    pipe.sadd(members(now), row_id)
-                    pipe.hset(links, row_id, now)
-                else:
-                    pipe.hdel(links, row_id)
-            return {t for t in (before, now) if t}
-
-        return self.s.transact(tx, key, links)
-
-    def goal_changed(self, goal_id: str) -> None:
-        projects = self._sync_link("goal", GOAL_FIELDS, goal_id, "projectId", self.k.dispatch_goal_links(),
-                                   self.k.dispatch_project_goals)
-        projects |= set(self.s.r.smembers(self.k.dispatch_goal_projects(goal_id)))
-        for pid in sorted(projects):
-            self.sync_project(pid)
-
-    def project_changed(self, project_id: str) -> None:
-        self._sync_link("project", PROJECT_FIELDS, project_id, "goalId", self.k.dispatch_project_links(),
-                        self.k.dispatch_goal_projects)
-        self.sync_project(project_id)
+        self.s.goals.hooks.append(_GoalHook(self))
+        self.s.projects.hooks.append(_ProjectHook(self))
 
     # ------------------------------------------------------------------ bonus
-    def sync_project(self, project_id: str) -> int:
-        """Recompute one project's goal bonus and rescore its ready issues if it changed."""
+    def compute(self, pipe: Any, project_id: str, goal_ids: Iterable[str], goal: Row | None = None,
+                project: Row | None = None) -> int:
+        """The bonus ``project_id`` gets from ``goal_ids`` (plus its own ``goalId``), watching what it
+        reads on ``pipe``; ``goal`` / ``project`` are rows being written (used instead of Redis)."""
         k = self.k
-        pkey, goals_key = k.row("project", project_id), k.dispatch_project_goals(project_id)
+        if project is None:
+            pipe.watch(k.row("project", project_id))
+            raw = pipe.hgetall(k.row("project", project_id))
+            project = models.decode(PROJECT_FIELDS, raw) if raw else None
+        if not _live(project) or project is None:
+            return 0
+        ids = set(goal_ids) | ({project["goalId"]} if project["goalId"] else set())
+        rows = {goal["id"]: goal} if goal is not None and goal["id"] in ids else {}
+        others = sorted(ids - set(rows))
+        if others:
+            pipe.watch(*[k.row("goal", g) for g in others])
+            rows.update({g["id"]: g for g in self.s.get_rows("goal", GOAL_FIELDS, others)})
+        active = any(_live(g) and g["status"] == "active" for g in rows.values())
+        return scoring.GOAL_BONUS if active else 0
+
+    def stage_bonus(self, pipe: Any, project_id: str, bonus: int) -> None:
+        """Queue the rescore: the script shifts the project's ready set by the change at EXEC time."""
+        k = self.k
+        stage_script(pipe, RESCORE_SCRIPT, [k.dispatch_goal_bonus(), k.dispatch_ready(),
+                                            k.dispatch_ready(project_id)], [project_id, bonus])
+
+    def sync_project(self, project_id: str) -> int:
+        """Recompute one project's goal bonus from the rows and rescore it if it changed (repair)."""
+        goals_key = self.k.dispatch_project_goals(project_id)
 
         def tx(pipe: Any) -> int:
-            raw = pipe.hgetall(pkey)
-            project = models.decode(PROJECT_FIELDS, raw) if raw else None
-            goal_ids = set(pipe.smembers(goals_key))
-            if project is not None and project["goalId"]:
-                goal_ids.add(project["goalId"])
-            if goal_ids:
-                pipe.watch(*[k.row("goal", g) for g in sorted(goal_ids)])
-            goals = self.s.get_rows("goal", GOAL_FIELDS, sorted(goal_ids))
-            active = _live(project) and any(_live(g) and g["status"] == "active" for g in goals)
-            bonus = scoring.GOAL_BONUS if active else 0
+            bonus = self.compute(pipe, project_id, pipe.smembers(goals_key))
             pipe.multi()
-            stage_script(pipe, RESCORE_SCRIPT, [k.dispatch_goal_bonus(), k.dispatch_ready(),
-                                                k.dispatch_ready(project_id)], [project_id, bonus])
+            self.stage_bonus(pipe, project_id, bonus)
             return bonus
 
-        return self.s.transact(tx, pkey, goals_key, k.dispatch_goal_bonus())
+        return self.s.transact(tx, goals_key)
 
     def bonus(self, project_id: str | None) -> int:
         if not project_id:
             return 0
         return int(self.s.r.hget(self.k.dispatch_goal_bonus(), project_id) or 0)
+
+
+def _stage_link(pipe: Any, links: str, members: Any, row_id: str, plan: _Plan) -> None:
+    before, after = plan.link
+    if before == after:
+        return
+    if before:
+        pipe.srem(members(before), row_id)
+    if after:
+        pipe.sadd(members(after), row_id)
+        pipe.hset(links, row_id, after)
+    else:
+        pipe.hdel(links, row_id)
+
+
+class _GoalHook(RowHook):
+    """A goal write: re-index ``goal.projectId`` and rescore every project it touches."""
+
+    def __init__(self, bonus: GoalBonus) -> None:
+        self.b = bonus
+        self.k = bonus.k
+
+    def prepare(self, pipe: Any, old: Row | None, new: Row) -> _Plan:
+        k, gid = self.k, new["id"]
+        links, pointing = k.dispatch_goal_links(), k.dispatch_goal_projects(gid)
+        pipe.watch(links, pointing)
+        before = pipe.hget(links, gid)
+        after = new["projectId"] if _live(new) else None
+        plan = _Plan(link=(before, after))
+        for pid in sorted({p for p in (before, after) if p} | set(pipe.smembers(pointing))):
+            goals_key = k.dispatch_project_goals(pid)
+            pipe.watch(goals_key)
+            ids = set(pipe.smembers(goals_key)) - {gid}
+            if after == pid:
+                ids.add(gid)
+            plan.bonuses[pid] = self.b.compute(pipe, pid, ids, goal=new)
+        return plan
+
+    def stage(self, pipe: Any, old: Row | None, new: Row, state: Any) -> None:
+        _stage_link(pipe, self.k.dispatch_goal_links(), self.k.dispatch_project_goals, new["id"], state)
+        for pid, bonus in state.bonuses.items():
+            self.b.stage_bonus(pipe, pid, bonus)
+
+
+class _ProjectHook(RowHook):
+    """A project write: re-index ``project.goalId`` and rescore the project."""
+
+    def __init__(self, bonus: GoalBonus) -> None:
+        self.b = bonus
+        self.k = bonus.k
+
+    def prepare(self, pipe: Any, old: Row | None, new: Row) -> _Plan:
+        k, pid = self.k, new["id"]
+        links, goals_key = k.dispatch_project_links(), k.dispatch_project_goals(pid)
+        pipe.watch(links, goals_key)
+        before = pipe.hget(links, pid)
+        after = new["goalId"] if _live(new) else None
+        plan = _Plan(link=(before, after))
+        plan.bonuses[pid] = self.b.compute(pipe, pid, pipe.smembers(goals_key), project=new)
+        return plan
+
+    def stage(self, pipe: Any, old: Row | None, new: Row, state: Any) -> None:
+        _stage_link(pipe, self.k.dispatch_project_links(), self.k.dispatch_goal_projects, new["id"], state)
+        for pid, bonus in state.bonuses.items():
+            self.b.stage_bonus(pipe, pid, bonus)

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from loop import models
 from loop.dispatch import scoring, sessions
+from loop.errors import BusinessRuleError
+from loop.keys import CYCLE_CHECK_LIMIT
 from loop.models import ISSUE_FIELDS, RESOLVED_STATUSES, Row
 from loop.scripts import source
 from loop.store.base import IssueHook
@@ -240,6 +242,8 @@ class DispatchRelationHook(RelationHook):
             return None
         blocker, blocked_id = pair
         k = self.k
+        if added:
+            self.refuse_cycle(pipe, blocker, blocked_id)
         pipe.watch(k.issue(blocker), k.dispatch_blockers(blocked_id))
         edges = int(pipe.hget(k.dispatch_blockers(blocked_id), blocker) or 0)
         raw = pipe.hgetall(k.issue(blocker))
@@ -250,6 +254,38 @@ class DispatchRelationHook(RelationHook):
             ((row, count),) = self.ix.read_dependents(pipe, [blocked_id])
             self.ix.plan_dependent(plan, row, count, 1 if added else -1, blocked_id)
         return plan
+
+    def refuse_cycle(self, pipe: Any, blocker: str, blocked_id: str) -> None:
+        """422 if ``blocker`` is reachable from ``blocked_id`` through blocking relations, i.e. if
+        the new edge would close a cycle (every issue on it would stay blocked forever).
+
+        Breadth-first over ``P:dispatch:blocking:<id>``, one level per round trip, every map read
+        WATCHed: a relation written meanwhile on the path aborts this write and the retry sees it,
+        so two writes cannot close a cycle between them. Resolved issues count (reopening one
+        would strand the rest). More than ``CYCLE_CHECK_LIMIT`` issues visited: refused as well,
+        since an unchecked edge could close a cycle.
+        """
+        seen, level = {blocked_id}, [blocked_id]
+        while level:
+            keys = [self.k.dispatch_blocking(i) for i in level]
+            pipe.watch(*keys)
+            reader = self.ix.s.r.pipeline(transaction=False)  # the WATCH above guards these keys
+            for key in keys:
+                reader.hkeys(key)
+            level = []
+            for successors in reader.execute():
+                for nxt in successors:
+                    if nxt == blocker:
+                        raise BusinessRuleError(
+                            "This relation would create a blocking cycle: the blocked issue already "
+                            "blocks the blocker (directly or through other issues)")
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        level.append(nxt)
+            if len(seen) > CYCLE_CHECK_LIMIT:
+                raise BusinessRuleError(
+                    f"The blocking graph behind this relation is too large to check for cycles "
+                    f"(more than {CYCLE_CHECK_LIMIT} issues); split the chain or remove relations first")
 
     def stage(self, pipe: Any, relation: Row, added: bool, plan: Plan | None) -> None:
         if plan is None:

@@ -79,15 +79,24 @@ class Dispatch:
             prompt, meta = prompts.render_for_dispatch(
                 claim.issue, {"sessionId": claim.session_id, "expiresAt": claim.expires_at}, record=True)
         except LoopError as exc:
-            self.fail(claim.session_id, f"prompt rendering failed: {exc.message}")
+            self._give_back(claim.session_id, f"prompt rendering failed: {exc.message}")
             raise RenderFailed(
                 f"Could not render the prompt for issue #{claim.issue['number']}: {exc.message}. "
                 "The issue was returned to the queue."
             ) from exc
         except Exception:
-            self.fail(claim.session_id, "prompt rendering failed: internal error")
+            self._give_back(claim.session_id, "prompt rendering failed: internal error")
             raise
         return prompt, meta
+
+    def _give_back(self, session_id: str, reason: str) -> None:
+        """Release a claim whose prompt could not be rendered, without a strike: the fault is the
+        server's (a template, a Redis blip), not the issue's, so it must not push issues to parking.
+        If even the release fails, the lease expiry requeues the issue later; the render error wins."""
+        try:
+            self._requeue(session_id, "released", reason)
+        except Exception:
+            log.exception("could not release session %s after a render failure", session_id)
 
     # ------------------------------------------------------------------ sessions
     def get_session(self, session_id: str) -> Row:
@@ -167,15 +176,11 @@ class Dispatch:
         if int(session["expiresAt"]) <= self.s.now():
             self.expire(session_id)
             raise Conflict(LEASE_EXPIRED)
-        if failed:
-            self.fail(session_id, reason or None)
-        else:
-            self._requeue(session_id, "released", reason or None)
-        return sessions.wire(self.get_session(session_id))
-
-    def fail(self, session_id: str, reason: str | None) -> None:
-        """Close the session as failed and put the issue back (a strike, like an expiry)."""
-        self._requeue(session_id, "failed", reason)
+        acted = self._requeue(session_id, "failed" if failed else "released", reason or None)
+        row = self.get_session(session_id)
+        if not acted:  # another request closed it between our read and our write
+            raise Conflict(f"The session is {row['status']}, not active")
+        return sessions.wire(row)
 
     # ------------------------------------------------------------------ leases
     def expire_due(self, limit: int = SWEEP_BATCH) -> int:
@@ -248,8 +253,12 @@ class Dispatch:
             session: dict[str, str] = pipe.hgetall(skey)
             if session.get("status") != "active":
                 return False
+            state_key = self.k.dispatch_state(session["issueId"])
+            pipe.watch(state_key)
+            # The issue may already name a newer session: only a name that is ours is cleared.
+            holds = pipe.hget(state_key, "session") == session_id
             pipe.multi()
-            sessions.stage_close(pipe, self.k, session, outcome, self.s.now(), reason)
+            sessions.stage_close(pipe, self.k, session, outcome, self.s.now(), reason, holds=holds)
             return True
 
         log.warning("session %s was active without holding its issue; closed as %s", session_id, outcome)

@@ -109,8 +109,9 @@ def stage_version(pipe: Any, keys: Keys, session_id: str, version_id: str, undo:
 
 
 def stage_close(pipe: Any, keys: Keys, session: dict[str, str], outcome: str, now: int,
-                reason: str | None = None, summary: str | None = None) -> None:
-    """Queue the writes that end an active session (on a MULTI pipeline)."""
+                reason: str | None = None, summary: str | None = None, holds: bool = True) -> None:
+    """Queue the writes that end an active session (on a MULTI pipeline); ``holds``: the issue's
+    dispatch state names this session (else its ``session`` field is left alone)."""
     sid, issue_id = session["id"], session["issueId"]
     fields = {"status": outcome, "endedAt": str(now)}
     if reason:
@@ -120,7 +121,8 @@ def stage_close(pipe: Any, keys: Keys, session: dict[str, str], outcome: str, no
     pipe.hset(keys.session(sid), mapping=fields)
     pipe.zadd(keys.retention("sessions"), {sid: now})  # closed: retention may purge it from now on
     pipe.zrem(keys.dispatch_leases(), sid)
-    pipe.hdel(keys.dispatch_state(issue_id), "session")
+    if holds:
+        pipe.hdel(keys.dispatch_state(issue_id), "session")
     version = session.get("versionId")
     if version:
         vkey = keys.dispatch_version(version)

@@ -248,6 +248,8 @@ class Issues:
 
         def tx(pipe: Any) -> Row:
             old = self._live_in_tx(pipe, key)
+            # Watched: a label attached meanwhile aborts the delete, and the retry unindexes it too.
+            pipe.watch(self.k.issue_labels(issue_id))
             labels = pipe.smembers(self.k.issue_labels(issue_id))
             new = {**old, "deletedAt": self.s.now(), "updatedAt": self.s.now()}
             states = [h.prepare(pipe, old, new) for h in self.s.issue_hooks]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from loop.errors import Conflict
-from loop.models import LABEL_FIELDS, Row
+from loop.errors import Conflict, NotFound
+from loop.models import LABEL_FIELDS, Row, decode
 from loop.store.rows import RowService
 
 
@@ -33,15 +33,31 @@ class Labels(RowService):
         return self._written(self.s.transact(tx, names))
 
     def ensure(self, name: str, color: str) -> Row:
-        """The label called ``name``, created with ``color`` if absent."""
+        """The live label called ``name``: created with ``color`` if absent, restored if soft-deleted
+        (names stay reserved by deleted labels, so a new one could not take the name)."""
         existing = self.s.r.hget(self.k.label_names(), name)
-        if existing:
-            row = self.get(existing)
-            if row is not None:
-                return row
-        try:
-            return self.create({"name": name, "color": color})
-        except Conflict:
-            row = self.get(self.s.r.hget(self.k.label_names(), name) or "")
-            assert row is not None
+        if not existing:
+            try:
+                return self.create({"name": name, "color": color})
+            except Conflict:
+                existing = self.s.r.hget(self.k.label_names(), name) or ""
+        return self._restore(existing)
+
+    def _restore(self, label_id: str) -> Row:
+        """The label, undeleted if needed (back at the end of the creation order)."""
+        key = self.k.row(self.kind, label_id)
+
+        def tx(pipe: Any) -> Row:
+            raw = pipe.hgetall(key)
+            if not raw:
+                raise NotFound(self.not_found)
+            row = decode(self.fields, raw)
+            if row["deletedAt"] is not None:
+                seq = self.s.next_seq()
+                pipe.multi()
+                pipe.hdel(key, "deletedAt")
+                pipe.zadd(self.index, {label_id: seq})
+                row["deletedAt"] = None
             return row
+
+        return self.s.transact(tx, key)

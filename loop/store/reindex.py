@@ -1,95 +1,313 @@
-"""Rebuild the issue bitmaps and the number -> id string from the issue hashes, and the goal
-status indexes from the goals index and hashes.
+"""Check and rebuild every derived index from the rows (``loop admin check`` / ``loop admin repair``).
 
-For data written before those indexes existed (Loop before 2026-11-21 kept status, type,
-priority and liveness in zsets), or to repair them. Run it while Loop is stopped: writes made
-during the rebuild may be missed by it.
+The rows are the truth: issue, label, project, goal and relation hashes and each issue's label
+set. Everything else that Loop keeps in step with them is derived: the issue bitmaps and the
+number -> id string, the project/parent/label zsets, the per-project status counts, the
+dashboard zsets, the creation-ordered row indexes, label names, each issue's relation list, and
+(when dispatch is installed) the ready sets, blocked counts, blocker maps, goal links and goal
+bonuses (:func:`loop.dispatch.audit.expect`).
 
-    REDIS_URL=redis://... LOOP_NAMESPACE=loop python -m loop.store.reindex
+:func:`check` computes every derived key from one scan of the rows and lists each difference;
+:func:`repair` rewrites exactly the keys that differ (each in its own MULTI) and deletes derived
+keys that should not exist. Both scan the whole namespace: maintenance tools, never on a request
+path. Repair is safe to run while Loop serves, with one caveat: a write that lands between the
+scan and the rewrite of a key it touches can be undone in that key, so run ``check`` after a
+repair (and repair again if it reports drift). Sessions and leases are state, not derived:
+``check`` reports their inconsistencies, ``repair`` leaves them alone.
+
+    REDIS_URL=redis://... LOOP_NAMESPACE=loop loop admin check | repair
+    python -m loop.store.reindex        # the same as ``loop admin repair``
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from loop import models
 from loop.keys import ID_WIDTH
-from loop.models import GOAL_STATUSES
-from loop.runtime import DEFAULT_REDIS_URL
-from loop.settings import Settings
-from loop.store.base import RedisStore, connect
-from loop.store.issues import BITMAPS
+from loop.models import GOAL_STATUSES, ISSUE_FIELDS, Row
+from loop.store.issues import BITMAPS, INDEXED
+
+if TYPE_CHECKING:
+    from loop.store.base import RedisStore
+
+#: A zset member whose score is not derivable (creation seq, activity): membership is checked,
+#: and a missing member is restored with a fresh row seq (at the end of the creation order).
+ANY_SCORE: float | None = None
 
 
-def _set(bits: dict[str, bytearray], key: str, n: int) -> None:
-    buf = bits.setdefault(key, bytearray())
-    if len(buf) <= n // 8:
-        buf.extend(bytes(n // 8 + 1 - len(buf)))
-    buf[n // 8] |= 0x80 >> (n % 8)
+@dataclass
+class Rows:
+    """Every source row of the namespace, read with one SCAN and pipelined reads."""
+
+    keys: list[str]
+    issues: dict[str, Row] = field(default_factory=dict)
+    issue_labels: dict[str, set[str]] = field(default_factory=dict)
+    relations: list[Row] = field(default_factory=list)
+    labels: list[Row] = field(default_factory=list)
+    projects: list[Row] = field(default_factory=list)
+    goals: list[Row] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, store: RedisStore) -> Rows:
+        k = store.keys
+        rows = cls(keys=list(store.r.scan_iter(match=k.all_pattern(), count=5000)))
+        kinds = {"issue": ISSUE_FIELDS, "relation": models.RELATION_FIELDS, "label": models.LABEL_FIELDS,
+                 "project": models.PROJECT_FIELDS, "goal": models.GOAL_FIELDS}
+        for kind, fields in kinds.items():
+            keys = rows.matching(k.row(kind, ""), 3)
+            decoded = [models.decode(fields, raw) for raw in _read(store, keys, "hgetall") if raw and "id" in raw]
+            if kind == "issue":
+                rows.issues = {r["id"]: r for r in decoded if r["number"]}
+            else:
+                getattr(rows, kind + "s").extend(decoded)
+        label_keys = [k.issue_labels(i) for i in rows.issues]
+        for iid, members in zip(rows.issues, _read(store, label_keys, "smembers"), strict=True):
+            rows.issue_labels[iid] = set(members)
+        return rows
+
+    def matching(self, prefix: str, parts: int) -> list[str]:
+        """Keys starting with ``prefix`` made of ``parts`` colon-separated parts (ids have no colon)."""
+        return [key for key in self.keys if key.startswith(prefix) and key.count(":") == parts - 1]
+
+    def live_issues(self) -> list[Row]:
+        return [r for r in self.issues.values() if r["deletedAt"] is None]
+
+
+def _read(store: RedisStore, keys: list[str], command: str) -> list[Any]:
+    """``command`` (a method name, or ``zrange`` = the whole zset with scores) of each key, batched."""
+    out: list[Any] = []
+    for start in range(0, len(keys), 1000):
+        pipe = store.r.pipeline(transaction=False)
+        for key in keys[start:start + 1000]:
+            if command == "zrange":
+                pipe.zrange(key, 0, -1, withscores=True)
+            else:
+                getattr(pipe, command)(key)
+        out.extend(pipe.execute())
+    return out
+
+
+@dataclass
+class Expected:
+    """What every derived key should hold. ``families``: key prefixes (with their part count)
+    whose every key is derived, so one that is not expected here is stale."""
+
+    bits: dict[str, set[int]] = field(default_factory=dict)
+    zsets: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    hashes: dict[str, dict[str, str]] = field(default_factory=dict)
+    sets: dict[str, set[str]] = field(default_factory=dict)
+    #: ``(hash key, field) -> value`` for one derived field of a hash holding other state too.
+    fields: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    strings: dict[str, bytes] = field(default_factory=dict)
+    families: list[tuple[str, int]] = field(default_factory=list)
+
+    def zadd(self, key: str, member: str, score: float | None) -> None:
+        self.zsets.setdefault(key, {})[member] = score
+
+
+def expect_store(store: RedisStore, rows: Rows, exp: Expected) -> None:
+    """The store's own derived keys (docs/architecture.md, key schema)."""
+    k = store.keys
+    ids = bytearray()
+    for row in rows.issues.values():
+        n = int(row["number"])
+        if len(ids) < n * ID_WIDTH:  # zero bytes, as SETRANGE pads (numbers of failed creates)
+            ids.extend(bytes(n * ID_WIDTH - len(ids)))
+        ids[(n - 1) * ID_WIDTH:n * ID_WIDTH] = row["id"].encode()
+    if ids:
+        exp.strings[k.issue_ids()] = bytes(ids)
+    counts: dict[str, int] = {}
+    exp.bits[k.issue_bits()] = set()
+    for row in rows.live_issues():
+        iid, n = row["id"], int(row["number"])
+        exp.bits[k.issue_bits()].add(n)
+        for name, fld in BITMAPS.items():
+            if row[fld] is not None:
+                exp.bits.setdefault(k.issue_bits(name, str(row[fld])), set()).add(n)
+        for name, fld in INDEXED.items():
+            if row[fld]:
+                exp.zadd(k.issue_index(name, str(row[fld])), iid, n)
+        for lid in rows.issue_labels.get(iid, ()):
+            exp.zadd(k.issue_index("label", lid), iid, n)
+        if row["projectId"]:
+            counts[f"{row['projectId']}|{row['status']}"] = counts.get(f"{row['projectId']}|{row['status']}", 0) + 1
+        if row["status"] == "done" and row["completedAt"] is not None:
+            exp.zadd(k.issues_completed(), iid, row["completedAt"])
+        if not row["parentId"]:
+            exp.zadd(k.issue_roots(), iid, ANY_SCORE)
+    exp.zsets.setdefault(k.issues_completed(), {})
+    exp.zsets.setdefault(k.issue_roots(), {})
+    exp.hashes[k.counts("project_status")] = {f: str(n) for f, n in counts.items()}
+    for index, live in (("labels", rows.labels), ("projects", rows.projects), ("goals", rows.goals)):
+        exp.zsets[k.index(index)] = {r["id"]: ANY_SCORE for r in live if r["deletedAt"] is None}
+    # Goals by status (GET /api/goals?status=), scored like the goals index (creation seq).
+    goal_seq = dict(store.r.zrange(k.index("goals"), 0, -1, withscores=True))
+    for status in GOAL_STATUSES:
+        exp.zsets.setdefault(k.status_index("goals", status), {})
+    for goal in rows.goals:
+        if goal["deletedAt"] is None:
+            exp.zadd(k.status_index("goals", goal["status"]), goal["id"], goal_seq.get(goal["id"], ANY_SCORE))
+    exp.hashes[k.label_names()] = {r["name"]: r["id"] for r in rows.labels}
+    for rel in rows.relations:
+        exp.zadd(k.issue_relations(rel["issueId"]), rel["id"], ANY_SCORE)
+    exp.families += [(k.issue_bits() + ":", 5), (k.issue_index("project", ""), 5),
+                     (k.issue_index("parent", ""), 5), (k.issue_index("label", ""), 5)]
+
+
+def expected(store: RedisStore, rows: Rows | None = None) -> Expected:
+    rows = rows or Rows.load(store)
+    exp = Expected()
+    expect_store(store, rows, exp)
+    if getattr(store, "dispatch", None) is not None:
+        from loop.dispatch.audit import expect  # an extension's indexes, when it is installed
+
+        expect(store, rows, exp)
+    return exp
+
+
+def _bits_of(value: bytes | None) -> set[int]:
+    return {i * 8 + b for i, byte in enumerate(value or b"") for b in range(8) if byte & (0x80 >> b)}
+
+
+def _bits_value(numbers: set[int]) -> bytes:
+    buf = bytearray(max(numbers) // 8 + 1 if numbers else 0)
+    for n in numbers:
+        buf[n // 8] |= 0x80 >> (n % 8)
+    return bytes(buf)
+
+
+@dataclass
+class Drift:
+    """One derived key (or hash field) that differs from the rows: ``fix`` rewrites it."""
+
+    key: str
+    problem: str
+    kind: str
+    field: str | None = None
+
+
+def diff(store: RedisStore, exp: Expected, rows: Rows) -> list[Drift]:
+    r, out = store.r, []
+    for key, numbers in exp.bits.items():
+        bits = _bits_of(_raw_get(store, key))
+        if bits != numbers:
+            out.append(Drift(key, f"bitmap {key}: missing bits {sorted(numbers - bits)[:10]}, "
+                                  f"extra bits {sorted(bits - numbers)[:10]}", "bits"))
+    for key, ids in exp.strings.items():
+        got = _raw_get(store, key) or b""
+        # Zero bytes are numbers no row names: whatever they hold is not drift.
+        if len(got) < len(ids.rstrip(b"\0")) or any(w and w != h for w, h in zip(ids, got, strict=False)):
+            out.append(Drift(key, f"{key} differs from the issue rows", "string"))
+    zsets = _read(store, list(exp.zsets), "zrange")
+    for (key, members), have_list in zip(exp.zsets.items(), zsets, strict=True):
+        scores: dict[str, float] = dict(have_list)
+        missing, extra = set(members) - set(scores), set(scores) - set(members)
+        wrong = {m for m, s in members.items() if s is not None and m in scores and abs(scores[m] - s) > 1e-6}
+        if missing or extra or wrong:
+            out.append(Drift(key, f"zset {key}: missing {sorted(missing)[:5]}, extra {sorted(extra)[:5]}, "
+                                  f"wrong score {sorted(wrong)[:5]}", "zset"))
+    for (key, mapping), raw in zip(exp.hashes.items(), _read(store, list(exp.hashes), "hgetall"), strict=True):
+        have = {f: v for f, v in raw.items() if v != "0"}
+        if have != mapping:
+            bad = sorted(set(mapping.items()) ^ set(have.items()))[:5]
+            out.append(Drift(key, f"hash {key}: differs in {bad}", "hash"))
+    for (key, want_set), members_now in zip(exp.sets.items(), _read(store, list(exp.sets), "smembers"), strict=True):
+        now = set(members_now)
+        if now != want_set:
+            out.append(Drift(key, f"set {key}: missing {sorted(want_set - now)[:5]}, "
+                                  f"extra {sorted(now - want_set)[:5]}", "set"))
+    pipe = r.pipeline(transaction=False)
+    for key, fld in exp.fields:
+        pipe.hget(key, fld)
+    for ((key, fld), want_value), have_value in zip(exp.fields.items(), pipe.execute(), strict=True):
+        if have_value != want_value:
+            out.append(Drift(key, f"{key} field {fld} is {have_value}, expected {want_value}", "field", fld))
+    known = {*exp.bits, *exp.zsets, *exp.hashes, *exp.sets, *exp.strings}
+    for prefix, parts in exp.families:
+        for key in rows.matching(prefix, parts):
+            if key not in known and not (r.type(key) == "string" and r.bitcount(key) == 0):
+                out.append(Drift(key, f"{key} should not exist (nothing in the rows implies it)", "stale"))
+    return out
+
+
+def _raw_get(store: RedisStore, key: str) -> bytes | None:
+    """A string's bytes (the store's client decodes replies as UTF-8; bitmaps are not text)."""
+    value: bytes | None = store.r.execute_command("GET", key, NEVER_DECODE=True)
+    return value
+
+
+def fix(store: RedisStore, exp: Expected, drift: Drift) -> None:
+    """Rewrite one drifted key from ``exp`` in one MULTI (zset scores that cannot be derived are
+    kept for surviving members; restored members get a fresh row seq)."""
+    r, key = store.r, drift.key
+    if drift.kind == "field":
+        assert drift.field is not None
+        value = exp.fields[(key, drift.field)]
+        if value is None:
+            r.hdel(key, drift.field)
+        else:
+            r.hset(key, drift.field, value)
+        return
+    pipe = r.pipeline(transaction=True)
+    pipe.delete(key)
+    if drift.kind == "bits" and exp.bits[key]:
+        pipe.set(key, _bits_value(exp.bits[key]))
+    elif drift.kind == "string":
+        pipe.set(key, exp.strings[key])
+    elif drift.kind == "zset" and exp.zsets[key]:
+        kept = dict(r.zrange(key, 0, -1, withscores=True))
+        pipe.zadd(key, {m: s if s is not None else kept.get(m) or float(store.next_seq())
+                        for m, s in exp.zsets[key].items()})
+    elif drift.kind == "hash" and exp.hashes[key]:
+        pipe.hset(key, mapping=exp.hashes[key])
+    elif drift.kind == "set" and exp.sets[key]:
+        pipe.sadd(key, *exp.sets[key])
+    pipe.execute()
+
+
+def check(store: RedisStore) -> list[str]:
+    """Every difference between the derived indexes and the rows (empty: consistent)."""
+    rows = Rows.load(store)
+    problems = [d.problem for d in diff(store, expected(store, rows), rows)]
+    if getattr(store, "dispatch", None) is not None:
+        from loop.dispatch.audit import audit_sessions
+
+        problems += audit_sessions(store, rows.keys)
+    return problems
+
+
+def repair(store: RedisStore) -> list[str]:
+    """Rewrite every drifted derived key; returns what was fixed."""
+    rows = Rows.load(store)
+    exp = expected(store, rows)
+    drifts = diff(store, exp, rows)
+    for drift in drifts:
+        fix(store, exp, drift)
+    return [d.problem for d in drifts]
 
 
 def rebuild(store: RedisStore) -> int:
-    """Recompute every issue bitmap and ``P:issues:ids``; returns the number of issues seen."""
-    k, r = store.keys, store.r
-    head = k.issue("")
-    keys = [key for key in r.scan_iter(match=head + "*", count=1000) if ":" not in key[len(head):]]
-    bits: dict[str, bytearray] = {}
-    ids = bytearray()
-    fields = ["id", "number", "deletedAt", *BITMAPS.values()]
-    for start in range(0, len(keys), 1000):
-        pipe = r.pipeline(transaction=False)
-        for key in keys[start:start + 1000]:
-            pipe.hmget(key, fields)
-        for iid, number, deleted, *values in pipe.execute():
-            if not iid or not number:
-                continue
-            n = int(number)
-            end = n * ID_WIDTH
-            if len(ids) < end:
-                ids.extend(b" " * (end - len(ids)))
-            ids[end - ID_WIDTH:end] = iid.encode()
-            if deleted:
-                continue
-            _set(bits, k.issue_bits(), n)
-            for name, value in zip(BITMAPS, values, strict=True):
-                if value is not None:
-                    _set(bits, k.issue_bits(name, value), n)
-    stale = list(r.scan_iter(match=k.issue_bits() + "*", count=1000))
-    pipe = r.pipeline(transaction=True)
-    if stale:
-        pipe.delete(*stale)
-    for key, buf in bits.items():
-        pipe.set(key, bytes(buf))
-    if ids:
-        pipe.set(k.issue_ids(), bytes(ids))
-    pipe.execute()
-    return len(keys)
+    """Repair everything; returns the number of issue rows seen (kept for older callers)."""
+    repair(store)
+    return len(Rows.load(store).issues)
 
 
 def rebuild_goal_status(store: RedisStore) -> int:
-    """Recompute ``P:idx:goals:status:<status>`` (goals written before it existed); returns the
-    number of live goals indexed."""
-    k, r = store.keys, store.r
-    ranked = r.zrange(k.index("goals"), 0, -1, withscores=True)
-    pipe = r.pipeline(transaction=False)
-    for goal_id, _ in ranked:
-        pipe.hget(k.row("goal", goal_id), "status")
-    statuses = pipe.execute()
-    pipe = r.pipeline(transaction=True)
-    pipe.delete(*(k.status_index("goals", s) for s in GOAL_STATUSES))
-    for (goal_id, seq), status in zip(ranked, statuses, strict=True):
-        if status:
-            pipe.zadd(k.status_index("goals", status), {goal_id: seq})
-    pipe.execute()
-    return len(ranked)
+    """Repair (the goal status indexes among the rest); returns the number of live goals."""
+    repair(store)
+    return int(store.r.zcard(store.keys.index("goals")))
 
 
 def main() -> int:
+    from loop.runtime import store_from_settings
+    from loop.settings import Settings
+
     settings = Settings.from_env()
-    store = RedisStore(connect(settings.redis_url or DEFAULT_REDIS_URL), settings)
-    n = rebuild(store)
-    print(f"rebuilt the issue indexes of namespace {settings.namespace!r} from {n} issue hashes")
-    g = rebuild_goal_status(store)
-    print(f"rebuilt the goal status indexes of namespace {settings.namespace!r} from {g} goals")
+    fixed = repair(store_from_settings(settings))
+    print(f"repaired {len(fixed)} derived keys of namespace {settings.namespace!r}")
     return 0
 
 

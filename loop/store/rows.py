@@ -16,6 +16,19 @@ if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
 
+class RowHook:
+    """Extension point run inside every create/update/delete transaction of a row service, like
+    :class:`loop.store.base.IssueHook`: ``prepare`` reads (and ``pipe.watch``-es) while the
+    transaction watches, ``stage`` queues writes after ``MULTI``. ``old`` is ``None`` on create;
+    ``new`` has ``deletedAt`` set on delete. Dispatch keeps goal bonuses and links with it."""
+
+    def prepare(self, pipe: Any, old: Row | None, new: Row) -> Any:
+        return None
+
+    def stage(self, pipe: Any, old: Row | None, new: Row, state: Any) -> None:
+        return None
+
+
 class RowService:
     """A kind of row kept as ``P:<kind>:<id>`` hashes plus a creation-ordered index."""
 
@@ -34,6 +47,8 @@ class RowService:
         #: Called with the written row after every create, update and delete (dispatch
         #: re-syncs goal bonuses from goal and project writes).
         self.after_write: list[Callable[[Row], None]] = []
+        #: Run inside the write's transaction (see :class:`RowHook`).
+        self.hooks: list[RowHook] = []
 
     def _written(self, row: Row) -> Row:
         for hook in self.after_write:
@@ -88,13 +103,25 @@ class RowService:
         if self.status_indexed:
             pipe.zadd(self.k.status_index(self.index_name, row["status"]), {row["id"]: seq})
 
+    def _prepare(self, pipe: Any, old: Row | None, new: Row) -> tuple[Any, ...]:
+        return tuple(h.prepare(pipe, old, new) for h in self.hooks)
+
+    def _stage(self, pipe: Any, old: Row | None, new: Row, states: tuple[Any, ...]) -> None:
+        for h, st in zip(self.hooks, states, strict=True):
+            h.stage(pipe, old, new, st)
+
     def create(self, data: Mapping[str, Any]) -> Row:
         row = self.new_row(data)
         seq = self.s.next_seq()
-        pipe = self.s.r.pipeline(transaction=True)
-        self.stage_create(pipe, row, seq)
-        pipe.execute()
-        return self._written(row)
+
+        def tx(pipe: Any) -> Row:
+            states = self._prepare(pipe, None, row)
+            pipe.multi()
+            self.stage_create(pipe, row, seq)
+            self._stage(pipe, None, row, states)
+            return row
+
+        return self._written(self.s.transact(tx))
 
     def update(self, row_id: str, changes: Mapping[str, Any]) -> Row:
         if not is_id(row_id):
@@ -111,11 +138,13 @@ class RowService:
                 new["updatedAt"] = self.s.now()
             moved = self.status_indexed and new["status"] != old["status"]
             seq = pipe.zscore(self.index, row_id) if moved else None
+            states = self._prepare(pipe, old, new)
             pipe.multi()
             self.s.write_row(pipe, self.kind, self.fields, row_id, {k: v for k, v in new.items() if old[k] != v}, old)
             if moved:
                 pipe.zrem(self.k.status_index(self.index_name, old["status"]), row_id)
                 pipe.zadd(self.k.status_index(self.index_name, new["status"]), {row_id: seq or 0})
+            self._stage(pipe, old, new, states)
             return new
 
         return self._written(self.s.transact(tx, key))
@@ -133,11 +162,14 @@ class RowService:
                 raise NotFound(self.not_found)
             now = self.s.now()
             stamp = {"deletedAt": now, **({"updatedAt": now} if self.has_updated_at else {})}
+            new = {**old, **stamp}
+            states = self._prepare(pipe, old, new)
             pipe.multi()
             self.s.write_row(pipe, self.kind, self.fields, row_id, stamp, old)
             pipe.zrem(self.index, row_id)
             if self.status_indexed:
                 pipe.zrem(self.k.status_index(self.index_name, old["status"]), row_id)
-            return {**old, **stamp}
+            self._stage(pipe, old, new, states)
+            return new
 
         return self._written(self.s.transact(tx, key))

@@ -1,0 +1,109 @@
+"""``loop admin check`` / ``loop admin repair`` (issue 10.9): every derived index is audited against
+the rows; each kind of corruption is reported; repair rewrites it, after which the check is clean
+and lists and dispatch order are exactly what they were before the corruption."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from loop.cli import main
+from loop.store.reindex import check, repair
+
+
+@pytest.fixture(autouse=True)
+def no_prompts(store, monkeypatch):
+    monkeypatch.setattr(store, "prompts", None, raising=False)
+
+
+@pytest.fixture
+def world(store, clock):
+    """Projects, an active goal, labels, parents and children, blocking, a claim and a done issue."""
+    p, q = store.projects.create({"name": "P"}), store.projects.create({"name": "Q"})
+    goal = store.goals.create({"title": "G", "projectId": p["id"]})
+    store.projects.update(q["id"], {"goalId": goal["id"]})
+    bug = store.labels.create({"name": "bug", "color": "red"})
+    made = []
+    for n in range(12):
+        clock.advance(3600)
+        made.append(store.issues.create({
+            "title": f"i{n}", "type": ("task", "signal", "plan")[n % 3], "status": ("todo", "todo", "backlog")[n % 3],
+            "priority": n % 5, "projectId": (p["id"], q["id"], None)[n % 3],
+            "labelIds": [bug["id"]] if n % 2 else []}))
+    child = store.issues.create({"title": "child", "type": "task", "status": "todo", "parentId": made[2]["id"]})
+    store.relations.create(made[0]["id"], "blocks", made[1]["id"])
+    store.relations.create(made[4]["id"], "blocked_by", made[3]["id"])
+    store.relations.create(made[5]["id"], "related", made[6]["id"])
+    store.issues.update(made[6]["id"], {"status": "done"})
+    store.issues.delete(made[7]["id"])
+    claim = store.dispatch.claim("agent")
+    assert claim is not None
+    return {"issues": made, "child": child, "label": bug, "projects": (p, q)}
+
+
+def _order(store):
+    items, total = store.dispatch.queue(None, 100, 0)
+    lists = [store.issues.list(f, 100, 0) for f in ({}, {"status": ["todo"]}, {"type": ["signal"]})]
+    return [(i["issue"]["id"], i["score"]) for i in items], total, lists
+
+
+def test_a_consistent_store_checks_clean(store, world):
+    assert check(store) == []
+
+
+def test_each_corruption_is_reported_and_repair_restores_lists_and_dispatch_order(store, world):
+    k, r = store.keys, store.r
+    before = _order(store)
+    head = r.zrevrange(k.dispatch_ready(), 0, 0)[0]
+    victim = next(i for i in world["issues"] if r.getbit(k.issue_bits("status", "todo"), i["number"]))
+    blocked_id = world["issues"][1]["id"]
+    # 1. delete a ready-set member
+    r.zrem(k.dispatch_ready(), head)
+    # 2. bump a blocked count
+    r.hincrby(k.dispatch_state(blocked_id), "blocked", 1)
+    # 3. drop a bitmap bit
+    r.setbit(k.issue_bits("status", "todo"), victim["number"], 0)
+    # 4. a phantom label member (a deleted issue)
+    r.zadd(k.issue_index("label", world["label"]["id"]), {world["issues"][7]["id"]: 8})
+    # 5. more: a project's status count, a stale project ready set, a goal bonus
+    r.hincrby(k.counts("project_status"), f"{world['projects'][0]['id']}|todo", 5)
+    r.zadd(k.dispatch_ready("no-such-project"), {"x|no-such-project": 1.0})
+    r.hdel(k.dispatch_goal_bonus(), world["projects"][1]["id"])
+    problems = check(store)
+    joined = "\n".join(problems)
+    for key in (k.dispatch_ready(), k.dispatch_state(blocked_id), k.issue_bits("status", "todo"),
+                k.issue_index("label", world["label"]["id"]), k.counts("project_status"),
+                k.dispatch_ready("no-such-project"), k.dispatch_goal_bonus()):
+        assert key in joined, (key, problems)
+    assert head in joined and world["issues"][7]["id"] in joined
+    fixed = repair(store)
+    assert len(fixed) == len(problems)
+    assert check(store) == []
+    assert _order(store) == before
+    assert not r.exists(k.dispatch_ready("no-such-project"))
+
+
+def test_repair_rebuilds_the_issue_bitmaps_and_id_string_from_nothing(store, world):
+    k, r = store.keys, store.r
+    before = _order(store)
+    r.delete(*r.scan_iter(match=k.issue_bits() + "*"), k.issue_ids(), k.dispatch_ready())
+    assert store.issues.list({}, 10, 0) == ([], 0)
+    assert check(store) != []
+    repair(store)
+    assert check(store) == [] and _order(store) == before
+
+
+def test_the_cli_exits_1_on_drift_and_repair_makes_it_exit_0(store, world, settings, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("LOOP_NAMESPACE", settings.namespace)
+    monkeypatch.delenv("LOOP_API_KEY", raising=False)
+    runner = CliRunner()
+    clean = runner.invoke(main, ["admin", "check", "--json"])
+    assert clean.exit_code == 0, clean.output
+    store.r.hincrby(store.keys.dispatch_state(world["issues"][1]["id"]), "blocked", 3)
+    drift = runner.invoke(main, ["admin", "check", "--plain"])
+    assert drift.exit_code == 1 and "blocked" in drift.output
+    fixed = runner.invoke(main, ["admin", "repair", "--plain"])
+    assert fixed.exit_code == 0, fixed.output
+    assert "Repaired 1 derived key(s); 0 problem(s) remain." in fixed.output
+    assert runner.invoke(main, ["admin", "check"]).exit_code == 0
