@@ -2,7 +2,8 @@
 
 The claim path also sweeps before claiming, so this job only matters for issues nobody is
 claiming (they should show ``todo`` again in lists and the dashboard). It runs every
-``LEASE_SWEEP_SECONDS`` in each worker process (see :func:`workers.runner.run_worker`);
+``LEASE_SWEEP_SECONDS`` in each worker process (:func:`workers.runner.start_periodic`, started once by
+the supervisor, so it keeps running across Redis outages and RQ worker restarts);
 concurrent sweeps are safe because each expiry is one guarded transaction.
 """
 

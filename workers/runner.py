@@ -16,8 +16,10 @@ from workers import leases, retention
 log = logging.getLogger("loop.worker")
 
 #: Maintenance run by every (non-burst) worker in background threads: (interval seconds, fn(settings)).
-PERIODIC: list[tuple[float, Callable[[Settings], None]]] = [(leases.LEASE_SWEEP_SECONDS, leases.sweep)]
-PERIODIC.append((retention.RETENTION_SWEEP_SECONDS, retention.sweep))
+PERIODIC: list[tuple[float, Callable[[Settings], None]]] = [
+    (leases.LEASE_SWEEP_SECONDS, leases.sweep),
+    (retention.RETENTION_SWEEP_SECONDS, retention.sweep),
+]
 
 
 def rq_connection(settings: Settings) -> redis.Redis:
@@ -59,13 +61,14 @@ def preload(settings: Settings) -> None:
 
 
 def run_worker(settings: Settings, burst: bool = False) -> None:
+    """Work until stopped, surviving Redis outages (:mod:`workers.supervisor`); ``burst``: run RQ's
+    stock worker until the queue is empty (tests, one-off drains)."""
+    if not burst:
+        from workers.supervisor import Supervisor
+
+        Supervisor(settings).run()
+        return
     preload(settings)
     conn = rq_connection(settings)
     worker = Worker([queue_for(settings, conn)], connection=conn)
-    stop = threading.Event()
-    if not burst:
-        start_periodic(settings, stop)
-    try:
-        worker.work(burst=burst, with_scheduler=True)
-    finally:
-        stop.set()
+    worker.work(burst=True, with_scheduler=True)
