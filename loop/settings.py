@@ -17,6 +17,8 @@ from loop.errors import ConfigError
 
 DEFAULT_PORT = 5667
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+#: The reference dashboard's origins (contract 0.6): local dev server and the hosted app.
+DEFAULT_CORS_ORIGINS = ("http://localhost:5668", "https://app.looped.me")
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -66,6 +68,22 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _origins(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated browser origins (``scheme://host[:port]``); ``none`` allows no origin."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if raw.lower() == "none":
+        return ()
+    origins = tuple(o.strip() for o in raw.split(",") if o.strip())
+    for origin in origins:
+        parsed = urlparse(origin)
+        # An Origin header is exactly scheme://host[:port]: anything more would never match.
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or origin != f"{parsed.scheme}://{parsed.netloc}":
+            raise ConfigError(f"{name} must list origins like https://app.example.com (no path), got {origin!r}")
+    return origins
+
+
 def _url(env: Mapping[str, str], name: str, default: str | None, schemes: tuple[str, ...]) -> str | None:
     raw = env.get(name) or default
     if raw is None:
@@ -97,7 +115,7 @@ class Settings:
     webhook_dedup_seconds: int = 7 * 24 * 3600
     webhook_retry_intervals: tuple[int, ...] = (10, 30, 120, 600, 1800)
     failed_job_ttl: int = 30 * 24 * 3600
-    cors_origins: tuple[str, ...] = field(default=("http://localhost:5668", "https://app.looped.me"))
+    cors_origins: tuple[str, ...] = field(default=DEFAULT_CORS_ORIGINS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -129,4 +147,5 @@ class Settings:
             webhook_dedup_seconds=_int(env, "LOOP_WEBHOOK_DEDUP_SECONDS", 7 * 24 * 3600, 7 * 24 * 3600, 366 * 24 * 3600),
             webhook_retry_intervals=_seconds_list(env, "LOOP_WEBHOOK_RETRY_INTERVALS", (10, 30, 120, 600, 1800)),
             failed_job_ttl=_int(env, "LOOP_FAILED_JOB_TTL", 30 * 24 * 3600, 3600, 366 * 24 * 3600),
+            cors_origins=_origins(env, "LOOP_CORS_ORIGINS", DEFAULT_CORS_ORIGINS),
         )
