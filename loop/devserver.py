@@ -35,6 +35,16 @@ import redis
 
 from loop.errors import ConfigError
 
+#: Loop's processes, shipped inside the package so that ``loop dev`` works from any directory
+#: after a plain ``pip install``. The top-level ``Procfile`` (for operators and PaaS) is this text,
+#: byte for byte (tests/test_devserver.py keeps them equal). gunicorn >= 25.1 opens a control
+#: socket at one fixed path per user (~/.gunicorn/gunicorn.ctl) that a second server takes over
+#: and deletes on exit, so the API runs without it.
+PROCFILE = """\
+web: gunicorn api.app:app --bind 0.0.0.0:${PORT:-5667} --workers ${WEB_CONCURRENCY:-2} --access-logfile - --no-control-socket
+worker: python -m workers
+mcp: loop mcp --http --host 0.0.0.0 --api-url ${LOOP_API_URL:-http://127.0.0.1:${PORT:-5667}}
+"""
 #: Seconds a child gets between SIGTERM and SIGKILL.
 GRACE_SECONDS = 10.0
 #: AF_UNIX paths longer than this do not fit in ``sun_path`` (108 bytes on Linux).
@@ -388,7 +398,10 @@ class ProcfileRunner:
             if child.reader is not None:
                 child.reader.join(2)  # a pipe kept open by a stray grandchild must not hang us
             if child.died is None:
-                self.log(child.entry.name, f"stopped (code {child.proc.returncode})", child.colour)
+                code = child.proc.returncode
+                # Dying of the SIGTERM we sent is a clean stop (uvicorn, for one, re-raises it).
+                clean = code in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
+                self.log(child.entry.name, "stopped" if clean else f"stopped (code {code})", child.colour)
 
     @staticmethod
     def _signal(child: Child, sig: signal.Signals) -> None:

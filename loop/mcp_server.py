@@ -171,7 +171,8 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
     @tool
     def loop_ingest_signal(ctx: Context, source: str, type: str, severity: str, payload: Json,
                            source_id: str | None = None, project_id: str | None = None) -> Json:
-        """Report a signal (an error, a metric change, an observation) that becomes a triage issue.
+        """Report a signal (an error, a metric change, an observation). It becomes an issue of type signal,
+        in todo (dispatchable) unless the server runs with LOOP_SIGNALS_TO_TODO=false (then triage).
         severity: low|medium|high|critical. payload.message becomes the issue title. Returns {signal, issue}."""
         result: Json = call(ctx, lambda loop: loop.signals.ingest(source, type, severity, payload,
                                                                   source_id=source_id, project_id=project_id))
@@ -187,7 +188,8 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
 
     @tool
     def loop_get_dashboard(ctx: Context) -> Json:
-        """System overview: issue counts by status and type, goals, and dispatch (queue depth, active, done 24h)."""
+        """System overview: issue counts by status and type, goals, and dispatch (queueDepth = todo + backlog
+        issues, active, done 24h)."""
         stats: Json = call(ctx, lambda loop: loop.dashboard.stats())
         return stats
 

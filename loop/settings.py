@@ -22,6 +22,8 @@ DAY = 24 * 3600
 MAX_RETENTION_SECONDS = 3650 * DAY
 #: GitHub sends payloads up to 25 MB and never retries a 413, so webhook routes get their own limit.
 DEFAULT_WEBHOOK_MAX_BODY_BYTES = 25 * 1024 * 1024
+#: The reference dashboard's origins (contract 0.6): local dev server and the hosted app.
+DEFAULT_CORS_ORIGINS = ("http://localhost:5668", "https://app.looped.me")
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -71,6 +73,22 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _origins(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated browser origins (``scheme://host[:port]``); ``none`` allows no origin."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if raw.lower() == "none":
+        return ()
+    origins = tuple(o.strip() for o in raw.split(",") if o.strip())
+    for origin in origins:
+        parsed = urlparse(origin)
+        # An Origin header is exactly scheme://host[:port]: anything more would never match.
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or origin != f"{parsed.scheme}://{parsed.netloc}":
+            raise ConfigError(f"{name} must list origins like https://app.example.com (no path), got {origin!r}")
+    return origins
+
+
 def _url(env: Mapping[str, str], name: str, default: str | None, schemes: tuple[str, ...]) -> str | None:
     raw = env.get(name) or default
     if raw is None:
@@ -107,7 +125,7 @@ class Settings:
     session_retention_seconds: int = 90 * DAY
     deleted_issue_retention_seconds: int = 30 * DAY
     signal_payload_retention_seconds: int = 90 * DAY
-    cors_origins: tuple[str, ...] = field(default=("http://localhost:5668", "https://app.looped.me"))
+    cors_origins: tuple[str, ...] = field(default=DEFAULT_CORS_ORIGINS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -147,4 +165,5 @@ class Settings:
                 env, "LOOP_DELETED_ISSUE_RETENTION_SECONDS", 30 * DAY, 0, MAX_RETENTION_SECONDS),
             signal_payload_retention_seconds=_int(
                 env, "LOOP_SIGNAL_PAYLOAD_RETENTION_SECONDS", 90 * DAY, 0, MAX_RETENTION_SECONDS),
+            cors_origins=_origins(env, "LOOP_CORS_ORIGINS", DEFAULT_CORS_ORIGINS),
         )

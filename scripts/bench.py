@@ -5,9 +5,10 @@
     .venv/bin/python scripts/bench.py --scenario foundation  # one (repeatable)
     .venv/bin/python scripts/bench.py --list
 
-Servers run in dedicated ``LOOP_NAMESPACE`` s (deleted afterwards) on ``--redis-url`` (default:
-``$REDIS_URL``, else ``redis://127.0.0.1:6379/0`` if it answers, else a private redis-server);
-``--private-redis`` always starts a private one. Scenarios live in ``scripts/benchmarks/``.
+Servers run in dedicated ``LOOP_NAMESPACE`` s (deleted afterwards) on a private redis-server
+started for the run, or on the Redis of ``--redis-url`` (only when given: a benchmark writes
+100,000s of keys, so it never picks up ``$REDIS_URL`` or a local Redis by itself).
+Scenarios live in ``scripts/benchmarks/``.
 The figures of a run are only comparable with each other: read the ratios.
 """
 
@@ -34,12 +35,12 @@ from loop.devserver import ping  # noqa: E402
 
 @contextlib.contextmanager
 def choose_redis(url: str | None, private: bool) -> Iterator[str]:
-    candidate = url or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-    if not private and ping(candidate):
-        yield candidate
+    """The Redis of ``--redis-url`` if given (and not ``--private-redis``), else a private one."""
+    if url and not private:
+        if not ping(url):
+            raise SystemExit(f"--redis-url {url} does not answer PING")
+        yield url
         return
-    if not private:
-        print(f"{candidate} does not answer: starting a private redis-server", flush=True)
     with private_redis(redis_binaries()[0]) as own:
         yield own
 
@@ -48,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--scenario", action="append", help="scenario to run (repeatable; default: all)")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    p.add_argument("--redis-url", help="Redis the servers use (default: $REDIS_URL or 127.0.0.1:6379)")
-    p.add_argument("--private-redis", action="store_true", help="start a private redis-server for the servers")
+    p.add_argument("--redis-url", help="an existing Redis for the servers (default: a private redis-server)")
+    p.add_argument("--private-redis", action="store_true", help="a private redis-server (the default; wins over --redis-url)")
     p.add_argument("--duration", type=float, default=2.0, help="seconds per measurement (default 2)")
     p.add_argument("--warmup", type=float, default=0.5, help="unrecorded seconds before each measurement")
     p.add_argument("--concurrency", type=int, default=4, help="client threads (default 4)")

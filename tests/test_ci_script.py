@@ -29,19 +29,29 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
 
 
-def _fake_checkout(tmp_path: Path, pytest_exit: int) -> tuple[Path, dict[str, str]]:
-    """A copy of .ci/run whose `python3 -m venv` makes stub pip/pytest exiting as told."""
+def _fake_checkout(tmp_path: Path, pytest_exit: int, lowest_exit: int = 0) -> tuple[Path, dict[str, str]]:
+    """A copy of .ci/run whose `python3 -m venv` makes stub pip/pytest/uv exiting as told; the stub
+    `uv venv` makes .venv-lowest, whose pytest exits with ``lowest_exit`` and leaves a mark."""
     (tmp_path / ".ci").mkdir()
     shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
     bindir = tmp_path / "fakebin"
     bindir.mkdir()
+    uv = (
+        "#!/bin/sh\n"
+        "if [ \"$1\" = venv ]; then mkdir -p .venv-lowest/bin; "
+        f"printf '#!/bin/sh\\ntouch lowest-ran\\nexit {lowest_exit}\\n' > .venv-lowest/bin/pytest; "
+        "chmod +x .venv-lowest/bin/pytest; fi\n"
+        "echo \"$@\" >> uv-calls\n"
+    )
+    (bindir / "uv-stub").write_text(uv)
     fake = bindir / "python3"
     fake.write_text(
         "#!/bin/sh\n"
         "mkdir -p .venv/bin\n"
         "printf '#!/bin/sh\\nexit 0\\n' > .venv/bin/pip\n"
         f"printf '#!/bin/sh\\nexit {pytest_exit}\\n' > .venv/bin/pytest\n"
-        "chmod +x .venv/bin/pip .venv/bin/pytest\n"
+        f"cp {bindir / 'uv-stub'} .venv/bin/uv\n"
+        "chmod +x .venv/bin/pip .venv/bin/pytest .venv/bin/uv\n"
     )
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
@@ -55,3 +65,14 @@ def test_ci_passes_only_when_pytest_passes_and_collecting_no_test_is_a_failure(t
     assert result.returncode == ci_exit, result.stderr
     if pytest_exit == 5:
         assert "collected no tests" in result.stderr
+    # The lowest-versions step runs only after the main suite passed.
+    assert (tmp_path / "lowest-ran").exists() == (pytest_exit == 0)
+
+
+@pytest.mark.parametrize(("lowest_exit", "ci_exit"), [(0, 0), (1, 1), (3, 3), (5, 1)])
+def test_ci_fails_when_the_suite_fails_on_the_lowest_allowed_dependency_versions(tmp_path, lowest_exit, ci_exit):
+    script, env = _fake_checkout(tmp_path, 0, lowest_exit)
+    result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == ci_exit, result.stderr
+    assert (tmp_path / "lowest-ran").exists()
+    assert "--resolution lowest-direct" in (tmp_path / "uv-calls").read_text()

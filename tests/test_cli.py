@@ -179,7 +179,7 @@ def test_comments_add_reply_and_list(cli: Cli) -> None:
     cli("comments", "add", issue["id"], "-", "--agent", "--author", "bot", "--reply-to", top["id"],
         input="from stdin\n")
     thread = cli.json("comments", "list", issue["id"])["data"]
-    assert thread[0]["replies"][0]["body"] == "from stdin\n" and thread[0]["replies"][0]["authorType"] == "agent"
+    assert thread[0]["replies"][0]["body"] == "from stdin" and thread[0]["replies"][0]["authorType"] == "agent"
     assert "↳ bot" in cli("comments", "list", issue["id"], "--plain").stdout
     assert cli.error("comments", "add", "nope", "x") == "error: Issue not found"
 

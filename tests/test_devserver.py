@@ -276,3 +276,71 @@ def test_loop_dev_exits_non_zero_when_a_process_dies(tmp_path, redis_url):
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1, output
     assert "failed: broken (code 4)" in output and "idle" in output
+
+
+# ---------------------------------------------------------------------------- the shipped process list
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_top_level_procfile_is_the_process_list_shipped_in_the_package():
+    from loop.devserver import PROCFILE
+
+    assert (ROOT / "Procfile").read_text(encoding="utf-8") == PROCFILE
+    assert [e.name for e in parse_procfile(PROCFILE)] == ["web", "worker", "mcp"]
+
+
+def test_without_a_procfile_in_the_current_directory_loop_dev_runs_the_built_in_one(tmp_path, monkeypatch):
+    from loop.cli.dev import find_procfile
+    from loop.devserver import PROCFILE
+
+    monkeypatch.chdir(tmp_path)
+    assert find_procfile(None) == (PROCFILE, "Loop's built-in Procfile", tmp_path)
+    (tmp_path / "Procfile").write_text("own: sleep 1\n")
+    assert find_procfile(None) == ("own: sleep 1\n", str(tmp_path / "Procfile"), tmp_path)
+    with pytest.raises(DevError, match="no Procfile at nope"):
+        find_procfile("nope")
+
+
+def test_a_process_that_dies_of_the_sigterm_sent_to_stop_it_is_reported_as_stopped_cleanly():
+    runner, out = _runner("sleeper: sleep 30\nupset: trap 'exit 7' TERM; while :; do sleep 0.05; done\n", grace=5)
+    runner.start()
+    time.sleep(0.3)  # let the shell install its trap
+    runner.request_stop()
+    runner.wait()
+    runner.stop()
+    lines = [line.split(" ", 1)[1] for line in out.getvalue().splitlines()]
+    assert "sleeper | stopped" in lines and "upset   | stopped (code 7)" in lines, lines
+
+
+def test_the_banner_names_the_mcp_url_and_the_next_step(tmp_path):
+    from loop.cli.dev import _banner
+
+    out = io.StringIO()
+    runner = ProcfileRunner(parse_procfile("web: a\nmcp: b\n"), {"LOOP_MCP_PORT": "7001"}, tmp_path, out=out)
+    _banner(runner, runner.entries, 7000, tmp_path / ".loop", "loop_k", created=True, from_env=False)
+    text = out.getvalue()
+    assert "MCP for agents on http://localhost:7001/mcp" in text
+    assert f'loop auth login --url http://localhost:7000 --key "$(cat {tmp_path}/.loop/api-key)"' in text
+    out.truncate(0)
+    runner.entries = parse_procfile("web: a\n")
+    _banner(runner, runner.entries, 7000, tmp_path, "loop_k", created=False, from_env=True)
+    assert "MCP" not in out.getvalue() and '--key "$LOOP_API_KEY"' in out.getvalue()
+
+
+@pytest.mark.slow
+def test_the_api_under_loop_dev_leaves_gunicorns_per_user_control_socket_alone(tmp_path, redis_url):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "REDIS_URL": redis_url, "LOOP_NAMESPACE": f"t-{uuid.uuid4().hex[:12]}"}
+    env.pop("XDG_RUNTIME_DIR", None)  # gunicorn's default socket is then ~/.gunicorn/gunicorn.ctl
+    proc, port = _start_dev(tmp_path, env, "--only", "web")
+    try:
+        assert _wait_healthy(proc, port)["ok"] is True
+        time.sleep(0.5)  # the arbiter is up: a control socket would exist by now
+        assert not (home / ".gunicorn").exists()
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output

@@ -541,3 +541,16 @@ def test_arbitrary_json_bodies_never_cause_a_server_error(client, store, body, t
 def test_arbitrary_list_queries_are_answered_200_or_400(client, params):
     r = client.get("/api/issues", params=params)
     assert r.status_code in (200, 400), (params, r.text)
+
+
+def test_an_issue_is_also_found_by_its_number_and_unknown_or_deleted_numbers_are_404s(client, store):
+    first, second = mk(client, title="first"), mk(client, title="second")
+    got = client.get(f"/api/issues/{second['number']}")
+    assert got.status_code == 200 and got.json["data"]["id"] == second["id"]
+    assert got.json["data"]["title"] == "second" and "children" in got.json["data"]
+    client.delete(f"/api/issues/{first['id']}")
+    before = keys_of(store)
+    for ref in (str(first["number"]), "0", "999999", "9" * 40):
+        r = client.get(f"/api/issues/{ref}")
+        assert (r.status_code, r.json) == (404, {"error": "Issue not found"}), ref
+    assert keys_of(store) == before

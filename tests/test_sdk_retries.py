@@ -32,18 +32,21 @@ from tests.redis_server import free_port
 class Stub:
     """Answers each request with the next scripted (status, body, headers); records requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_alive: bool = False) -> None:
         self.script: list[tuple[int, Any, dict[str, str]]] = []
         self.requests: list[dict[str, Any]] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 stub.requests.append({"method": self.command, "path": self.path,
                                       "headers": dict(self.headers.items()),
-                                      "body": json.loads(raw) if raw else None})
+                                      "body": json.loads(raw) if raw else None,
+                                      "peer": self.client_address[1]})
                 status, body, headers = stub.script.pop(0) if stub.script else (200, {"data": {}}, {})
                 if status == 0:  # drop the connection after reading the request
                     self.close_connection = True
@@ -55,6 +58,8 @@ class Stub:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                if "X-Stub-Close" in headers:
+                    self.close_connection = True  # an idle keep-alive connection the server drops
 
             do_GET = do_POST = do_PATCH = do_DELETE = _serve
 
@@ -301,3 +306,45 @@ def test_paginate_stops_at_an_empty_page_even_if_total_says_more() -> None:
 
     assert list(paginate(fetch, page_size=1)) == [{"n": 1}]
     assert calls == [0, 1]
+
+
+# ---------------------------------------------------------------- connection reuse
+@pytest.fixture
+def keep_alive_stub() -> Iterator[Stub]:
+    s = Stub(keep_alive=True)
+    yield s
+    s.server.shutdown()
+    s.server.server_close()
+
+
+def test_calls_reuse_one_kept_alive_connection(keep_alive_stub: Stub, sleeps: list[float]) -> None:
+    loop = make(keep_alive_stub, sleeps)
+    loop.issues.list()
+    loop.issues.create("a", "task")
+    loop.issues.get("x")
+    assert len({r["peer"] for r in keep_alive_stub.requests}) == 1
+
+
+def test_a_kept_connection_the_server_closed_is_replaced_at_once_for_safe_calls(keep_alive_stub: Stub,
+                                                                               sleeps: list[float]) -> None:
+    keep_alive_stub.then(200, {"data": [], "total": 0}, X_Stub_Close="1").then(201, {"data": {"id": "i1"}})
+    loop = make(keep_alive_stub, sleeps)
+    loop.issues.list()
+    assert loop.issues.create("a", "task")["id"] == "i1"
+    assert sleeps == [] and len(keep_alive_stub.requests) == 2  # no backoff, no lost or doubled call
+    first, second = keep_alive_stub.requests
+    assert first["peer"] != second["peer"]
+
+
+def test_claiming_work_never_rides_a_reused_connection(keep_alive_stub: Stub, sleeps: list[float]) -> None:
+    keep_alive_stub.then(200, {"data": [], "total": 0}).then(204)
+    loop = make(keep_alive_stub, sleeps)
+    loop.issues.list()
+    assert loop.dispatch.next() is None
+    first, claim = keep_alive_stub.requests
+    assert claim["path"].startswith("/api/dispatch/next") and claim["peer"] != first["peer"]
+
+
+def test_a_base_url_with_a_path_prefix_keeps_it(stub: Stub, sleeps: list[float]) -> None:
+    LoopClient(stub.url + "/loop", "k", sleep=sleeps.append).issues.get("x")
+    assert stub.requests[0]["path"] == "/loop/api/issues/x"

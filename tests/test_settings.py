@@ -83,3 +83,30 @@ def test_the_gunicorn_entry_point_fails_at_start_naming_the_bad_variable(monkeyp
     monkeypatch.setattr(app_module, "_app", None)
     with pytest.raises(ConfigError, match="^PORT must be between 1 and 65535, got 99999$"):
         app_module.app_from_env()
+
+
+def test_cors_origins_come_from_loop_cors_origins_and_none_allows_no_origin():
+    s = Settings.from_env({**BASE, "LOOP_CORS_ORIGINS": "https://dash.example.com, http://localhost:3000"})
+    assert s.cors_origins == ("https://dash.example.com", "http://localhost:3000")
+    assert Settings.from_env({**BASE, "LOOP_CORS_ORIGINS": "none"}).cors_origins == ()
+    assert Settings.from_env({**BASE, "LOOP_CORS_ORIGINS": ""}).cors_origins == Settings().cors_origins
+
+
+@pytest.mark.parametrize("origin", ["https://dash.example.com/", "dash.example.com", "ftp://x", "*"])
+def test_a_cors_origin_that_no_browser_would_send_is_refused_naming_the_variable(origin):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**BASE, "LOOP_CORS_ORIGINS": f"http://ok.example,{origin}"})
+    assert info.value.message.startswith("LOOP_CORS_ORIGINS ") and repr(origin) in info.value.message
+
+
+def test_the_api_reflects_an_origin_configured_in_loop_cors_origins(store, clock):
+    import falcon.testing
+
+    from api.app import create_app
+
+    settings = Settings.from_env({**BASE, "LOOP_CORS_ORIGINS": "https://dash.example.com"})
+    client = falcon.testing.TestClient(create_app(store, clock, settings))
+    r = client.simulate_get("/", headers={"Origin": "https://dash.example.com"})
+    assert r.headers["Access-Control-Allow-Origin"] == "https://dash.example.com"
+    r = client.simulate_get("/", headers={"Origin": "https://app.looped.me"})
+    assert "Access-Control-Allow-Origin" not in r.headers

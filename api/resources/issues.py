@@ -95,6 +95,9 @@ class IssueItem:
         self.api = api
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, issue_id: str) -> None:
+        # Ids start with a letter, so all digits is an issue number (`loop issues view 12`).
+        if issue_id.isdigit() and len(issue_id) <= 18:
+            issue_id = self.api.store.issues.id_by_number(int(issue_id)) or issue_id
         send(resp, {"data": self.api.store.issues.detail(issue_id)})
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, issue_id: str) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from loop.cli.common import CliError, client, default_project, resolve
+from loop.cli.common import CliError, client, default_project, describe, resolve
+from loop.client import LoopClient, LoopClientError, NotFoundError
 
 
 @click.command()
@@ -39,9 +40,29 @@ def work(command_: str, cwd: Path | None, project: str | None, interval: float, 
     cfg = RunnerConfig(command=command_, cwd=cwd, project_id=default_project(project), poll_interval=interval,
                        heartbeat_interval=heartbeat, once=once, max_tasks=max_tasks, timeout=timeout,
                        summary_file=summary_file, summary_lines=summary_lines)
-    runner = Runner(client(), cfg)
+    loop = client()
+    if cfg.project_id:
+        _check_project(loop, cfg.project_id)
+    runner = Runner(loop, cfg)
     runner.install_signal_handlers()
+    if once:
+        # One cycle, said out loud: an empty queue is not an error, but silence looked like one.
+        outcome = runner.cycle()
+        if outcome.status == "idle":
+            where = f" of project {cfg.project_id}" if cfg.project_id else ""
+            runner.log(f"nothing to do: no eligible issue in the queue{where}")
+        raise SystemExit(0 if outcome.status in ("idle", "done") else 1)
     raise SystemExit(runner.run())
+
+
+def _check_project(loop: LoopClient, project_id: str) -> None:
+    """A runner polling a project that does not exist would wait forever: fail now instead."""
+    try:
+        loop.projects.get(project_id)
+    except NotFoundError:
+        raise CliError(f"no project {project_id!r} (see `loop projects list`)") from None
+    except LoopClientError as exc:
+        raise CliError(describe(exc)) from None
 
 
 @click.command()

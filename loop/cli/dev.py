@@ -13,9 +13,11 @@ from urllib.parse import urlparse, urlunparse
 import click
 
 from loop.devserver import (
+    PROCFILE,
     DevError,
     DirLock,
     EmbeddedRedis,
+    ProcfileEntry,
     ProcfileRunner,
     ensure_api_key,
     install_signal_handlers,
@@ -27,13 +29,22 @@ from loop.errors import ConfigError
 from loop.settings import DEFAULT_PORT, Settings
 
 
-def find_procfile(explicit: str | None) -> Path:
-    """``--procfile``, else ``./Procfile``, else the one of the source checkout ``loop`` runs from."""
-    candidates = [Path(explicit)] if explicit else [Path("Procfile"), Path(__file__).resolve().parents[2] / "Procfile"]
-    for path in candidates:
-        if path.is_file():
-            return path.resolve()
-    raise DevError(f"no Procfile found (looked at {', '.join(str(p) for p in candidates)}); pass --procfile")
+def find_procfile(explicit: str | None) -> tuple[str, str, Path]:
+    """The process list to run: ``(text, source name, working directory)``.
+
+    ``--procfile`` if given, else ``./Procfile`` (your own list), else the one shipped in the
+    package (:data:`loop.devserver.PROCFILE`), which works after a plain ``pip install``.
+    """
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise DevError(f"no Procfile at {path}")
+    else:
+        path = Path("Procfile")
+        if not path.is_file():
+            return PROCFILE, "Loop's built-in Procfile", Path.cwd()
+    path = path.resolve()
+    return path.read_text(encoding="utf-8"), str(path), path.parent
 
 
 def redact(url: str) -> str:
@@ -71,15 +82,15 @@ def run_dev(
     """Run Loop until Ctrl-C or until a process dies; returns the exit status."""
     env = os.environ
     data = Path(data_dir)
-    path = find_procfile(procfile)
-    entries = select(parse_procfile(path.read_text(encoding="utf-8"), str(path)), only, skip)
+    text, source, cwd = find_procfile(procfile)
+    entries = select(parse_procfile(text, source), only, skip)
     try:
         port = port or int(env.get("PORT") or DEFAULT_PORT)
     except ValueError:
         raise ConfigError(f"PORT must be an integer, got {env.get('PORT')!r}") from None
     lock = DirLock(data)
     lock.acquire()
-    runner = ProcfileRunner(entries, {}, path.parent, out=out, colour=colour)
+    runner = ProcfileRunner(entries, {}, cwd, out=out, colour=colour)
     embedded: EmbeddedRedis | None = None
     try:
         created = False
@@ -98,7 +109,8 @@ def run_dev(
                                f"data in {data}/ ({redis_url})")
         runner.env = child_env(env, redis_url, api_key, port)
         Settings.from_env(runner.env)  # a bad variable fails here, naming it, not in every child
-        _banner(runner, port, data, api_key, created, from_env=bool(env.get("LOOP_API_KEY", "").strip()))
+        runner.log("loop", f"processes: {', '.join(e.name for e in entries)} (from {source})")
+        _banner(runner, entries, port, data, api_key, created, from_env=bool(env.get("LOOP_API_KEY", "").strip()))
         previous = install_signal_handlers(runner.request_stop)
         try:
             runner.start()
@@ -120,20 +132,33 @@ def run_dev(
     return 0
 
 
-def _banner(runner: ProcfileRunner, port: int, data: Path, key: str, created: bool, from_env: bool) -> None:
+def mcp_port(env: Mapping[str, str], port: int) -> int:
+    """The port ``loop mcp --http`` picks in the Procfile: LOOP_MCP_PORT, else PORT+2, else 5669."""
+    raw = env.get("LOOP_MCP_PORT", "")
+    if raw.isdigit():
+        return int(raw)
+    return port + 2 if port + 2 <= 65535 else 5669
+
+
+def _banner(runner: ProcfileRunner, entries: Sequence[ProcfileEntry], port: int, data: Path, key: str,
+            created: bool, from_env: bool) -> None:
     base = f"http://localhost:{port}"
     runner.log("loop", f"Loop API on {base}  (Ctrl-C stops everything)")
+    if any(e.name == "mcp" for e in entries):
+        runner.log("loop", f"MCP for agents on http://localhost:{mcp_port(runner.env, port)}/mcp "
+                           "(Bearer: an API key; docs/agents.md)")
     if from_env:
-        auth = '"Authorization: Bearer $LOOP_API_KEY"'
+        key_ref = "$LOOP_API_KEY"
         runner.log("loop", "API key: LOOP_API_KEY from the environment")
     else:
-        auth = f'"Authorization: Bearer $(cat {data}/api-key)"'
+        key_ref = f"$(cat {data}/api-key)"
         if created:
             runner.log("loop", f"generated an API key, stored in {data}/api-key (shown only this once):")
             runner.log("loop", f"  {key}")
         else:
             runner.log("loop", f"API key: in {data}/api-key")
-    runner.log("loop", f"try: curl -s -H {auth} {base}/api/issues")
+    runner.log("loop", f'next, in another terminal: loop auth login --url {base} --key "{key_ref}"')
+    runner.log("loop", f'or: curl -s -H "Authorization: Bearer {key_ref}" {base}/api/issues')
 
 
 def register(main: click.Group) -> None:
@@ -141,7 +166,7 @@ def register(main: click.Group) -> None:
     @click.option("--port", type=click.IntRange(1, 65535), default=None,
                   help=f"Port of the API (default: $PORT or {DEFAULT_PORT}).")
     @click.option("--procfile", type=click.Path(dir_okay=False), default=None,
-                  help="Procfile to run (default: ./Procfile, else the source checkout's).")
+                  help="Procfile to run (default: ./Procfile if there is one, else Loop's built-in one).")
     @click.option("--only", multiple=True, metavar="NAMES", help="Run only these processes (comma list).")
     @click.option("--skip", multiple=True, metavar="NAMES", help="Do not run these processes (comma list).")
     @click.option("--no-worker", is_flag=True, help="Shorthand for --skip worker.")

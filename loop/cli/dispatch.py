@@ -59,6 +59,10 @@ def dispatch() -> None:
     """The dispatch queue and claims."""
 
 
+# `loop dispatch next` is `loop next` (both names are natural: the API route is /api/dispatch/next).
+dispatch.add_command(next_task, name="next")
+
+
 @dispatch.command(name="queue")
 @click.option("--project", "-p")
 @click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)

@@ -17,7 +17,7 @@ from loop.cli.common import (
     read_text,
 )
 from loop.cli.output import Column, Out, priority
-from loop.client import LoopClient
+from loop.client import LoopClient, NotFoundError
 from loop.models import ISSUE_STATUSES, ISSUE_TYPES, RELATION_TYPES
 
 ISSUE_COLUMNS: list[Column] = [("#", "number"), ("Status", "status"), ("Type", "type"),
@@ -25,17 +25,28 @@ ISSUE_COLUMNS: list[Column] = [("#", "number"), ("Status", "status"), ("Type", "
 PRIORITY_CHOICE = click.IntRange(0, 4)
 
 
+def issue_number(ref: str) -> int | None:
+    """The number of ``#12`` / ``12`` (an issue number), ``None`` for an id."""
+    digits = ref.strip().removeprefix("#")
+    return int(digits) if digits.isdigit() and len(digits) <= 18 else None
+
+
+def get_issue(loop: LoopClient, ref: str) -> dict[str, Any]:
+    """One issue (with its detail) by id or number: the server finds numbers through its index."""
+    number = issue_number(ref)
+    try:
+        return loop.issues.get(str(number) if number is not None else ref.strip())
+    except NotFoundError:
+        if number is None:
+            raise
+        raise CliError(f"no issue #{number}") from None
+
+
 def resolve_issue(loop: LoopClient, ref: str) -> str:
-    """An issue id from an id, or from ``#12`` / ``12`` (issue numbers)."""
-    text = ref.strip()
-    digits = text.lstrip("#")
-    if not digits.isdigit():
-        return text
-    number = int(digits)
-    for row in loop.issues.iter(page_size=200):
-        if row.get("number") == number:
-            return str(row["id"])
-    raise CliError(f"no issue #{number}")
+    """An issue id from an id (returned as is), or from ``#12`` / ``12`` (one GET, not a scan)."""
+    if issue_number(ref) is None:
+        return ref.strip()
+    return str(get_issue(loop, ref)["id"])
 
 
 def resolve_labels(loop: LoopClient, refs: tuple[str, ...]) -> list[str]:
@@ -67,7 +78,7 @@ def issues() -> None:
 @click.option("--project", "-p", help="Project id.")
 @click.option("--label", "-l", help="Label id or name.")
 @click.option("--priority", type=PRIORITY_CHOICE, help="Exact priority 0-4.")
-@click.option("--parent", help="Parent issue id.")
+@click.option("--parent", help="Parent issue id or #number.")
 @click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0)
 @click.option("--all", "all_", is_flag=True, help="Page through every matching issue.")
@@ -78,7 +89,7 @@ def list_issues(out: Out, status: str | None, type_: str | None, project: str | 
     loop = client()
     filters: dict[str, Any] = {"status": status, "type": type_, "project_id": project,
                                "label_id": resolve_labels(loop, (label,))[0] if label else None,
-                               "priority": priority, "parent_id": parent}
+                               "priority": priority, "parent_id": resolve_issue(loop, parent) if parent else None}
     if all_:
         rows = list(loop.issues.iter(page_size=200, **filters))
         out.table(rows, ISSUE_COLUMNS, total=len(rows), empty="No issues.")
@@ -94,7 +105,7 @@ def list_issues(out: Out, status: str | None, type_: str | None, project: str | 
 def view(out: Out, issue: str, comments: bool) -> None:
     """Show one issue with its parent, children, labels, relations and comments."""
     loop = client()
-    row = loop.issues.get(resolve_issue(loop, issue))
+    row = get_issue(loop, issue)
     thread = loop.issues.comments(row["id"]) if comments else []
     if out.is_json:
         out.json({**row, **({"comments": thread} if comments else {})})
@@ -259,7 +270,8 @@ def comments() -> None:
 def comments_add(out: Out, issue: str, body: str, author: str | None, agent: bool, reply_to: str | None) -> None:
     """Add a comment (BODY; - reads it from stdin)."""
     loop = client()
-    text = read_text("-") if body == "-" else body
+    # `echo text | loop comments add 1 -`: the shell's final newline is not part of the comment.
+    text = read_text("-").rstrip("\r\n") if body == "-" else body
     row = loop.issues.comment(resolve_issue(loop, issue), text, author_name=author_name(author),
                               author_type="agent" if agent else "human", parent_id=reply_to)
     out.done(f"Commented on {row['issueId']} ({row['id']})", row)

@@ -1,5 +1,11 @@
-"""HTTP for the SDK, on the standard library only (``urllib``): no dependency to install or pin
-for agents that only need to talk to Loop.
+"""HTTP for the SDK, on the standard library only (``http.client``): no dependency to install or
+pin for agents that only need to talk to Loop.
+
+Connections are kept alive and reused (one per thread: the runner heartbeats from a second
+thread), so a session of calls pays for one TCP and TLS handshake, not one per call. A reused
+connection the server has meanwhile closed is replaced at once, and the call resent, only when
+resending is safe (a read, or a write with its Idempotency-Key); a call that is neither (claiming
+work) always goes over a fresh connection, so "may it have reached the server?" keeps its answer.
 
 One :meth:`Transport.request` sends a call, retries it on 429/5xx and connection errors with
 exponential backoff (honouring ``Retry-After``), and turns an error response into the typed
@@ -14,10 +20,9 @@ import json as jsonlib
 import os
 import random
 import socket
+import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -122,6 +127,8 @@ class Transport:
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise LoopClientError(f"The Loop URL must be http(s)://host[:port], got {url!r}")
         self.base_url = url
+        self._scheme, self._host, self._port = parsed.scheme, parsed.hostname or "", parsed.port
+        self._local = threading.local()
         self.api_key = api_key if api_key is not None else os.environ.get("LOOP_API_KEY")
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
@@ -153,10 +160,12 @@ class Transport:
             # One key for the call, reused by every retry: the server replays instead of re-acting.
             hdrs["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
         hdrs.update(headers or {})
+        # Resending over a new connection is safe for reads and keyed writes only.
+        reuse = not policy.unsent_only or method in MUTATING
         attempt = 0
         while True:
             try:
-                return self._send(method, url, data, hdrs)
+                return self._send(method, url, data, hdrs, reuse)
             except LoopClientError as exc:
                 if isinstance(exc, LoopConnectionError):
                     retryable = not (policy.unsent_only and exc.sent)
@@ -167,31 +176,69 @@ class Transport:
                 self.sleep(policy.delay(attempt, exc.retry_after))
                 attempt += 1
 
-    def _send(self, method: str, url: str, data: bytes | None, headers: Mapping[str, str]) -> Response:
-        req = urllib.request.Request(url, data=data, method=method, headers=dict(headers))
+    def _connection(self, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's kept-alive connection (``reused`` True), or a new one."""
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and not fresh:
+            return conn, True
+        self.close()
+        cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        conn = cls(self._host, self._port, timeout=self.timeout)
+        self._local.conn = conn
+        return conn, False
+
+    def close(self) -> None:
+        """Close this thread's connection (the next call opens a new one)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
+
+    def _send(self, method: str, url: str, data: bytes | None, headers: Mapping[str, str],
+              reuse: bool = True) -> Response:
+        parts = urllib.parse.urlsplit(url)  # the base URL may carry a path prefix
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn, reused = self._connection(fresh=not reuse)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - http(s) only
-                raw = resp.read()
-                return Response(resp.status, dict(resp.headers.items()), self._parse(raw, method, url))
-        except urllib.error.HTTPError as err:
-            raw = err.read() if err.fp is not None else b""
-            hdrs = dict(err.headers.items()) if err.headers else {}
-            text = raw.decode("utf-8", "replace")
             try:
-                body = jsonlib.loads(text) if text.strip() else None
-            except ValueError:
-                body = None
-            message, details = _error_message(err.code, body, text, str(err.reason or ""))
-            cls = error_for_status(err.code)
-            raise cls(message, status=err.code, details=details, method=method, url=url, body=body,
-                      retry_after=_retry_after(hdrs)) from None
-        except urllib.error.URLError as err:
-            exc = LoopConnectionError(f"Cannot reach Loop at {self.base_url}: {err.reason}", method=method, url=url)
-            exc.sent = not isinstance(err.reason, (ConnectionRefusedError, socket.gaierror))
+                resp = self._exchange(conn, method, target, data, headers)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if not reused:
+                    raise
+                # The server closed the idle connection we kept: open a new one and resend (safe: see above).
+                conn, _ = self._connection(fresh=True)
+                resp = self._exchange(conn, method, target, data, headers)
+        except (ConnectionRefusedError, socket.gaierror) as err:
+            self.close()
+            exc = LoopConnectionError(f"Cannot reach Loop at {self.base_url}: {err}", method=method, url=url)
+            exc.sent = False
             raise exc from None
         except (http.client.HTTPException, OSError) as err:
+            self.close()
             raise LoopConnectionError(f"Cannot reach Loop at {self.base_url}: {err.__class__.__name__}: {err}",
                                       method=method, url=url) from None
+        status, hdrs, raw = resp
+        if status < 400:
+            return Response(status, hdrs, self._parse(raw, method, url))
+        text = raw.decode("utf-8", "replace")
+        try:
+            body = jsonlib.loads(text) if text.strip() else None
+        except ValueError:
+            body = None
+        message, details = _error_message(status, body, text, http.client.responses.get(status, ""))
+        cls = error_for_status(status)
+        raise cls(message, status=status, details=details, method=method, url=url, body=body,
+                  retry_after=_retry_after(hdrs))
+
+    def _exchange(self, conn: http.client.HTTPConnection, method: str, target: str, data: bytes | None,
+                  headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """One request and its whole response; the connection is dropped if the server will close it."""
+        conn.request(method, target, body=data, headers=dict(headers))
+        resp = conn.getresponse()
+        raw = resp.read()
+        if resp.will_close:
+            self.close()
+        return resp.status, dict(resp.headers.items()), raw
 
     @staticmethod
     def _parse(raw: bytes, method: str, url: str) -> Any:

@@ -51,6 +51,14 @@ class Issues:
     def get_live(self, issue_id: str) -> Row:
         return self.s.live_row("issue", ISSUE_FIELDS, issue_id, "Issue not found")
 
+    def id_by_number(self, number: int) -> str | None:
+        """The id of issue ``#number`` from the fixed-width number index: one GETRANGE."""
+        if number < 1:
+            return None
+        raw = self.s.r.getrange(self.k.issue_ids(), (number - 1) * ID_WIDTH, number * ID_WIDTH - 1)
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return text if len(text) == ID_WIDTH and "\0" not in text else None
+
     def get_many(self, ids: list[str]) -> list[Row]:
         return self.s.get_rows("issue", ISSUE_FIELDS, ids)
 
