@@ -93,7 +93,8 @@ def test_a_sweep_older_than_a_minute_is_overdue(client, store, clock, worker):
 def test_the_webhook_queue_reports_depth_and_oldest_age_and_a_stale_one_is_a_problem(client, store, clock, worker):
     expire_leases(store)
     for delivery in ("q-1", "q-2"):
-        r = client.post("/api/signals/github", body=BODY, headers=github_headers(BODY, "issues", delivery),
+        body = BODY.replace(b"{", b'{"delivery": "%s", ' % delivery.encode(), 1)  # one body twice is a replay
+        r = client.post("/api/signals/github", body=body, headers=github_headers(body, "issues", delivery),
                         auth=False)
         assert r.status_code == 202
     assert _ready(client).json["webhooks"]["queued"] == 2

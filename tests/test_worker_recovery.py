@@ -122,7 +122,9 @@ class Rig:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.logs.glob("*.log")))
 
     def post(self, delivery: str) -> None:
-        r = self.client.post("/api/signals/github", body=BODY, headers=github_headers(BODY, "issues", delivery),
+        # A distinct body per delivery: one body under two delivery ids is a replay (docs/webhooks.md).
+        body = BODY.replace(b"{", b'{"delivery": "%s", ' % delivery.encode(), 1)
+        r = self.client.post("/api/signals/github", body=body, headers=github_headers(body, "issues", delivery),
                              auth=False)
         assert r.status_code == 202 and r.json["data"]["status"] == "queued", r.json
 
