@@ -87,6 +87,10 @@ ID_WIDTH = 24
 #: Issue bitmaps are skipped through in blocks of this many bytes (8x as many issues) when a
 #: list starts at an offset: one BITCOUNT per block, then a bisection inside the block.
 LIST_BLOCK_BYTES = 1024
+#: An issue's detail (``GET /api/issues/{id}``) and each dashboard activity chain list at most this
+#: many children (the most recent, in creation order) plus ``childrenTotal``: a root may have any
+#: number of children, and one request must not load them all.
+CHILDREN_LIMIT = 50
 
 
 @dataclass(frozen=True)

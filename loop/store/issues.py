@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from loop import models
 from loop.errors import BusinessRuleError, NotFound
 from loop.ids import new_id
-from loop.keys import ID_WIDTH, LIST_BLOCK_BYTES
+from loop.keys import CHILDREN_LIMIT, ID_WIDTH, LIST_BLOCK_BYTES
 from loop.models import ISSUE_FIELDS, Row
 from loop.store.base import is_id
 
@@ -55,13 +55,17 @@ class Issues:
         return self.s.get_rows("issue", ISSUE_FIELDS, ids)
 
     def detail(self, issue_id: str) -> Row:
-        """The issue with ``parent``, ``children``, ``labels`` and outgoing ``relations``."""
+        """The issue with ``parent``, ``children`` (the CHILDREN_LIMIT most recent, creation order;
+        ``childrenTotal`` counts them all), ``labels`` and outgoing ``relations``."""
         issue = self.get_live(issue_id)
+        children = self.k.issue_index("parent", issue_id)
         pipe = self.s.r.pipeline(transaction=False)
-        pipe.zrange(self.k.issue_index("parent", issue_id), 0, -1)
+        pipe.zrevrange(children, 0, CHILDREN_LIMIT - 1)
+        pipe.zcard(children)
         pipe.smembers(self.k.issue_labels(issue_id))
         pipe.zrange(self.k.issue_relations(issue_id), 0, -1)
-        child_ids, label_ids, relation_ids = pipe.execute()
+        recent, children_total, label_ids, relation_ids = pipe.execute()
+        child_ids = recent[::-1]
         parent = None
         if issue["parentId"]:
             p = self.get(issue["parentId"])
@@ -75,6 +79,7 @@ class Issues:
             **self.wire(issue),
             "parent": self.wire(parent) if parent else None,
             "children": [self.wire(c) for c in self.get_many(child_ids)],
+            "childrenTotal": int(children_total),
             "labels": labels,
             "relations": [
                 models.wire(models.RELATION_FIELDS, r)
