@@ -77,3 +77,18 @@ def test_an_and_filter_walks_whichever_side_is_smaller(private_store: RedisStore
     # every issue is a task: the label's 300 members are walked, one GETBIT each
     assert calls({"labelId": label["id"], "type": ["task"], "status": ["backlog", "todo"]}) == (
         300, {"getbit": 300, "zscore": 0})
+
+
+def test_two_signal_filters_walk_the_smaller_index_instead_of_intersecting_whole_ones(
+        private_store: RedisStore) -> None:
+    store = private_store
+    for i in range(300):
+        data = {"source": "sentry", "type": "error", "severity": "critical" if i % 50 == 0 else "low",
+                "payload": {}}
+        store.signals.create(data, store.signals.issue_data("sentry", data["severity"], {}, f"s{i}"))
+    store.r.config_resetstat()
+    rows, total = store.signals.list({"source": "sentry", "severity": "critical"}, 2, 1)
+    stats = store.r.info("commandstats")
+    assert total == 6 and [r["severity"] for r in rows] == ["critical", "critical"]
+    assert "cmdstat_zinterstore" not in stats
+    assert int(stats["cmdstat_zscore"]["calls"]) == 6  # the 6 critical ones, not the 300 from sentry

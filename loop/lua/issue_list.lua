@@ -9,7 +9,8 @@ is found by skipping whole blocks with BITCOUNT, bisecting inside the block, the
 bits from there; numbers become ids through the fixed-width id string. With zsets, whichever
 is smaller is walked in order: the smallest zset, each member checked against the bitmap (GETBIT)
 and the other zsets (ZSCORE), or the bitmap's set bits, each id checked against every zset. Every
-key shares the namespace hash tag (one Redis Cluster slot).
+key shares the namespace hash tag (one Redis Cluster slot). With zsets only (no group), any zsets
+with a shared member space work: signal filters (P:idx:signals:<field>:<value>) use this walk too.
 
 KEYS[1]  string  P:issues:ids              issue id by number: ARGV[3] bytes at (number-1)*ARGV[3]
 KEYS[2]  string  P:tmp:<token>:a           scratch bitmap (written by BITOP, deleted before returning)

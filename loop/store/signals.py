@@ -7,12 +7,13 @@ the transaction prepares, so a job that runs twice (retry after a crash) or conc
 (two workers) leaves exactly one signal and one issue.
 
 Lists come from zset indexes scored by the issue number (creation order); a filtered
-total is a ZCARD or the cardinality of one temporary ZINTERSTORE, never a scan.
+total is a ZCARD, or with two or three filters a walk of the smallest filter's zset checking
+each member in the others (``issue_list.lua`` with zsets only): bounded by the smallest index,
+never an intersection of whole indexes.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -20,12 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from loop import models
 from loop.ids import new_id
+from loop.keys import ID_WIDTH, LIST_BLOCK_BYTES
 from loop.models import Row
 from loop.store.base import IssueHook
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
+#: ``loop/lua/issue_list.lua``, whose zset walk serves signal filters too.
+LIST_SCRIPT = "issue_list"
 SIGNAL_FIELDS: dict[str, str] = {
     "id": "s", "source": "s", "sourceId": "s", "type": "s", "severity": "s", "payload": "j",
     "issueId": "s", "projectId": "s", "deliveryId": "s", "createdAt": "t",
@@ -117,14 +121,13 @@ class Signals:
             return self.s.page(self.k.signal_index(), "signal", SIGNAL_FIELDS, limit, offset)
         if len(sets) == 1:
             return self.s.page(sets[0], "signal", SIGNAL_FIELDS, limit, offset)
-        tmp = self.k.tmp(secrets.token_hex(8))
-        pipe = self.s.r.pipeline(transaction=True)
-        pipe.zinterstore(tmp, sets, aggregate="MAX")
-        pipe.zrange(tmp, offset, offset + limit - 1)
-        pipe.zcard(tmp)
-        pipe.delete(tmp)
-        _, ids, total, _ = pipe.execute()
-        return self.s.get_rows("signal", SIGNAL_FIELDS, ids), int(total)
+        # The issue list's zset walk: the smallest set in order, each member ZSCOREd in the others
+        # (O(smallest set), where a ZINTERSTORE costs the sum of the sets). The script's issue-id
+        # string and scratch bitmaps are declared but unused without bitmap groups.
+        k = self.k
+        keys = [k.issue_ids(), k.tmp("signals:a"), k.tmp("signals:b"), *sets]
+        out = self.s.scripts[LIST_SCRIPT](keys=keys, args=[offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, 0, len(sets), 0])
+        return self.s.get_rows("signal", SIGNAL_FIELDS, out[1:]), int(out[0])
 
     def recorded(self, guard: str) -> Recorded | None:
         """What an earlier run of the delivery guarded by ``guard`` recorded, if any."""
