@@ -21,6 +21,7 @@ P:idx:issues:project:<projectId>       zset    live issues by project, score = n
 P:idx:issues:parent:<parentId>         zset    live issues by parent (children lists)
 P:idx:issues:label:<labelId>           zset    live issues carrying a label
 P:counts:project_status                hash    "<projectId>|<status>" -> live issue count
+P:counts:project_type                  hash    "<projectId>|<type>" -> live issue count (list totals)
 P:idx:issues:completed                 zset    live done issues, score = completedAt (dashboard)
 P:idx:issues:roots                     zset    live root issues, score = latest updatedAt of the
                                                root or any of its children (dashboard activity)

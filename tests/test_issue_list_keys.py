@@ -92,3 +92,38 @@ def test_two_signal_filters_walk_the_smaller_index_instead_of_intersecting_whole
     assert total == 6 and [r["severity"] for r in rows] == ["critical", "critical"]
     assert "cmdstat_zinterstore" not in stats
     assert int(stats["cmdstat_zscore"]["calls"]) == 6  # the 6 critical ones, not the 300 from sentry
+
+
+def test_a_project_and_type_page_stops_walking_once_full_and_counts_from_the_project_type_counts(
+        private_store: RedisStore) -> None:
+    store = private_store
+    project = store.projects.create({"name": "P"})
+    for i in range(400):
+        store.issues.create({"title": f"i{i}", "type": "task" if i % 2 else "plan", "status": "todo",
+                             "projectId": project["id"]})
+    store.r.config_resetstat()
+    rows, total = store.issues.list({"projectId": project["id"], "type": ["task"]}, 5, 10)
+    stats = store.r.info("commandstats")
+    assert total == 200
+    assert [r["title"] for r in rows] == [f"i{i}" for i in range(21, 31, 2)]
+    assert "cmdstat_zscore" not in stats  # not a walk of the 200 tasks
+    assert 0 < int(stats["cmdstat_getbit"]["calls"]) <= 31  # up to the page's last issue only
+    assert store.issues.list({"projectId": project["id"], "type": ["task", "plan"]}, 5, 395)[1] == 400
+
+
+def test_the_project_type_counts_follow_creates_type_changes_moves_and_deletes(store: RedisStore) -> None:
+    def total(project_id: str, *types: str) -> int:
+        return store.issues.list({"projectId": project_id, "type": list(types)}, 50, 0)[1]
+
+    a = store.issues.create({"title": "a", "type": "task", "projectId": "p1"})
+    b = store.issues.create({"title": "b", "type": "task", "projectId": "p1"})
+    store.issues.create({"title": "c", "type": "plan", "projectId": "p2"})
+    assert (total("p1", "task"), total("p1", "plan"), total("p2", "plan")) == (2, 0, 1)
+    store.issues.update(a["id"], {"type": "plan"})
+    assert (total("p1", "task"), total("p1", "plan"), total("p1", "task", "plan")) == (1, 1, 2)
+    store.issues.update(b["id"], {"projectId": "p2"})
+    assert (total("p1", "task"), total("p2", "task"), total("p2", "plan")) == (0, 1, 1)
+    store.issues.delete(a["id"])
+    assert total("p1", "plan") == 0
+    assert store.r.hgetall(store.keys.counts("project_type")) == {
+        "p1|task": "0", "p1|plan": "0", "p2|task": "1", "p2|plan": "1"}
