@@ -38,6 +38,7 @@ P:apikeys:names                        hash    key name -> sha256(key)
 P:signal:<id>                          hash    one signal (payload kept as JSON)
 P:idx:signals                          zset    signals, score = their triage issue's number
 P:idx:signals:<field>:<value>          zset    signals by source / severity / project
+P:counts:signals                       hash    JSON [[filter, value], ...] of 2-3 filters -> signal count
 P:webhook:<provider>:<digest>          string  webhook dedup marker -> RQ job id (TTL >= 7 days)
 P:signals:done:<provider>:<digest>     string  delivery already normalized -> signal id (TTL)
 P:idem:<digest>                        string  stored response of an Idempotency-Key (TTL)

@@ -91,7 +91,26 @@ def test_two_signal_filters_walk_the_smaller_index_instead_of_intersecting_whole
     stats = store.r.info("commandstats")
     assert total == 6 and [r["severity"] for r in rows] == ["critical", "critical"]
     assert "cmdstat_zinterstore" not in stats
-    assert int(stats["cmdstat_zscore"]["calls"]) == 6  # the 6 critical ones, not the 300 from sentry
+    assert int(stats["cmdstat_zscore"]["calls"]) <= 3  # up to the page's end: the total is counted
+    store.r.config_resetstat()
+    rows, total = store.signals.list({"source": "sentry", "severity": "low"}, 3, 0)
+    assert total == 294 and len(rows) == 3
+    assert int(store.r.info("commandstats")["cmdstat_zscore"]["calls"]) <= 4  # not 294, nor 300
+
+
+def test_signal_filter_totals_are_exact_for_every_combination(store: RedisStore) -> None:
+    combos = [("sentry", "low", "p1"), ("sentry", "low", None), ("sentry", "high", "p1"), ("github", "low", "p1"),
+              ("a|severity=low", "low", None)]
+    for source, severity, project in combos * 2:
+        data = {"source": source, "type": "e", "severity": severity, "payload": {}}
+        store.signals.create(data, store.signals.issue_data(source, severity, {}, "t", project_id=project))
+    for filters in [{"source": "sentry", "severity": "low"}, {"source": "sentry", "projectId": "p1"},
+                    {"severity": "low", "projectId": "p1"}, {"source": "sentry", "severity": "low", "projectId": "p1"},
+                    {"source": "a|severity=low", "severity": "low"}, {"source": "nope", "severity": "low"}]:
+        expected = sum(2 for c in combos if all(
+            v == {"source": c[0], "severity": c[1], "projectId": c[2]}[f] for f, v in filters.items()))
+        rows, total = store.signals.list(filters, 50, 0)
+        assert total == len(rows) == expected, filters
 
 
 def test_a_project_and_type_page_stops_walking_once_full_and_counts_from_the_project_type_counts(
@@ -127,3 +146,23 @@ def test_the_project_type_counts_follow_creates_type_changes_moves_and_deletes(s
     assert total("p1", "plan") == 0
     assert store.r.hgetall(store.keys.counts("project_type")) == {
         "p1|task": "0", "p1|plan": "0", "p2|task": "1", "p2|plan": "1"}
+
+
+def test_recount_rebuilds_the_list_counters_that_writes_keep(store: RedisStore) -> None:
+    from loop.store import recount
+
+    project = store.projects.create({"name": "P"})
+    a = store.issues.create({"title": "a", "type": "task", "status": "todo", "projectId": project["id"]})
+    store.issues.create({"title": "b", "type": "plan", "status": "todo", "projectId": project["id"]})
+    store.issues.update(a["id"], {"type": "plan", "status": "done"})
+    gone = store.issues.create({"title": "c", "type": "plan", "projectId": project["id"]})
+    store.issues.delete(gone["id"])
+    for severity in ("low", "low", "high"):
+        data = {"source": "sentry", "type": "e", "severity": severity, "payload": {}}
+        store.signals.create(data, store.signals.issue_data("sentry", severity, {}, "t", project_id="p1"))
+    names = ("project_status", "project_type", "signals")
+    kept = {n: {f: v for f, v in store.r.hgetall(store.keys.counts(n)).items() if v != "0"} for n in names}
+    for n in names:
+        store.r.delete(store.keys.counts(n))
+    assert recount.rebuild(store) == (6, 3)  # (the signals' triage issues too)
+    assert {n: store.r.hgetall(store.keys.counts(n)) for n in names} == kept

@@ -18,8 +18,8 @@ KEYS[3]  string  P:tmp:<token>:b           scratch bitmap (same)
 KEYS[4..]        the filter terms, in the order ARGV describes:
                  g groups of bitmaps (string; P:bits:issues, P:bits:issues:<field>:<value>),
                  then z zsets (P:idx:issues:<project|parent|label>:<id>, score = number),
-                 then, when c > 0, P:counts:project_status or P:counts:project_type (hash
-                 "<projectId>|<status or type>" -> count)
+                 then, when c > 0, the counts hash: P:counts:project_status or P:counts:project_type
+                 ("<projectId>|<status or type>" -> count), or P:counts:signals for signal filters
 
 ARGV[1]  offset (>= 0)
 ARGV[2]  limit (>= 1)

@@ -7,9 +7,11 @@ the transaction prepares, so a job that runs twice (retry after a crash) or conc
 (two workers) leaves exactly one signal and one issue.
 
 Lists come from zset indexes scored by the issue number (creation order); a filtered
-total is a ZCARD, or with two or three filters a walk of the smallest filter's zset checking
-each member in the others (``issue_list.lua`` with zsets only): bounded by the smallest index,
-never an intersection of whole indexes.
+total is a ZCARD, or with two or three filters a count kept per combination of filter values
+(``P:counts:signals``: signals are never updated nor deleted, so one HINCRBY per combination at
+creation keeps it exact) and a walk of the smallest filter's zset checking each member in the
+others, stopping once the page is full (``issue_list.lua`` with zsets only): O(page), never an
+intersection of whole indexes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from itertools import combinations
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from loop import models
 from loop.ids import new_id
@@ -88,6 +93,19 @@ def title_for(source: str, type_: str, payload: Mapping[str, Any]) -> str:
     return clip(f"[{source}] {type_}: {summary}")
 
 
+def combo_field(values: Mapping[str, Any]) -> str:
+    """The ``P:counts:signals`` field of one combination of filter values (JSON: unambiguous
+    whatever a free-text source holds)."""
+    return orjson.dumps([[name, str(values[name])] for name in FILTERS if name in values]).decode()
+
+
+def combo_fields(signal: Mapping[str, Any]) -> list[str]:
+    """Every combination of two or three of the signal's filter values (what a list can ask for)."""
+    present = [name for name in FILTERS if signal.get(name) is not None]
+    return [combo_field({n: signal[n] for n in names})
+            for size in range(2, len(present) + 1) for names in combinations(present, size)]
+
+
 def clip(title: str) -> str:
     """Titles are bounded like user-written ones (500 characters)."""
     return title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1] + "…"
@@ -121,12 +139,15 @@ class Signals:
             return self.s.page(self.k.signal_index(), "signal", SIGNAL_FIELDS, limit, offset)
         if len(sets) == 1:
             return self.s.page(sets[0], "signal", SIGNAL_FIELDS, limit, offset)
-        # The issue list's zset walk: the smallest set in order, each member ZSCOREd in the others
-        # (O(smallest set), where a ZINTERSTORE costs the sum of the sets). The script's issue-id
-        # string and scratch bitmaps are declared but unused without bitmap groups.
+        # The issue list's zset walk: the smallest set in order, each member ZSCOREd in the others,
+        # stopping once the page is full since the combination's count gives the total (where a
+        # ZINTERSTORE costs the sum of the sets). The script's issue-id string and scratch bitmaps
+        # are declared but unused without bitmap groups.
         k = self.k
-        keys = [k.issue_ids(), k.tmp("signals:a"), k.tmp("signals:b"), *sets]
-        out = self.s.scripts[LIST_SCRIPT](keys=keys, args=[offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, 0, len(sets), 0])
+        combo = combo_field({name: filters[name] for name in FILTERS if filters.get(name) is not None})
+        keys = [k.issue_ids(), k.tmp("signals:a"), k.tmp("signals:b"), *sets, k.counts("signals")]
+        args = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, 0, len(sets), 1, combo]
+        out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
         return self.s.get_rows("signal", SIGNAL_FIELDS, out[1:]), int(out[0])
 
     def recorded(self, guard: str) -> Recorded | None:
@@ -172,6 +193,8 @@ class Signals:
             for name, field in FILTERS.items():
                 if signal.get(name) is not None:
                     pipe.zadd(self.k.signal_index(field, str(signal[name])), {sid: score})
+            for field in combo_fields(signal):
+                pipe.hincrby(self.k.counts("signals"), field, 1)
             if guard is not None:
                 pipe.set(guard, sid, ex=guard_ttl)
 

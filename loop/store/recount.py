@@ -1,0 +1,67 @@
+"""Rebuild the list counters from the rows: ``P:counts:project_status``, ``P:counts:project_type``
+and ``P:counts:signals``.
+
+Loop keeps them in the writes that change what they count; run this once on data written by a
+Loop from before a counter existed (project + type and signal-filter totals would otherwise
+undercount those rows), or to repair one. Stop Loop while it runs: a write made during the
+rebuild may be missed by it.
+
+    REDIS_URL=redis://... LOOP_NAMESPACE=loop python -m loop.store.recount
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+from loop.runtime import DEFAULT_REDIS_URL
+from loop.settings import Settings
+from loop.store.base import RedisStore, connect
+from loop.store.signals import FILTERS, combo_fields
+
+BATCH = 1000
+
+
+def _rows(store: RedisStore, kind: str, fields: list[str]) -> list[list[str | None]]:
+    """``fields`` of every ``P:<kind>:<id>`` hash (SCAN, then pipelined HMGETs)."""
+    head = store.keys.row(kind, "")
+    keys = [key for key in store.r.scan_iter(match=head + "*", count=BATCH) if ":" not in key[len(head):]]
+    out: list[list[str | None]] = []
+    for start in range(0, len(keys), BATCH):
+        pipe = store.r.pipeline(transaction=False)
+        for key in keys[start:start + BATCH]:
+            pipe.hmget(key, fields)
+        out += pipe.execute()
+    return out
+
+
+def rebuild(store: RedisStore) -> tuple[int, int]:
+    """Recompute the three counters; returns (issues, signals) seen."""
+    counts: dict[str, Counter[str]] = {"project_status": Counter(), "project_type": Counter(), "signals": Counter()}
+    issues = _rows(store, "issue", ["projectId", "status", "type", "deletedAt"])
+    for project, status, type_, deleted in issues:
+        if project and not deleted:
+            counts["project_status"][f"{project}|{status}"] += 1
+            counts["project_type"][f"{project}|{type_}"] += 1
+    signals = _rows(store, "signal", list(FILTERS))
+    for values in signals:
+        counts["signals"].update(combo_fields(dict(zip(FILTERS, values, strict=True))))
+    pipe = store.r.pipeline(transaction=True)
+    for name, counter in counts.items():
+        pipe.delete(store.keys.counts(name))
+        if counter:
+            pipe.hset(store.keys.counts(name), mapping=dict(counter))
+    pipe.execute()
+    return len(issues), len(signals)
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    store = RedisStore(connect(settings.redis_url or DEFAULT_REDIS_URL), settings)
+    issues, signals = rebuild(store)
+    print(f"recounted namespace {settings.namespace!r}: {issues} issue and {signals} signal hashes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
