@@ -22,6 +22,7 @@ P:idx:issues:parent:<parentId>         zset    live issues by parent (children l
 P:idx:issues:label:<labelId>           zset    live issues carrying a label
 P:counts:project_status                hash    "<projectId>|<status>" -> live issue count
 P:counts:project_type                  hash    "<projectId>|<type>" -> live issue count (list totals)
+P:counts:project_status_type           hash    "<projectId>|<status>|<type>" -> live issue count
 P:idx:issues:completed                 zset    live done issues, score = completedAt (dashboard)
 P:idx:issues:roots                     zset    live root issues, score = latest updatedAt of the
                                                root or any of its children (dashboard activity)

@@ -105,7 +105,7 @@ class Claimer:
                 time.sleep(random.uniform(0, min(MAX_BACKOFF, BACKOFF_UNIT * 2 ** (attempt - 2))))
             now = self.s.now()
             expires = now + self.s.settings.lease_seconds * 1000
-            keys = [*fixed, k.session(sid)]
+            keys = [*fixed, k.session(sid), k.counts("project_status_type")]
             for m in members:
                 iid, pid = scoring.parse_member(m)
                 keys += [k.issue(iid), k.dispatch_state(iid), k.dispatch_ready(pid), k.issue_sessions(iid)]

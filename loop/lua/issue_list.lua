@@ -18,8 +18,8 @@ KEYS[3]  string  P:tmp:<token>:b           scratch bitmap (same)
 KEYS[4..]        the filter terms, in the order ARGV describes:
                  g groups of bitmaps (string; P:bits:issues, P:bits:issues:<field>:<value>),
                  then z zsets (P:idx:issues:<project|parent|label>:<id>, score = number),
-                 then, when c > 0, the counts hash: P:counts:project_status or P:counts:project_type
-                 ("<projectId>|<status or type>" -> count), or P:counts:signals for signal filters
+                 then, when c > 0, the counts hash: P:counts:project_status, project_type or
+                 project_status_type ("<projectId>|<status>|<type>" -> count), or P:counts:signals
 
 ARGV[1]  offset (>= 0)
 ARGV[2]  limit (>= 1)
@@ -29,15 +29,16 @@ ARGV[5]  g: number of bitmap groups
 ARGV[5 + i]  number of keys in group i (i = 1..g)
 ARGV[6 + g]  z: number of zsets
 ARGV[7 + g]  c: number of count fields; ARGV[7 + g + j] field j of the counts hash. When the
-         filter is exactly a project and statuses (or a project and types), the caller passes
-         "<projectId>|<status>" per status (or per type): the total is their sum and the zset walk
-         stops once the page is full.
+         filter is exactly a project and statuses, types or both, the caller passes
+         "<projectId>|<status>" per status (or per type, or "<projectId>|<status>|<type>" per pair;
+         for signals one combination field): the total is their sum and the zset walk stops once
+         the page is full.
 At least one group or one zset.
 
 Returns {total, id1, id2, ...}: the exact number of matches, then the page's ids in order.
 Cost: bitmaps only, O(N/8) bytes of BITOP/BITCOUNT for N issues (memory speed) plus the page;
 with zsets, O(min(M, B)) for the smallest zset's M members and the bitmap's B matches (up to the
-page only, for a project and statuses or a project and types).
+page only, when the counts give the total).
 ]]
 local offset, limit, width, block = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local g = tonumber(ARGV[5])

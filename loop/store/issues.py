@@ -10,6 +10,7 @@ hashes.
 from __future__ import annotations
 
 import builtins
+import itertools
 import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,9 @@ BITMAPS = {"status": "status", "type": "type", "priority": "priority"}
 #: Issue fields indexed by zsets.
 INDEXED = {"project": "projectId", "parent": "parentId"}
 LIST_SCRIPT = "issue_list"
+#: Live issues are counted per project and these fields (P:counts:project_<fields>): the exact
+#: totals of lists filtered by a project and exactly these fields.
+COUNTED = (("status",), ("type",), ("status", "type"))
 FILTERS = ("status", "type", "priority", "projectId", "parentId", "labelId")
 
 PARENT_NOT_FOUND = "Parent issue not found"
@@ -111,18 +115,18 @@ class Issues:
             return self.s.page(zsets[0], "issue", ISSUE_FIELDS, limit, offset)
         if not groups and not zsets:
             groups.append([k.issue_bits()])
-        # Project + statuses (the usual "what is open in this project") or project + types: the
-        # per-project status/type counts give the total, so the script stops walking the project
-        # once the page is full.
+        # Project + statuses (the usual "what is open in this project"), + types, or + both: the
+        # per-project counts give the total, so the script stops walking the project once the
+        # page is full.
         used = {n for n in FILTERS if filters.get(n) is not None and filters.get(n) != []}
-        by = next((f for f in ("status", "type") if used == {"projectId", f}), None)
-        counted = [f"{filters['projectId']}|{v}" for v in filters[by]] if by else []
+        by = next((c for c in COUNTED if used == {"projectId", *c}), None)
+        counted = ["|".join((filters["projectId"], *vs)) for vs in itertools.product(*(filters[f] for f in by))] if by else []
         token = secrets.token_hex(8)
         keys = [k.issue_ids(), k.tmp(f"{token}:a"), k.tmp(f"{token}:b"), *(key for g in groups for key in g), *zsets]
         args = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, len(groups), *(len(g) for g in groups), len(zsets),
                 len(counted), *counted]
-        if counted:
-            keys.append(k.counts(f"project_{by}"))
+        if by:
+            keys.append(k.counts("_".join(("project", *by))))
         out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
         return self.get_many(out[1:]), int(out[0])
 
@@ -293,15 +297,16 @@ class Issues:
                     pipe.setbit(self.k.issue_bits(name, str(after)), num, 1)
                 else:
                     pipe.zadd(self.k.issue_index(name, str(after)), {iid: num})
-        for field in ("status", "type"):  # P:counts:project_status, P:counts:project_type
-            counts = self.k.counts(f"project_{field}")
-            before_ps = (old["projectId"], old[field]) if was_live and old is not None and old["projectId"] else None
-            after_ps = (new["projectId"], new[field]) if is_live and new["projectId"] else None
+        for fields in COUNTED:  # P:counts:project_status, project_type, project_status_type
+            counts = self.k.counts("_".join(("project", *fields)))
+            before_ps = "|".join((old["projectId"], *(old[f] for f in fields))) if (
+                was_live and old is not None and old["projectId"]) else None
+            after_ps = "|".join((new["projectId"], *(new[f] for f in fields))) if is_live and new["projectId"] else None
             if before_ps != after_ps:
                 if before_ps:
-                    pipe.hincrby(counts, f"{before_ps[0]}|{before_ps[1]}", -1)
+                    pipe.hincrby(counts, before_ps, -1)
                 if after_ps:
-                    pipe.hincrby(counts, f"{after_ps[0]}|{after_ps[1]}", 1)
+                    pipe.hincrby(counts, after_ps, 1)
         self._reindex_activity(pipe, old if was_live else None, new if is_live else None)
 
     def _reindex_activity(self, pipe: Any, old: Row | None, new: Row | None) -> None:

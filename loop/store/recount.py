@@ -1,5 +1,5 @@
-"""Rebuild the list counters from the rows: ``P:counts:project_status``, ``P:counts:project_type``
-and ``P:counts:signals``.
+"""Rebuild the list counters from the rows: ``P:counts:project_status``, ``project_type``,
+``project_status_type`` and ``P:counts:signals``.
 
 Loop keeps them in the writes that change what they count; run this once on data written by a
 Loop from before a counter existed (project + type and signal-filter totals would otherwise
@@ -17,6 +17,7 @@ from collections import Counter
 from loop.runtime import DEFAULT_REDIS_URL
 from loop.settings import Settings
 from loop.store.base import RedisStore, connect
+from loop.store.issues import BITMAPS, COUNTED
 from loop.store.signals import FILTERS, combo_fields
 
 BATCH = 1000
@@ -36,13 +37,15 @@ def _rows(store: RedisStore, kind: str, fields: list[str]) -> list[list[str | No
 
 
 def rebuild(store: RedisStore) -> tuple[int, int]:
-    """Recompute the three counters; returns (issues, signals) seen."""
-    counts: dict[str, Counter[str]] = {"project_status": Counter(), "project_type": Counter(), "signals": Counter()}
-    issues = _rows(store, "issue", ["projectId", "status", "type", "deletedAt"])
-    for project, status, type_, deleted in issues:
+    """Recompute the counters; returns (issues, signals) seen."""
+    counts: dict[str, Counter[str]] = {"_".join(("project", *c)): Counter() for c in COUNTED}
+    counts["signals"] = Counter()
+    issues = _rows(store, "issue", ["projectId", "deletedAt", *BITMAPS.values()])
+    for project, deleted, *values in issues:
         if project and not deleted:
-            counts["project_status"][f"{project}|{status}"] += 1
-            counts["project_type"][f"{project}|{type_}"] += 1
+            row = dict(zip(BITMAPS.values(), values, strict=True))
+            for fields in COUNTED:
+                counts["_".join(("project", *fields))]["|".join((project, *(str(row[f]) for f in fields)))] += 1
     signals = _rows(store, "signal", list(FILTERS))
     for values in signals:
         counts["signals"].update(combo_fields(dict(zip(FILTERS, values, strict=True))))
