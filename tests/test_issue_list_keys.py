@@ -182,3 +182,29 @@ def test_recount_rebuilds_the_list_counters_that_writes_keep(store: RedisStore) 
         store.r.delete(store.keys.counts(n))
     assert recount.rebuild(store) == (6, 3)  # (the signals' triage issues too)
     assert {n: store.r.hgetall(store.keys.counts(n)) for n in names} == kept
+
+
+def test_a_project_and_label_page_is_counted_by_zintercard_and_walks_only_to_the_page_end(
+        private_store: RedisStore) -> None:
+    store = private_store
+    project = store.projects.create({"name": "P"})
+    label = store.labels.ensure("ops", "#000000")
+    for i in range(300):
+        store.issues.create({"title": f"i{i}", "type": "task", "projectId": project["id"] if i % 3 else None,
+                             "labelIds": [label["id"]] if i % 2 else []})
+    sha = store.scripts[LIST_SCRIPT].sha
+    results: list[Any] = []
+
+    def declared_of(args: list[str]) -> set[str] | None:
+        if args[0].upper() != "EVALSHA":
+            return None
+        assert args[1] == sha
+        return set(args[3:3 + int(args[2])])
+
+    store.r.config_resetstat()
+    touched, bad = undeclared(monitored(store.r, lambda: results.append(
+        store.issues.list({"projectId": project["id"], "labelId": label["id"]}, 5, 10))), declared_of)
+    rows, total = results[0]
+    assert bad == [] and "ZINTERCARD" in touched
+    assert total == 100 and [r["title"] for r in rows] == [f"i{i}" for i in (31, 35, 37, 41, 43)]
+    assert int(store.r.info("commandstats")["cmdstat_zscore"]["calls"]) <= 64  # one batch, not 200

@@ -38,7 +38,8 @@ At least one group or one zset.
 Returns {total, id1, id2, ...}: the exact number of matches, then the page's ids in order.
 Cost: bitmaps only, O(N/8) bytes of BITOP/BITCOUNT for N issues (memory speed) plus the page;
 with zsets, O(min(M, B)) for the smallest zset's M members and the bitmap's B matches (up to the
-page only, when the counts give the total).
+page only, when the counts give the total; with zsets only, the count is one ZINTERCARD, O(M) in C,
+and the walk goes up to the page only).
 ]]
 local offset, limit, width, block = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local g = tonumber(ARGV[5])
@@ -109,6 +110,13 @@ if z > 0 then
     for j = 1, c do
       known = known + tonumber(redis.call('HGET', KEYS[pos + z], ARGV[7 + g + j]) or '0')
     end
+  end
+  if not known and not R and z > 1 then
+    -- Zsets only (project + label, ...): no counter, but ZINTERCARD (Redis 7) counts the
+    -- intersection in C, ~10x faster than this script's walk; the walk then stops at the page's
+    -- end. Still O(smallest zset) for the count. Older servers answer an error: walk instead.
+    local n = redis.pcall('ZINTERCARD', z, unpack(KEYS, pos, pos + z - 1))
+    if type(n) == 'number' then known = n end
   end
   if R and not known and redis.call('BITCOUNT', R) < small_n then
     -- Fewer issues match the bitmaps than the smallest zset holds: walk the bitmap instead.
