@@ -21,6 +21,8 @@ P:idx:issues:project:<projectId>       zset    live issues by project, score = n
 P:idx:issues:parent:<parentId>         zset    live issues by parent (children lists)
 P:idx:issues:label:<labelId>           zset    live issues carrying a label
 P:counts:project_status                hash    "<projectId>|<status>" -> live issue count
+P:counts:project_type                  hash    "<projectId>|<type>" -> live issue count (list totals)
+P:counts:project_status_type           hash    "<projectId>|<status>|<type>" -> live issue count
 P:idx:issues:completed                 zset    live done issues, score = completedAt (dashboard)
 P:idx:issues:roots                     zset    live root issues, score = latest updatedAt of the
                                                root or any of its children (dashboard activity)
@@ -38,6 +40,7 @@ P:apikeys:names                        hash    key name -> sha256(key)
 P:signal:<id>                          hash    one signal (payload kept as JSON)
 P:idx:signals                          zset    signals, score = their triage issue's number
 P:idx:signals:<field>:<value>          zset    signals by source / severity / project
+P:counts:signals                       hash    JSON [[filter, value], ...] of 2-3 filters -> signal count
 P:webhook:<provider>:<digest>          string  webhook dedup marker -> RQ job id (TTL >= 7 days)
 P:webhook-body:<provider>:<digest>     string  the same for the SHA-256 of the raw signed body (replays)
 P:signals:done:<provider>:<digest>     string  delivery already normalized -> signal id (TTL)
@@ -115,6 +118,10 @@ HEALTH_SWEEP_OVERDUE_SECONDS = 60
 HEALTH_QUEUE_AGE_SECONDS = 300
 #: Readiness: Redis memory use above this fraction of ``maxmemory`` is a problem.
 HEALTH_MEMORY_RATIO = 0.9
+#: An issue's detail (``GET /api/issues/{id}``) and each dashboard activity chain list at most this
+#: many children (the most recent, in creation order) plus ``childrenTotal``: a root may have any
+#: number of children, and one request must not load them all.
+CHILDREN_LIMIT = 50
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,8 @@ class Settings:
     promote_signals_to_todo: bool = True
     lease_seconds: int = 900
     max_lease_expiries: int = 3
+    #: A claim that keeps losing races gives up (409) after this long instead of holding a worker.
+    claim_timeout_ms: int = 2000
     prompt_token_placeholder: str = "$LOOP_API_KEY"
     queue_name: str = "loop-signals"
     webhook_dedup_seconds: int = 7 * 24 * 3600
@@ -154,6 +156,7 @@ class Settings:
             promote_signals_to_todo=_bool(env, "LOOP_SIGNALS_TO_TODO", True),
             lease_seconds=_int(env, "LOOP_LEASE_SECONDS", 900, 5, 7 * 24 * 3600),
             max_lease_expiries=_int(env, "LOOP_MAX_LEASE_EXPIRIES", 3, 1, 1000),
+            claim_timeout_ms=_int(env, "LOOP_CLAIM_TIMEOUT_MS", 2000, 50, 60_000),
             prompt_token_placeholder=env.get("LOOP_PROMPT_TOKEN", "$LOOP_API_KEY") or "$LOOP_API_KEY",
             queue_name=env.get("LOOP_QUEUE", "loop-signals") or "loop-signals",
             webhook_dedup_seconds=_int(env, "LOOP_WEBHOOK_DEDUP_SECONDS", 7 * 24 * 3600, 7 * 24 * 3600, 366 * 24 * 3600),

@@ -151,6 +151,8 @@ def script_keys(args: list[str]) -> list[str]:
         return args[2:]
     if name == "DEL":
         return args[1:]
+    if name == "ZINTERCARD":
+        return args[2:2 + int(args[1])]
     assert name in SINGLE_KEY, f"{name}: teach script_keys which of its arguments are keys"
     return args[1:2]
 

@@ -107,3 +107,29 @@ def test_the_cli_exits_1_on_drift_and_repair_makes_it_exit_0(store, world, setti
     assert fixed.exit_code == 0, fixed.output
     assert "Repaired 1 derived key(s); 0 problem(s) remain." in fixed.output
     assert runner.invoke(main, ["admin", "check"]).exit_code == 0
+
+
+def test_the_list_counters_are_audited_and_repaired_too(store, world):
+    k, r = store.keys, store.r
+    project = world["projects"][0]["id"]
+    field = f"{project}|todo|task"
+    before = r.hget(k.counts("project_status_type"), field)
+    r.hincrby(k.counts("project_status_type"), field, 3)
+    r.hincrby(k.counts("project_type"), f"{project}|task", -1)
+    problems = check(store)
+    assert any("project_status_type" in p for p in problems) and any("project_type" in p for p in problems)
+    repair(store)
+    assert check(store) == []
+    assert r.hget(k.counts("project_status_type"), field) == before
+
+
+def test_a_store_purged_by_retention_checks_clean(store, world, settings, clock):
+    from dataclasses import replace
+
+    from workers import retention
+
+    store.settings = replace(settings, deleted_issue_retention_seconds=60, session_retention_seconds=60)
+    clock.advance(3600 * 24)
+    purged = retention.purge(store)
+    assert purged["issues"] == 1  # the world's deleted issue, with its side keys and index entries
+    assert check(store) == []

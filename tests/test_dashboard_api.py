@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from api.resources.dashboard import activity
 from tests.conftest import keys_of
 
 
@@ -88,7 +89,7 @@ def test_activity_lists_root_chains_with_children_relations_and_latest_activity(
     chains = r.json["data"]
     assert r.json["total"] == len(chains) == 2
     chain = next(c for c in chains if c["root"]["id"] == root["id"])
-    assert set(chain) == {"root", "children", "latestActivity"}
+    assert set(chain) == {"root", "children", "childrenTotal", "latestActivity"} and chain["childrenTotal"] == 2
     listed = {i["id"]: i for i in client.get("/api/issues").json["data"]}
     assert chain["root"] == listed[root["id"]]  # a plain Issue, no detail fields
     assert [c["issue"]["id"] for c in chain["children"]] == [k["id"] for k in kids]
@@ -171,18 +172,47 @@ def test_stats_never_load_issue_rows(client, store, monkeypatch):
     assert s["issues"]["total"] == 3 and s["dispatch"]["completedLast24h"] == 1
 
 
-def test_activity_loads_only_the_requested_chains(client, store, clock, monkeypatch):
-    for _ in range(30):
-        store.issues.create({"title": "t", "type": "task"})
+def _round_trips(store: Any, monkeypatch: Any) -> list[int]:
+    """Counts the store's pipelines executed and its direct commands (each one round trip)."""
+    trips: list[int] = []
+    real_pipeline, real_execute = store.r.pipeline, store.r.execute_command
+
+    def pipeline(*args: Any, **kw: Any) -> Any:
+        pipe = real_pipeline(*args, **kw)
+        execute = pipe.execute
+        pipe.execute = lambda *a, **k: (trips.append(1), execute(*a, **k))[1]
+        return pipe
+
+    def command(*args: Any, **kw: Any) -> Any:
+        trips.append(1)
+        return real_execute(*args, **kw)
+
+    monkeypatch.setattr(store.r, "pipeline", pipeline)
+    monkeypatch.setattr(store.r, "execute_command", command)
+    return trips
+
+
+def test_activity_loads_only_the_requested_chains_in_a_constant_number_of_round_trips(
+        client, store, clock, monkeypatch):
+    other = store.issues.create({"title": "other", "type": "task"})
+    for n in range(30):
+        root = store.issues.create({"title": f"root {n}", "type": "plan"})
+        for _ in range(3):
+            kid = store.issues.create({"title": "kid", "type": "task", "parentId": root["id"]})
+            store.relations.create(kid["id"], "blocks", other["id"])
         clock.advance(1)
-    loaded: list[str] = []
-    real = store.get_rows
-
-    def counting(kind: str, fields: Any, ids: Any) -> Any:
-        ids = list(ids)
-        loaded.extend(ids)
-        return real(kind, fields, ids)
-
-    monkeypatch.setattr(store, "get_rows", counting)
     r = client.get("/api/dashboard/activity?limit=5")
-    assert r.json["total"] == 5 and len(loaded) == 5
+    assert r.json["total"] == 5 and [c["root"]["title"] for c in r.json["data"]] == [
+        f"root {n}" for n in range(29, 24, -1)]
+    assert all(len(c["children"]) == 3 and len(c["children"][0]["relations"]) == 1 for c in r.json["data"])
+    trips = _round_trips(store, monkeypatch)
+    assert len(activity(store, 5)) == 5
+    assert len(trips) == 4  # roots; their rows and children; children and relation ids; relations
+
+
+def test_an_activity_chain_lists_the_fifty_most_recent_children_and_counts_them_all(client, store):
+    root = store.issues.create({"title": "root", "type": "plan"})
+    kids = [store.issues.create({"title": f"kid {n}", "type": "task", "parentId": root["id"]}) for n in range(60)]
+    chain = client.get("/api/dashboard/activity").json["data"][0]
+    assert [c["issue"]["id"] for c in chain["children"]] == [k["id"] for k in kids[10:]]
+    assert chain["childrenTotal"] == 60

@@ -113,3 +113,5 @@ def test_a_claim_updates_the_issue_indexes_exactly_as_a_status_patch_would(store
     assert r.zscore(store.keys.issue_roots(), root["id"]) == clock.now_ms()
     assert r.zscore(store.keys.issue_roots(), claimed[0]["id"]) == clock.now_ms()
     assert store.issues.counts_by_project(project["id"]) == {"in_progress": 4}
+    assert r.hgetall(store.keys.counts("project_status_type")) == {
+        f"{project['id']}|todo|task": "0", f"{project['id']}|in_progress|task": "4"}

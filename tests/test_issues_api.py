@@ -272,7 +272,7 @@ def test_the_detail_has_parent_children_labels_and_only_outgoing_relations(clien
     out = client.post(f"/api/issues/{root['id']}/relations", json={"type": "blocks", "relatedIssueId": other["id"]})
     client.post(f"/api/issues/{other['id']}/relations", json={"type": "related", "relatedIssueId": root["id"]})
     d = client.get(f"/api/issues/{root['id']}").json["data"]
-    assert set(d) == ISSUE_KEYS | {"parent", "children", "labels", "relations"}
+    assert set(d) == ISSUE_KEYS | {"parent", "children", "childrenTotal", "labels", "relations"}
     assert d["parent"] is None
     assert sorted(c["id"] for c in d["children"]) == sorted(k["id"] for k in kids)
     assert all(set(c) == ISSUE_KEYS for c in d["children"])
@@ -280,6 +280,16 @@ def test_the_detail_has_parent_children_labels_and_only_outgoing_relations(clien
     assert d["relations"] == [out.json["data"]]
     child = client.get(f"/api/issues/{kids[0]['id']}").json["data"]
     assert child["parent"] == root and child["children"] == []
+
+
+def test_the_detail_lists_the_fifty_most_recent_children_in_creation_order_and_counts_them_all(
+        client, store):
+    root = mk(client)
+    kids = [store.issues.create({"title": f"kid {n}", "type": "task", "parentId": root["id"]}) for n in range(60)]
+    store.issues.delete(kids[-1]["id"])
+    d = client.get(f"/api/issues/{root['id']}").json["data"]
+    assert [c["id"] for c in d["children"]] == [k["id"] for k in kids[9:59]]
+    assert d["childrenTotal"] == 59
 
 
 def test_the_detail_hides_deleted_parent_children_and_labels(client):

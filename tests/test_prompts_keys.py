@@ -135,3 +135,46 @@ def test_a_small_family_is_not_marked_as_cut_short(store: RedisStore) -> None:
     v = store.prompts.facts(store.issues.get(kids[1]["id"])).variables
     assert [s["id"] for s in v["siblings"]] == [kids[0]["id"], kids[2]["id"]]
     assert v["siblingsTotal"] == 2 and v["siblingsTruncated"] is False
+
+
+def _keys_read(lines: list[dict[str, Any]], prefix: str) -> set[str]:
+    """Keys starting with ``prefix`` that scripts read (MONITOR lines)."""
+    return {args[1] for args in (c["command"].split() for c in lines)
+            if len(args) > 1 and args[1].startswith(prefix)}
+
+
+def test_a_claim_reads_only_the_most_recent_sessions_of_an_issue_and_counts_the_rest(
+        private_store: RedisStore) -> None:
+    store = private_store
+    me = store.issues.create({"title": "reopened often", "type": "task", "status": "todo"})
+    for n in range(25):
+        store.clock.advance(1)  # type: ignore[attr-defined]  # (a FrozenClock): claims in order
+        claim = store.dispatch.claim(f"agent-{n}")
+        assert claim is not None and claim.issue["id"] == me["id"]
+        store.dispatch.release(claim.session_id, f"agent-{n}", None, f"attempt {n}")
+    store.clock.advance(1)  # type: ignore[attr-defined]
+    claim = store.dispatch.claim("agent-last")
+    assert claim is not None
+    facts: list[Any] = []
+    lines = monitored(store.r, lambda: facts.append(
+        store.prompts.facts(store.issues.get(me["id"]), {"sessionId": claim.session_id})))
+    v = facts[0].variables
+    assert [s["reason"] for s in v["previousSessions"]] == [f"attempt {n}" for n in range(15, 25)]
+    assert v["previousSessionsTotal"] == 25 and v["previousSessionsTruncated"] is True
+    assert v["hasFailedSessions"] is True and v["agentName"] == "agent-last"
+    # The 10 shown plus the claim's own: not all 26 session hashes.
+    assert len(_keys_read(lines, store.keys.session(""))) == ctxmod.SESSION_LIMIT + 1
+
+
+def test_a_claim_reads_the_goals_of_its_project_not_every_live_goal(private_store: RedisStore) -> None:
+    store = private_store
+    project = store.projects.create({"name": "P"})
+    for n in range(30):
+        store.goals.create({"title": f"elsewhere {n}", "projectId": f"other-{n}"})
+    store.goals.create({"title": "Old", "status": "achieved", "projectId": project["id"]})
+    active = store.goals.create({"title": "Now", "projectId": project["id"]})
+    me = store.issues.create({"title": "t", "type": "task", "projectId": project["id"]})
+    facts: list[Any] = []
+    lines = monitored(store.r, lambda: facts.append(store.prompts.facts(store.issues.get(me["id"]))))
+    assert facts[0].variables["goal"]["id"] == active["id"]
+    assert len(_keys_read(lines, store.keys.row("goal", ""))) == 2  # the project's two goals only

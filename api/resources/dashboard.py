@@ -15,7 +15,8 @@ import falcon
 from api.http import Api, Op, Route, send
 from loop import models
 from loop.clock import iso
-from loop.models import ISSUE_STATUSES, ISSUE_TYPES, Row
+from loop.keys import CHILDREN_LIMIT
+from loop.models import ISSUE_FIELDS, ISSUE_STATUSES, ISSUE_TYPES, Row
 from loop.schema import Int, Query
 
 DAY_MS = 24 * 3600 * 1000
@@ -63,34 +64,62 @@ def stats(store: Any) -> dict[str, Any]:
     }
 
 
+def _rows(pipe: Any, keys: list[str], fields: dict[str, str]) -> list[Row | None]:
+    """The rows of ``keys`` read by one pipelined HGETALL each (``None`` where missing)."""
+    for key in keys:
+        pipe.hgetall(key)
+    return [models.decode(fields, raw) if raw else None for raw in pipe.execute()] if keys else []
+
+
 def activity(store: Any, limit: int) -> list[Row]:
-    """The ``limit`` most recently active root issues with their children and outgoing relations."""
+    """The ``limit`` most recently active root issues with their children and outgoing relations.
+
+    Four round trips whatever the backlog (roots; their rows and children; the children's rows and
+    relation ids; the relation rows), and at most CHILDREN_LIMIT children per chain (the most recent,
+    creation order; ``childrenTotal`` counts them all), so the cost is bounded by ``limit``.
+    """
     k = store.keys
-    root_ids = store.r.zrevrange(k.issue_roots(), 0, limit - 1)
-    roots = [r for r in store.issues.get_many(root_ids) if r["deletedAt"] is None and not r["parentId"]]
     pipe = store.r.pipeline(transaction=False)
-    for root in roots:
-        pipe.zrange(k.issue_index("parent", root["id"]), 0, -1)
-    child_ids = pipe.execute() if roots else []
+    scored = store.r.zrevrange(k.issue_roots(), 0, limit - 1, withscores=True)
+    for root_id, _ in scored:
+        pipe.hgetall(k.issue(root_id))
+        pipe.zrevrange(k.issue_index("parent", root_id), 0, CHILDREN_LIMIT - 1)
+        pipe.zcard(k.issue_index("parent", root_id))
+    out = pipe.execute() if scored else []
     chains = []
-    for root, ids in zip(roots, child_ids, strict=True):
-        children = [c for c in store.issues.get_many(ids) if c["deletedAt"] is None]
-        latest = max([root["updatedAt"], *(c["updatedAt"] for c in children)])
-        chains.append((latest, root, children))
-    chains.sort(key=lambda chain: chain[0], reverse=True)
+    for (_, score), raw, recent, total in zip(scored, out[0::3], out[1::3], out[2::3], strict=True):
+        root = models.decode(ISSUE_FIELDS, raw) if raw else None
+        if root is not None and root["deletedAt"] is None and not root["parentId"]:
+            chains.append((int(score), root, recent[::-1], int(total)))
+    child_ids = [cid for *_, ids, _ in chains for cid in ids]
+    for cid in child_ids:
+        pipe.hgetall(k.issue(cid))
+        pipe.zrange(k.issue_relations(cid), 0, -1)
+    out = pipe.execute() if child_ids else []
+    children = [models.decode(ISSUE_FIELDS, raw) if raw else None for raw in out[0::2]]
+    relation_ids = out[1::2]
+    relations = iter(_rows(pipe, [k.row("relation", rid) for ids in relation_ids for rid in ids],
+                           models.RELATION_FIELDS))
+    # Each child's relation rows, in the order read (a missing one, deleted meanwhile, is skipped).
+    by_child = {cid: [r for r in (next(relations) for _ in ids) if r is not None]
+                for cid, ids in zip(child_ids, relation_ids, strict=True)}
+    live = {c["id"]: c for c in children if c is not None and c["deletedAt"] is None}
     wire = store.issues.wire
-    return [
-        {
+    result = []
+    for score, root, ids, total in chains:
+        kids = [live[cid] for cid in ids if cid in live]
+        # The roots index keeps the chain's latest activity (older children included).
+        latest = max([score, root["updatedAt"], *(c["updatedAt"] for c in kids)])
+        result.append((latest, {
             "root": wire(root),
-            "children": [
-                {"issue": wire(c),
-                 "relations": [models.wire(models.RELATION_FIELDS, r) for r in store.relations.outgoing(c["id"])]}
-                for c in children
-            ],
+            "children": [{"issue": wire(c),
+                          "relations": [models.wire(models.RELATION_FIELDS, r) for r in by_child[c["id"]]]}
+                         for c in kids],
+            "childrenTotal": total,
             "latestActivity": iso(latest),
-        }
-        for latest, root, children in chains
-    ]
+        }))
+    result.sort(key=lambda chain: chain[0], reverse=True)
+    return [chain for _, chain in result]
 
 
 class Stats:

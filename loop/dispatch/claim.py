@@ -36,6 +36,8 @@ BACKOFF_UNIT = 0.001
 MAX_BACKOFF = 0.1
 #: Script calls before giving up under extreme contention (each losing call still lets another win).
 MAX_ATTEMPTS = 200
+CONTENDED = ("Dispatch is heavily contended: no claim won within {ms} ms ({n} attempts); "
+             "retry the request.")
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -90,7 +92,12 @@ class Claimer:
         # One id and token per claim: a losing attempt creates nothing, so they can be reused.
         sid, token = new_session_id(), new_token("claim_")
         digest = sessions.token_digest(token)
+        # Bounded by wall time too: backoff sleeps add up, and a claim runs in a sync worker.
+        deadline = self.s.now() + self.s.settings.claim_timeout_ms
+        tries = 0
         for attempt in range(MAX_ATTEMPTS):
+            if attempt >= 1 and self.s.now() >= deadline:
+                break
             if attempt >= 2:
                 # The head moved under us twice (a first miss is usually just a stale remembered
                 # head): others are claiming too. Back off (exponential, with jitter) so a herd
@@ -98,7 +105,7 @@ class Claimer:
                 time.sleep(random.uniform(0, min(MAX_BACKOFF, BACKOFF_UNIT * 2 ** (attempt - 2))))
             now = self.s.now()
             expires = now + self.s.settings.lease_seconds * 1000
-            keys = [*fixed, k.session(sid)]
+            keys = [*fixed, k.session(sid), k.counts("project_status_type")]
             for m in members:
                 iid, pid = scoring.parse_member(m)
                 keys += [k.issue(iid), k.dispatch_state(iid), k.dispatch_ready(pid), k.issue_sessions(iid)]
@@ -110,6 +117,7 @@ class Claimer:
                                "1" if check_due and attempt == 0 else "0", "full" if full else "brief",
                                len(members), *members]
             out = script(keys=keys, args=args)
+            tries += 1
             if out[0] == "ok":
                 nk = int(out[2])
                 head = list(out[3:3 + nk]) if nk else members[members.index(out[1]) + 1:]
@@ -124,4 +132,4 @@ class Claimer:
             if out[0] == "due":
                 raise LeaseDue
             members = list(out[1:])
-        raise Conflict("Dispatch is heavily contended; retry the request.")
+        raise Conflict(CONTENDED.format(ms=self.s.settings.claim_timeout_ms, n=tries))

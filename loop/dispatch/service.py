@@ -24,6 +24,9 @@ STALE_TOKEN = "Stale claim token: this issue's claim was released, expired or ta
 LEASE_EXPIRED = "The claim's lease has expired; the issue went back to the queue"
 #: Expired leases handled per sweep (the claim path sweeps before claiming).
 SWEEP_BATCH = 100
+#: Expired leases a claim sweeps itself before claiming: a handful, so a claim never pays for a
+#: backlog of them (the worker's periodic sweep, workers/leases.py, takes the rest in batches).
+CLAIM_SWEEP = 4
 ISSUE_BRIEF = ("id", "number", "title", "type", "priority", "status")
 
 
@@ -55,7 +58,7 @@ class Dispatch:
         try:
             claim = self.claimer.claim(agent, project_id, check_due=True, full=full)
         except LeaseDue:
-            self.expire_due()
+            self.expire_due(CLAIM_SWEEP)
             claim = self.claimer.claim(agent, project_id, full=full)
         if claim is None:
             return None

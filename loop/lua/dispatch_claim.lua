@@ -22,7 +22,8 @@ KEYS[5]  string P:bits:issues:status:in_progress     bitmap of live in_progress 
 KEYS[6]  hash  P:counts:project_status               "<projectId>|<status>" -> live issue count
 KEYS[7]  zset  P:idx:issues:roots                    root issues by latest chain activity (dashboard)
 KEYS[8]  hash  P:session:<sessionId>                 the session to create (must not exist)
-then 4 keys per candidate i (i = 1..n), at KEYS[8 + 4(i-1) + 1..4]:
+KEYS[9]  hash  P:counts:project_status_type          "<projectId>|<status>|<type>" -> live issue count
+then 4 keys per candidate i (i = 1..n), at KEYS[9 + 4(i-1) + 1..4]:
   +1     hash  P:issue:<id>                          the issue
   +2     hash  P:dispatch:issue:<id>                 its dispatch state (fields blocked, session, strikes)
   +3     zset  P:dispatch:ready:project:<projectId>  its project's ready set (KEYS[1] when it has none)
@@ -51,7 +52,7 @@ Cost: O(log N) per step for N ready issues, independent of blocked or claimed is
 local now, expires, sid = ARGV[1], ARGV[2], ARGV[3]
 local k, after = tonumber(ARGV[6]), tonumber(ARGV[7])
 local n = tonumber(ARGV[10])
-local FIXED_ARGV, FIXED_KEYS = 10, 8
+local FIXED_ARGV, FIXED_KEYS = 10, 9
 local BRIEF = {'id', 'number', 'title', 'type', 'priority', 'status', 'projectId'}
 
 if ARGV[8] == '1' and redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1)[1] then
@@ -74,7 +75,7 @@ while true do
   end
   local base = FIXED_KEYS + (i - 1) * 4
   local issue, state, pready, sessions = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4]
-  local f = redis.call('HMGET', issue, 'status', 'deletedAt', 'number', 'projectId', 'id', 'parentId')
+  local f = redis.call('HMGET', issue, 'status', 'deletedAt', 'number', 'projectId', 'id', 'parentId', 'type')
   local blocked = tonumber(redis.call('HGET', state, 'blocked') or '0')
   redis.call('ZREM', KEYS[1], member)
   if pready ~= KEYS[1] then
@@ -89,6 +90,10 @@ while true do
     if project then
       redis.call('HINCRBY', KEYS[6], project .. '|todo', -1)
       redis.call('HINCRBY', KEYS[6], project .. '|in_progress', 1)
+      if f[7] then
+        redis.call('HINCRBY', KEYS[9], project .. '|todo|' .. f[7], -1)
+        redis.call('HINCRBY', KEYS[9], project .. '|in_progress|' .. f[7], 1)
+      end
     end
     if f[6] then
       redis.call('ZADD', KEYS[7], 'XX', 'GT', now, f[6])

@@ -9,7 +9,8 @@ is found by skipping whole blocks with BITCOUNT, bisecting inside the block, the
 bits from there; numbers become ids through the fixed-width id string. With zsets, whichever
 is smaller is walked in order: the smallest zset, each member checked against the bitmap (GETBIT)
 and the other zsets (ZSCORE), or the bitmap's set bits, each id checked against every zset. Every
-key shares the namespace hash tag (one Redis Cluster slot).
+key shares the namespace hash tag (one Redis Cluster slot). With zsets only (no group), any zsets
+with a shared member space work: signal filters (P:idx:signals:<field>:<value>) use this walk too.
 
 KEYS[1]  string  P:issues:ids              issue id by number: ARGV[3] bytes at (number-1)*ARGV[3]
 KEYS[2]  string  P:tmp:<token>:a           scratch bitmap (written by BITOP, deleted before returning)
@@ -17,7 +18,8 @@ KEYS[3]  string  P:tmp:<token>:b           scratch bitmap (same)
 KEYS[4..]        the filter terms, in the order ARGV describes:
                  g groups of bitmaps (string; P:bits:issues, P:bits:issues:<field>:<value>),
                  then z zsets (P:idx:issues:<project|parent|label>:<id>, score = number),
-                 then, when c > 0, P:counts:project_status (hash "<projectId>|<status>" -> count)
+                 then, when c > 0, the counts hash: P:counts:project_status, project_type or
+                 project_status_type ("<projectId>|<status>|<type>" -> count), or P:counts:signals
 
 ARGV[1]  offset (>= 0)
 ARGV[2]  limit (>= 1)
@@ -26,15 +28,18 @@ ARGV[4]  block size in bytes for skipping to the offset
 ARGV[5]  g: number of bitmap groups
 ARGV[5 + i]  number of keys in group i (i = 1..g)
 ARGV[6 + g]  z: number of zsets
-ARGV[7 + g]  c: number of count fields; ARGV[7 + g + j] field j of P:counts:project_status. When the
-         filter is exactly a project and statuses, the caller passes "<projectId>|<status>" per
-         status: the total is their sum and the zset walk stops once the page is full.
+ARGV[7 + g]  c: number of count fields; ARGV[7 + g + j] field j of the counts hash. When the
+         filter is exactly a project and statuses, types or both, the caller passes
+         "<projectId>|<status>" per status (or per type, or "<projectId>|<status>|<type>" per pair;
+         for signals one combination field): the total is their sum and the zset walk stops once
+         the page is full.
 At least one group or one zset.
 
 Returns {total, id1, id2, ...}: the exact number of matches, then the page's ids in order.
 Cost: bitmaps only, O(N/8) bytes of BITOP/BITCOUNT for N issues (memory speed) plus the page;
 with zsets, O(min(M, B)) for the smallest zset's M members and the bitmap's B matches (up to the
-page only, for a project and statuses).
+page only, when the counts give the total; with zsets only, the count is one ZINTERCARD, O(M) in C,
+and the walk goes up to the page only).
 ]]
 local offset, limit, width, block = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local g = tonumber(ARGV[5])
@@ -105,6 +110,13 @@ if z > 0 then
     for j = 1, c do
       known = known + tonumber(redis.call('HGET', KEYS[pos + z], ARGV[7 + g + j]) or '0')
     end
+  end
+  if not known and not R and z > 1 then
+    -- Zsets only (project + label, ...): no counter, but ZINTERCARD (Redis 7) counts the
+    -- intersection in C, ~10x faster than this script's walk; the walk then stops at the page's
+    -- end. Still O(smallest zset) for the count. Older servers answer an error: walk instead.
+    local n = redis.pcall('ZINTERCARD', z, unpack(KEYS, pos, pos + z - 1))
+    if type(n) == 'number' then known = n end
   end
   if R and not known and redis.call('BITCOUNT', R) < small_n then
     -- Fewer issues match the bitmaps than the smallest zset holds: walk the bitmap instead.

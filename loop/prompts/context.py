@@ -46,6 +46,8 @@ SUMMARY_FIELDS = {k: ISSUE_FIELDS[k] for k in (
 REF_FIELDS = ("id", "number", "title", "status", "deletedAt")
 #: At most this many siblings (or children) in a context: the most recent, in creation order.
 FAMILY_LIMIT = 50
+#: At most this many earlier agent sessions in a context: the most recent (plus a total).
+SESSION_LIMIT = 10
 
 
 def _issue(row: Row) -> Row:
@@ -219,11 +221,17 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     # issue's own relations are known.
     edges = hasattr(k, "dispatch_blockers") and hasattr(k, "dispatch_blocking")
     placeholder = k.issue(iid)  # a declared key the script ignores (its flag is "0")
+    # Dispatch keeps project -> goals (goals whose projectId is the project): a claim then reads
+    # that project's goals, not every live goal.
+    goal_map = getattr(store, "dispatch", None) is not None and hasattr(k, "dispatch_project_goals")
     keys = [k.issue(parent_id or iid), k.issue_index("parent", parent_id or iid), k.issue_labels(iid),
             k.issue_relations(iid), k.row("project", project_id or ""), k.index("goals"),
             k.dispatch_blockers(iid) if edges else placeholder, k.dispatch_blocking(iid) if edges else placeholder,
-            k.issue_sessions(iid) if own_sessions else placeholder]
-    args = [iid, _flag(parent_id), _flag(project_id), _flag(edges), _flag(own_sessions), FAMILY_LIMIT]
+            k.issue_sessions(iid) if own_sessions else placeholder,
+            k.dispatch_project_goals(project_id or "") if goal_map else placeholder]
+    # One more session than shown: the newest is usually the claim being rendered (left out below).
+    args = [iid, _flag(parent_id), _flag(project_id), _flag(edges), _flag(own_sessions), FAMILY_LIMIT,
+            SESSION_LIMIT + 1, _flag(goal_map)]
     ids = orjson.loads(store.scripts["prompt_context"](keys=keys, args=args))
     # Parent, project, goal and sessions are read straight into their wire form.
     parent = _ISSUE(ids.get("parent"))
@@ -267,6 +275,10 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
 
     current = claim.get("sessionId") if claim else None
     previous = [session_view(s) for s in sessions if s.get("id") != current]
+    # How many earlier sessions there are in all: the list holds the SESSION_LIMIT most recent.
+    total_sessions = int(ids.get("sessionsTotal") or 0) if own_sessions else len(sessions)
+    previous_total = max(total_sessions - (len(sessions) - len(previous)), len(previous))
+    previous = previous[-SESSION_LIMIT:]
     holder = next((s.get("agentName") for s in sessions if current and s.get("id") == current), None)
     live_family = [r for r in family if r["deletedAt"] is None]
     family_total = max(int(ids.get("familyTotal") or 0), len(live_family))
@@ -288,6 +300,8 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
         "blocking": refs("blocks"),
         "blockedBy": refs("blocked_by"),
         "previousSessions": previous,
+        "previousSessionsTotal": previous_total,
+        "previousSessionsTruncated": previous_total > len(previous),
         "hasFailedSessions": has_failed(previous),
         "loopUrl": settings.loop_url.rstrip("/"),
         # Never the server's key (improvement 10): agents export their own key as this variable.

@@ -10,6 +10,7 @@ hashes.
 from __future__ import annotations
 
 import builtins
+import itertools
 import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from loop import models
 from loop.errors import BusinessRuleError, NotFound
 from loop.ids import new_id
-from loop.keys import ID_WIDTH, LIST_BLOCK_BYTES
+from loop.keys import CHILDREN_LIMIT, ID_WIDTH, LIST_BLOCK_BYTES
 from loop.models import ISSUE_FIELDS, Row
 from loop.store.base import is_id
 
@@ -29,6 +30,9 @@ BITMAPS = {"status": "status", "type": "type", "priority": "priority"}
 #: Issue fields indexed by zsets.
 INDEXED = {"project": "projectId", "parent": "parentId"}
 LIST_SCRIPT = "issue_list"
+#: Live issues are counted per project and these fields (P:counts:project_<fields>): the exact
+#: totals of lists filtered by a project and exactly these fields.
+COUNTED = (("status",), ("type",), ("status", "type"))
 FILTERS = ("status", "type", "priority", "projectId", "parentId", "labelId")
 
 PARENT_NOT_FOUND = "Parent issue not found"
@@ -63,13 +67,17 @@ class Issues:
         return self.s.get_rows("issue", ISSUE_FIELDS, ids)
 
     def detail(self, issue_id: str) -> Row:
-        """The issue with ``parent``, ``children``, ``labels`` and outgoing ``relations``."""
+        """The issue with ``parent``, ``children`` (the CHILDREN_LIMIT most recent, creation order;
+        ``childrenTotal`` counts them all), ``labels`` and outgoing ``relations``."""
         issue = self.get_live(issue_id)
+        children = self.k.issue_index("parent", issue_id)
         pipe = self.s.r.pipeline(transaction=False)
-        pipe.zrange(self.k.issue_index("parent", issue_id), 0, -1)
+        pipe.zrevrange(children, 0, CHILDREN_LIMIT - 1)
+        pipe.zcard(children)
         pipe.smembers(self.k.issue_labels(issue_id))
         pipe.zrange(self.k.issue_relations(issue_id), 0, -1)
-        child_ids, label_ids, relation_ids = pipe.execute()
+        recent, children_total, label_ids, relation_ids = pipe.execute()
+        child_ids = recent[::-1]
         parent = None
         if issue["parentId"]:
             p = self.get(issue["parentId"])
@@ -83,6 +91,7 @@ class Issues:
             **self.wire(issue),
             "parent": self.wire(parent) if parent else None,
             "children": [self.wire(c) for c in self.get_many(child_ids)],
+            "childrenTotal": int(children_total),
             "labels": labels,
             "relations": [
                 models.wire(models.RELATION_FIELDS, r)
@@ -114,16 +123,18 @@ class Issues:
             return self.s.page(zsets[0], "issue", ISSUE_FIELDS, limit, offset)
         if not groups and not zsets:
             groups.append([k.issue_bits()])
-        # Project + statuses (the usual "what is open in this project"): the per-project status
-        # counts give the total, so the script stops walking the project once the page is full.
+        # Project + statuses (the usual "what is open in this project"), + types, or + both: the
+        # per-project counts give the total, so the script stops walking the project once the
+        # page is full.
         used = {n for n in FILTERS if filters.get(n) is not None and filters.get(n) != []}
-        counted = [f"{filters['projectId']}|{s}" for s in filters["status"]] if used == {"projectId", "status"} else []
+        by = next((c for c in COUNTED if used == {"projectId", *c}), None)
+        counted = ["|".join((filters["projectId"], *vs)) for vs in itertools.product(*(filters[f] for f in by))] if by else []
         token = secrets.token_hex(8)
         keys = [k.issue_ids(), k.tmp(f"{token}:a"), k.tmp(f"{token}:b"), *(key for g in groups for key in g), *zsets]
         args = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, len(groups), *(len(g) for g in groups), len(zsets),
                 len(counted), *counted]
-        if counted:
-            keys.append(k.counts("project_status"))
+        if by:
+            keys.append(k.counts("_".join(("project", *by))))
         out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
         return self.get_many(out[1:]), int(out[0])
 
@@ -297,14 +308,16 @@ class Issues:
                     pipe.setbit(self.k.issue_bits(name, str(after)), num, 1)
                 else:
                     pipe.zadd(self.k.issue_index(name, str(after)), {iid: num})
-        counts = self.k.counts("project_status")
-        before_ps = (old["projectId"], old["status"]) if was_live and old is not None and old["projectId"] else None
-        after_ps = (new["projectId"], new["status"]) if is_live and new["projectId"] else None
-        if before_ps != after_ps:
-            if before_ps:
-                pipe.hincrby(counts, f"{before_ps[0]}|{before_ps[1]}", -1)
-            if after_ps:
-                pipe.hincrby(counts, f"{after_ps[0]}|{after_ps[1]}", 1)
+        for fields in COUNTED:  # P:counts:project_status, project_type, project_status_type
+            counts = self.k.counts("_".join(("project", *fields)))
+            before_ps = "|".join((old["projectId"], *(old[f] for f in fields))) if (
+                was_live and old is not None and old["projectId"]) else None
+            after_ps = "|".join((new["projectId"], *(new[f] for f in fields))) if is_live and new["projectId"] else None
+            if before_ps != after_ps:
+                if before_ps:
+                    pipe.hincrby(counts, before_ps, -1)
+                if after_ps:
+                    pipe.hincrby(counts, after_ps, 1)
         self._reindex_activity(pipe, old if was_live else None, new if is_live else None)
 
     def _reindex_activity(self, pipe: Any, old: Row | None, new: Row | None) -> None:

@@ -29,6 +29,7 @@ from loop import models
 from loop.keys import ID_WIDTH
 from loop.models import GOAL_STATUSES, ISSUE_FIELDS, Row
 from loop.store.issues import BITMAPS, INDEXED
+from loop.store.recount import counters
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -119,7 +120,6 @@ def expect_store(store: RedisStore, rows: Rows, exp: Expected) -> None:
         ids[(n - 1) * ID_WIDTH:n * ID_WIDTH] = row["id"].encode()
     if ids:
         exp.strings[k.issue_ids()] = bytes(ids)
-    counts: dict[str, int] = {}
     exp.bits[k.issue_bits()] = set()
     for row in rows.live_issues():
         iid, n = row["id"], int(row["number"])
@@ -132,15 +132,15 @@ def expect_store(store: RedisStore, rows: Rows, exp: Expected) -> None:
                 exp.zadd(k.issue_index(name, str(row[fld])), iid, n)
         for lid in rows.issue_labels.get(iid, ()):
             exp.zadd(k.issue_index("label", lid), iid, n)
-        if row["projectId"]:
-            counts[f"{row['projectId']}|{row['status']}"] = counts.get(f"{row['projectId']}|{row['status']}", 0) + 1
         if row["status"] == "done" and row["completedAt"] is not None:
             exp.zadd(k.issues_completed(), iid, row["completedAt"])
         if not row["parentId"]:
             exp.zadd(k.issue_roots(), iid, ANY_SCORE)
     exp.zsets.setdefault(k.issues_completed(), {})
     exp.zsets.setdefault(k.issue_roots(), {})
-    exp.hashes[k.counts("project_status")] = {f: str(n) for f, n in counts.items()}
+    # The list counters (per-project status/type combinations, signal filter combinations).
+    for name, counter in counters(store)[0].items():
+        exp.hashes[k.counts(name)] = {f: str(n) for f, n in counter.items() if n}
     for index, live in (("labels", rows.labels), ("projects", rows.projects), ("goals", rows.goals)):
         exp.zsets[k.index(index)] = {r["id"]: ANY_SCORE for r in live if r["deletedAt"] is None}
     # Goals by status (GET /api/goals?status=), scored like the goals index (creation seq).

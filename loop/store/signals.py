@@ -7,7 +7,11 @@ the transaction prepares, so a job that runs twice (retry after a crash) or conc
 (two workers) leaves exactly one signal and one issue.
 
 Lists come from zset indexes scored by the issue number (creation order); a filtered
-total is a ZCARD or the cardinality of one temporary ZINTERSTORE, never a scan.
+total is a ZCARD, or with two or three filters a count kept per combination of filter values
+(``P:counts:signals``: signals are never updated nor deleted, so one HINCRBY per combination at
+creation keeps it exact) and a walk of the smallest filter's zset checking each member in the
+others, stopping once the page is full (``issue_list.lua`` with zsets only): O(page), never an
+intersection of whole indexes.
 
 The payload is stored once, as the triage issue's ``signalPayload``; a signal's ``payload``
 is read from there (one pipelined HGET per row). Signals written before that keep their own
@@ -16,20 +20,25 @@ copy, which is served as is.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from itertools import combinations
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from loop import models
 from loop.ids import new_id
+from loop.keys import ID_WIDTH, LIST_BLOCK_BYTES
 from loop.models import Row
 from loop.store.base import IssueHook
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
+#: ``loop/lua/issue_list.lua``, whose zset walk serves signal filters too.
+LIST_SCRIPT = "issue_list"
 SIGNAL_FIELDS: dict[str, str] = {
     "id": "s", "source": "s", "sourceId": "s", "type": "s", "severity": "s", "payload": "j",
     "issueId": "s", "projectId": "s", "deliveryId": "s", "createdAt": "t",
@@ -88,6 +97,19 @@ def title_for(source: str, type_: str, payload: Mapping[str, Any]) -> str:
     return clip(f"[{source}] {type_}: {summary}")
 
 
+def combo_field(values: Mapping[str, Any]) -> str:
+    """The ``P:counts:signals`` field of one combination of filter values (JSON: unambiguous
+    whatever a free-text source holds)."""
+    return orjson.dumps([[name, str(values[name])] for name in FILTERS if name in values]).decode()
+
+
+def combo_fields(signal: Mapping[str, Any]) -> list[str]:
+    """Every combination of two or three of the signal's filter values (what a list can ask for)."""
+    present = [name for name in FILTERS if signal.get(name) is not None]
+    return [combo_field({n: signal[n] for n in names})
+            for size in range(2, len(present) + 1) for names in combinations(present, size)]
+
+
 def clip(title: str) -> str:
     """Titles are bounded like user-written ones (500 characters)."""
     return title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1] + "…"
@@ -129,18 +151,22 @@ class Signals:
         """Signals matching every filter (source, severity, projectId), creation order."""
         sets = [self.k.signal_index(field, str(filters[name]))
                 for name, field in FILTERS.items() if filters.get(name) is not None]
-        if not sets or len(sets) == 1:
-            rows, count = self.s.page(sets[0] if sets else self.k.signal_index(), "signal", SIGNAL_FIELDS,
-                                      limit, offset)
+        if not sets:
+            rows, count = self.s.page(self.k.signal_index(), "signal", SIGNAL_FIELDS, limit, offset)
             return self._with_payloads(rows), count
-        tmp = self.k.tmp(secrets.token_hex(8))
-        pipe = self.s.r.pipeline(transaction=True)
-        pipe.zinterstore(tmp, sets, aggregate="MAX")
-        pipe.zrange(tmp, offset, offset + limit - 1)
-        pipe.zcard(tmp)
-        pipe.delete(tmp)
-        _, ids, total, _ = pipe.execute()
-        return self._with_payloads(self.s.get_rows("signal", SIGNAL_FIELDS, ids)), int(total)
+        if len(sets) == 1:
+            rows, count = self.s.page(sets[0], "signal", SIGNAL_FIELDS, limit, offset)
+            return self._with_payloads(rows), count
+        # The issue list's zset walk: the smallest set in order, each member ZSCOREd in the others,
+        # stopping once the page is full since the combination's count gives the total (where a
+        # ZINTERSTORE costs the sum of the sets). The script's issue-id string and scratch bitmaps
+        # are declared but unused without bitmap groups.
+        k = self.k
+        combo = combo_field({name: filters[name] for name in FILTERS if filters.get(name) is not None})
+        keys = [k.issue_ids(), k.tmp("signals:a"), k.tmp("signals:b"), *sets, k.counts("signals")]
+        args = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, 0, len(sets), 1, combo]
+        out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
+        return self._with_payloads(self.s.get_rows("signal", SIGNAL_FIELDS, out[1:])), int(out[0])
 
     def recorded(self, guard: str) -> Recorded | None:
         """What an earlier run of the delivery guarded by ``guard`` recorded, if any."""
@@ -187,6 +213,8 @@ class Signals:
             for name, field in FILTERS.items():
                 if signal.get(name) is not None:
                     pipe.zadd(self.k.signal_index(field, str(signal[name])), {sid: score})
+            for field in combo_fields(signal):
+                pipe.hincrby(self.k.counts("signals"), field, 1)
             if guard is not None:
                 pipe.set(guard, sid, ex=guard_ttl)
 
