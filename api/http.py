@@ -169,6 +169,8 @@ def handle_redis_error(req: falcon.Request, resp: falcon.Response, exc: Exceptio
         handle_unexpected(req, resp, exc, params)
         return
     log.warning("redis unavailable (%s) on %s %s: %s", reason, req.method, req.path, exc)
+    # A silent Redis would make any further command of this request wait out the timeout again.
+    req.context.redis_silent = isinstance(exc, redis.TimeoutError)
     send(resp, {"error": "Redis is unavailable; retry later", "details": {"redis": [reason]}}, 503)
     resp.set_header("Retry-After", str(REDIS_RETRY_AFTER_SECONDS))
 

@@ -171,7 +171,10 @@ class Idempotency:
         key, body_hash, secret = idem
         status = int(str(resp.status).split()[0])
         if status >= 500:
-            self.store.abandon(key)
+            # Behind a silent Redis the DELETE would wait out a second socket timeout (a 503 in
+            # ~10 s, not ~5): leave the in-flight marker to expire (IDEMPOTENCY_LOCK_SECONDS).
+            if not getattr(req.context, "redis_silent", False):
+                self.store.abandon(key)
             return
         if secret and status < 300:
             shown = getattr(req.context, "secret_replay", None) or {}

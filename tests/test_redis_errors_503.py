@@ -204,3 +204,25 @@ def test_each_redis_server_state_error_is_named_as_unavailable(exc, reason):
 ])
 def test_errors_that_are_bugs_or_bad_input_are_not_unavailable(exc):
     assert unavailable_reason(exc) is None
+
+
+@pytest.mark.parametrize("error, abandoned", [(redis.TimeoutError("silent"), False),
+                                              (redis.ConnectionError("refused"), True)])
+def test_a_503_behind_a_silent_redis_does_not_wait_a_second_timeout_to_forget_its_idempotency_key(
+        client, store, monkeypatch, error, abandoned):
+    forgotten: list[str] = []
+    real_abandon = store.idempotency.abandon
+    monkeypatch.setattr(store.idempotency, "abandon", lambda key: (forgotten.append(key), real_abandon(key)))
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(store.issues, "create", fail)
+    r = client.post("/api/issues", json=ISSUE, headers={"Idempotency-Key": "k-silent"})
+    assert r.status_code == 503 and r.headers["Retry-After"]
+    # A silent Redis: no second command (it would wait out another socket timeout); the in-flight
+    # marker expires by itself. A refused connection fails fast: the key is forgotten at once.
+    assert bool(forgotten) is abandoned
+    monkeypatch.undo()
+    again = client.post("/api/issues", json=ISSUE, headers={"Idempotency-Key": "k-silent"})
+    assert again.status_code == (201 if abandoned else 409)
