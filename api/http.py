@@ -12,9 +12,9 @@ import orjson
 import redis
 
 from loop import errors
-from loop.keys import REDIS_RETRY_AFTER_SECONDS
 from loop.redis_errors import unavailable_reason
 from loop.schema import Body, Query
+from loop.tunables import REDIS_RETRY_AFTER_SECONDS
 
 log = logging.getLogger("loop.api")
 

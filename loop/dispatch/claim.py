@@ -19,23 +19,19 @@ from loop.dispatch import scoring, sessions
 from loop.errors import Conflict
 from loop.ids import new_token
 from loop.models import ISSUE_FIELDS, Row
+from loop.tunables import CLAIM_BACKOFF_UNIT as BACKOFF_UNIT
+from loop.tunables import CLAIM_CANDIDATES as CANDIDATES
+from loop.tunables import CLAIM_MAX_ATTEMPTS as MAX_ATTEMPTS
+from loop.tunables import CLAIM_MAX_BACKOFF as MAX_BACKOFF
+from loop.tunables import CLAIM_MAX_CANDIDATES as MAX_CANDIDATES
+from loop.tunables import CLAIM_REFILL_BELOW as REFILL_BELOW
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
 CLAIM_SCRIPT = "dispatch_claim"
-#: Candidates passed per script call: a few more than the claims other processes make between two of ours.
-CANDIDATES = 8
-#: A remembered head shorter than this asks the script for a fresh one with the claim.
-REFILL_BELOW = CANDIDATES // 2
 #: The fields a brief claim returns, in the script's order.
 BRIEF = ("id", "number", "title", "type", "priority", "status", "projectId")
-#: Candidates of every retry: more than the claims others make while we get back to Redis.
-MAX_CANDIDATES = 48
-BACKOFF_UNIT = 0.001
-MAX_BACKOFF = 0.1
-#: Script calls before giving up under extreme contention (each losing call still lets another win).
-MAX_ATTEMPTS = 200
 CONTENDED = ("Dispatch is heavily contended: no claim won within {ms} ms ({n} attempts); "
              "retry the request.")
 

@@ -30,9 +30,10 @@ import orjson
 
 from loop import models
 from loop.ids import new_id
-from loop.keys import ID_WIDTH, LIST_BLOCK_BYTES
+from loop.keys import ID_WIDTH
 from loop.models import Row
 from loop.store.base import IssueHook
+from loop.tunables import LIST_BLOCK_BYTES
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
