@@ -98,3 +98,9 @@ def test_the_dashboard_service_counts_from_a_bare_store_without_the_api(store: R
     assert service.stats()["dispatch"]["completedLast24h"] == 0
     assert {chain["root"]["id"] for chain in service.activity(5)} == {done["id"], todo["id"]}
 
+
+def test_production_code_reads_no_test_environment_variable() -> None:
+    readers = [path.relative_to(ROOT).as_posix() for pkg in ("loop", "api", "workers")
+               for path in (ROOT / pkg).rglob("*.py") if "LOOP_TEST_" in path.read_text()]
+    assert readers == []
+
