@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,6 +184,3 @@ def install_error_handlers(app: falcon.App[Any, Any]) -> None:
     app.add_error_handler(redis.RedisError, handle_redis_error)
     app.add_error_handler(falcon.HTTPError, handle_http_error)
     app.add_error_handler(errors.LoopError, handle_loop_error)
-
-
-Handler = Callable[..., None]

@@ -104,3 +104,16 @@ def test_production_code_reads_no_test_environment_variable() -> None:
                for path in (ROOT / pkg).rglob("*.py") if "LOOP_TEST_" in path.read_text()]
     assert readers == []
 
+
+def test_dead_symbols_are_gone_and_secrets_are_digested_by_one_function() -> None:
+    from api import http, middleware, openapi
+    from loop import ids, keys
+    from loop.dispatch import claim, goals, sessions
+    from loop.store import apikeys, signals
+
+    dead = [(module.__name__, name) for module, name in [
+        (keys, "TMP_KEY_TTL_SECONDS"), (middleware, "json_error"), (http, "Handler"), (openapi, "EXTRA_ENTITIES"),
+        (signals.Signals, "recorded"), (goals.GoalBonus, "bonus"), (claim, "new_session_id")]
+        if hasattr(module, name)]
+    assert dead == []
+    assert sessions.token_digest is apikeys.digest is ids.token_digest

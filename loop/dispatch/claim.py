@@ -8,7 +8,6 @@ claims the set's current best member, so stale candidates cost a retry, never a 
 from __future__ import annotations
 
 import random
-import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from loop import models
 from loop.dispatch import scoring, sessions
 from loop.errors import Conflict
-from loop.ids import new_token
+from loop.ids import new_id, new_token
 from loop.models import ISSUE_FIELDS, Row
 from loop.tunables import CLAIM_BACKOFF_UNIT as BACKOFF_UNIT
 from loop.tunables import CLAIM_CANDIDATES as CANDIDATES
@@ -34,15 +33,6 @@ CLAIM_SCRIPT = "dispatch_claim"
 BRIEF = ("id", "number", "title", "type", "priority", "status", "projectId")
 CONTENDED = ("Dispatch is heavily contended: no claim won within {ms} ms ({n} attempts); "
              "retry the request.")
-
-_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def new_session_id() -> str:
-    """An id shaped like :func:`loop.ids.new_id` from one CSPRNG read (this is on the claim path)."""
-    raw = secrets.token_bytes(24)
-    return _ALNUM[raw[0] % 26] + "".join(_ALNUM[b % 36] for b in raw[1:])
-
 
 @dataclass(frozen=True)
 class Claim:
@@ -86,7 +76,7 @@ class Claimer:
                  k.issue_bits("status", "in_progress"), k.counts("project_status"), k.issue_roots()]
         script = self.s.scripts[CLAIM_SCRIPT]
         # One id and token per claim: a losing attempt creates nothing, so they can be reused.
-        sid, token = new_session_id(), new_token("claim_")
+        sid, token = new_id(), new_token("claim_")
         digest = sessions.token_digest(token)
         # Bounded by wall time too: backoff sleeps add up, and a claim runs in a sync worker.
         deadline = self.s.now() + self.s.settings.claim_timeout_ms

@@ -169,11 +169,6 @@ class Signals:
         out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
         return self._with_payloads(self.s.get_rows("signal", SIGNAL_FIELDS, out[1:])), int(out[0])
 
-    def recorded(self, guard: str) -> Recorded | None:
-        """What an earlier run of the delivery guarded by ``guard`` recorded, if any."""
-        signal_id = self.s.r.get(guard)
-        return self._recorded(signal_id) if signal_id else None
-
     def _recorded(self, signal_id: str) -> Recorded:
         signal = self.get(signal_id)
         issue = self.s.issues.get(signal["issueId"]) if signal else None
