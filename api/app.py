@@ -7,6 +7,7 @@ environment, resolved lazily on first access.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import falcon
@@ -28,10 +29,12 @@ def create_app(store: Any, clock: Clock | None = None, settings: Settings | None
     clock = clock or store.clock or SystemClock()
     api = Api(store, settings, clock)
     routes: list[Route] = []
+    entities: dict[str, Mapping[str, str]] = {}
     for module in ROUTE_MODULES:
         routes.extend(module.routes(api))
+        entities.update(getattr(module, "ENTITIES", {}))
     # The OpenAPI document is served outside the route table (it describes it), so name it here.
-    spec = openapi.document(routes, __version__)
+    spec = openapi.document(routes, __version__, entities)
     openapi_resource = _OpenApi(spec)
     public = [r.resource for r in routes if all(op.public or op.webhook for op in r.ops)] + [openapi_resource]
     webhooks = [r.resource for r in routes if any(op.webhook for op in r.ops)]

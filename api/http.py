@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,9 +12,9 @@ import orjson
 import redis
 
 from loop import errors
-from loop.keys import REDIS_RETRY_AFTER_SECONDS
 from loop.redis_errors import unavailable_reason
 from loop.schema import Body, Query
+from loop.tunables import REDIS_RETRY_AFTER_SECONDS
 
 log = logging.getLogger("loop.api")
 
@@ -186,6 +186,3 @@ def install_error_handlers(app: falcon.App[Any, Any]) -> None:
     app.add_error_handler(redis.RedisError, handle_redis_error)
     app.add_error_handler(falcon.HTTPError, handle_http_error)
     app.add_error_handler(errors.LoopError, handle_loop_error)
-
-
-Handler = Callable[..., None]

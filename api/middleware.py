@@ -10,7 +10,7 @@ import falcon
 import orjson
 from falcon.routing import CompiledRouter
 
-from api.http import JSON, raw_body, send
+from api.http import JSON, raw_body
 from loop import errors
 
 CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
@@ -182,7 +182,3 @@ class Idempotency:
             return
         data = resp.data if resp.data is not None else (resp.text or "").encode()
         self.store.finish(key, status, data, body_hash, resp.content_type)
-
-
-def json_error(resp: falcon.Response, status: int, message: str) -> None:
-    send(resp, {"error": message}, status)

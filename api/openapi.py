@@ -8,7 +8,6 @@ from typing import Any
 
 from api.http import Route
 from loop import models
-from loop.dispatch.sessions import SESSION_FIELDS
 
 TAGS = ["System", "Issues", "Relations", "Comments", "Projects", "Goals", "Labels", "Signals", "Templates",
         "Prompt Reviews", "Dispatch", "Dashboard", "Webhooks", "Keys", "Sessions"]
@@ -25,9 +24,8 @@ ENTITY_FIELDS: dict[str, Mapping[str, str]] = {
     "IssueRelation": models.RELATION_FIELDS,
     "Comment": models.COMMENT_FIELDS,
 }
-#: Further entities registered by subsystems (signals, templates, sessions...).
-EXTRA_ENTITIES: dict[str, Mapping[str, str]] = {}
-EXTRA_ENTITIES["AgentSession"] = SESSION_FIELDS
+#: What a resource module's ``ENTITIES`` declares: schema name -> row codec fields.
+Entities = Mapping[str, Mapping[str, str]]
 
 
 def entity_schema(fields: Mapping[str, str]) -> dict[str, Any]:
@@ -45,7 +43,8 @@ def _path(template: str) -> str:
     return re.sub(r"\{(\w+)\}", r"{\1}", template)
 
 
-def document(routes: Iterable[Route], version: str) -> dict[str, Any]:
+def document(routes: Iterable[Route], version: str, entities: Entities | None = None) -> dict[str, Any]:
+    """The document for ``routes``; ``entities`` are the row schemas the subsystems add to the core ones."""
     paths: dict[str, Any] = {}
     for route in routes:
         item = paths.setdefault(_path(route.path), {})
@@ -75,7 +74,7 @@ def document(routes: Iterable[Route], version: str) -> dict[str, Any]:
             if not op.public and not op.webhook:
                 o["security"] = [{"bearerAuth": []}]
             item[op.method.lower()] = o
-    schemas = {name: entity_schema(f) for name, f in {**ENTITY_FIELDS, **EXTRA_ENTITIES}.items()}
+    schemas = {name: entity_schema(f) for name, f in {**ENTITY_FIELDS, **(entities or {})}.items()}
     schemas["Error"] = {
         "type": "object",
         "properties": {"error": {"type": "string"},

@@ -19,13 +19,13 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.utils import utcparse
 
-from loop.keys import (
+from loop.redis_errors import unavailable_reason
+from loop.tunables import (
     HEALTH_MEMORY_RATIO,
     HEALTH_PROBE_TTL_MS,
     HEALTH_QUEUE_AGE_SECONDS,
     HEALTH_SWEEP_OVERDUE_SECONDS,
 )
-from loop.redis_errors import unavailable_reason
 
 log = logging.getLogger("loop.health")
 

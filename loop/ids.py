@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -17,6 +18,11 @@ def new_id() -> str:
         n, d = divmod(n, 36)
         chars.append(_ALPHABET[d])
     return "".join(chars)
+
+
+def token_digest(token: str) -> str:
+    """How a secret (API key, claim token) is stored: its SHA-256, so a read of Redis reveals none."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_token(prefix: str = "loop_") -> str:

@@ -82,46 +82,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: How long a stored Idempotency-Key response is replayed.
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-#: How long an in-flight Idempotency-Key marker lives if its request died.
-IDEMPOTENCY_LOCK_SECONDS = 60
-#: How many times a WATCH/MULTI transaction is retried on contention before giving up.
-MAX_TX_RETRIES = 50
-#: Temporary keys used to combine index sets live this long at most.
-TMP_KEY_TTL_SECONDS = 30
 #: Width of an issue id in ``P:issues:ids`` (ids are fixed-width, see ``loop.ids``).
 ID_WIDTH = 24
-#: Most issues a new blocking relation's cycle check visits (one round trip per level of the
-#: blocking graph); a relation whose check would visit more is refused (docs/dispatch.md).
-CYCLE_CHECK_LIMIT = 1000
-#: Issue bitmaps are skipped through in blocks of this many bytes (8x as many issues) when a
-#: list starts at an offset: one BITCOUNT per block, then a bisection inside the block.
-LIST_BLOCK_BYTES = 1024
-#: Most rows of each kind one retention purge removes (workers/retention.py): a run costs at
-#: most this much whatever the backlog; the next run takes the rest.
-RETENTION_BATCH = 200
-
-# Redis failures (loop/redis_errors.py, loop/health.py; docs/operations.md "Health and Redis errors").
-#: Socket timeout of every command: a request behind a silent (paused, partitioned) Redis answers
-#: 503 after about this long. Timeouts are never retried, so this bounds the wait.
-REDIS_TIMEOUT_SECONDS = 5.0
-#: How long a dropped connection is retried (reconnects with backoff) before the request fails.
-REDIS_RETRY_SECONDS = 2.0
-#: ``Retry-After`` of a 503 caused by Redis.
-REDIS_RETRY_AFTER_SECONDS = 5
-#: TTL of the write probe ``GET /health`` makes (``P:health:probe``).
-HEALTH_PROBE_TTL_MS = 60_000
-#: Readiness: the periodic lease sweep is overdue when its last run is older than this.
-HEALTH_SWEEP_OVERDUE_SECONDS = 60
-#: Readiness: the oldest queued webhook job may wait this long.
-HEALTH_QUEUE_AGE_SECONDS = 300
-#: Readiness: Redis memory use above this fraction of ``maxmemory`` is a problem.
-HEALTH_MEMORY_RATIO = 0.9
-#: An issue's detail (``GET /api/issues/{id}``) and each dashboard activity chain list at most this
-#: many children (the most recent, in creation order) plus ``childrenTotal``: a root may have any
-#: number of children, and one request must not load them all.
-CHILDREN_LIMIT = 50
+# Limits, batches, timeouts and retries live in loop/tunables.py.
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from loop.keys import REDIS_RETRY_SECONDS
+from loop.tunables import REDIS_RETRY_SECONDS
 
 T = TypeVar("T")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from loop.clock import SystemClock
 from loop.errors import ConfigError
-from loop.keys import REDIS_TIMEOUT_SECONDS
 from loop.settings import Settings
 from loop.store import RedisStore, connect
+from loop.tunables import REDIS_TIMEOUT_SECONDS
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from api.resources.dashboard import activity
+from loop.store.dashboard import DashboardService
 from tests.conftest import keys_of
 
 
@@ -206,7 +206,7 @@ def test_activity_loads_only_the_requested_chains_in_a_constant_number_of_round_
         f"root {n}" for n in range(29, 24, -1)]
     assert all(len(c["children"]) == 3 and len(c["children"][0]["relations"]) == 1 for c in r.json["data"])
     trips = _round_trips(store, monkeypatch)
-    assert len(activity(store, 5)) == 5
+    assert len(DashboardService(store).activity(5)) == 5
     assert len(trips) == 4  # roots; their rows and children; children and relation ids; relations
 
 

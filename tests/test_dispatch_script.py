@@ -115,3 +115,50 @@ def test_a_claim_updates_the_issue_indexes_exactly_as_a_status_patch_would(store
     assert store.issues.counts_by_project(project["id"]) == {"in_progress": 4}
     assert r.hgetall(store.keys.counts("project_status_type")) == {
         f"{project['id']}|todo|task": "0", f"{project['id']}|in_progress|task": "4"}
+
+
+class _KeyRecorder:
+    """Stands in for a pipeline: records every key ``Issues._reindex`` would write."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def __getattr__(self, command: str):
+        return lambda key, *args, **kwargs: self.keys.add(key)
+
+
+def test_the_claim_script_is_given_every_index_key_that_reindex_writes_for_todo_to_in_progress(
+        store, clock, monkeypatch):
+    # One table of which indexes a status change touches: Issues._reindex. Whatever it writes for
+    # todo -> in_progress (root and child issues, with a project and type) the claim script must
+    # receive among its KEYS, and every status index the script receives is one _reindex writes.
+    from loop.models import ISSUE_FIELDS
+
+    project = store.projects.create({"name": "P"})
+    root = store.issues.create({"title": "root", "type": "plan", "status": "todo", "projectId": project["id"]})
+    child = store.issues.create({"title": "kid", "type": "task", "status": "todo", "projectId": project["id"],
+                                 "parentId": root["id"]})
+    clock.advance(1)
+    reindexed = _KeyRecorder()
+    for issue in (root, child):
+        old = store.get_row("issue", ISSUE_FIELDS, issue["id"])
+        new = {**old, "status": "in_progress", "updatedAt": store.now(), "agentSessionId": "s"}
+        store.issues._reindex(reindexed, old, new)
+    passed: list[list[str]] = []
+    scripts = store.dispatch.claimer.s.scripts
+    real = type(scripts).__getitem__
+
+    def spying(self, name):
+        script = real(self, name)
+        if name != "dispatch_claim":
+            return script
+        return lambda keys, args: (passed.append(list(keys)), script(keys=keys, args=args))[1]
+
+    monkeypatch.setattr(type(scripts), "__getitem__", spying)
+    for issue in (root, child):
+        assert store.dispatch.claimer.claim("x", None, members=[member(issue["id"], project["id"])]) is not None
+    claim_keys = {key for keys in passed for key in keys}
+    assert reindexed.keys and reindexed.keys <= claim_keys, reindexed.keys - claim_keys
+    status_indexes = {key for key in claim_keys
+                      if key.startswith((store.keys.issue_bits(), store.keys.counts(""), store.keys.issue_roots()))}
+    assert status_indexes <= reindexed.keys, status_indexes - reindexed.keys

@@ -170,3 +170,14 @@ def test_the_document_is_generated_from_the_route_table():
     assert spec["info"]["version"] == "9.9.9" and op["summary"] == "Make a widget"
     assert op["security"] == [{"bearerAuth": []}]
     assert op["requestBody"]["content"]["application/json"]["schema"]["required"] == ["name"]
+
+
+def test_entity_schemas_come_from_the_resource_modules_and_building_a_document_changes_no_module_state():
+    from api.resources import ROUTE_MODULES
+
+    declared = {name for module in ROUTE_MODULES for name in getattr(module, "ENTITIES", {})}
+    assert {"AgentSession", "Signal", "WebhookDelivery", "PromptTemplate", "PromptVersion", "PromptReview"} <= declared
+    with_widget = openapi.document([], "1", {"Widget": {"id": "s", "name": "s"}})
+    assert with_widget["components"]["schemas"]["Widget"]["required"] == ["id", "name"]
+    bare = set(openapi.document([], "1")["components"]["schemas"])
+    assert bare == {*openapi.ENTITY_FIELDS, "Error"}  # nothing registered by an import or an earlier call

@@ -25,8 +25,8 @@ from loop.store import RedisStore, connect
 from tests.conftest import Client
 from tests.fixtures.webhooks import drain, fixture_bytes, github_headers, open_queue
 from tests.redis_server import spawn_redis
+from tests.signal_job_hold import HOLD_ENV
 from workers.runner import queue_for
-from workers.signals import HOLD_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = fixture_bytes("github/issues.opened.json")
@@ -35,7 +35,7 @@ BODY = fixture_bytes("github/issues.opened.json")
 def body_of(delivery: str) -> bytes:
     """A distinct body per delivery: one body sent under several ids is a replay (one signal)."""
     return BODY.replace(b"{", b'{"delivery": "' + delivery.encode() + b'", ', 1)
-WORKER = "from loop.settings import Settings; from workers.runner import run_worker; " \
+WORKER = "import tests.signal_job_hold; from loop.settings import Settings; from workers.runner import run_worker; " \
          "run_worker(Settings.from_env(), burst=True)"
 
 

@@ -30,13 +30,15 @@ from loop.store import RedisStore, connect
 from tests.conftest import Client
 from tests.fixtures.webhooks import fixture_bytes, github_headers
 from tests.redis_server import free_port, redis_binary
+from tests.signal_job_hold import HOLD_ENV
 from workers.runner import queue_for
-from workers.signals import HOLD_ENV
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = fixture_bytes("github/issues.opened.json")
+#: ``python -m workers`` with the test-only job hold installed first (tests/signal_job_hold.py).
+HELD_WORKER = "import sys, tests.signal_job_hold; from workers.__main__ import main; sys.exit(main())"
 BOUND = 60.0  # seconds from Redis being back to every acknowledged webhook being a signal
 FAST = {"LOOP_WORKER_ABANDON_SECONDS": "2", "LOOP_WORKER_MAINTENANCE_SECONDS": "1",
         "LOOP_WORKER_RECONNECT_MAX_SECONDS": "1"}
@@ -109,7 +111,7 @@ class Rig:
 
     def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"worker-{len(self.workers)}.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env={**self.env, **env},
+        proc = subprocess.Popen([sys.executable, "-c", HELD_WORKER], cwd=ROOT, env={**self.env, **env},
                                 stdout=log, stderr=subprocess.STDOUT)
         self.workers.append(proc)
         r = redis.Redis(port=self.server.port)

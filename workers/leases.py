@@ -13,10 +13,9 @@ import functools
 import logging
 from typing import Any
 
-log = logging.getLogger("loop.leases")
+from loop.tunables import LEASE_SWEEP_SECONDS as LEASE_SWEEP_SECONDS  # re-exported: workers.runner
 
-#: How often a worker sweeps expired leases.
-LEASE_SWEEP_SECONDS = 15.0
+log = logging.getLogger("loop.leases")
 
 
 def expire_leases(store: Any, max_batches: int = 100) -> int:

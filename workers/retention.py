@@ -16,13 +16,12 @@ import logging
 from typing import Any
 
 from loop.errors import NotFound
-from loop.keys import ID_WIDTH, RETENTION_BATCH
+from loop.keys import ID_WIDTH
 from loop.store.signals import FILTERS as SIGNAL_FILTERS
+from loop.tunables import RETENTION_BATCH
+from loop.tunables import RETENTION_SWEEP_SECONDS as RETENTION_SWEEP_SECONDS  # re-exported: workers.runner
 
 log = logging.getLogger("loop.retention")
-
-#: How often a worker purges (each run removes at most RETENTION_BATCH rows of each kind).
-RETENTION_SWEEP_SECONDS = 300.0
 
 
 def _due(store: Any, kind: str, keep_seconds: int, batch: int) -> list[str]:

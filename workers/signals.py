@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
+from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -28,10 +27,15 @@ from loop.signals.providers import PROVIDERS
 from loop.store import RedisStore
 from loop.store.signals import service
 
-#: Test-only hook: a directory; when ``<dir>/<point>`` exists the job writes its pid to
-#: ``<dir>/<point>.pid`` and waits until the file is removed (lets a test SIGKILL the
-#: work-horse at a known point). Unset in production.
-HOLD_ENV = "LOOP_TEST_SIGNAL_JOB_HOLD"
+
+def _no_checkpoint(point: str) -> None:
+    """In production the job passes its checkpoints without stopping."""
+
+
+#: Called with "before-write" and "after-write" as the job passes them: the seam where a chaos test
+#: holds the job to SIGKILL its work-horse at a known point (``tests/signal_job_hold.py`` replaces it
+#: in the test's worker process).
+checkpoint: Callable[[str], None] = _no_checkpoint
 
 
 @cache
@@ -74,21 +78,6 @@ def store_for(spec: dict[str, Any], client: redis.Redis | None = None) -> RedisS
     return RedisStore(client, settings, SystemClock())
 
 
-def _hold(point: str) -> None:
-    folder = os.environ.get(HOLD_ENV)
-    if not folder:
-        return
-    gate = Path(folder) / point
-    if not gate.exists():
-        return
-    # Written aside then renamed: the test waits for the file and must never read it empty.
-    tmp = Path(folder, f"{point}.pid.tmp")
-    tmp.write_text(str(os.getpid()))
-    tmp.rename(Path(folder, f"{point}.pid"))
-    while gate.exists():
-        time.sleep(0.02)
-
-
 def normalize_delivery(spec: dict[str, Any], client: redis.Redis | None = None) -> dict[str, Any]:
     """Map the delivery's payload to a signal + triage issue (at most once per delivery)."""
     store = store_for(spec, client)
@@ -99,7 +88,7 @@ def normalize_delivery(spec: dict[str, Any], client: redis.Redis | None = None) 
     if normalized is None:
         return {"deliveryId": spec["deliveryId"], "status": "ignored"}
     signals = service(store)
-    _hold("before-write")
+    checkpoint("before-write")
     issue_data = signals.issue_data(normalized.source, normalized.severity, payload, normalized.title,
                                     description=normalized.description)
     recorded = signals.create(
@@ -107,6 +96,6 @@ def normalize_delivery(spec: dict[str, Any], client: redis.Redis | None = None) 
          "severity": normalized.severity, "payload": payload, "deliveryId": spec["deliveryId"]},
         issue_data, guard=guard, guard_ttl=int(spec.get("dedupTtl") or 7 * 24 * 3600),
     )
-    _hold("after-write")
+    checkpoint("after-write")
     return {"deliveryId": spec["deliveryId"], "status": "created" if recorded.created else "existing",
             "signalId": recorded.signal["id"], "issueId": recorded.issue["id"]}

@@ -1,4 +1,5 @@
-"""Resource modules; each exposes ``routes(api) -> list[Route]``.
+"""Resource modules; each exposes ``routes(api) -> list[Route]`` and, if it adds row schemas to the
+OpenAPI document, ``ENTITIES`` (schema name -> row codec fields).
 
 Subsystems append their module here (one line each) to join the app and the OpenAPI document.
 """

@@ -9,8 +9,11 @@ from __future__ import annotations
 import falcon
 
 from api.http import Api, Op, Route, send
-from loop.dispatch.sessions import wire
+from loop.dispatch.sessions import SESSION_FIELDS, wire
 from loop.schema import PAGINATION, Body, Bool, Query, Str
+
+#: Row schemas this module adds to the OpenAPI document.
+ENTITIES = {"AgentSession": SESSION_FIELDS}
 
 TOKEN_HEADER = "X-Loop-Claim-Token"
 HEARTBEAT = Body({"token": Str(min_len=1, description=f"The claim token (or the {TOKEN_HEADER} header)")})

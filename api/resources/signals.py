@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import falcon
 
-from api import openapi
 from api.http import Api, Op, Route, send
 from loop.models import SEVERITIES
 from loop.schema import PAGINATION, Body, Enum, Id, Query, Record, Str
 from loop.store.signals import SIGNAL_FIELDS, service, title_for
 
-openapi.EXTRA_ENTITIES["Signal"] = SIGNAL_FIELDS
+#: Row schemas this module adds to the OpenAPI document.
+ENTITIES = {"Signal": SIGNAL_FIELDS}
 
 CREATE = Body({
     "source": Str(required=True, min_len=1, max_len=200),

@@ -7,7 +7,7 @@ import falcon
 from api.http import Api, Op, Route, send
 from loop import __version__, health
 from loop.clock import iso
-from loop.keys import REDIS_RETRY_AFTER_SECONDS
+from loop.tunables import REDIS_RETRY_AFTER_SECONDS
 
 
 class Root:

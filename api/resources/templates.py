@@ -7,14 +7,13 @@ from typing import Any
 import falcon
 
 from api.http import Api, Op, Route, no_content, send
-from api.openapi import EXTRA_ENTITIES
 from loop.errors import BusinessRuleError, PromptRenderError
 from loop.models import AUTHOR_TYPES, ISSUE_TYPES
 from loop.prompts.fields import REVIEW_FIELDS, SLUG_PATTERN, TEMPLATE_FIELDS, VERSION_FIELDS
 from loop.schema import PAGINATION, Array, Body, Bool, Enum, Id, Int, Num, Obj, Query, Str
 
-EXTRA_ENTITIES.update({"PromptTemplate": TEMPLATE_FIELDS, "PromptVersion": VERSION_FIELDS,
-                       "PromptReview": REVIEW_FIELDS})
+#: Row schemas this module adds to the OpenAPI document.
+ENTITIES = {"PromptTemplate": TEMPLATE_FIELDS, "PromptVersion": VERSION_FIELDS, "PromptReview": REVIEW_FIELDS}
 
 CONDITIONS = Obj(strict=True, description="All present keys must match the issue (AND); {} matches every issue", fields={
     "type": Enum(values=ISSUE_TYPES),

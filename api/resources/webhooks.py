@@ -15,14 +15,14 @@ from typing import Any
 import falcon
 import orjson
 
-from api import openapi
 from api.http import Api, Op, Route, raw_body, send
 from loop import errors
 from loop.schema import MAX_JSON_DEPTH, json_depth
 from loop.signals.intake import Intake
 from loop.signals.providers import PROVIDERS, Provider
 
-openapi.EXTRA_ENTITIES["WebhookDelivery"] = {"deliveryId": "s", "status": "s"}
+#: Row schemas this module adds to the OpenAPI document.
+ENTITIES = {"WebhookDelivery": {"deliveryId": "s", "status": "s"}}
 
 
 class Webhook:

@@ -8,7 +8,6 @@ claims the set's current best member, so stale candidates cost a retry, never a 
 from __future__ import annotations
 
 import random
-import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -17,36 +16,23 @@ from typing import TYPE_CHECKING, Any
 from loop import models
 from loop.dispatch import scoring, sessions
 from loop.errors import Conflict
-from loop.ids import new_token
+from loop.ids import new_id, new_token
 from loop.models import ISSUE_FIELDS, Row
+from loop.tunables import CLAIM_BACKOFF_UNIT as BACKOFF_UNIT
+from loop.tunables import CLAIM_CANDIDATES as CANDIDATES
+from loop.tunables import CLAIM_MAX_ATTEMPTS as MAX_ATTEMPTS
+from loop.tunables import CLAIM_MAX_BACKOFF as MAX_BACKOFF
+from loop.tunables import CLAIM_MAX_CANDIDATES as MAX_CANDIDATES
+from loop.tunables import CLAIM_REFILL_BELOW as REFILL_BELOW
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
 CLAIM_SCRIPT = "dispatch_claim"
-#: Candidates passed per script call: a few more than the claims other processes make between two of ours.
-CANDIDATES = 8
-#: A remembered head shorter than this asks the script for a fresh one with the claim.
-REFILL_BELOW = CANDIDATES // 2
 #: The fields a brief claim returns, in the script's order.
 BRIEF = ("id", "number", "title", "type", "priority", "status", "projectId")
-#: Candidates of every retry: more than the claims others make while we get back to Redis.
-MAX_CANDIDATES = 48
-BACKOFF_UNIT = 0.001
-MAX_BACKOFF = 0.1
-#: Script calls before giving up under extreme contention (each losing call still lets another win).
-MAX_ATTEMPTS = 200
 CONTENDED = ("Dispatch is heavily contended: no claim won within {ms} ms ({n} attempts); "
              "retry the request.")
-
-_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def new_session_id() -> str:
-    """An id shaped like :func:`loop.ids.new_id` from one CSPRNG read (this is on the claim path)."""
-    raw = secrets.token_bytes(24)
-    return _ALNUM[raw[0] % 26] + "".join(_ALNUM[b % 36] for b in raw[1:])
-
 
 @dataclass(frozen=True)
 class Claim:
@@ -90,7 +76,7 @@ class Claimer:
                  k.issue_bits("status", "in_progress"), k.counts("project_status"), k.issue_roots()]
         script = self.s.scripts[CLAIM_SCRIPT]
         # One id and token per claim: a losing attempt creates nothing, so they can be reused.
-        sid, token = new_session_id(), new_token("claim_")
+        sid, token = new_id(), new_token("claim_")
         digest = sessions.token_digest(token)
         # Bounded by wall time too: backoff sleeps add up, and a claim runs in a sync worker.
         deadline = self.s.now() + self.s.settings.claim_timeout_ms

@@ -90,11 +90,6 @@ class GoalBonus:
 
         return self.s.transact(tx, goals_key)
 
-    def bonus(self, project_id: str | None) -> int:
-        if not project_id:
-            return 0
-        return int(self.s.r.hget(self.k.dispatch_goal_bonus(), project_id) or 0)
-
 
 def _stage_link(pipe: Any, links: str, members: Any, row_id: str, plan: _Plan) -> None:
     before, after = plan.link

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from loop import models
 from loop.dispatch import scoring, sessions
 from loop.errors import BusinessRuleError
-from loop.keys import CYCLE_CHECK_LIMIT
 from loop.models import ISSUE_FIELDS, RESOLVED_STATUSES, Row
 from loop.scripts import source
 from loop.store.base import IssueHook
 from loop.store.relations import RelationHook
+from loop.tunables import CYCLE_CHECK_LIMIT
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore

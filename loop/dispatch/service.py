@@ -14,6 +14,7 @@ from loop.dispatch.index import Index
 from loop.dispatch.sessions import Intent
 from loop.errors import Conflict, Forbidden, LoopError, NotFound
 from loop.models import Row
+from loop.tunables import CLAIM_SWEEP, SWEEP_BATCH
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -22,11 +23,6 @@ log = logging.getLogger("loop.dispatch")
 
 STALE_TOKEN = "Stale claim token: this issue's claim was released, expired or taken over"
 LEASE_EXPIRED = "The claim's lease has expired; the issue went back to the queue"
-#: Expired leases handled per sweep (the claim path sweeps before claiming).
-SWEEP_BATCH = 100
-#: Expired leases a claim sweeps itself before claiming: a handful, so a claim never pays for a
-#: backlog of them (the worker's periodic sweep, workers/leases.py, takes the rest in batches).
-CLAIM_SWEEP = 4
 ISSUE_BRIEF = ("id", "number", "title", "type", "priority", "status")
 
 

@@ -9,7 +9,6 @@ issue change that caused it (see :class:`loop.dispatch.index.DispatchIssueHook`)
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import hmac
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loop import models
+from loop.ids import token_digest as token_digest  # re-exported: loop.dispatch.claim
 from loop.keys import Keys
 from loop.models import Row
 
@@ -33,11 +33,6 @@ NEEDS_REVIEW_LABEL = "needs-human-review"
 NEEDS_REVIEW_COLOR = "#d93f0b"
 #: Where an issue goes after too many strikes: out of the queue, visible to people.
 PARKED_STATUS = "backlog"
-
-
-def token_digest(token: str) -> str:
-    """Claim tokens are stored as SHA-256 digests, like API keys."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def token_matches(session: dict[str, str], token: str) -> bool:

@@ -19,6 +19,7 @@ from loop import models
 from loop.models import GOAL_FIELDS, ISSUE_FIELDS, LABEL_FIELDS, PROJECT_FIELDS, Row
 from loop.prompts import payload
 from loop.prompts.fields import UNSUCCESSFUL_SESSION_STATUSES
+from loop.tunables import FAMILY_LIMIT, SESSION_LIMIT
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -44,10 +45,6 @@ SUMMARY_FIELDS = {k: ISSUE_FIELDS[k] for k in (
     "id", "number", "title", "type", "status", "priority", "parentId", "projectId", "agentSummary",
     "completedAt", "createdAt", "updatedAt", "deletedAt")}
 REF_FIELDS = ("id", "number", "title", "status", "deletedAt")
-#: At most this many siblings (or children) in a context: the most recent, in creation order.
-FAMILY_LIMIT = 50
-#: At most this many earlier agent sessions in a context: the most recent (plus a total).
-SESSION_LIMIT = 10
 
 
 def _issue(row: Row) -> Row:

@@ -26,6 +26,7 @@ from pybars import Compiler, PybarsError, Scope, strlist
 from pybars import _compiler as pybars_compiler
 
 from loop.prompts.fields import TRIPLE_BRACE_MESSAGE
+from loop.tunables import TEMPLATE_CACHE_LIMIT as _CACHE_LIMIT
 
 COMPILE_LOCK = threading.Lock()
 
@@ -272,7 +273,6 @@ def compile_template(source: str) -> Renderer:
 
 
 _CACHE: dict[str, Renderer] = {}
-_CACHE_LIMIT = 512
 
 
 def _remember(source: str, fn: Renderer) -> None:

@@ -33,13 +33,13 @@ from loop.prompts.fields import (
     VERSION_FIELDS,
 )
 from loop.store.base import is_id
+from loop.tunables import FEEDBACK_QUOTED
+from loop.tunables import REVIEW_IMPROVEMENT_LOCK_MS as LOCK_MS
 
 if TYPE_CHECKING:
     from loop.prompts.templates import Templates
     from loop.store.base import RedisStore
 
-LOCK_MS = 10_000
-FEEDBACK_QUOTED = 8
 
 
 def ewma(previous: float | None, composite: float) -> float:

@@ -20,12 +20,11 @@ from loop.prompts import engine, seeds, selection
 from loop.prompts.fields import REVIEW_URL, TEMPLATE, TEMPLATE_FIELDS, VERSION
 from loop.prompts.reviews import Reviews
 from loop.prompts.templates import Templates, Versions
+from loop.tunables import PROMPT_CACHE_LIMIT as CACHE_LIMIT
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
-#: Compiled versions kept per process (versions are immutable, so entries never go stale).
-CACHE_LIMIT = 1024
 
 
 class _Nothing(Exception):

@@ -32,14 +32,11 @@ from rq import Queue, Retry
 from loop.redis_errors import DeadlineRetry
 from loop.scripts import source
 from loop.signals.providers import Delivery
+from loop.tunables import SIGNAL_JOB_TIMEOUT as JOB_TIMEOUT
+from loop.tunables import SIGNAL_RESULT_TTL as RESULT_TTL
 
 #: Dotted path RQ imports in the worker (the API never imports the worker code).
 JOB_FUNC = "workers.signals.normalize_delivery"
-#: Successful results (``{"signalId", "issueId"}``) are kept this long: small, and the signal
-#: itself is the durable record.
-RESULT_TTL = 24 * 3600
-#: A normalization job is milliseconds of work; anything this long is stuck.
-JOB_TIMEOUT = 120
 #: The script without its documentation header: it is sent with every accepted webhook.
 ACCEPT_SCRIPT = source("webhook_accept").split("]]", 1)[1].strip()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import TYPE_CHECKING, Any
 
@@ -11,16 +10,13 @@ import orjson
 from loop.clock import iso
 from loop.errors import Conflict, NotFound
 from loop.ids import new_id, new_token
+from loop.ids import token_digest as digest
 from loop.models import Row
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
 BOOTSTRAP_NAME = "bootstrap"
-
-
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class ApiKeys:

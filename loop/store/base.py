@@ -11,9 +11,10 @@ import redis
 from loop import models
 from loop.clock import Clock, SystemClock
 from loop.errors import Conflict, NotFound
-from loop.keys import MAX_TX_RETRIES, Keys
+from loop.keys import Keys
 from loop.scripts import Scripts
 from loop.settings import Settings
+from loop.tunables import MAX_TX_RETRIES
 
 if TYPE_CHECKING:
     from redis.client import Pipeline

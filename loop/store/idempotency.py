@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from loop.keys import IDEMPOTENCY_LOCK_SECONDS, IDEMPOTENCY_TTL_SECONDS
+from loop.tunables import IDEMPOTENCY_LOCK_SECONDS, IDEMPOTENCY_TTL_SECONDS
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from loop import models
 from loop.errors import BusinessRuleError, NotFound
 from loop.ids import new_id
-from loop.keys import CHILDREN_LIMIT, ID_WIDTH, LIST_BLOCK_BYTES
+from loop.keys import ID_WIDTH
 from loop.models import ISSUE_FIELDS, Row
 from loop.store.base import is_id
+from loop.tunables import CHILDREN_LIMIT, LIST_BLOCK_BYTES
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore

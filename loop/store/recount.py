@@ -19,8 +19,7 @@ from loop.settings import Settings
 from loop.store.base import RedisStore, connect
 from loop.store.issues import BITMAPS, COUNTED
 from loop.store.signals import FILTERS, combo_fields
-
-BATCH = 1000
+from loop.tunables import RECOUNT_BATCH as BATCH
 
 
 def _rows(store: RedisStore, kind: str, fields: list[str]) -> list[list[str | None]]:

@@ -30,9 +30,10 @@ import orjson
 
 from loop import models
 from loop.ids import new_id
-from loop.keys import ID_WIDTH, LIST_BLOCK_BYTES
+from loop.keys import ID_WIDTH
 from loop.models import Row
 from loop.store.base import IssueHook
+from loop.tunables import LIST_BLOCK_BYTES
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -167,11 +168,6 @@ class Signals:
         args = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, 0, len(sets), 1, combo]
         out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
         return self._with_payloads(self.s.get_rows("signal", SIGNAL_FIELDS, out[1:])), int(out[0])
-
-    def recorded(self, guard: str) -> Recorded | None:
-        """What an earlier run of the delivery guarded by ``guard`` recorded, if any."""
-        signal_id = self.s.r.get(guard)
-        return self._recorded(signal_id) if signal_id else None
 
     def _recorded(self, signal_id: str) -> Recorded:
         signal = self.get(signal_id)

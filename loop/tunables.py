@@ -1,0 +1,104 @@
+"""Every fixed operational bound in one place: limits, batches, intervals, retries, timeouts, locks.
+
+Each constant says what it bounds and why it has its value. The modules that use one import it
+from here (several re-export it under their old name). What stays elsewhere, and why:
+
+* ``loop/settings.py``: what an operator sets from the environment (``LOOP_*``), with defaults.
+* ``workers/recovery.py``: the worker's recovery tunables, read from ``LOOP_WORKER_*`` at start.
+* ``loop/keys.py``: key names and the id width the key layout depends on.
+* Wire-contract limits (input sizes such as ``MAX_TITLE``, ``MAX_OFFSET``, the payload and piece
+  limits) and domain rules (scoring weights, prompt review thresholds) stay beside the schema or
+  rule they are part of: changing them changes the contract, not the tuning.
+"""
+
+from __future__ import annotations
+
+# ----------------------------------------------------------------------------- transactions, locks
+#: How many times a WATCH/MULTI transaction is retried on contention before giving up (409).
+MAX_TX_RETRIES = 50
+#: How long a stored Idempotency-Key response is replayed.
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+#: How long an in-flight Idempotency-Key marker lives if its request died: longer than any request.
+IDEMPOTENCY_LOCK_SECONDS = 60
+#: Lock held while a prompt review files its improvement task: far longer than the filing takes,
+#: short enough that a crashed filer frees it at once for the next review.
+REVIEW_IMPROVEMENT_LOCK_MS = 10_000
+
+# ----------------------------------------------------------------------------- dispatch
+#: Candidates passed per claim-script call: a few more than the claims other processes make
+#: between two of ours.
+CLAIM_CANDIDATES = 8
+#: A remembered queue head shorter than this asks the script for a fresh one with the claim.
+CLAIM_REFILL_BELOW = CLAIM_CANDIDATES // 2
+#: Candidates of every retry: more than the claims others make while we get back to Redis.
+CLAIM_MAX_CANDIDATES = 48
+#: First backoff (seconds) between lost claim attempts; doubled per attempt, jittered.
+CLAIM_BACKOFF_UNIT = 0.001
+#: Cap of that backoff: a retrying claim never waits longer than this between attempts.
+CLAIM_MAX_BACKOFF = 0.1
+#: Script calls before giving up under extreme contention (each losing call still lets another win).
+CLAIM_MAX_ATTEMPTS = 200
+#: Expired leases handled per sweep call (the worker's periodic sweep loops over batches).
+SWEEP_BATCH = 100
+#: Expired leases a claim sweeps itself before claiming: a handful, so a claim never pays for a
+#: backlog of them (the worker's periodic sweep, workers/leases.py, takes the rest in batches).
+CLAIM_SWEEP = 4
+#: How often (seconds) a worker sweeps expired leases; readiness calls it overdue after
+#: HEALTH_SWEEP_OVERDUE_SECONDS.
+LEASE_SWEEP_SECONDS = 15.0
+#: Most issues a new blocking relation's cycle check visits (one round trip per level of the
+#: blocking graph); a relation whose check would visit more is refused (docs/dispatch.md).
+CYCLE_CHECK_LIMIT = 1000
+
+# ----------------------------------------------------------------------------- reads
+#: Issue bitmaps are skipped through in blocks of this many bytes (8x as many issues) when a
+#: list starts at an offset: one BITCOUNT per block, then a bisection inside the block.
+LIST_BLOCK_BYTES = 1024
+#: An issue's detail and each dashboard activity chain list at most this many children (the most
+#: recent, in creation order) plus ``childrenTotal``: one request must not load them all.
+CHILDREN_LIMIT = 50
+#: At most this many siblings (or children) in a prompt context: the most recent, creation order.
+FAMILY_LIMIT = 50
+#: At most this many earlier agent sessions in a prompt context: the most recent (plus a total).
+SESSION_LIMIT = 10
+#: Feedback texts a prompt improvement task quotes: enough to show the pattern, bounded in size.
+FEEDBACK_QUOTED = 8
+#: Compiled prompt versions kept per process (versions are immutable, so entries never go stale).
+PROMPT_CACHE_LIMIT = 1024
+#: Compiled template sources kept per process (cleared when full: sources are few, compiling is cheap).
+TEMPLATE_CACHE_LIMIT = 512
+
+# ----------------------------------------------------------------------------- signals (webhooks)
+#: Successful normalization results (``{"signalId", "issueId"}``) are kept this long: small, and
+#: the signal itself is the durable record.
+SIGNAL_RESULT_TTL = 24 * 3600
+#: A normalization job is milliseconds of work; anything running this long (seconds) is stuck.
+SIGNAL_JOB_TIMEOUT = 120
+
+# ----------------------------------------------------------------------------- retention, repair
+#: Most rows of each kind one retention purge removes (workers/retention.py): a run costs at
+#: most this much whatever the backlog; the next run takes the rest.
+RETENTION_BATCH = 200
+#: How often (seconds) a worker purges (each run removes at most RETENTION_BATCH rows of each kind).
+RETENTION_SWEEP_SECONDS = 300.0
+#: Keys per SCAN step and rows per pipeline when ``loop admin`` recounts indexes: large enough to
+#: be quick offline, small enough not to block Redis for long.
+RECOUNT_BATCH = 1000
+
+# ----------------------------------------------------------------------------- Redis failures
+# (loop/redis_errors.py, loop/health.py; docs/operations.md "Health and Redis errors")
+#: Socket timeout of every command: a request behind a silent (paused, partitioned) Redis answers
+#: 503 after about this long. Timeouts are never retried, so this bounds the wait.
+REDIS_TIMEOUT_SECONDS = 5.0
+#: How long a dropped connection is retried (reconnects with backoff) before the request fails.
+REDIS_RETRY_SECONDS = 2.0
+#: ``Retry-After`` of a 503 caused by Redis.
+REDIS_RETRY_AFTER_SECONDS = 5
+#: TTL of the write probe ``GET /health`` makes (``P:health:probe``).
+HEALTH_PROBE_TTL_MS = 60_000
+#: Readiness: the periodic lease sweep is overdue when its last run is older than this.
+HEALTH_SWEEP_OVERDUE_SECONDS = 60
+#: Readiness: the oldest queued webhook job may wait this long.
+HEALTH_QUEUE_AGE_SECONDS = 300
+#: Readiness: Redis memory use above this fraction of ``maxmemory`` is a problem.
+HEALTH_MEMORY_RATIO = 0.9
