@@ -7,7 +7,7 @@ JSON. On the wire, timestamps become ISO-8601 strings and absent fields ``null``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -129,3 +129,26 @@ def decode(fields: Mapping[str, str], raw: Mapping[str, str]) -> Row:
 def wire(fields: Mapping[str, str], row: Mapping[str, Any]) -> Row:
     """Row -> JSON-ready dict: timestamps as ISO-8601 strings."""
     return {k: iso(v) if kind == "t" and v is not None else v for k, kind in fields.items() for v in (row.get(k),)}
+
+
+def _iso_of(raw: str) -> str | None:
+    return iso(int(raw))
+
+
+#: Raw hash value -> wire value, per field kind: :data:`_DECODERS`, timestamps straight to ISO-8601.
+_WIRE_DECODERS: dict[str, Callable[[str], Any]] = {**_DECODERS, "t": _iso_of}
+
+
+def wire_values(fields: Mapping[str, str], values: Sequence[Any]) -> Row | None:
+    """``wire(fields, decode(fields, ...))`` of an HMGET reply of every field of ``fields``, in order
+    (``None``, or ``False`` from a script's cjson, for a missing field): the row's wire form, or
+    ``None`` when every field is missing (no such hash).
+
+    Written by hand, in one pass, for the prompt context's hot loop (up to 50 sibling rows a
+    claim: ~2.5 us a row where decode then wire cost ~5). No legacy pieces: read those with
+    HGETALL and :func:`decode`.
+    """
+    if values.count(False) + values.count(None) == len(values):
+        return None
+    return {k: None if v is None or v is False else v if kind == "s" else _WIRE_DECODERS[kind](v)
+            for (k, kind), v in zip(fields.items(), values, strict=True)}

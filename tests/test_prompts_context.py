@@ -213,7 +213,8 @@ def test_a_summary_row_reads_like_the_generic_decode_and_wire(values: list[Any],
     values[names.index("title")] = title  # (the other string fields hold digits: still strings)
     raw = {n: v for n, v in zip(names, values, strict=True) if v is not False}
     expected = models.wire(ctxmod.SUMMARY_FIELDS, models.decode(ctxmod.SUMMARY_FIELDS, raw)) if raw else None
-    assert ctxmod._fields(ctxmod.SUMMARY_FIELDS, values) == expected
+    assert models.wire_values(ctxmod.SUMMARY_FIELDS, values) == expected
+    assert models.wire_values(ctxmod.SUMMARY_FIELDS, [None if v is False else v for v in values]) == expected
 
 
 @given(ms=st.integers(0, 4_102_444_800_000))
@@ -243,3 +244,11 @@ def test_a_whole_hash_reads_like_the_generic_decode_and_wire(raw: dict[str, str]
     assert ctxmod._hash(ISSUE_FIELDS, flat) == expected
     # cjson's empty array, a missing hash
     assert ctxmod._hash(ISSUE_FIELDS, {}) is None and ctxmod._hash(ISSUE_FIELDS, False) is None
+
+
+@given(raw=st.fixed_dictionaries({}, optional={name: RAW_VALUES[kind] for name, kind in ISSUE_FIELDS.items()}),
+       missing=st.sampled_from([False, None]))
+def test_an_hmget_reply_of_every_field_reads_like_the_generic_decode_and_wire(raw: dict[str, str], missing: Any) -> None:
+    values = [raw.get(name, missing) for name in ISSUE_FIELDS]
+    expected = models.wire(ISSUE_FIELDS, models.decode(ISSUE_FIELDS, raw)) if raw else None
+    assert models.wire_values(ISSUE_FIELDS, values) == expected

@@ -76,13 +76,6 @@ def _hash(fields: Mapping[str, str], flat: Any) -> Row | None:
     return models.wire(fields, models.decode(fields, dict(zip(flat[::2], flat[1::2], strict=True))))
 
 
-def _fields(fields: Mapping[str, str], values: Sequence[Any]) -> Row | None:
-    """An HMGET reply of ``fields`` (in order) from cjson, ``false`` for a missing field, as the
-    row's wire form, or ``None`` when every field is missing (no such hash)."""
-    raw = {name: v for name, v in zip(fields, values, strict=True) if v is not False}
-    return models.wire(fields, models.decode(fields, raw)) if raw else None
-
-
 def _flag(value: Any) -> str:
     return "1" if value else "0"
 
@@ -187,7 +180,7 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
                  _list(ids.get("relations")), goal_ids if project else [], session_ids, targets)
     generation = data.get("generation") or None
     goal = _hash(GOAL_FIELDS, data.get("goal")) if project else None
-    family = [r for r in (_fields(SUMMARY_FIELDS, v) for v in _list(data.get("family"))) if r]
+    family = [r for r in (models.wire_values(SUMMARY_FIELDS, v) for v in _list(data.get("family"))) if r]
     labels = [models.decode(LABEL_FIELDS, _pairs(r)) for r in _list(data.get("labels")) if r]
     relations = [(r[0], r[1]) for r in _list(data.get("relations"))]
     if sessions is None:
@@ -204,7 +197,7 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     if missing:
         more = _rows(store, False, None, [], [], [], [], [], missing)
         refs_raw += zip(_list(more.get("targets")), _list(more.get("refs")), strict=True)
-    by_id = {r["id"]: r for r in (_fields(REF_FIELDS, v) for _, v in refs_raw) if r}
+    by_id = {r["id"]: r for r in (models.wire_values(REF_FIELDS, v) for _, v in refs_raw) if r}
 
     def refs(kind: str) -> list[Row]:
         ids = dict.fromkeys(linked[kind])
