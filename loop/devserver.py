@@ -34,6 +34,7 @@ from typing import IO, Any
 import redis
 
 from loop.errors import ConfigError
+from loop.tunables import REDIS_HASH_VALUE_BYTES
 
 #: Loop's processes, shipped inside the package so that ``loop dev`` works from any directory
 #: after a plain ``pip install``. The top-level ``Procfile`` (for operators and PaaS) is this text,
@@ -182,10 +183,10 @@ class EmbeddedRedis:
             redis_executable(), "--daemonize", "no", "--dir", str(d),
             "--dbfilename", "dump.rdb", "--appendonly", "yes", "--appendfsync", "everysec",
             "--save", "60 1", "--logfile", str(d / "redis.log"),
-            # Descriptions are stored in pieces that fit Redis's default 64-byte limit
-            # (loop/models.py); this keeps issues with other long values (a long title, an agent
-            # summary, a signal payload) compact too. The 6.2 name; 7.x aliases it.
-            "--hash-max-ziplist-value", "1024",
+            # Values are stored whole: this keeps issue hashes with a description, title or agent
+            # summary up to 1 KB in the compact encoding (REDIS_HASH_VALUE_BYTES; docs/operations.md).
+            # The 6.2 name; 7.x aliases it.
+            "--hash-max-ziplist-value", str(REDIS_HASH_VALUE_BYTES),
         ]
         if len(str(self.socket_path).encode()) <= MAX_SOCKET_PATH:
             return [*args, "--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]

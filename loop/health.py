@@ -4,7 +4,8 @@
 write would (OOM, READONLY, LOADING, MISCONF, BUSY, unreachable), where PING answers through
 most of those. ``readiness`` adds the state of the rest of Loop in a fixed number of round
 trips (one pipeline, one job read, RQ's worker registry: never in proportion to the backlog).
-``check_redis_config`` is the start-up warning about settings that lose data silently.
+``check_redis_config`` is the start-up warning about settings that lose data silently (and the
+one that makes every issue cost twice the memory).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from loop.tunables import (
     HEALTH_PROBE_TTL_MS,
     HEALTH_QUEUE_AGE_SECONDS,
     HEALTH_SWEEP_OVERDUE_SECONDS,
+    REDIS_HASH_VALUE_BYTES,
 )
 
 log = logging.getLogger("loop.health")
@@ -163,6 +165,11 @@ def check_redis_config(client: Any) -> list[str]:
     if not int(persistence.get("aof_enabled", 0)) and not _rdb_saves(client):
         warnings.append("Redis has no persistence (appendonly no, no save points): a restart loses every "
                         "issue; enable AOF (docs/operations.md)")
+    limit = _hash_value_limit(client)
+    if limit is not None and limit < REDIS_HASH_VALUE_BYTES:
+        warnings.append(f"Redis hash-max-listpack-value is {limit}: an issue with a longer description, title "
+                        "or summary leaves Redis's compact hash encoding (about twice the memory); set "
+                        f"hash-max-listpack-value {REDIS_HASH_VALUE_BYTES} (docs/operations.md)")
     for warning in warnings:
         log.warning(warning)
     return warnings
@@ -174,6 +181,19 @@ def _rdb_saves(client: Any) -> bool:
         return bool((client.config_get("save") or {}).get("save", "").strip())
     except redis.RedisError:
         return True
+
+
+def _hash_value_limit(client: Any) -> int | None:
+    """``hash-max-listpack-value`` (``hash-max-ziplist-value`` before Redis 7), or ``None`` when
+    managed Redis refuses CONFIG (then nothing is known: no warning)."""
+    try:
+        for name in ("hash-max-listpack-value", "hash-max-ziplist-value"):
+            value = (client.config_get(name) or {}).get(name)
+            if value is not None:
+                return int(value)
+    except (redis.RedisError, ValueError):
+        return None
+    return None
 
 
 _checked: set[str] = set()

@@ -7,7 +7,7 @@ JSON. On the wire, timestamps become ISO-8601 strings and absent fields ``null``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -27,10 +27,9 @@ VERSION_STATUSES = ("active", "draft", "retired")
 
 Row = dict[str, Any]
 
-# Field kinds: s = string, i = int, f = float, j = JSON, t = timestamp (epoch ms), b = bool,
-# S = long text, stored in pieces (see :func:`pieces`)
+# Field kinds: s = string, i = int, f = float, j = JSON, t = timestamp (epoch ms), b = bool
 ISSUE_FIELDS: dict[str, str] = {
-    "id": "s", "number": "i", "title": "s", "description": "S", "type": "s", "status": "s",
+    "id": "s", "number": "i", "title": "s", "description": "s", "type": "s", "status": "s",
     "priority": "i", "parentId": "s", "projectId": "s", "signalSource": "s", "signalPayload": "j",
     "hypothesis": "j", "agentSessionId": "s", "agentSummary": "s", "commits": "j",
     "pullRequests": "j", "completedAt": "t", "createdAt": "t", "updatedAt": "t", "deletedAt": "t",
@@ -55,38 +54,18 @@ COMMENT_FIELDS: dict[str, str] = {
 }
 
 
-#: Redis keeps a hash in its compact encoding (listpack, about half the memory) only while
-#: every value is at most ``hash-max-listpack-value`` bytes, 64 by default: one 200-character
-#: description would turn the whole issue hash into a hashtable. So an ``S`` field longer than
-#: that is stored as pieces of at most PIECE_BYTES: ``<field>`` holds the first,
-#: ``<field>~1``, ``<field>~2``... the rest. Values needing more than MAX_PIECES pieces are
-#: stored whole (the hash cannot stay compact then anyway: it would pass the entry limit).
-PIECE_BYTES = 64
-MAX_PIECES = 16
-PIECE_SEP = "~"
+#: Loop before issue 11 stored a ``description`` over 64 bytes in pieces (``description``,
+#: ``description~1``, ``description~2``...; at most 16) to fit Redis's default
+#: ``hash-max-listpack-value``. Loop now stores every value whole and recommends raising that
+#: setting (docs/operations.md); :func:`decode` still joins such pieces, and an issue update that
+#: rewrites the description deletes them (:func:`legacy_piece_names`).
+LEGACY_PIECE_SEP = "~"
+LEGACY_MAX_PIECES = 16
 
 
-def pieces(value: str) -> list[str]:
-    """``value`` cut into UTF-8 pieces of at most PIECE_BYTES (never inside a character)."""
-    data = value.encode()
-    if len(data) <= PIECE_BYTES or len(data) > PIECE_BYTES * MAX_PIECES:
-        return [value]
-    out: list[str] = []
-    start = 0
-    while start < len(data):
-        end = min(start + PIECE_BYTES, len(data))
-        while end < len(data) and (data[end] & 0xC0) == 0x80:  # a continuation byte: back off
-            end -= 1
-        out.append(data[start:end].decode())
-        start = end
-    return out if len(out) <= MAX_PIECES else [value]
-
-
-def piece_names(field: str, value: Any) -> list[str]:
-    """The hash fields an ``S`` value occupies (none for ``None``)."""
-    if value is None:
-        return []
-    return [field] + [f"{field}{PIECE_SEP}{i}" for i in range(1, len(pieces(str(value))))]
+def legacy_piece_names(field: str) -> list[str]:
+    """Every hash field an older Loop may have used for the pieces after the first of ``field``."""
+    return [f"{field}{LEGACY_PIECE_SEP}{i}" for i in range(1, LEGACY_MAX_PIECES)]
 
 
 def _enc(kind: str, value: Any) -> str:
@@ -99,87 +78,77 @@ def _enc(kind: str, value: Any) -> str:
     return str(value)
 
 
-def _dec(kind: str, raw: str) -> Any:
-    if kind in ("s", "S"):
-        return raw
-    if kind in ("i", "t"):
-        return int(raw)
-    if kind == "f":
-        return float(raw)
-    if kind == "j":
-        return orjson.loads(raw)
-    if kind == "b":
-        return raw == "1"
-    raise ValueError(kind)
+def _bool(raw: str) -> bool:
+    return raw == "1"
+
+
+#: Raw hash value -> row value, per field kind (strings are kept as they are).
+_DECODERS: dict[str, Callable[[str], Any]] = {"i": int, "t": int, "f": float, "j": orjson.loads, "b": _bool}
 
 
 def encode(fields: Mapping[str, str], row: Mapping[str, Any]) -> dict[str, str]:
     """Row -> HSET mapping (``None`` values omitted; see :func:`stale`)."""
-    out: dict[str, str] = {}
-    for k, v in row.items():
-        kind = fields.get(k)
-        if v is None or kind is None:
-            continue
-        if kind == "S":
-            parts = pieces(str(v))
-            out[k] = parts[0]
-            for i in range(1, len(parts)):
-                out[f"{k}{PIECE_SEP}{i}"] = parts[i]
-        else:
-            out[k] = _enc(kind, v)
-    return out
+    return {k: _enc(kind, v) for k, v in row.items() if v is not None and (kind := fields.get(k)) is not None}
 
 
-def stale(fields: Mapping[str, str], changes: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[str]:
-    """Hash fields to HDEL when ``changes`` is written over ``old``: the fields set to
-    ``None``, and the pieces of an ``S`` field the new value no longer fills."""
-    gone: list[str] = []
-    for k, v in changes.items():
-        kind = fields.get(k)
-        if kind is None:
-            continue
-        if kind == "S":
-            if old is not None:
-                before = piece_names(k, old.get(k))
-            elif v is None:  # unknown old value: every name it could have used
-                before = [k] + [f"{k}{PIECE_SEP}{i}" for i in range(1, MAX_PIECES)]
-            else:  # a new row
-                before = []
-            keep = set(piece_names(k, v))
-            gone += [n for n in before if n not in keep]
-        elif v is None:
-            gone.append(k)
-    return gone
+def stale(fields: Mapping[str, str], changes: Mapping[str, Any]) -> list[str]:
+    """Hash fields to HDEL when ``changes`` is written: the known fields set to ``None``."""
+    return [k for k, v in changes.items() if v is None and k in fields]
 
 
-def joined(get: Callable[[str], Any], field: str, first: str) -> str:
-    """An ``S`` value put back together: ``first`` plus the contiguous pieces ``get`` finds."""
+def _joined(raw: Mapping[str, str], field: str, first: str) -> str:
+    """A value an older Loop stored in pieces: ``first`` plus the contiguous pieces in ``raw``."""
     parts = [first]
-    while (piece := get(f"{field}{PIECE_SEP}{len(parts)}")) is not None:
+    while (piece := raw.get(f"{field}{LEGACY_PIECE_SEP}{len(parts)}")) is not None:
         parts.append(piece)
     return "".join(parts)
 
 
 def decode(fields: Mapping[str, str], raw: Mapping[str, str]) -> Row:
-    """HGETALL result -> row with every known field present (absent = ``None``)."""
+    """HGETALL (or HMGET, as a dict) result -> row with every known field present (absent = ``None``).
+
+    The one decoder of rows: the store, dispatch and the prompt context all read through it.
+    """
     row: Row = dict.fromkeys(fields)
-    pieced: set[str] | None = None
+    legacy = False
     for k, v in raw.items():
         kind = fields.get(k)
-        if kind is not None:
-            row[k] = _dec(kind, v)
-        elif PIECE_SEP in k:
-            (pieced := pieced or set()).add(k.partition(PIECE_SEP)[0])
-    for base in pieced or ():
-        if fields.get(base) == "S" and row[base] is not None:
-            row[base] = joined(raw.get, base, row[base])
+        if kind is None:
+            legacy = legacy or LEGACY_PIECE_SEP in k
+        elif kind == "s":
+            row[k] = v
+        else:
+            row[k] = _DECODERS[kind](v)
+    if legacy:
+        for k, v in row.items():
+            if isinstance(v, str) and f"{k}{LEGACY_PIECE_SEP}1" in raw:
+                row[k] = _joined(raw, k, v)
     return row
 
 
 def wire(fields: Mapping[str, str], row: Mapping[str, Any]) -> Row:
     """Row -> JSON-ready dict: timestamps as ISO-8601 strings."""
-    out: Row = {}
-    for k, kind in fields.items():
-        v = row.get(k)
-        out[k] = iso(v) if kind == "t" and v is not None else v
-    return out
+    return {k: iso(v) if kind == "t" and v is not None else v for k, kind in fields.items() for v in (row.get(k),)}
+
+
+def _iso_of(raw: str) -> str | None:
+    return iso(int(raw))
+
+
+#: Raw hash value -> wire value, per field kind: :data:`_DECODERS`, timestamps straight to ISO-8601.
+_WIRE_DECODERS: dict[str, Callable[[str], Any]] = {**_DECODERS, "t": _iso_of}
+
+
+def wire_values(fields: Mapping[str, str], values: Sequence[Any]) -> Row | None:
+    """``wire(fields, decode(fields, ...))`` of an HMGET reply of every field of ``fields``, in order
+    (``None``, or ``False`` from a script's cjson, for a missing field): the row's wire form, or
+    ``None`` when every field is missing (no such hash).
+
+    Written by hand, in one pass, for the prompt context's hot loop (up to 50 sibling rows a
+    claim: ~2.5 us a row where decode then wire cost ~5). No legacy pieces: read those with
+    HGETALL and :func:`decode`.
+    """
+    if values.count(False) + values.count(None) == len(values):
+        return None
+    return {k: None if v is None or v is False else v if kind == "s" else _WIRE_DECODERS[kind](v)
+            for (k, kind), v in zip(fields.items(), values, strict=True)}

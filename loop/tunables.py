@@ -102,3 +102,7 @@ HEALTH_SWEEP_OVERDUE_SECONDS = 60
 HEALTH_QUEUE_AGE_SECONDS = 300
 #: Readiness: Redis memory use above this fraction of ``maxmemory`` is a problem.
 HEALTH_MEMORY_RATIO = 0.9
+#: Recommended ``hash-max-listpack-value`` (``hash-max-ziplist-value`` on 6.x): values are stored
+#: whole, so an issue hash keeps Redis's compact encoding only while each value fits; the start-up
+#: check warns below it (docs/operations.md).
+REDIS_HASH_VALUE_BYTES = 1024

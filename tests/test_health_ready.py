@@ -139,21 +139,25 @@ def test_memory_near_maxmemory_is_a_problem_and_ready_reports_redis_refusing_wri
     admin.config_set("maxmemory", 0)
 
 
-def test_the_start_up_check_warns_about_an_evicting_policy_and_no_persistence(settings, server, caplog):
+def test_the_start_up_check_warns_about_an_evicting_policy_no_persistence_and_small_compact_hashes(
+        settings, server, caplog):
     admin = redis.Redis(port=server.port, decode_responses=True)
     admin.config_set("maxmemory-policy", "allkeys-lru")  # spawn_redis runs with no AOF and no save points
+    admin.config_set("hash-max-ziplist-value", "64")  # Redis's default (7.x: an alias of the listpack name)
     with caplog.at_level(logging.WARNING, logger="loop.health"):
         store_from_settings(dataclasses.replace(settings, redis_url=server.url))
     messages = [rec.getMessage() for rec in caplog.records if rec.name == "loop.health"]
-    assert len(messages) == 2
+    assert len(messages) == 3
     assert "maxmemory-policy is allkeys-lru" in messages[0]
     assert "no persistence" in messages[1]
+    assert "hash-max-listpack-value is 64" in messages[2] and "hash-max-listpack-value 1024" in messages[2]
 
 
 def test_the_start_up_check_is_quiet_for_noeviction_with_rdb_save_points(server, caplog):
     admin = redis.Redis(port=server.port, decode_responses=True)
     admin.config_set("maxmemory-policy", "noeviction")
     admin.config_set("save", "3600 1")
+    admin.config_set("hash-max-ziplist-value", "1024")  # the recommended value, by its 6.2 name
     with caplog.at_level(logging.WARNING, logger="loop.health"):
         assert check_redis_config(admin) == []
     assert not [rec for rec in caplog.records if rec.name == "loop.health"]

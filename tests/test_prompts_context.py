@@ -3,12 +3,15 @@ built from, and what ``GET /api/dispatch/next`` hands out."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import loop
 from loop import models
 from loop.clock import FrozenClock, iso
 from loop.models import ISSUE_FIELDS
@@ -210,25 +213,42 @@ def test_a_summary_row_reads_like_the_generic_decode_and_wire(values: list[Any],
     values[names.index("title")] = title  # (the other string fields hold digits: still strings)
     raw = {n: v for n, v in zip(names, values, strict=True) if v is not False}
     expected = models.wire(ctxmod.SUMMARY_FIELDS, models.decode(ctxmod.SUMMARY_FIELDS, raw)) if raw else None
-    assert ctxmod._SUMMARY(values) == expected
+    assert models.wire_values(ctxmod.SUMMARY_FIELDS, values) == expected
+    assert models.wire_values(ctxmod.SUMMARY_FIELDS, [None if v is False else v for v in values]) == expected
 
 
 @given(ms=st.integers(0, 4_102_444_800_000))
-def test_cached_iso_timestamps_equal_the_clock_s(ms: int) -> None:
-    assert ctxmod._iso(ms) == iso(ms)
+def test_the_clock_s_cached_iso_timestamps_equal_javascript_s_to_iso_string(ms: int) -> None:
+    expected = datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert iso(ms) == iso(ms) == expected  # twice: the second from the cache
+
+
+def test_no_module_but_the_template_compiler_generates_code_with_exec() -> None:
+    root = Path(loop.__file__).parent
+    users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if "exec(" in p.read_text())
+    assert users == ["prompts/engine.py"]
 
 
 #: A raw hash value of each field kind (``unknownField`` is not in the layout).
-RAW_VALUES = {"s": st.text(), "S": st.text(), "i": st.integers(-5, 10**6).map(str), "t": st.integers(0, 4 * 10**12).map(str),
+RAW_VALUES = {"s": st.text(), "i": st.integers(-5, 10**6).map(str), "t": st.integers(0, 4 * 10**12).map(str),
               "j": st.sampled_from(['{"a": [1, "x"]}', "[]", "null", '"text"'])}
 
 
 @given(raw=st.fixed_dictionaries({}, optional={
     **{name: RAW_VALUES[kind] for name, kind in ISSUE_FIELDS.items()}, "unknownField": st.text(),
-    # pieces of a long description (models.pieces), with a possible gap
+    # pieces of a long description written by an older Loop (models.LEGACY_PIECE_SEP), with a possible gap
     "description~1": st.text(), "description~2": st.text(), "description~4": st.text()}))
 def test_a_whole_hash_reads_like_the_generic_decode_and_wire(raw: dict[str, str]) -> None:
     flat = [x for pair in raw.items() for x in pair]
     expected = models.wire(ISSUE_FIELDS, models.decode(ISSUE_FIELDS, raw)) if raw else None
-    assert ctxmod._ISSUE(flat) == expected
-    assert ctxmod._ISSUE({}) is None and ctxmod._ISSUE(False) is None  # cjson's empty array, a missing hash
+    assert ctxmod._hash(ISSUE_FIELDS, flat) == expected
+    # cjson's empty array, a missing hash
+    assert ctxmod._hash(ISSUE_FIELDS, {}) is None and ctxmod._hash(ISSUE_FIELDS, False) is None
+
+
+@given(raw=st.fixed_dictionaries({}, optional={name: RAW_VALUES[kind] for name, kind in ISSUE_FIELDS.items()}),
+       missing=st.sampled_from([False, None]))
+def test_an_hmget_reply_of_every_field_reads_like_the_generic_decode_and_wire(raw: dict[str, str], missing: Any) -> None:
+    values = [raw.get(name, missing) for name in ISSUE_FIELDS]
+    expected = models.wire(ISSUE_FIELDS, models.decode(ISSUE_FIELDS, raw)) if raw else None
+    assert models.wire_values(ISSUE_FIELDS, values) == expected

@@ -38,7 +38,7 @@ def neighbourhood(store: RedisStore) -> tuple[dict[str, Any], dict[str, Any]]:
 def test_every_key_the_prompt_scripts_touch_is_declared_in_keys(private_store: RedisStore) -> None:
     store = private_store
     issue, claim = neighbourhood(store)
-    store.prompts.render_for_dispatch(issue, claim)  # warms the catalog: the next call counts the use
+    store.prompts.render_for_dispatch(issue, claim)  # warms the catalog
     # Dispatch's blocker maps name every relation's target, so phase 2 reads them all; without the
     # map (no dispatch), the relation's target costs a third trip, which must keep the rule too.
     store.r.delete(store.keys.dispatch_blockers(issue["id"]))
@@ -64,7 +64,12 @@ def test_every_key_the_prompt_scripts_touch_is_declared_in_keys(private_store: R
     assert bad == []
     # Both phases ran for both issues, and the third trip for the done blocker.
     assert ran_scripts == ["prompt_context", "prompt_rows", "prompt_rows", "prompt_context", "prompt_rows"]
-    assert {"HGETALL", "HMGET", "ZREVRANGE", "HKEYS", "SMEMBERS", "HINCRBY", "HSET"} <= set(ran)
+    assert {"HGETALL", "HMGET", "ZREVRANGE", "HKEYS", "SMEMBERS"} <= set(ran)
+    # The scripts only read: the use is counted (and, for a claim, recorded) after rendering.
+    assert not {"HINCRBY", "HSET", "HDEL"} & set(ran)
+    sent = [line["command"].split()[:2] for line in lines if line.get("client_type") != "lua"]
+    assert [c for c, *_ in sent if c.upper() in ("MULTI", "HINCRBY", "HSET", "EXEC")] == [
+        "MULTI", "HINCRBY", "HSET", "HINCRBY", "EXEC", "MULTI", "HINCRBY", "EXEC"]
     text = prompts[0][0]
     assert "done blocker" in text and "sib 2" in text and "try again" in text
 

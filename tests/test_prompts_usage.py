@@ -1,5 +1,5 @@
 """Usage counting at dispatch: one use per rendered prompt, counted on the version that was
-rendered, even though the count normally rides on the context read (``prompt_context.lua``)."""
+rendered, after rendering, in one MULTI with dispatch's record of the claim's version."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from loop.dispatch.service import RenderFailed
 from loop.dispatch.sessions import VERSION_COUNTERS
 from loop.errors import PromptRenderError
 from loop.store import RedisStore
+from tests.redis_server import monitored
 
 DEFAULT_TASK = "ver_default_task_execution_v1"
 
@@ -30,15 +31,15 @@ def template(store: RedisStore, slug: str, conditions: dict[str, Any], content: 
                                                        "authorName": "h"})["id"])
 
 
-def test_with_a_warm_catalog_the_use_is_counted_by_the_context_read_alone(
-        store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_render_counts_one_use_in_one_multi_after_the_context_is_read(private_store: RedisStore) -> None:
+    store = private_store
     i = store.issues.create({"title": "t", "type": "task"})
     render(store, i["id"])  # warms the catalog
-    extra: list[str] = []
-    monkeypatch.setattr(store.prompts, "_count", lambda pipe, version_id, *a, **kw: extra.append(version_id))
-    for _ in range(3):
-        render(store, i["id"])
-    assert extra == [] and usage(store, DEFAULT_TASK) == 4
+    lines = monitored(store.r, lambda: [render(store, i["id"]) for _ in range(3)])
+    sent = [line["command"].split()[0].upper() for line in lines if line.get("client_type") != "lua"]
+    counting = [c for c in sent if c in ("MULTI", "HINCRBY", "EXEC", "EVALSHA")]
+    assert counting == ["EVALSHA", "EVALSHA", "MULTI", "HINCRBY", "EXEC"] * 3
+    assert usage(store, DEFAULT_TASK) == 4
 
 
 def test_a_template_added_after_the_catalog_was_cached_gets_the_count(store: RedisStore) -> None:
@@ -93,16 +94,18 @@ def dispatched(store: RedisStore, version_id: str) -> int:
     return store.dispatch.version_stats(version_id)["dispatched"]
 
 
-def test_a_claim_records_its_version_in_the_context_read_once_the_catalog_is_warm(
-        store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_claim_records_its_version_in_the_multi_that_counts_the_use(private_store: RedisStore) -> None:
+    store = private_store
     for n in range(3):
         store.issues.create({"title": f"t{n}", "type": "task", "status": "todo"})
-    first = store.dispatch.next("a")  # cold catalog: counted and recorded in one MULTI
+    first = store.dispatch.next("a")  # cold catalog
     assert first is not None
-    extra: list[str] = []
-    monkeypatch.setattr(store.prompts, "_count", lambda pipe, version_id, *a, **kw: extra.append(version_id))
-    claims = [store.dispatch.next("a") for _ in range(2)]
-    assert extra == []  # the context read did it all
+    claims: list[Any] = []
+    lines = monitored(store.r, lambda: claims.extend(store.dispatch.next("a") for _ in range(2)))
+    sent = [line["command"].split()[:2] for line in lines if line.get("client_type") != "lua"]
+    multis = [c for c, *_ in sent if c.upper() in ("MULTI", "EXEC", "HINCRBY", "HSET")]
+    # The claim itself is a script; then one MULTI per claim: usage, the session's version, dispatched.
+    assert multis == ["MULTI", "HINCRBY", "HSET", "HINCRBY", "EXEC"] * 2
     for body in (first, *claims):
         assert body is not None and body["meta"]["versionId"] == DEFAULT_TASK
         assert session_version(store, body["claim"]["sessionId"]) == DEFAULT_TASK

@@ -24,7 +24,7 @@ NOT_TUNABLES = {
     "loop/runner.py": {"MAX_REASON", "MAX_SUMMARY"},
     "loop/schema.py": {"MAX_JSON_DEPTH", "MAX_OFFSET"},
     "loop/store/signals.py": {"MAX_TITLE"},
-    "loop/models.py": {"PIECE_BYTES", "MAX_PIECES"},
+    "loop/models.py": {"LEGACY_MAX_PIECES"},  # the layout older Loops wrote, read back as is
     "loop/prompts/payload.py": {"MAX_DEPTH", "MAX_BYTES", "MAX_STRING"},
     "loop/prompts/fields.py": {"DEFAULT_SPECIFICITY", "EWMA_ALPHA", "SCORE_THRESHOLD", "COUNT_THRESHOLD",
                                "MIN_SAMPLES"},

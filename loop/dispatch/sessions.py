@@ -88,19 +88,13 @@ def default_outcome(new: Row) -> tuple[str, str | None]:
     return "released", f"issue status set to {new['status']}"
 
 
-def stage_version(pipe: Any, keys: Keys, session_id: str, version_id: str, undo: bool = False) -> None:
+def stage_version(pipe: Any, keys: Keys, session_id: str, version_id: str) -> None:
     """Queue the writes that record which prompt version a claim was handed (on a MULTI pipeline):
-    the session's ``versionId`` and the version's ``dispatched`` counter; ``undo`` takes them back.
-
-    ``prompt_rows.lua`` makes the same two writes when the prompt engine records them in its
-    context read (``render_for_dispatch(..., record=True)``).
+    the session's ``versionId`` and the version's ``dispatched`` counter
+    (``PromptService.render_for_dispatch`` queues them with the version's usage count).
     """
-    if undo:
-        pipe.hdel(keys.session(session_id), "versionId")
-        pipe.hincrby(keys.dispatch_version(version_id), "dispatched", -1)
-    else:
-        pipe.hset(keys.session(session_id), "versionId", version_id)
-        pipe.hincrby(keys.dispatch_version(version_id), "dispatched", 1)
+    pipe.hset(keys.session(session_id), "versionId", version_id)
+    pipe.hincrby(keys.dispatch_version(version_id), "dispatched", 1)
 
 
 def stage_close(pipe: Any, keys: Keys, session: dict[str, str], outcome: str, now: int,

@@ -7,15 +7,14 @@ for absent values (which render empty).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from loop import models
+from loop.clock import iso
 from loop.models import GOAL_FIELDS, ISSUE_FIELDS, LABEL_FIELDS, PROJECT_FIELDS, Row
 from loop.prompts import payload
 from loop.prompts.fields import UNSUCCESSFUL_SESSION_STATUSES
@@ -35,8 +34,6 @@ class Facts:
     variables: dict[str, Any] = field(default_factory=dict)
     #: ``P:prompts:generation`` read with the context (spares selection a round trip).
     generation: str | None = None
-    #: Whether the read also counted the use of the version the caller expected (``usage``).
-    counted: bool = False
 
 
 #: What siblings and children carry: enough to see who does what, without every payload
@@ -44,11 +41,11 @@ class Facts:
 SUMMARY_FIELDS = {k: ISSUE_FIELDS[k] for k in (
     "id", "number", "title", "type", "status", "priority", "parentId", "projectId", "agentSummary",
     "completedAt", "createdAt", "updatedAt", "deletedAt")}
-REF_FIELDS = ("id", "number", "title", "status", "deletedAt")
+REF_FIELDS = {k: ISSUE_FIELDS[k] for k in ("id", "number", "title", "status", "deletedAt")}
 
 
 def _issue(row: Row) -> Row:
-    return _wire(ISSUE_FIELDS, row)
+    return models.wire(ISSUE_FIELDS, row)
 
 
 def _issue_view(store: RedisStore, row: Row) -> Row:
@@ -68,71 +65,12 @@ def _issue_view(store: RedisStore, row: Row) -> Row:
     return view
 
 
-@lru_cache(maxsize=8192)
-def _second(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-
-
-def _iso(ms: int) -> str:
-    """``loop.clock.iso`` with the formatting of each second cached: rows written together
-    share seconds, and formatting a datetime costs more than the rest of a row's conversion."""
-    return _second(ms // 1000) + f"{ms % 1000:03d}Z"
-
-
-def _wire(fields: Mapping[str, str], row: Mapping[str, Any]) -> Row:
-    """``models.wire`` with :func:`_iso`."""
-    return {k: _iso(v) if kind == "t" and v is not None else v
-            for k, kind in fields.items() for v in (row.get(k),)}
-
-
-#: How :func:`_reader` turns one raw value of each field kind into its wire form.
-_WIRE_EXPR = {"s": "{x}", "i": "int({x})", "t": "_iso(int({x}))"}
-
-
-@lru_cache(maxsize=16)
-def _reader(fields: tuple[tuple[str, str], ...], names: tuple[str, ...]) -> Callable[[Sequence[Any]], Row | None]:
-    """A function from an HMGET reply of ``names`` as cjson encodes it (``false`` for a missing
-    field, strings otherwise) to the row's wire form (``None`` when every field is missing: no such
-    hash). Same result as ``models.wire(models.decode(...))``, with :func:`_iso`.
-
-    Generated once per field list as one dict display with each field's conversion inlined: a
-    claim reads up to 50 sibling rows, and a generic per-field loop cost ~3x as much per row.
-    """
-    kinds = dict(fields)
-    # An HMGET would read only the first piece of a long text field (see models.pieces).
-    assert all(kinds[n] != "S" for n in names), "read pieced fields with _hash_reader"
-    lines = ["def read(v):", "    if v.count(False) == len(v):", "        return None", "    return {"]
-    for i, name in enumerate(names):
-        x = f"v[{i}]"
-        expr = _WIRE_EXPR.get(kinds[name], f"_dec({kinds[name]!r}, {{x}})").format(x=x)
-        lines.append(f"        {name!r}: None if {x} is False else {expr},")
-    lines.append("    }")
-    scope: dict[str, Any] = {"_iso": _iso, "_dec": models._dec}
-    exec("\n".join(lines), scope)
-    read: Callable[[Sequence[Any]], Row | None] = scope["read"]
-    return read
-
-
-@lru_cache(maxsize=16)
-def _hash_reader(fields: tuple[tuple[str, str], ...]) -> Callable[[Any], Row | None]:
-    """Like :func:`_reader`, for a flat HGETALL reply ``[field, value, ...]`` from cjson: the
-    row's wire form with every field of ``fields`` (``None`` when absent; unknown fields are
-    ignored), or ``None`` for an empty reply (no such hash)."""
-    lines = ["def read(flat):", "    if type(flat) is not list or not flat:", "        return None",
-             "    get = dict(zip(flat[::2], flat[1::2])).get", "    return {"]
-    for name, kind in fields:
-        expr = f"_joined(get, {name!r}, x)" if kind == "S" else _WIRE_EXPR.get(kind, f"_dec({kind!r}, {{x}})").format(x="x")
-        lines.append(f"        {name!r}: None if (x := get({name!r})) is None else {expr},")
-    lines.append("    }")
-    scope: dict[str, Any] = {"_iso": _iso, "_dec": models._dec, "_joined": models.joined}
-    exec("\n".join(lines), scope)
-    read: Callable[[Any], Row | None] = scope["read"]
-    return read
-
-
-_SUMMARY = _reader(tuple(SUMMARY_FIELDS.items()), tuple(SUMMARY_FIELDS))
-_REF = _reader(tuple(ISSUE_FIELDS.items()), REF_FIELDS)
-_ISSUE, _PROJECT, _GOAL = (_hash_reader(tuple(f.items())) for f in (ISSUE_FIELDS, PROJECT_FIELDS, GOAL_FIELDS))
+def _hash(fields: Mapping[str, str], flat: Any) -> Row | None:
+    """A flat HGETALL reply ``[field, value, ...]`` from cjson as the row's wire form, or ``None``
+    for an empty reply (no such hash; cjson encodes it ``{}``)."""
+    if not isinstance(flat, list) or not flat:
+        return None
+    return models.wire(fields, models.decode(fields, dict(zip(flat[::2], flat[1::2], strict=True))))
 
 
 def _flag(value: Any) -> str:
@@ -155,7 +93,7 @@ def _ref(row: Row) -> Row:
 
 
 def _ts(value: Any) -> Any:
-    return _iso(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    return iso(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def session_view(session: Mapping[str, Any]) -> Row:
@@ -190,8 +128,7 @@ def _session_reader() -> Any:
 
 
 def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | None,
-         claim: Mapping[str, Any] | None = None, usage: tuple[str, str] | None = None,
-         record: tuple[str, str, str] | None = None) -> Facts:
+         claim: Mapping[str, Any] | None = None) -> Facts:
     """Read everything around ``issue`` (a decoded row) and build the template variables.
 
     Two round trips, every key declared in KEYS (the Lua rule; Redis Cluster): ``prompt_context``
@@ -199,12 +136,8 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     those name. A third (``prompt_rows`` again) only when a relation names an issue not read yet.
 
     ``sessions=None`` reads the issue's agent sessions in the same calls (what
-    ``store.dispatch.sessions_for_issue`` returns, without its extra round trips).
-    ``usage=(version key, generation)`` also counts one use of that version if the catalog
-    generation is still the given one (``Facts.counted`` says whether it did).
-    ``record=(session key, dispatch version counter key, version id)``: when the use is counted,
-    also set the session's ``versionId`` and count the dispatch (dispatch's bookkeeping of a claim,
-    ``loop.dispatch.sessions.stage_version``).
+    ``store.dispatch.sessions_for_issue`` returns, without its extra round trips). Rows are read
+    through the models codec (``models.decode`` then ``models.wire``).
     """
     k = store.keys
     codec: Any = _session_reader() if sessions is None else None
@@ -231,8 +164,8 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
             SESSION_LIMIT + 1, _flag(goal_map)]
     ids = orjson.loads(store.scripts["prompt_context"](keys=keys, args=args))
     # Parent, project, goal and sessions are read straight into their wire form.
-    parent = _ISSUE(ids.get("parent"))
-    project = _PROJECT(ids.get("project"))
+    parent = _hash(ISSUE_FIELDS, ids.get("parent"))
+    project = _hash(PROJECT_FIELDS, ids.get("project"))
     family_ids = _list(ids.get("family"))
     blockers, blocking = sorted(_list(ids.get("blockers"))), sorted(_list(ids.get("blocking")))
     targets = list(dict.fromkeys(blockers + blocking))
@@ -240,18 +173,16 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     goal_ids = [ids["goalId"]] if own_goal else _list(ids.get("goals"))
     session_ids = _list(ids.get("sessions")) if own_sessions else []
 
-    count_key, count_gen = usage if usage is not None else (None, "")
-    data = _rows(store, count_key, count_gen, record if usage is not None else None, own_goal, project_id if project else None, family_ids,
-                 _list(ids.get("labels")), _list(ids.get("relations")), goal_ids if project else [],
-                 session_ids, targets)
+    data = _rows(store, own_goal, project_id if project else None, family_ids, _list(ids.get("labels")),
+                 _list(ids.get("relations")), goal_ids if project else [], session_ids, targets)
     generation = data.get("generation") or None
-    goal = _GOAL(data.get("goal")) if project else None
-    family = [r for r in map(_SUMMARY, _list(data.get("family"))) if r]
+    goal = _hash(GOAL_FIELDS, data.get("goal")) if project else None
+    family = [r for r in (models.wire_values(SUMMARY_FIELDS, v) for v in _list(data.get("family"))) if r]
     labels = [models.decode(LABEL_FIELDS, _pairs(r)) for r in _list(data.get("labels")) if r]
     relations = [(r[0], r[1]) for r in _list(data.get("relations"))]
     if sessions is None:
-        read_session = _hash_reader(tuple(codec.SESSION_FIELDS.items()))
-        sessions = [r for r in map(read_session, _list(data.get("sessions"))) if r] if own_sessions else []
+        sessions = [r for r in (_hash(codec.SESSION_FIELDS, v) for v in _list(data.get("sessions"))) if r
+                    ] if own_sessions else []
     linked = {
         "blocked_by": [rid for kind, rid in relations if kind == "blocked_by"] + blockers,
         "blocks": [rid for kind, rid in relations if kind == "blocks"] + blocking,
@@ -261,10 +192,9 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     # not already read (dispatch's blocker maps usually name them) in a third, rarely needed trip.
     missing = list(dict.fromkeys(rid for kind, rid in relations if kind in linked and rid not in targets))
     if missing:
-        more = _rows(store, None, "", None, False, None, [], [], [], [], [], missing)
+        more = _rows(store, False, None, [], [], [], [], [], missing)
         refs_raw += zip(_list(more.get("targets")), _list(more.get("refs")), strict=True)
-    by_id = {r["id"]: r for r in (_REF(v) for _, v in refs_raw) if r}
-    counted = bool(data.get("counted"))
+    by_id = {r["id"]: r for r in (models.wire_values(REF_FIELDS, v) for _, v in refs_raw) if r}
 
     def refs(kind: str) -> list[Row]:
         ids = dict.fromkeys(linked[kind])
@@ -312,26 +242,20 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
         "meta": None,
     }
     return Facts(issue=issue, label_names=[lb["name"] for lb in labels],
-                 has_failed_sessions=variables["hasFailedSessions"], variables=variables, generation=generation,
-                 counted=counted)
+                 has_failed_sessions=variables["hasFailedSessions"], variables=variables, generation=generation)
 
 
-def _rows(store: RedisStore, count_key: str | None, count_gen: str, record: tuple[str, str, str] | None,
-          own_goal: bool, project_id: str | None,
-          family: list[str], labels: list[str], relations: list[str], goals: list[str], sessions: list[str],
-          targets: list[str]) -> dict[str, Any]:
+def _rows(store: RedisStore, own_goal: bool, project_id: str | None, family: list[str], labels: list[str],
+          relations: list[str], goals: list[str], sessions: list[str], targets: list[str]) -> dict[str, Any]:
     """One ``prompt_rows`` call: the rows of these ids, each key declared (see the script header)."""
     k = store.keys
-    generation = k.prompts_generation()
     # Each builder once, then concatenation: the same keys, without a call per row.
     issue, label, relation, goal = k.issue(""), k.row("label", ""), k.row("relation", ""), k.row("goal", "")
     session = k.session("") if sessions else ""
-    session_key, counter_key, record_id = record if count_key and record else (generation, generation, "")
-    keys = [generation, count_key or generation, session_key, counter_key, *[issue + i for i in family], *[label + i for i in labels],
+    keys = [k.prompts_generation(), *[issue + i for i in family], *[label + i for i in labels],
             *[relation + i for i in relations], *[goal + i for i in goals], *[session + i for i in sessions],
             *[issue + i for i in targets]]
-    args = [count_gen if count_key else "", record_id, _flag(own_goal), project_id or "", len(family), len(labels),
-            len(relations), len(goals), len(sessions), len(targets), len(SUMMARY_FIELDS), len(REF_FIELDS),
-            *SUMMARY_FIELDS, *REF_FIELDS, *targets]
+    args = [_flag(own_goal), project_id or "", len(family), len(labels), len(relations), len(goals), len(sessions),
+            len(targets), len(SUMMARY_FIELDS), len(REF_FIELDS), *SUMMARY_FIELDS, *REF_FIELDS, *targets]
     data: dict[str, Any] = orjson.loads(store.scripts["prompt_rows"](keys=keys, args=args))
     return data

@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 
 
 
-class _Nothing(Exception):
-    """No template applies (internal control flow of ``render_for_dispatch``)."""
-
-
 @dataclass(frozen=True)
 class Compiled:
     version_id: str
@@ -55,8 +51,6 @@ class PromptService:
         self.reviews = Reviews(store, self.templates)
         self._compiled: dict[str, Compiled] = {}
         self._catalog: tuple[str | None, list[Row]] = (None, [])
-        #: (catalog generation, whether a usable template of it is conditioned on labels)
-        self._predicted: tuple[str | None, bool] = (None, True)
 
     # ------------------------------------------------------------------ plumbing
     def ensure_seeded(self) -> None:
@@ -107,43 +101,11 @@ class PromptService:
         return hit
 
     # ------------------------------------------------------------------ selection + rendering
-    def facts(self, issue: Row, claim: Mapping[str, Any] | None = None,
-              usage: tuple[str, str] | None = None,
-              record: tuple[str, str, str] | None = None) -> ctxmod.Facts:
+    def facts(self, issue: Row, claim: Mapping[str, Any] | None = None) -> ctxmod.Facts:
         # With dispatch installed the context reads the sessions itself, in the same round trip
         # (the same rows ``sessions_for_issue`` returns; a test holds the two equal).
         dispatch = getattr(self.s, "dispatch", None)
-        return ctxmod.load(self.s, issue, None if dispatch is not None else [], claim, usage, record)
-
-    def _expected(self, issue: Row) -> tuple[str, str, str] | None:
-        """``(version key, generation, version id)`` of the version selection will pick for ``issue``, when
-        the cached catalog decides it from the issue row alone, else ``None``.
-
-        Lets the context read count the use in its own round trip: the script counts only if the
-        generation has not moved since, so the catalog (and thus the choice) is still this one.
-        Labels and earlier sessions are only known after the read, so a catalog with a usable
-        template conditioned on labels, or whose choice depends on ``hasFailedSessions``, gets
-        no prediction (the count then costs its own command, as before).
-        """
-        generation, rows = self._catalog
-        if generation is None:
-            return None
-        predicted = self._predicted
-        if predicted[0] != generation:
-            usable = selection.usable(rows)
-            by_labels = any("labels" in (t.get("conditions") or {}) for t in usable)
-            predicted = (generation, by_labels)
-            self._predicted = predicted
-        if predicted[1]:
-            return None
-        picks = {(t or {}).get("activeVersionId") for t in (
-            selection.select(rows, selection.match_context(issue, [], failed)) for failed in (False, True))}
-        if len(picks) != 1:
-            return None
-        version_id = picks.pop()
-        if not version_id:
-            return None
-        return self.s.keys.row(VERSION, version_id), generation, version_id
+        return ctxmod.load(self.s, issue, None if dispatch is not None else [], claim)
 
     def choose(self, facts: ctxmod.Facts) -> Choice | None:
         """Dispatch selection: 6.2, then the type fallbacks, then the seeded default of the type."""
@@ -175,54 +137,28 @@ class PromptService:
                             ) -> tuple[str | None, dict[str, Any] | None]:
         """The prompt and ``meta`` for a just-claimed issue (decoded row); bumps usage.
 
-        ``record`` (dispatch's claim): also record the rendered version on the claim's session
-        (``claim["sessionId"]``) and count it in dispatch's per-version counters
-        (:func:`loop.dispatch.sessions.stage_version`). Both ride on the context read when the
-        use can be counted there (see :meth:`_expected`), else they share one MULTI with the
-        usage count.
+        Renders first, then counts the use of the rendered version in one MULTI, with, for
+        ``record`` (dispatch's claim), the version recorded on the claim's session
+        (``claim["sessionId"]``) and counted in dispatch's per-version counters
+        (:func:`loop.dispatch.sessions.stage_version`).
 
         ``(None, None)`` when no template applies. Raises :class:`PromptRenderError` if the
         chosen template cannot render, so the caller can put the issue back (nothing is then
         counted or recorded).
         """
         session_id = str(claim["sessionId"]) if record and claim and claim.get("sessionId") else None
-        expected = self._expected(issue)
-        recording = None
-        if expected is not None and session_id is not None:
-            k = self.s.keys
-            recording = (k.session(session_id), k.dispatch_version(expected[2]), expected[2])
-        facts = self.facts(issue, claim, expected[:2] if expected is not None else None, recording)
-        # What the context read counted (and recorded), to take back if the rendered version differs.
-        counted = expected if expected is not None and facts.counted else None
-        try:
-            choice = self.choose(facts)
-            if choice is None or choice.version is None:
-                raise _Nothing
-            prompt, meta = self.render(facts, choice)
-        except BaseException as exc:
-            if counted is not None:  # the use was counted in advance: take it back
-                pipe = self.s.r.pipeline(transaction=True)
-                self._count(pipe, counted[2], session_id if recording else None, undo=True)
-                pipe.execute()
-            if isinstance(exc, _Nothing):
-                return None, None
-            raise
-        version_id = choice.version.version_id
-        if counted is None or counted[2] != version_id:
-            pipe = self.s.r.pipeline(transaction=True)
-            if counted is not None:  # cannot happen while the prediction is sound; stay exact anyway
-                self._count(pipe, counted[2], session_id if recording else None, undo=True)
-            self._count(pipe, version_id, session_id)
-            pipe.execute()
-        return prompt, {**meta, "reviewUrl": REVIEW_URL}
-
-    def _count(self, pipe: Any, version_id: str, session_id: str | None, undo: bool = False) -> None:
-        """Queue one use of ``version_id`` (``undo``: take it back) and, with ``session_id``, its record
-        on that claim's session (dispatch's bookkeeping)."""
-        pipe.hincrby(self.s.keys.row(VERSION, version_id), "usageCount", -1 if undo else 1)
+        facts = self.facts(issue, claim)
+        choice = self.choose(facts)
+        if choice is None or choice.version is None:
+            return None, None
+        prompt, meta = self.render(facts, choice)
+        pipe = self.s.r.pipeline(transaction=True)
+        pipe.hincrby(self.s.keys.row(VERSION, choice.version.version_id), "usageCount", 1)
         if session_id is not None:
             from loop.dispatch.sessions import stage_version
-            stage_version(pipe, self.s.keys, session_id, version_id, undo=undo)
+            stage_version(pipe, self.s.keys, session_id, choice.version.version_id)
+        pipe.execute()
+        return prompt, {**meta, "reviewUrl": REVIEW_URL}
 
     def preview(self, issue_id: str) -> dict[str, Any]:
         """Dry run for any live issue: selection (preview fallback of 6.2) and rendering."""

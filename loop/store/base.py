@@ -153,17 +153,13 @@ class RedisStore:
         return self.get_rows(kind, fields, ids), int(total)
 
     def write_row(self, pipe: Any, kind: str, fields: Mapping[str, str], row_id: str,
-                  changes: Mapping[str, Any], old: Mapping[str, Any] | None = None) -> None:
-        """Queue an HSET of the non-null changes and an HDEL of the nulled ones.
-
-        ``old``: the row as it was (``None`` for a new row): a long text field written
-        shorter must drop the pieces it no longer fills (see :func:`models.pieces`).
-        """
+                  changes: Mapping[str, Any]) -> None:
+        """Queue an HSET of the non-null changes and an HDEL of the nulled ones."""
         key = self.keys.row(kind, row_id)
         mapping = models.encode(fields, changes)
         if mapping:
             pipe.hset(key, mapping=mapping)
-        gone = models.stale(fields, changes, old)
+        gone = models.stale(fields, changes)
         if gone:
             pipe.hdel(key, *gone)
 

@@ -257,7 +257,10 @@ class Issues:
     def _stage_update(self, pipe: Any, old: Row, new: Row) -> None:
         diff = {k: v for k, v in new.items() if old.get(k) != v}
         if diff:
-            self.s.write_row(pipe, "issue", ISSUE_FIELDS, new["id"], diff, old)
+            self.s.write_row(pipe, "issue", ISSUE_FIELDS, new["id"], diff)
+        if "description" in diff:
+            # An older Loop may have stored the description in pieces (models.LEGACY_PIECE_SEP).
+            pipe.hdel(self.k.issue(new["id"]), *models.legacy_piece_names("description"))
         self._reindex(pipe, old, new)
 
     def delete(self, issue_id: str) -> Row:

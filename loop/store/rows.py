@@ -140,7 +140,7 @@ class RowService:
             seq = pipe.zscore(self.index, row_id) if moved else None
             states = self._prepare(pipe, old, new)
             pipe.multi()
-            self.s.write_row(pipe, self.kind, self.fields, row_id, {k: v for k, v in new.items() if old[k] != v}, old)
+            self.s.write_row(pipe, self.kind, self.fields, row_id, {k: v for k, v in new.items() if old[k] != v})
             if moved:
                 pipe.zrem(self.k.status_index(self.index_name, old["status"]), row_id)
                 pipe.zadd(self.k.status_index(self.index_name, new["status"]), {row_id: seq or 0})
@@ -165,7 +165,7 @@ class RowService:
             new = {**old, **stamp}
             states = self._prepare(pipe, old, new)
             pipe.multi()
-            self.s.write_row(pipe, self.kind, self.fields, row_id, stamp, old)
+            self.s.write_row(pipe, self.kind, self.fields, row_id, stamp)
             pipe.zrem(self.index, row_id)
             if self.status_indexed:
                 pipe.zrem(self.k.status_index(self.index_name, old["status"]), row_id)

@@ -6,7 +6,7 @@ the benchmark Redis (no HTTP, whose cost is the same with or without a prompt):
 * per seeded template, with a realistic context (project + goal, a parent with 20 children,
   labels, relations, 3 earlier released sessions and the active claim): ``render`` = the
   pybars render alone, ``dispatch render`` = what a claim pays (``render_for_dispatch``: the two
-  context calls, with the sessions and, with a warm catalog, the usage count; selection; render);
+  context calls, with the sessions; selection; render; the MULTI counting the use);
 * ``store.dispatch.next`` claims alternating, round by round, between rendering on and off
   (``store.prompts`` detached), over one backlog of child tasks in a project with a goal.
 """
