@@ -23,10 +23,9 @@ import redis
 
 from loop.clock import SystemClock
 from loop.errors import ConfigError
+from loop.runtime import Loop, build
 from loop.settings import Settings
 from loop.signals.providers import PROVIDERS
-from loop.store import RedisStore
-from loop.store.signals import service
 
 #: Test-only hook: a directory; when ``<dir>/<point>`` exists the job writes its pid to
 #: ``<dir>/<point>.pid`` and waits until the file is removed (lets a test SIGKILL the
@@ -61,7 +60,7 @@ def _decoding_client(conn: redis.Redis) -> redis.Redis:
     return client
 
 
-def store_for(spec: dict[str, Any], client: redis.Redis | None = None) -> RedisStore:
+def store_for(spec: dict[str, Any], client: redis.Redis | None = None) -> Loop:
     if client is None:
         from rq import get_current_job
 
@@ -71,7 +70,7 @@ def store_for(spec: dict[str, Any], client: redis.Redis | None = None) -> RedisS
         client = _decoding_client(job.connection)
     settings = dataclasses.replace(
         _base_settings(), namespace=spec["namespace"], promote_signals_to_todo=bool(spec["promote"]))
-    return RedisStore(client, settings, SystemClock())
+    return build(client, settings, SystemClock())
 
 
 def _hold(point: str) -> None:
@@ -98,7 +97,7 @@ def normalize_delivery(spec: dict[str, Any], client: redis.Redis | None = None) 
     normalized = provider.normalize(spec.get("meta") or {}, payload)
     if normalized is None:
         return {"deliveryId": spec["deliveryId"], "status": "ignored"}
-    signals = service(store)
+    signals = store.signals
     _hold("before-write")
     issue_data = signals.issue_data(normalized.source, normalized.severity, payload, normalized.title,
                                     description=normalized.description)
