@@ -1,8 +1,9 @@
 """The structure of ``loop/``: no import cycle, no action at a distance.
 
 Every module of ``loop/`` is parsed with :mod:`ast`; every import is an edge, including imports
-inside functions (a function-level import is still a dependency). Imports under
-``if TYPE_CHECKING:`` are left out: they exist for mypy only and run never.
+inside functions (a function-level import is still a dependency). Left out: imports under
+``if TYPE_CHECKING:`` (for mypy only, never run) and under ``if __name__ == "__main__":`` (a
+``python -m`` entry point runs as ``__main__``, a module of its own, so nothing imports it).
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _type_checking_only(node: ast.If) -> bool:
+def _not_run_on_import(node: ast.If) -> bool:
+    """``if TYPE_CHECKING:`` or ``if __name__ == "__main__":``: imports no importer runs."""
     test = node.test
+    if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__":
+        return any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
@@ -39,7 +43,7 @@ def _imports(tree: ast.AST, package: str, modules: set[str]) -> set[str]:
             found.add(name)
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _type_checking_only(node):
+        if isinstance(node, ast.If) and _not_run_on_import(node):
             for child in node.orelse:
                 visit(child)
             return
@@ -114,7 +118,8 @@ def test_the_cycle_finder_reports_a_cycle_it_is_given() -> None:
 
 def test_function_level_and_relative_imports_are_edges() -> None:
     tree = ast.parse("def f():\n    from . import x\n    import loop.y.z\n"
-                     "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import loop.w\n")
+                     "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import loop.w\n"
+                     "if __name__ == '__main__':\n    import loop.w\n")
     assert _imports(tree, "loop", {"loop", "loop.x", "loop.y", "loop.w"}) == {"loop.x", "loop.y"}
 
 

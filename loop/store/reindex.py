@@ -17,10 +17,12 @@ repair (and repair again if it reports drift). Sessions and leases are state, no
 ``check`` reports their inconsistencies, ``repair`` leaves them alone.
 
     REDIS_URL=redis://... LOOP_NAMESPACE=loop loop admin check | repair
+    python -m loop.store.reindex        # the same as ``loop admin repair``
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from loop import models
 from loop.keys import ID_WIDTH
 from loop.models import GOAL_STATUSES, ISSUE_FIELDS, Row
+from loop.settings import Settings
 from loop.store.issues import BITMAPS, INDEXED
 from loop.store.recount import counters
 
@@ -305,3 +308,17 @@ def rebuild_goal_status(store: RedisStore) -> int:
     repair(store)
     return int(store.r.zcard(store.keys.index("goals")))
 
+
+def main(graph: Callable[[Settings], RedisStore]) -> int:
+    """``python -m loop.store.reindex``: repair the namespace of the environment's settings."""
+    settings = Settings.from_env()
+    fixed = repair(graph(settings))
+    print(f"repaired {len(fixed)} derived keys of namespace {settings.namespace!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    # The entry point (not a dependency of this module) builds the whole graph, dispatch's keys too.
+    from loop.runtime import from_settings
+
+    sys.exit(main(from_settings))
