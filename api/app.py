@@ -1,14 +1,14 @@
 """The WSGI application.
 
-``create_app(store, clock, settings)`` builds the app from its collaborators (tests call it
-directly). ``api.app:app`` is the gunicorn entry point: the only place that reads the
+``create_app(store, clock, settings)`` builds the app around the object graph
+(:class:`loop.runtime.Loop`, from :func:`loop.runtime.build`; tests call it directly). ``api.app:app`` is the gunicorn entry point: the only place that reads the
 environment, resolved lazily on first access.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import falcon
 from falcon.routing import CompiledRouter
@@ -20,11 +20,14 @@ from loop import __version__
 from loop.clock import Clock, SystemClock
 from loop.settings import Settings
 
+if TYPE_CHECKING:
+    from loop.runtime import Loop
+
 OPENAPI_PATH = "/api/openapi.json"
 
 
-def create_app(store: Any, clock: Clock | None = None, settings: Settings | None = None) -> falcon.App[Any, Any]:
-    """Build the Loop API around ``store`` (a :class:`loop.store.RedisStore`)."""
+def create_app(store: Loop, clock: Clock | None = None, settings: Settings | None = None) -> falcon.App[Any, Any]:
+    """Build the Loop API around ``store`` (the graph of :func:`loop.runtime.build`)."""
     settings = settings or store.settings
     clock = clock or store.clock or SystemClock()
     api = Api(store, settings, clock)
@@ -70,10 +73,10 @@ class _OpenApi:
 
 def app_from_env() -> falcon.App[Any, Any]:
     """Build the app from the process environment (gunicorn entry point)."""
-    from loop.runtime import store_from_settings
+    from loop.runtime import from_settings
 
     settings = Settings.from_env()
-    return create_app(store_from_settings(settings), SystemClock(), settings)
+    return create_app(from_settings(settings), SystemClock(), settings)
 
 
 _app: falcon.App[Any, Any] | None = None

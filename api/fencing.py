@@ -8,9 +8,12 @@ active, unexpired claim (docs/dispatch.md, "Fencing"). No header: the write is u
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import falcon
+
+if TYPE_CHECKING:
+    from loop.runtime import Loop
 
 TOKEN_HEADER = "X-Loop-Claim-Token"
 
@@ -18,11 +21,7 @@ TOKEN_HEADER = "X-Loop-Claim-Token"
 Check = Callable[[Any, dict[str, Any]], None]
 
 
-def claim_check(store: Any, req: falcon.Request) -> Check | None:
+def claim_check(store: Loop, req: falcon.Request) -> Check | None:
     """The fence for this request's claim token, or ``None`` when it carries none."""
     token = req.get_header(TOKEN_HEADER)
-    dispatch = getattr(store, "dispatch", None)
-    if not token or dispatch is None:
-        return None
-    check: Check = dispatch.fence(token)
-    return check
+    return store.dispatch.fence(token) if token else None

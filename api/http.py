@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import falcon
 import orjson
@@ -15,6 +15,11 @@ from loop import errors
 from loop.redis_errors import unavailable_reason
 from loop.schema import Body, Query
 from loop.tunables import REDIS_RETRY_AFTER_SECONDS
+
+if TYPE_CHECKING:
+    from loop.clock import Clock
+    from loop.runtime import Loop
+    from loop.settings import Settings
 
 log = logging.getLogger("loop.api")
 
@@ -104,9 +109,9 @@ class Route:
 
 
 class Api:
-    """Shared context given to every resource: the store, settings and clock."""
+    """Shared context given to every resource: the object graph (``store``), settings and clock."""
 
-    def __init__(self, store: Any, settings: Any, clock: Any) -> None:
+    def __init__(self, store: Loop, settings: Settings, clock: Clock) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import falcon
 import orjson
@@ -12,6 +12,9 @@ from falcon.routing import CompiledRouter
 
 from api.http import JSON, raw_body
 from loop import errors
+
+if TYPE_CHECKING:
+    from loop.store.idempotency import Idempotency as IdempotencyStore
 
 CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Loop-Claim-Token"
@@ -121,7 +124,7 @@ class Idempotency:
 
     METHODS = frozenset(("POST", "PATCH", "DELETE"))
 
-    def __init__(self, store: Any, limit: int, router: CompiledRouter | None = None,
+    def __init__(self, store: IdempotencyStore, limit: int, router: CompiledRouter | None = None,
                  secret_ops: Iterable[tuple[object, str]] = ()) -> None:
         self.store = store
         self.limit = limit

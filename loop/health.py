@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from rq import Queue, Worker
@@ -29,6 +29,9 @@ from loop.tunables import (
     REDIS_HASH_VALUE_BYTES,
 )
 
+if TYPE_CHECKING:
+    from loop.store.base import RedisStore
+
 log = logging.getLogger("loop.health")
 
 Report = dict[str, Any]
@@ -38,7 +41,7 @@ def _reason(exc: Exception) -> str:
     return unavailable_reason(exc) or f"error ({type(exc).__name__})"
 
 
-def probe(store: Any) -> redis.RedisError | None:
+def probe(store: RedisStore) -> redis.RedisError | None:
     """``None`` when Redis accepts a write now, else the error (``unavailable_reason`` names it)."""
     try:
         store.r.set(store.keys.health_probe(), store.now(), px=HEALTH_PROBE_TTL_MS)
@@ -56,7 +59,7 @@ def _info(text_or_dict: Any) -> dict[str, Any]:
     return text_or_dict if isinstance(text_or_dict, dict) else {}
 
 
-def readiness(store: Any, queue_name: str) -> tuple[list[str], Report]:
+def readiness(store: RedisStore, queue_name: str) -> tuple[list[str], Report]:
     """(problems, report). No problems means ready; the rule is documented in docs/operations.md."""
     now = store.now()
     keys = store.keys
@@ -127,7 +130,7 @@ def _workers_report(queue: Queue, now: int, problems: list[str]) -> Report:
     return {"live": len(listed), "list": listed}
 
 
-def _queue_report(store: Any, queue_name: str, queued: int, oldest: str | None, scheduled: int, failures: int,
+def _queue_report(store: RedisStore, queue_name: str, queued: int, oldest: str | None, scheduled: int, failures: int,
                   now: int, problems: list[str]) -> Report:
     age = None
     if oldest:

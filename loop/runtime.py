@@ -1,18 +1,57 @@
-"""Process wiring: settings -> Redis client -> store. Used by gunicorn, workers, the CLI."""
+"""The composition root: the one place that builds Loop's object graph.
+
+:class:`Loop` is the store (every domain service of :class:`~loop.store.RedisStore`) plus the
+subsystems above it, as real typed attributes: ``dispatch``, ``signals`` and ``prompts``. Subsystems receive what they need as constructor
+arguments, and the hooks they run inside store writes are registered here, in order. The API
+(``api.app.create_app``), the workers, the CLI, the MCP server, the dev server and the benchmarks
+all build through :func:`build` or :func:`from_settings`; the store package imports nothing of
+this module nor of the subsystems.
+"""
 
 from __future__ import annotations
 
-from loop.clock import SystemClock
+from loop.clock import Clock, SystemClock
+from loop.dispatch import Dispatch, DispatchIssueHook, DispatchRelationHook
+from loop.dispatch import audit as dispatch_audit
 from loop.errors import ConfigError
+from loop.prompts.service import PromptService
 from loop.settings import Settings
-from loop.store import RedisStore, connect
+from loop.store import RedisStore, connect, reindex
+from loop.store.base import DEFAULT_REDIS_URL
+from loop.store.signals import Signals
+from loop.store.types import Client
 from loop.tunables import REDIS_TIMEOUT_SECONDS
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+__all__ = ["DEFAULT_REDIS_URL", "Loop", "build", "from_settings", "store_from_settings"]
 
 
-def store_from_settings(settings: Settings) -> RedisStore:
-    """The process's store. The first call per Redis URL also logs the Redis configuration
+class Loop(RedisStore):
+    """The store with dispatch, signals and the prompt engine.
+
+    ``prompts=False``: dispatch renders no prompt (a claim carries the issue and the claim only);
+    the prompt engine still serves its own API."""
+
+    def __init__(self, client: Client, settings: Settings | None = None, clock: Clock | None = None,
+                 *, prompts: bool = True) -> None:
+        super().__init__(client, settings, clock)
+        self.signals = Signals(self)
+        self.prompts = PromptService(self, dispatch=True)
+        self.dispatch = Dispatch(self, self.prompts if prompts else None)
+        # Order matters: the delivery guard WATCHes before any other hook reads.
+        self.issue_hooks.extend([self.signals.guard_hook, DispatchIssueHook(self.dispatch.index)])
+        self.relations.hooks.append(DispatchRelationHook(self.dispatch.index))
+        self.dispatch.goals.install()  # goal and project row hooks (goal bonuses)
+        self.audits.append(reindex.Extension(dispatch_audit.expect, dispatch_audit.audit_sessions))
+
+
+def build(client: Client, settings: Settings | None = None, clock: Clock | None = None,
+          *, prompts: bool = True) -> Loop:
+    """The object graph over ``client`` (``prompts=False``: claims come without a prompt)."""
+    return Loop(client, settings, clock, prompts=prompts)
+
+
+def from_settings(settings: Settings) -> Loop:
+    """The process's graph. The first call per Redis URL also logs the Redis configuration
     warnings of :func:`loop.health.check_redis_config` (eviction policy, persistence)."""
     from loop.health import check_redis_config_once
 
@@ -23,4 +62,8 @@ def store_from_settings(settings: Settings) -> RedisStore:
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL is invalid: {exc}") from None
     check_redis_config_once(client, url)
-    return RedisStore(client, settings, SystemClock())
+    return build(client, settings, SystemClock())
+
+
+#: The former name of :func:`from_settings`.
+store_from_settings = from_settings

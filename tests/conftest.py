@@ -14,8 +14,9 @@ from hypothesis import settings as hypothesis_settings
 
 from api.app import create_app
 from loop.clock import FrozenClock
+from loop.runtime import Loop, build
 from loop.settings import Settings
-from loop.store import RedisStore, connect
+from loop.store import connect
 from tests.redis_server import choose_url, claim_db, spawn_redis
 
 # CI replays the same examples every run (a red CI is then reproducible); local runs explore.
@@ -60,8 +61,14 @@ def settings(namespace: str, redis_url: str) -> Settings:
 
 
 @pytest.fixture
-def store(redis_client: redis.Redis, settings: Settings, clock: FrozenClock) -> Iterator[RedisStore]:
-    s = RedisStore(redis_client, settings, clock)
+def render_prompts() -> bool:
+    """Whether dispatch renders a prompt for each claim; a module that wants none overrides this."""
+    return True
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, settings: Settings, clock: FrozenClock, render_prompts: bool) -> Iterator[Loop]:
+    s = build(redis_client, settings, clock, prompts=render_prompts)
     try:
         yield s
     finally:
@@ -69,13 +76,13 @@ def store(redis_client: redis.Redis, settings: Settings, clock: FrozenClock) -> 
 
 
 @pytest.fixture
-def private_store() -> Iterator[RedisStore]:
+def private_store() -> Iterator[Loop]:
     """A store on a throwaway redis-server, for SCRIPT FLUSH and MONITOR (which must not
     disturb, nor be disturbed by, anyone else)."""
     proc = spawn_redis()
     try:
         client = connect(proc.url)
-        yield RedisStore(client, Settings(namespace=f"t-{uuid.uuid4().hex[:8]}"), FrozenClock())
+        yield build(client, Settings(namespace=f"t-{uuid.uuid4().hex[:8]}"), FrozenClock())
         client.close()
     finally:
         proc.stop()
@@ -104,7 +111,7 @@ class Client(falcon.testing.TestClient):
 
 
 @pytest.fixture
-def app(store: RedisStore, clock: FrozenClock, settings: Settings) -> falcon.App:
+def app(store: Loop, clock: FrozenClock, settings: Settings) -> falcon.App:
     return create_app(store, clock, settings)
 
 
@@ -113,6 +120,6 @@ def client(app: falcon.App) -> Client:
     return Client(app)
 
 
-def keys_of(store: RedisStore) -> set[str]:
+def keys_of(store: Loop) -> set[str]:
     """Every key of the test's namespace (for 'nothing was written' assertions)."""
     return set(store.r.scan_iter(match=store.keys.all_pattern(), count=1000))

@@ -11,7 +11,8 @@ import falcon.testing
 import pytest
 
 from api.app import create_app
-from loop.store import RedisStore, connect
+from loop.runtime import build
+from loop.store import connect
 from tests.conftest import API_KEY, keys_of
 from tests.redis_server import free_port
 
@@ -37,7 +38,7 @@ def test_health_pings_redis_and_answers_without_a_key(client):
 
 def test_health_is_503_with_a_json_reason_when_redis_is_unreachable(settings, clock):
     dead = connect(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2, socket_timeout=0.2)
-    client = falcon.testing.TestClient(create_app(RedisStore(dead, settings, clock), clock, settings))
+    client = falcon.testing.TestClient(create_app(build(dead, settings, clock), clock, settings))
     r = client.simulate_get("/health")
     assert r.status_code == 503
     assert r.json["ok"] is False and r.json["service"] == "loop-api"

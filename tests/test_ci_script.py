@@ -29,9 +29,11 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
 
 
-def _fake_checkout(tmp_path: Path, pytest_exit: int, lowest_exit: int = 0) -> tuple[Path, dict[str, str]]:
-    """A copy of .ci/run whose `python3 -m venv` makes stub pip/pytest/uv exiting as told; the stub
-    `uv venv` makes .venv-lowest, whose pytest exits with ``lowest_exit`` and leaves a mark."""
+def _fake_checkout(tmp_path: Path, pytest_exit: int, lowest_exit: int = 0, ruff_exit: int = 0,
+                   mypy_exit: int = 0) -> tuple[Path, dict[str, str]]:
+    """A copy of .ci/run whose `python3 -m venv` makes stub pip/pytest/uv/ruff/mypy exiting as told
+    (ruff and mypy leave a mark); the stub `uv venv` makes .venv-lowest, whose pytest exits with
+    ``lowest_exit`` and leaves a mark."""
     (tmp_path / ".ci").mkdir()
     shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
     bindir = tmp_path / "fakebin"
@@ -50,8 +52,10 @@ def _fake_checkout(tmp_path: Path, pytest_exit: int, lowest_exit: int = 0) -> tu
         "mkdir -p .venv/bin\n"
         "printf '#!/bin/sh\\nexit 0\\n' > .venv/bin/pip\n"
         f"printf '#!/bin/sh\\nexit {pytest_exit}\\n' > .venv/bin/pytest\n"
+        f"printf '#!/bin/sh\\ntouch ruff-ran\\nexit {ruff_exit}\\n' > .venv/bin/ruff\n"
+        f"printf '#!/bin/sh\\ntouch mypy-ran\\nexit {mypy_exit}\\n' > .venv/bin/mypy\n"
         f"cp {bindir / 'uv-stub'} .venv/bin/uv\n"
-        "chmod +x .venv/bin/pip .venv/bin/pytest .venv/bin/uv\n"
+        "chmod +x .venv/bin/pip .venv/bin/pytest .venv/bin/uv .venv/bin/ruff .venv/bin/mypy\n"
     )
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
@@ -76,3 +80,14 @@ def test_ci_fails_when_the_suite_fails_on_the_lowest_allowed_dependency_versions
     assert result.returncode == ci_exit, result.stderr
     assert (tmp_path / "lowest-ran").exists()
     assert "--resolution lowest-direct" in (tmp_path / "uv-calls").read_text()
+
+
+@pytest.mark.parametrize(("ruff_exit", "mypy_exit", "ci_exit"), [(0, 0, 0), (1, 0, 1), (0, 1, 1), (2, 0, 2)])
+def test_ci_fails_when_ruff_or_mypy_fails_after_the_suites_pass(tmp_path, ruff_exit, mypy_exit, ci_exit):
+    script, env = _fake_checkout(tmp_path, 0, ruff_exit=ruff_exit, mypy_exit=mypy_exit)
+    result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == ci_exit, result.stderr
+    assert (tmp_path / "ruff-ran").exists()
+    assert (tmp_path / "mypy-ran").exists() == (ruff_exit == 0)  # the first failing gate is CI's status
+    if ci_exit:
+        assert ("ruff" if ruff_exit else "mypy") + " failed" in result.stderr

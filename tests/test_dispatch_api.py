@@ -18,7 +18,7 @@ def _issue(client, **fields):
 @pytest.fixture
 def no_prompts(store, monkeypatch):
     """Dispatch without the prompt engine (prompt and meta null), whatever is installed."""
-    monkeypatch.setattr(store, "prompts", None, raising=False)
+    monkeypatch.setattr(store.dispatch, "prompts", None)
 
 
 def test_next_answers_204_with_an_empty_body_when_the_store_is_empty(client):

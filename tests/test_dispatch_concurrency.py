@@ -11,8 +11,9 @@ import pytest
 from loop.clock import FrozenClock
 from loop.dispatch.audit import audit, expected
 from loop.dispatch.scoring import parse_member
+from loop.runtime import build
 from loop.settings import Settings
-from loop.store import RedisStore, connect
+from loop.store import connect
 
 PROCESSES = 8
 THREADS = 125
@@ -29,7 +30,7 @@ def _dispatcher_process(settings: Settings, url: str, start_ms: int, threads: in
 
     def run(n: int) -> None:
         try:
-            store = RedisStore(connect(url, max_connections=1), settings, FrozenClock(start_ms))
+            store = build(connect(url, max_connections=1), settings, FrozenClock(start_ms))
             store.r.ping()
             barrier.wait(60)
             mine = []

@@ -25,8 +25,9 @@ from loop.clock import FrozenClock
 from loop.dispatch.audit import audit, expected
 from loop.dispatch.scoring import parse_member
 from loop.errors import BusinessRuleError, Conflict, NotFound
+from loop.runtime import build
 from loop.settings import Settings
-from loop.store import RedisStore, connect
+from loop.store import connect
 from loop.store.reindex import check
 
 LEASE = 60
@@ -42,7 +43,7 @@ class DispatchMachine(RuleBasedStateMachine):
         super().__init__()
         self.clock = FrozenClock()
         cfg = Settings(namespace=f"t-sm-{uuid.uuid4().hex[:10]}", lease_seconds=LEASE, max_lease_expiries=2)
-        self.store = RedisStore(connect(self.url), cfg, self.clock)
+        self.store = build(connect(self.url), cfg, self.clock)
         self.projects = [self.store.projects.create({"name": f"p{n}"})["id"] for n in range(2)]
         self.goal = self.store.goals.create({"title": "g", "projectId": self.projects[0], "status": "achieved"})
 

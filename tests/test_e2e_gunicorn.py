@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
+from loop.runtime import build
 from loop.settings import Settings
-from loop.store import RedisStore, connect
+from loop.store import connect
 from tests.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +85,7 @@ def server(redis_url: str) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-        RedisStore(connect(redis_url), Settings(api_key=KEY, namespace=namespace)).delete_namespace()
+        build(connect(redis_url), Settings(api_key=KEY, namespace=namespace)).delete_namespace()
 
 
 @pytest.mark.slow

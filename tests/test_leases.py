@@ -34,9 +34,9 @@ def _status(client, issue):
     return client.get(f"/api/issues/{issue['id']}").json["data"]["status"]
 
 
-@pytest.fixture(autouse=True)
-def no_prompts(store, monkeypatch):
-    monkeypatch.setattr(store, "prompts", None, raising=False)
+@pytest.fixture
+def render_prompts() -> bool:
+    return False  # these tests claim without a prompt (dispatch renders none)
 
 
 def test_an_unrenewed_lease_expires_and_the_issue_is_dispatched_again(client, store, clock):
@@ -244,7 +244,7 @@ class _Prompts:
 
 def test_the_prompt_engine_renders_the_claimed_issue_and_the_version_is_counted(client, store, clock, monkeypatch):
     prompts = _Prompts(store)
-    monkeypatch.setattr(store, "prompts", prompts)
+    monkeypatch.setattr(store.dispatch, "prompts", prompts)
     a, b = _issue(client, priority=1, description="the whole row"), _issue(client, priority=2)
     body = _claim(client)
     assert body["prompt"] == f"Do #{a['number']}" and body["meta"]["versionId"] == "v1"
@@ -264,7 +264,7 @@ def test_the_prompt_engine_renders_the_claimed_issue_and_the_version_is_counted(
 
 
 def test_a_prompt_that_cannot_render_returns_the_issue_to_the_queue_and_says_why(client, store, monkeypatch):
-    monkeypatch.setattr(store, "prompts", _Prompts(store, fail=True))
+    monkeypatch.setattr(store.dispatch, "prompts", _Prompts(store, fail=True))
     issue = _issue(client)
     r = client.get("/api/dispatch/next")
     assert r.status_code == 500
@@ -285,7 +285,7 @@ def test_render_failures_are_not_strikes_so_a_broken_template_never_parks_the_qu
         raise error
 
     monkeypatch.setattr(prompts, "render_for_dispatch", broken)
-    monkeypatch.setattr(store, "prompts", prompts)
+    monkeypatch.setattr(store.dispatch, "prompts", prompts)
     issue = _issue(client)
     for _ in range(settings.max_lease_expiries + 1):
         assert client.get("/api/dispatch/next").status_code in (500, 503)

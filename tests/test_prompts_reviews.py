@@ -252,7 +252,7 @@ def test_versions_show_rates_from_dispatch_stats(client: Client, store: RedisSto
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     t, v = template_with_version(client)
     stats = {"dispatched": 4, "completed": 1, "failed": 1, "expired": 1, "released": 0, "completedDurationMsSum": 1500}
-    monkeypatch.setattr(store.dispatch, "version_stats", lambda vid: stats if vid == v["id"] else {})
+    store.r.hset(store.keys.dispatch_version(v["id"]), mapping=stats)  # dispatch's per-version counters
     [wire] = client.get(f"/api/templates/{t['id']}/versions").json["data"]
     assert wire["completionRate"] == pytest.approx(1 / 3) and wire["avgDurationMs"] == 1500.0
     entry = next(e for e in client.get("/api/dashboard/prompts").json["data"] if e["template"]["id"] == t["id"])

@@ -10,9 +10,9 @@ from loop.dispatch.audit import audit
 from tests.conftest import keys_of
 
 
-@pytest.fixture(autouse=True)
-def no_prompts(store, monkeypatch):
-    monkeypatch.setattr(store, "prompts", None, raising=False)
+@pytest.fixture
+def render_prompts() -> bool:
+    return False  # these tests claim without a prompt (dispatch renders none)
 
 
 def _issue(client):

@@ -12,9 +12,9 @@ from loop.dispatch.sessions import NEEDS_REVIEW_COLOR, NEEDS_REVIEW_LABEL
 from loop.store.base import IssueHook
 
 
-@pytest.fixture(autouse=True)
-def no_prompts(store, monkeypatch):
-    monkeypatch.setattr(store, "prompts", None, raising=False)
+@pytest.fixture
+def render_prompts() -> bool:
+    return False  # these tests claim without a prompt (dispatch renders none)
 
 
 def _issue(client, **fields):
@@ -29,7 +29,7 @@ class _Once(IssueHook):
     def __init__(self, action: Any) -> None:
         self.action = action
 
-    def prepare(self, pipe: Any, old: Any, new: Any) -> None:
+    def prepare(self, pipe: Any, old: Any, new: Any, intent: Any) -> None:
         action, self.action = self.action, None
         if action is not None:
             action()

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from api.app import create_app
-from loop.store import RedisStore
+from loop.runtime import build
 from tests.conftest import Client, keys_of
 
 SIGNAL = {"source": "posthog", "type": "metric_spike", "severity": "critical",
@@ -46,7 +46,7 @@ def test_the_triage_issue_is_promoted_to_todo_so_dispatch_can_hand_it_out(client
 
 def test_promotion_can_be_turned_off_and_the_issue_stays_in_triage(store, settings, clock):
     off = dataclasses.replace(settings, promote_signals_to_todo=False)
-    client = Client(create_app(RedisStore(store.r, off, clock), clock, off))
+    client = Client(create_app(build(store.r, off, clock), clock, off))
     assert post(client).json["data"]["issue"]["status"] == "triage"
     assert client.get("/api/dispatch/queue").json["total"] == 0
 

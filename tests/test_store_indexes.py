@@ -15,6 +15,7 @@ from api.app import create_app
 from loop.clock import FrozenClock
 from loop.errors import BusinessRuleError, NotFound
 from loop.models import ISSUE_FIELDS, ISSUE_STATUSES
+from loop.runtime import build
 from loop.settings import Settings
 from loop.store import RedisStore, connect
 from loop.store.base import IssueHook
@@ -74,7 +75,7 @@ class IndexBatch:
 def big_store(private_redis: RedisProcess) -> RedisStore:
     """20,000 issues written through the store's own row codec and index staging, pipelined."""
     settings = Settings(api_key=API_KEY, namespace="big")
-    store = RedisStore(connect(private_redis.url), settings, FrozenClock())
+    store = build(connect(private_redis.url), settings, FrozenClock())
     rng = random.Random(7)
     now = store.now()
     pipe = store.r.pipeline(transaction=False)
@@ -185,7 +186,7 @@ class Interleave(IssueHook):
     def __init__(self, when: Any, action: Any) -> None:
         self.when, self.action, self.fired = when, action, False
 
-    def prepare(self, pipe: Any, old: Any, new: Any) -> None:
+    def prepare(self, pipe: Any, old: Any, new: Any, intent: Any) -> None:
         if not self.fired and self.when(old, new):
             self.fired = True
             self.action()

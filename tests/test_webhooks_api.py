@@ -9,7 +9,7 @@ import pytest
 from rq.job import Job
 
 from api.app import create_app
-from loop.store import RedisStore
+from loop.runtime import build
 from tests.conftest import Client, keys_of
 from tests.fixtures.webhooks import (
     fixture_bytes,
@@ -204,7 +204,7 @@ def test_posthog_bodies_without_a_uuid_dedupe_on_the_body_hash(client, rq_queue)
 # ------------------------------------------------------------------ secrets
 def app_with(store, settings, clock, **changes):
     s = dataclasses.replace(settings, **changes)
-    return Client(create_app(RedisStore(store.r, s, clock), clock, s))
+    return Client(create_app(build(store.r, s, clock), clock, s))
 
 
 @pytest.mark.parametrize("path, attr, env", [

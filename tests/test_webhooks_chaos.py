@@ -21,7 +21,8 @@ import redis
 from rq.registry import FailedJobRegistry
 
 from api.app import create_app
-from loop.store import RedisStore, connect
+from loop.runtime import build
+from loop.store import connect
 from tests.conftest import Client
 from tests.fixtures.webhooks import drain, fixture_bytes, github_headers, open_queue
 from tests.redis_server import spawn_redis
@@ -101,7 +102,7 @@ def test_redis_stopping_during_webhooks_gives_503s_and_leaves_nothing_half_writt
     server = spawn_redis()
     try:
         s = dataclasses.replace(settings, redis_url=server.url)
-        store = RedisStore(connect(server.url), s, clock)
+        store = build(connect(server.url), s, clock)
         client = Client(create_app(store, clock, s))
         queue = queue_for(s)
         results: dict[str, list[tuple[int, str | None]]] = {}

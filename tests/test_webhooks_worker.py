@@ -182,11 +182,11 @@ def test_exhausted_retries_land_in_the_failed_registry_with_the_payload_and_can_
 
 def test_webhook_issues_stay_in_triage_when_promotion_is_off(store, settings, clock, rq_queue):
     from api.app import create_app
-    from loop.store import RedisStore
+    from loop.runtime import build
     from tests.conftest import Client
 
     off = dataclasses.replace(settings, promote_signals_to_todo=False)
-    client = Client(create_app(RedisStore(store.r, off, clock), clock, off))
+    client = Client(create_app(build(store.r, off, clock), clock, off))
     post_github(client, "issues.opened", "issues", "triage-1")
     drain(rq_queue)
     assert [i["status"] for i in issues_of(client)["data"]] == ["triage"]

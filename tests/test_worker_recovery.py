@@ -26,6 +26,7 @@ import redis
 from rq.scheduler import RQScheduler
 
 from api.app import create_app
+from loop.runtime import build
 from loop.store import RedisStore, connect
 from tests.conftest import Client
 from tests.fixtures.webhooks import fixture_bytes, github_headers
@@ -164,7 +165,7 @@ def rig(settings: Any, clock: Any, tmp_path: Path) -> Iterator[Rig]:
     server = DurableRedis()
     server.start()
     s = dataclasses.replace(settings, redis_url=server.url, webhook_retry_intervals=(1, 1, 1))
-    store = RedisStore(connect(server.url), s, clock)
+    store = build(connect(server.url), s, clock)
     holds, logs = tmp_path / "holds", tmp_path / "logs"
     holds.mkdir()
     logs.mkdir()

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from loop.runtime import Loop
+    from loop.settings import Settings
 
 from loop.tunables import LEASE_SWEEP_SECONDS as LEASE_SWEEP_SECONDS  # re-exported: workers.runner
 
 log = logging.getLogger("loop.leases")
 
 
-def expire_leases(store: Any, max_batches: int = 100) -> int:
+def expire_leases(store: Loop, max_batches: int = 100) -> int:
     """Expire every due lease (in batches); returns how many sessions were expired."""
     total = 0
     for _ in range(max_batches):
@@ -34,12 +38,12 @@ def expire_leases(store: Any, max_batches: int = 100) -> int:
 
 
 @functools.cache
-def _store(settings: Any) -> Any:
-    from loop.runtime import store_from_settings
+def _store(settings: Settings) -> Loop:
+    from loop.runtime import from_settings
 
-    return store_from_settings(settings)
+    return from_settings(settings)
 
 
-def sweep(settings: Any) -> None:
+def sweep(settings: Settings) -> None:
     """Periodic entry point: one sweep with the process's store for ``settings``."""
     expire_leases(_store(settings))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loop.errors import NotFound
 from loop.keys import ID_WIDTH
@@ -21,10 +21,14 @@ from loop.store.signals import FILTERS as SIGNAL_FILTERS
 from loop.tunables import RETENTION_BATCH
 from loop.tunables import RETENTION_SWEEP_SECONDS as RETENTION_SWEEP_SECONDS  # re-exported: workers.runner
 
+if TYPE_CHECKING:
+    from loop.runtime import Loop
+    from loop.settings import Settings
+
 log = logging.getLogger("loop.retention")
 
 
-def _due(store: Any, kind: str, keep_seconds: int, batch: int) -> list[str]:
+def _due(store: Loop, kind: str, keep_seconds: int, batch: int) -> list[str]:
     """The oldest ids scheduled for ``kind`` that are older than ``keep_seconds``."""
     if keep_seconds <= 0:
         return []
@@ -33,7 +37,7 @@ def _due(store: Any, kind: str, keep_seconds: int, batch: int) -> list[str]:
     return ids
 
 
-def purge_sessions(store: Any, batch: int = RETENTION_BATCH) -> int:
+def purge_sessions(store: Loop, batch: int = RETENTION_BATCH) -> int:
     """Remove closed sessions older than ``session_retention_seconds`` (hash + issue's list)."""
     k = store.keys
     ids = _due(store, "sessions", store.settings.session_retention_seconds, batch)
@@ -57,7 +61,7 @@ def purge_sessions(store: Any, batch: int = RETENTION_BATCH) -> int:
     return purged
 
 
-def purge_payloads(store: Any, batch: int = RETENTION_BATCH) -> int:
+def purge_payloads(store: Loop, batch: int = RETENTION_BATCH) -> int:
     """Drop signal payloads older than ``signal_payload_retention_seconds``; the signal and its
     issue stay (``payload``/``signalPayload`` read null from then on)."""
     k = store.keys
@@ -78,13 +82,13 @@ def purge_payloads(store: Any, batch: int = RETENTION_BATCH) -> int:
     return len(ids)
 
 
-def purge_issues(store: Any, batch: int = RETENTION_BATCH) -> int:
+def purge_issues(store: Loop, batch: int = RETENTION_BATCH) -> int:
     """Remove soft-deleted issues older than ``deleted_issue_retention_seconds`` with every side key."""
     ids = _due(store, "issues", store.settings.deleted_issue_retention_seconds, batch)
     return sum(_purge_issue(store, iid) for iid in ids)
 
 
-def _purge_issue(store: Any, iid: str) -> bool:
+def _purge_issue(store: Loop, iid: str) -> bool:
     """One deleted issue, in one WATCH/MULTI; ``False`` (just unscheduled) if it is live or gone."""
     from loop.models import ISSUE_FIELDS, decode
     from loop.store.signals import SIGNAL_FIELDS
@@ -143,7 +147,7 @@ def _statuses(pipe: Any, k: Any, sessions: list[str]) -> list[str | None]:
     return [pipe.hget(k.session(s), "status") for s in sessions]
 
 
-def purge(store: Any, batch: int = RETENTION_BATCH) -> dict[str, int]:
+def purge(store: Loop, batch: int = RETENTION_BATCH) -> dict[str, int]:
     """One retention run: at most ``batch`` rows of each kind; how many of each were purged."""
     done = {"sessions": purge_sessions(store, batch), "payloads": purge_payloads(store, batch),
             "issues": purge_issues(store, batch)}
@@ -153,12 +157,12 @@ def purge(store: Any, batch: int = RETENTION_BATCH) -> dict[str, int]:
 
 
 @functools.cache
-def _store(settings: Any) -> Any:
-    from loop.runtime import store_from_settings
+def _store(settings: Settings) -> Loop:
+    from loop.runtime import from_settings
 
-    return store_from_settings(settings)
+    return from_settings(settings)
 
 
-def sweep(settings: Any) -> None:
+def sweep(settings: Settings) -> None:
     """Periodic entry point (``workers.runner.PERIODIC``): one run with the process's store."""
     purge(_store(settings))

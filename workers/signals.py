@@ -22,10 +22,9 @@ import redis
 
 from loop.clock import SystemClock
 from loop.errors import ConfigError
+from loop.runtime import Loop, build
 from loop.settings import Settings
 from loop.signals.providers import PROVIDERS
-from loop.store import RedisStore
-from loop.store.signals import service
 
 
 def _no_checkpoint(point: str) -> None:
@@ -65,7 +64,7 @@ def _decoding_client(conn: redis.Redis) -> redis.Redis:
     return client
 
 
-def store_for(spec: dict[str, Any], client: redis.Redis | None = None) -> RedisStore:
+def store_for(spec: dict[str, Any], client: redis.Redis | None = None) -> Loop:
     if client is None:
         from rq import get_current_job
 
@@ -75,7 +74,7 @@ def store_for(spec: dict[str, Any], client: redis.Redis | None = None) -> RedisS
         client = _decoding_client(job.connection)
     settings = dataclasses.replace(
         _base_settings(), namespace=spec["namespace"], promote_signals_to_todo=bool(spec["promote"]))
-    return RedisStore(client, settings, SystemClock())
+    return build(client, settings, SystemClock())
 
 
 def normalize_delivery(spec: dict[str, Any], client: redis.Redis | None = None) -> dict[str, Any]:
@@ -87,7 +86,7 @@ def normalize_delivery(spec: dict[str, Any], client: redis.Redis | None = None) 
     normalized = provider.normalize(spec.get("meta") or {}, payload)
     if normalized is None:
         return {"deliveryId": spec["deliveryId"], "status": "ignored"}
-    signals = service(store)
+    signals = store.signals
     checkpoint("before-write")
     issue_data = signals.issue_data(normalized.source, normalized.severity, payload, normalized.title,
                                     description=normalized.description)

@@ -102,18 +102,12 @@ class IssueItem:
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, issue_id: str) -> None:
         data = self.api.body(req, UPDATE)
-        issue = self.api.store.issues.update(issue_id, data, **_patch_context(self.api, req))
+        issue = self.api.store.issues.update(issue_id, data, check=claim_check(self.api.store, req))
         send(resp, {"data": self.api.store.issues.wire(issue)})
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, issue_id: str) -> None:
         self.api.store.issues.delete(issue_id)
         no_content(resp)
-
-
-def _patch_context(api: Api, req: falcon.Request) -> dict[str, object]:
-    """Extra arguments for ``issues.update``: a claim token (``X-Loop-Claim-Token``) is fenced."""
-    check = claim_check(api.store, req)
-    return {"check": check} if check is not None else {}
 
 
 class IssueLabels:

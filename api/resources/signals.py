@@ -7,7 +7,7 @@ import falcon
 from api.http import Api, Op, Route, send
 from loop.models import SEVERITIES
 from loop.schema import PAGINATION, Body, Enum, Id, Query, Record, Str
-from loop.store.signals import SIGNAL_FIELDS, service, title_for
+from loop.store.signals import SIGNAL_FIELDS, title_for
 
 #: Row schemas this module adds to the OpenAPI document.
 ENTITIES = {"Signal": SIGNAL_FIELDS}
@@ -34,13 +34,13 @@ class SignalList:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         q = self.api.query(req, LIST_QUERY)
-        signals = service(self.api.store)
+        signals = self.api.store.signals
         rows, total = signals.list(q, q["limit"], q["offset"])
         send(resp, {"data": [signals.wire(r) for r in rows], "total": total})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = self.api.body(req, CREATE)
-        signals = service(self.api.store)
+        signals = self.api.store.signals
         issue = signals.issue_data(data["source"], data["severity"], data["payload"],
                                    title_for(data["source"], data["type"], data["payload"]),
                                    project_id=data.get("projectId"))
@@ -54,7 +54,7 @@ class SignalItem:
         self.api = api
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, signal_id: str) -> None:
-        signals = service(self.api.store)
+        signals = self.api.store.signals
         send(resp, {"data": signals.wire(signals.get_live(signal_id))})
 
 

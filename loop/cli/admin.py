@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.shell_completion import get_completion_class
@@ -12,6 +12,9 @@ from loop.cli.common import CliError, client, command, describe, mask, resolve
 from loop.cli.output import Column, Out
 from loop.client import LoopClientError
 from loop.errors import ConfigError
+
+if TYPE_CHECKING:
+    from loop.runtime import Loop
 
 KEY_COLUMNS: list[Column] = [("Name", "name"), ("Prefix", "prefix"), ("Created", "createdAt"), ("ID", "id")]
 
@@ -143,14 +146,14 @@ def admin() -> None:
     """
 
 
-def _store() -> Any:
-    from loop.runtime import store_from_settings
+def _store() -> Loop:
+    from loop.runtime import from_settings
     from loop.settings import Settings
 
     # The bootstrap key is irrelevant here; every other variable is validated as at start.
     env = {**os.environ, "LOOP_API_KEY": os.environ.get("LOOP_API_KEY") or "-"}
     try:
-        return store_from_settings(Settings.from_env(env))
+        return from_settings(Settings.from_env(env))
     except ConfigError as exc:
         raise CliError(str(exc)) from None
 

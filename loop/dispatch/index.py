@@ -20,8 +20,8 @@ from loop.dispatch import scoring, sessions
 from loop.errors import BusinessRuleError
 from loop.models import ISSUE_FIELDS, RESOLVED_STATUSES, Row
 from loop.scripts import source
-from loop.store.base import IssueHook
 from loop.store.relations import RelationHook
+from loop.store.types import IssueHook, SessionClose, WriteIntent
 from loop.tunables import CYCLE_CHECK_LIMIT
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ class DispatchIssueHook(IssueHook):
         self.ix = index
         self.k = index.k
 
-    def prepare(self, pipe: Any, old: Row | None, new: Row) -> Plan:
+    def prepare(self, pipe: Any, old: Row | None, new: Row, intent: WriteIntent) -> Plan:
         plan = Plan()
         if old is not None and all(old[f] == new[f] for f in DISPATCH_FIELDS):
             return plan
@@ -184,12 +184,11 @@ class DispatchIssueHook(IssueHook):
             for dep_id, (row, count) in zip(dependents, self.ix.read_dependents(pipe, dependents), strict=True):
                 self.ix.plan_dependent(plan, row, count, delta, dep_id)
         if old is not None:
-            self._plan_session(pipe, plan, old, new)
+            self._plan_session(pipe, plan, old, new, intent.close)
         return plan
 
-    def _plan_session(self, pipe: Any, plan: Plan, old: Row, new: Row) -> None:
+    def _plan_session(self, pipe: Any, plan: Plan, old: Row, new: Row, intent: SessionClose | None) -> None:
         k, iid = self.k, new["id"]
-        intent = sessions.current_intent()
         leaving = old["status"] == "in_progress" and (new["deletedAt"] is not None or new["status"] != "in_progress")
         if leaving:
             pipe.watch(k.dispatch_state(iid))

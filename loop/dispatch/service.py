@@ -1,22 +1,23 @@
-"""``store.dispatch``: claim, leases, sessions, fencing and the queue preview."""
+"""``loop.dispatch``: claim, leases, sessions, fencing and the queue preview."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from loop.clock import iso
 from loop.dispatch import scoring, sessions
 from loop.dispatch.claim import Claim, Claimer, LeaseDue
 from loop.dispatch.goals import GoalBonus
 from loop.dispatch.index import Index
-from loop.dispatch.sessions import Intent
 from loop.errors import Conflict, Forbidden, LoopError, NotFound
 from loop.models import Row
+from loop.store.types import SessionClose, WriteIntent
 from loop.tunables import CLAIM_SWEEP, SWEEP_BATCH
 
 if TYPE_CHECKING:
+    from loop.prompts.service import PromptService
     from loop.store.base import RedisStore
 
 log = logging.getLogger("loop.dispatch")
@@ -30,17 +31,18 @@ class RenderFailed(LoopError):
     """The claimed issue's prompt could not be rendered; the claim was given back (HTTP 500)."""
 
 
-class _Skip(Exception):
-    """The session changed under us (heartbeat, another sweeper): nothing to do."""
-
-
-class _Drift(Exception):
-    """The session is active but its issue is no longer held by it: close the session alone."""
+#: What ``_requeue``'s check found under WATCH: act (requeue the issue), retry (the session changed
+#: under us: heartbeat, another sweeper), or drift (the session is active but its issue is no longer
+#: held by it: close the session alone).
+Verdict = Literal["act", "retry", "drift"]
 
 
 class Dispatch:
-    def __init__(self, store: RedisStore) -> None:
+    """``prompts``: the engine that renders a claim's prompt (``None``: claims carry no prompt)."""
+
+    def __init__(self, store: RedisStore, prompts: PromptService | None) -> None:
         self.s = store
+        self.prompts = prompts
         self.k = store.keys
         self.index = Index(store)
         self.goals = GoalBonus(store)
@@ -50,7 +52,7 @@ class Dispatch:
     def next(self, agent: str, project_id: str | None = None) -> dict[str, Any] | None:
         """Claim the best eligible issue and render its prompt; ``None`` when nothing is eligible."""
         # The prompt engine reads the whole issue; without it the brief fields are the answer.
-        full = getattr(self.s, "prompts", None) is not None
+        full = self.prompts is not None
         try:
             claim = self.claimer.claim(agent, project_id, check_due=True, full=full)
         except LeaseDue:
@@ -69,7 +71,7 @@ class Dispatch:
         return self.claimer.claim(agent, project_id)
 
     def _render(self, claim: Claim) -> tuple[str | None, dict[str, Any] | None]:
-        prompts = getattr(self.s, "prompts", None)
+        prompts = self.prompts
         if prompts is None:
             return None, None
         try:
@@ -121,8 +123,7 @@ class Dispatch:
         return [sessions.wire(sessions.decode(raw)) for raw in reader.execute() if raw], int(total)
 
     def version_stats(self, version_id: str) -> dict[str, int]:
-        raw = self.s.r.hgetall(self.k.dispatch_version(version_id))
-        return {name: int(raw.get(name, 0)) for name in sessions.VERSION_COUNTERS}
+        return sessions.version_stats(self.s.r, self.k, version_id)
 
     def _authorize(self, session: dict[str, str], agent: str | None, token: str | None) -> None:
         if token is not None:
@@ -217,33 +218,40 @@ class Dispatch:
             label_id = None
             if park:
                 label_id = self.s.labels.ensure(sessions.NEEDS_REVIEW_LABEL, sessions.NEEDS_REVIEW_COLOR)["id"]
-            check = self._requeue_check(session_id, strikes, due_only)
+            verdict: Verdict = "act"
+
+            def proceed(pipe: Any, old: Row, strikes: int = strikes) -> bool:  # bound now, not late
+                nonlocal verdict
+                verdict = self._requeue_verdict(pipe, old, session_id, strikes, due_only)
+                return verdict == "act"
+
+            intent = WriteIntent(close=SessionClose(session_id, outcome, reason, label_id))
             try:
-                with sessions.intent(Intent(session_id, outcome, reason, label_id)):
-                    self.s.issues.update(iid, {"status": sessions.PARKED_STATUS if park else "todo",
-                                               "agentSessionId": None}, check=check)
+                self.s.issues.update_if(iid, {"status": sessions.PARKED_STATUS if park else "todo",
+                                              "agentSessionId": None}, proceed, intent)
+            except NotFound:
+                verdict = "drift"
+            if verdict == "act":
                 return True
-            except _Skip:
-                continue
-            except (_Drift, NotFound):
+            if verdict == "drift":
                 return self._close_alone(session_id, outcome, reason)
         return False
 
-    def _requeue_check(self, session_id: str, strikes: int, due_only: bool) -> Callable[[Any, Row], None]:
-        def check(pipe: Any, old: Row) -> None:
-            state_key, skey = self.k.dispatch_state(old["id"]), self.k.session(session_id)
-            pipe.watch(state_key, skey)
-            state: dict[str, str] = pipe.hgetall(state_key)
-            session: dict[str, str] = pipe.hgetall(skey)
-            if session.get("status") != "active":
-                raise _Skip
-            if due_only and int(session["expiresAt"]) > self.s.now():
-                raise _Skip
-            if int(state.get("strikes", 0)) != strikes:
-                raise _Skip
-            if state.get("session") != session_id or old["status"] != "in_progress":
-                raise _Drift
-        return check
+    def _requeue_verdict(self, pipe: Any, old: Row, session_id: str, strikes: int, due_only: bool) -> Verdict:
+        """Whether ``_requeue`` may write, read under WATCH of the issue's dispatch state and session."""
+        state_key, skey = self.k.dispatch_state(old["id"]), self.k.session(session_id)
+        pipe.watch(state_key, skey)
+        state: dict[str, str] = pipe.hgetall(state_key)
+        session: dict[str, str] = pipe.hgetall(skey)
+        if session.get("status") != "active":
+            return "retry"
+        if due_only and int(session["expiresAt"]) > self.s.now():
+            return "retry"
+        if int(state.get("strikes", 0)) != strikes:
+            return "retry"
+        if state.get("session") != session_id or old["status"] != "in_progress":
+            return "drift"
+        return "act"
 
     def _close_alone(self, session_id: str, outcome: str, reason: str | None) -> bool:
         skey = self.k.session(session_id)

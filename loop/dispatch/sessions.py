@@ -8,11 +8,7 @@ issue change that caused it (see :class:`loop.dispatch.index.DispatchIssueHook`)
 
 from __future__ import annotations
 
-import contextlib
 import hmac
-from collections.abc import Iterator
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 from loop import models
@@ -47,34 +43,10 @@ def wire(row: Row) -> Row:
     return models.wire(SESSION_FIELDS, row)
 
 
-@dataclass(frozen=True)
-class Intent:
-    """Why the next issue write closes session ``session_id`` (release, expiry, failed render).
-
-    Set around ``store.issues.update`` by the dispatch service; the issue hook reads it.
-    Without an intent the hook derives the outcome from the new status.
-    """
-
-    session_id: str
-    outcome: str
-    reason: str | None = None
-    label_id: str | None = None
-
-
-_intent: ContextVar[Intent | None] = ContextVar("loop_dispatch_intent", default=None)
-
-
-@contextlib.contextmanager
-def intent(value: Intent) -> Iterator[None]:
-    token = _intent.set(value)
-    try:
-        yield
-    finally:
-        _intent.reset(token)
-
-
-def current_intent() -> Intent | None:
-    return _intent.get()
+def version_stats(r: Any, keys: Keys, version_id: str) -> dict[str, int]:
+    """The outcome counters of one prompt version (``P:dispatch:version:<id>``)."""
+    raw = r.hgetall(keys.dispatch_version(version_id))
+    return {name: int(raw.get(name, 0)) for name in VERSION_COUNTERS}
 
 
 def default_outcome(new: Row) -> tuple[str, str | None]:

@@ -153,7 +153,7 @@ def load(store: RedisStore, issue: Row, sessions: Sequence[Mapping[str, Any]] | 
     placeholder = k.issue(iid)  # a declared key the script ignores (its flag is "0")
     # Dispatch keeps project -> goals (goals whose projectId is the project): a claim then reads
     # that project's goals, not every live goal.
-    goal_map = getattr(store, "dispatch", None) is not None and hasattr(k, "dispatch_project_goals")
+    goal_map = sessions is None and hasattr(k, "dispatch_project_goals")  # None: dispatch reads them
     keys = [k.issue(parent_id or iid), k.issue_index("parent", parent_id or iid), k.issue_labels(iid),
             k.issue_relations(iid), k.row("project", project_id or ""), k.index("goals"),
             k.dispatch_blockers(iid) if edges else placeholder, k.dispatch_blocking(iid) if edges else placeholder,

@@ -1,9 +1,9 @@
 """``store.prompts``: templates, versions, reviews, selection and rendering in one facade.
 
 Dispatch calls :meth:`PromptService.render_for_dispatch` for each claimed issue; the API
-resources call the rest. Agent sessions come from ``store.dispatch`` when it is installed
-(the context reads its sessions with dispatch's keys and codec; ``version_stats`` gives the
-outcome counters); without it they are empty.
+resources call the rest. Agent sessions come from dispatch when the service is built with it
+(``dispatch=True``: the context reads its sessions with dispatch's keys and codec;
+``version_stats`` gives the outcome counters); without it they are empty.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from loop.dispatch import sessions
 from loop.errors import NotFound, PromptRenderError
 from loop.models import Row
 from loop.prompts import context as ctxmod
@@ -42,8 +43,10 @@ class Choice:
 
 
 class PromptService:
-    def __init__(self, store: RedisStore) -> None:
+    def __init__(self, store: RedisStore, dispatch: bool = True) -> None:
         self.s = store
+        #: Whether dispatch runs beside the engine (its sessions and version counters exist).
+        self.dispatch = dispatch
         self._seeded = False
         self._seed_lock = threading.Lock()
         self.templates = Templates(store, self.ensure_seeded)
@@ -62,12 +65,8 @@ class PromptService:
                 seeds.seed(self.s)
                 self._seeded = True
 
-    def _dispatch(self, name: str) -> Any:
-        return getattr(getattr(self.s, "dispatch", None), name, None)
-
     def version_stats(self, version_id: str) -> Mapping[str, Any] | None:
-        fn = self._dispatch("version_stats")
-        return fn(version_id) if fn is not None else None
+        return sessions.version_stats(self.s.r, self.s.keys, version_id) if self.dispatch else None
 
     def catalog(self, generation: str | None = None) -> list[Row]:
         """Live templates in creation order, cached until ``P:prompts:generation`` moves
@@ -104,8 +103,7 @@ class PromptService:
     def facts(self, issue: Row, claim: Mapping[str, Any] | None = None) -> ctxmod.Facts:
         # With dispatch installed the context reads the sessions itself, in the same round trip
         # (the same rows ``sessions_for_issue`` returns; a test holds the two equal).
-        dispatch = getattr(self.s, "dispatch", None)
-        return ctxmod.load(self.s, issue, None if dispatch is not None else [], claim)
+        return ctxmod.load(self.s, issue, None if self.dispatch else [], claim)
 
     def choose(self, facts: ctxmod.Facts) -> Choice | None:
         """Dispatch selection: 6.2, then the type fallbacks, then the seeded default of the type."""

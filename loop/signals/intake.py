@@ -24,7 +24,7 @@ import hashlib
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from rq import Queue, Retry
@@ -34,6 +34,9 @@ from loop.scripts import source
 from loop.signals.providers import Delivery
 from loop.tunables import SIGNAL_JOB_TIMEOUT as JOB_TIMEOUT
 from loop.tunables import SIGNAL_RESULT_TTL as RESULT_TTL
+
+if TYPE_CHECKING:
+    from loop.store.base import RedisStore
 
 #: Dotted path RQ imports in the worker (the API never imports the worker code).
 JOB_FUNC = "workers.signals.normalize_delivery"
@@ -65,7 +68,7 @@ class Accepted:
 class Intake:
     """Dedup + enqueue for one store (namespace) and its settings."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: RedisStore) -> None:
         self.store = store
         self.settings = store.settings
         self._queue: Queue | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -14,22 +13,19 @@ from loop.errors import Conflict, NotFound
 from loop.keys import Keys
 from loop.scripts import Scripts
 from loop.settings import Settings
+from loop.store.types import IssueHook, is_id
 from loop.tunables import MAX_TX_RETRIES
 
 if TYPE_CHECKING:
     from redis.client import Pipeline
 
+    from loop.store.reindex import Extension
+
+__all__ = ["DEFAULT_REDIS_URL", "IssueHook", "RedisStore", "connect", "is_id"]
+
 T = TypeVar("T")
 
-# An id from a URL or a body becomes part of a key name: one containing ':' could name
-# another key of the namespace (``P:issue:<id>:labels`` is a set, so HGETALL would fail
-# with WRONGTYPE). Such an id can never exist, so it is simply "not found".
-_ID_RE = re.compile(r"[^:{}\s]{1,200}")
-
-
-def is_id(value: object) -> bool:
-    """Whether ``value`` could name a row (no key separators, no braces, not empty)."""
-    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def connect(url: str, **kwargs: Any) -> redis.Redis:
@@ -49,7 +45,9 @@ class RedisStore:
     """Everything Loop keeps, as one object of domain services.
 
     ``store.issues``, ``store.projects``... are the services the API resources call; each
-    takes plain dicts and raises :mod:`loop.errors`.
+    takes plain dicts and raises :mod:`loop.errors`. The store knows nothing of the subsystems
+    above it (dispatch, signals, prompts): :mod:`loop.runtime` builds them on top of it and
+    registers their hooks.
     """
 
     def __init__(
@@ -73,7 +71,10 @@ class RedisStore:
         self.clock: Clock = clock or SystemClock()
         self.keys = Keys(self.settings.namespace)
         self.scripts = Scripts(client)
+        #: Run inside every issue write, in order (registered by :mod:`loop.runtime`).
         self.issue_hooks: list[IssueHook] = []
+        #: What ``loop admin check``/``repair`` audit beyond the store's indexes (registered likewise).
+        self.audits: list[Extension] = []
         self.issues = Issues(self)
         self.projects = Projects(self)
         self.goals = Goals(self)
@@ -82,13 +83,6 @@ class RedisStore:
         self.comments = Comments(self)
         self.apikeys = ApiKeys(self)
         self.idempotency = Idempotency(self)
-        self._extend()
-
-    def _extend(self) -> None:
-        """Attach the optional services (dispatch, signals, prompts) that are installed."""
-        from loop import extensions
-
-        extensions.install(self)
 
     def now(self) -> int:
         return self.clock.now_ms()
@@ -176,17 +170,3 @@ class RedisStore:
             n += int(self.r.unlink(*batch))
         return n
 
-
-class IssueHook:
-    """Extension point run inside every issue write transaction (dispatch indexes use it).
-
-    ``prepare`` runs while the transaction is still watching (it may read and
-    ``pipe.watch`` more keys) and returns state for ``stage``, which queues writes after
-    ``MULTI``. ``old`` is ``None`` on create; ``new`` has ``deletedAt`` set on delete.
-    """
-
-    def prepare(self, pipe: Any, old: models.Row | None, new: models.Row) -> Any:
-        return None
-
-    def stage(self, pipe: Any, old: models.Row | None, new: models.Row, state: Any) -> None:
-        return None

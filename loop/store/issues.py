@@ -20,7 +20,7 @@ from loop.errors import BusinessRuleError, NotFound
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import ISSUE_FIELDS, Row
-from loop.store.base import is_id
+from loop.store.types import PLAIN, WriteIntent, is_id
 from loop.tunables import CHILDREN_LIMIT, LIST_BLOCK_BYTES
 
 if TYPE_CHECKING:
@@ -170,8 +170,9 @@ class Issues:
         if missing:
             raise BusinessRuleError(f"Label not found: {missing[0]}")
 
-    def create(self, data: Mapping[str, Any], extra: Stage | None = None) -> Row:
-        """Create an issue from validated ``data``; ``extra`` queues more writes in the same MULTI."""
+    def create(self, data: Mapping[str, Any], extra: Stage | None = None, intent: WriteIntent = PLAIN) -> Row:
+        """Create an issue from validated ``data``; ``extra`` queues more writes in the same MULTI;
+        ``intent`` is handed to the issue hooks (e.g. a webhook delivery's guard)."""
         if data.get("parentId"):
             self._check_parent(data["parentId"], None)
         label_ids = list(dict.fromkeys(data.get("labelIds") or []))
@@ -193,7 +194,7 @@ class Issues:
         def tx(pipe: Any) -> None:
             if issue["parentId"]:
                 self._check_parent(issue["parentId"], None, pipe)
-            states = [h.prepare(pipe, None, issue) for h in self.s.issue_hooks]
+            states = [h.prepare(pipe, None, issue, intent) for h in self.s.issue_hooks]
             pipe.multi()
             self.s.write_row(pipe, "issue", ISSUE_FIELDS, issue["id"], issue)
             self._reindex(pipe, None, issue)
@@ -213,15 +214,36 @@ class Issues:
         issue_id: str,
         changes: Mapping[str, Any],
         check: Callable[[Any, Row], None] | None = None,
+        intent: WriteIntent = PLAIN,
     ) -> Row:
-        """Apply validated ``changes``; ``check(pipe, old)`` may veto (e.g. a stale claim token)."""
+        """Apply validated ``changes``; ``check(pipe, old)`` may veto (e.g. a stale claim token);
+        ``intent`` is handed to the issue hooks (e.g. the session a requeue closes)."""
+
+        def proceed(pipe: Any, old: Row) -> bool:
+            if check is not None:
+                check(pipe, old)
+            return True
+
+        new = self.update_if(issue_id, changes, proceed, intent)
+        assert new is not None  # proceed never declines
+        return new
+
+    def update_if(
+        self,
+        issue_id: str,
+        changes: Mapping[str, Any],
+        proceed: Callable[[Any, Row], bool],
+        intent: WriteIntent = PLAIN,
+    ) -> Row | None:
+        """:meth:`update`, unless ``proceed(pipe, old)`` (run under WATCH, it may watch more keys)
+        returns ``False``: then nothing is written and the answer is ``None``."""
         if not is_id(issue_id):
             raise NotFound("Issue not found")
         key = self.k.issue(issue_id)
         if changes.get("parentId"):
             self._check_parent(changes["parentId"], issue_id)
 
-        def tx(pipe: Any) -> Row:
+        def tx(pipe: Any) -> Row | None:
             old = self._live_in_tx(pipe, key)
             if changes.get("parentId"):
                 # Watched: a child created under this issue meanwhile aborts the write.
@@ -232,10 +254,10 @@ class Issues:
                         "Cannot give a parent to an issue that has children (1-level hierarchy limit)"
                     )
                 self._check_parent(changes["parentId"], issue_id, pipe)
-            if check is not None:
-                check(pipe, old)
+            if not proceed(pipe, old):
+                return None
             new = self._apply(old, changes)
-            states = [h.prepare(pipe, old, new) for h in self.s.issue_hooks]
+            states = [h.prepare(pipe, old, new, intent) for h in self.s.issue_hooks]
             pipe.multi()
             self._stage_update(pipe, old, new)
             for h, st in zip(self.s.issue_hooks, states, strict=True):
@@ -275,7 +297,7 @@ class Issues:
             pipe.watch(self.k.issue_labels(issue_id))
             labels = pipe.smembers(self.k.issue_labels(issue_id))
             new = {**old, "deletedAt": self.s.now(), "updatedAt": self.s.now()}
-            states = [h.prepare(pipe, old, new) for h in self.s.issue_hooks]
+            states = [h.prepare(pipe, old, new, PLAIN) for h in self.s.issue_hooks]
             pipe.multi()
             self._stage_update(pipe, old, new)
             for lid in labels:

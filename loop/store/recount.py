@@ -14,9 +14,8 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from loop.runtime import DEFAULT_REDIS_URL
 from loop.settings import Settings
-from loop.store.base import RedisStore, connect
+from loop.store.base import DEFAULT_REDIS_URL, RedisStore, connect
 from loop.store.issues import BITMAPS, COUNTED
 from loop.store.signals import FILTERS, combo_fields
 from loop.tunables import RECOUNT_BATCH as BATCH

@@ -4,8 +4,9 @@ The rows are the truth: issue, label, project, goal and relation hashes and each
 set. Everything else that Loop keeps in step with them is derived: the issue bitmaps and the
 number -> id string, the project/parent/label zsets, the per-project status counts, the
 dashboard zsets, the creation-ordered row indexes, label names, each issue's relation list, and
-(when dispatch is installed) the ready sets, blocked counts, blocker maps, goal links and goal
-bonuses (:func:`loop.dispatch.audit.expect`).
+each :class:`Extension` in ``store.audits`` adds its own (dispatch's ready sets, blocked counts,
+blocker maps, goal links and goal bonuses: :func:`loop.dispatch.audit.expect`, registered by
+:mod:`loop.runtime`).
 
 :func:`check` computes every derived key from one scan of the rows and lists each difference;
 :func:`repair` rewrites exactly the keys that differ (each in its own MULTI) and deletes derived
@@ -22,12 +23,14 @@ repair (and repair again if it reports drift). Sessions and leases are state, no
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loop import models
 from loop.keys import ID_WIDTH
 from loop.models import GOAL_STATUSES, ISSUE_FIELDS, Row
+from loop.settings import Settings
 from loop.store.issues import BITMAPS, INDEXED
 from loop.store.recount import counters
 
@@ -161,10 +164,8 @@ def expected(store: RedisStore, rows: Rows | None = None) -> Expected:
     rows = rows or Rows.load(store)
     exp = Expected()
     expect_store(store, rows, exp)
-    if getattr(store, "dispatch", None) is not None:
-        from loop.dispatch.audit import expect  # an extension's indexes, when it is installed
-
-        expect(store, rows, exp)
+    for extension in store.audits:
+        extension.expect(store, rows, exp)
     return exp
 
 
@@ -177,6 +178,15 @@ def _bits_value(numbers: set[int]) -> bytes:
     for n in numbers:
         buf[n // 8] |= 0x80 >> (n % 8)
     return bytes(buf)
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A subsystem's part of the audit: ``expect`` adds the derived keys it keeps to the expected
+    state; ``audit`` lists inconsistencies of its state (not derived, so never repaired)."""
+
+    expect: Callable[[RedisStore, Rows, Expected], None]
+    audit: Callable[[RedisStore, list[str]], list[str]]
 
 
 @dataclass
@@ -272,10 +282,8 @@ def check(store: RedisStore) -> list[str]:
     """Every difference between the derived indexes and the rows (empty: consistent)."""
     rows = Rows.load(store)
     problems = [d.problem for d in diff(store, expected(store, rows), rows)]
-    if getattr(store, "dispatch", None) is not None:
-        from loop.dispatch.audit import audit_sessions
-
-        problems += audit_sessions(store, rows.keys)
+    for extension in store.audits:
+        problems += extension.audit(store, rows.keys)
     return problems
 
 
@@ -301,15 +309,16 @@ def rebuild_goal_status(store: RedisStore) -> int:
     return int(store.r.zcard(store.keys.index("goals")))
 
 
-def main() -> int:
-    from loop.runtime import store_from_settings
-    from loop.settings import Settings
-
+def main(graph: Callable[[Settings], RedisStore]) -> int:
+    """``python -m loop.store.reindex``: repair the namespace of the environment's settings."""
     settings = Settings.from_env()
-    fixed = repair(store_from_settings(settings))
+    fixed = repair(graph(settings))
     print(f"repaired {len(fixed)} derived keys of namespace {settings.namespace!r}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The entry point (not a dependency of this module) builds the whole graph, dispatch's keys too.
+    from loop.runtime import from_settings
+
+    sys.exit(main(from_settings))

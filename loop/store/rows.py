@@ -10,7 +10,7 @@ from loop import models
 from loop.errors import NotFound
 from loop.ids import new_id
 from loop.models import Row
-from loop.store.base import is_id
+from loop.store.types import is_id
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore

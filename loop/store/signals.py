@@ -21,7 +21,6 @@ copy, which is served as is.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
@@ -32,7 +31,7 @@ from loop import models
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import Row
-from loop.store.base import IssueHook
+from loop.store.types import IssueHook, WriteIntent
 from loop.tunables import LIST_BLOCK_BYTES
 
 if TYPE_CHECKING:
@@ -50,10 +49,6 @@ PRIORITY = {"critical": 1, "high": 2, "medium": 3, "low": 4}
 FILTERS = {"source": "source", "severity": "severity", "projectId": "project"}
 MAX_TITLE = 500
 
-# The guard key of the delivery being recorded in this context (thread/task local).
-_GUARD: ContextVar[str | None] = ContextVar("loop_signal_guard", default=None)
-
-
 class AlreadyRecorded(Exception):
     """The delivery's guard key exists: another run already recorded it."""
 
@@ -62,16 +57,19 @@ class AlreadyRecorded(Exception):
         self.signal_id = signal_id
 
 
-class _GuardHook(IssueHook):
-    """WATCHes the delivery guard inside the issue-create transaction.
+class GuardHook(IssueHook):
+    """WATCHes the delivery guard (``intent.guard``) inside the issue-create transaction.
+
+    Registered FIRST among the issue hooks (:func:`loop.runtime.build`), so its WATCH precedes
+    any read another hook makes in ``prepare``.
 
     ``prepare`` runs before MULTI: if the guard exists the create is abandoned; if another
     run sets it between here and EXEC, the EXEC fails (WatchError), the transaction is
     retried and this check then sees the guard. Issue updates and deletes are untouched.
     """
 
-    def prepare(self, pipe: Any, old: Row | None, new: Row) -> Any:
-        guard = _GUARD.get()
+    def prepare(self, pipe: Any, old: Row | None, new: Row, intent: WriteIntent) -> Any:
+        guard = intent.guard
         if guard is None or old is not None:
             return None
         pipe.watch(guard)
@@ -117,13 +115,14 @@ def clip(title: str) -> str:
 
 
 class Signals:
-    """Create (atomically with the issue), get and list signals."""
+    """Create (atomically with the issue), get and list signals.
+
+    ``guard_hook`` must be among the store's issue hooks, first (:func:`loop.runtime.build`)."""
 
     def __init__(self, store: RedisStore) -> None:
         self.s = store
         self.k = store.keys
-        # First, so its WATCH precedes any read another hook makes in prepare.
-        store.issue_hooks.insert(0, _GuardHook())
+        self.guard_hook = GuardHook()
 
     # ------------------------------------------------------------------ reads
     def get(self, signal_id: str) -> Row | None:
@@ -214,22 +213,9 @@ class Signals:
             if guard is not None:
                 pipe.set(guard, sid, ex=guard_ttl)
 
-        token = _GUARD.set(guard)
         try:
-            issue = self.s.issues.create(issue_data, extra=stage)
+            issue = self.s.issues.create(issue_data, extra=stage, intent=WriteIntent(guard=guard))
         except AlreadyRecorded as exc:
             return self._recorded(exc.signal_id)
-        finally:
-            _GUARD.reset(token)
         return Recorded(signal, issue, created=True)
 
-
-def install(store: RedisStore) -> None:
-    """Attach ``store.signals`` (called from :func:`loop.extensions.install`)."""
-    setattr(store, "signals", Signals(store))  # noqa: B010 - the facade declares no optional services
-
-
-def service(store: Any) -> Signals:
-    """``store.signals``, typed."""
-    svc: Signals = store.signals
-    return svc

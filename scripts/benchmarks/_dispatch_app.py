@@ -14,5 +14,5 @@ from loop.settings import Settings
 
 _settings = Settings.from_env()
 _store = store_from_settings(_settings)
-_store.prompts = None  # type: ignore[attr-defined]
+_store.dispatch.prompts = None  # claims without rendering
 app = create_app(_store, SystemClock(), _settings)

@@ -29,6 +29,7 @@ from typing import Any
 from benchmarks.harness import ROOT, Bench, Request, Result, Server, private_redis
 from loop.clock import SystemClock
 from loop.dispatch import scoring
+from loop.runtime import build
 from loop.settings import Settings
 from loop.store import RedisStore, connect
 
@@ -224,7 +225,7 @@ def lua_claim(bench: Bench, claims: int) -> None:
     print(f"\n== The Lua claim alone: {claims:,} claims, pre-packed pipelined EVALSHA, private redis-server",
           flush=True)
     with private_redis() as url:
-        store = RedisStore(connect(url), Settings(namespace="bench-lua"), SystemClock())
+        store = build(connect(url), Settings(namespace="bench-lua"), SystemClock())
         size = max(100_000, claims * 2)
         seed(store, size)
         k = store.keys

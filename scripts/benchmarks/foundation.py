@@ -27,6 +27,7 @@ from benchmarks.harness import (
 )
 from loop.clock import SystemClock
 from loop.models import ISSUE_FIELDS, Row, encode
+from loop.runtime import build
 from loop.settings import Settings
 from loop.store import RedisStore, connect
 from loop.tunables import REDIS_HASH_VALUE_BYTES
@@ -194,7 +195,7 @@ def _group(key: str, prefix: str) -> str:
 def measure_memory(url: str, shape: Shape, n: int) -> dict[str, Any]:
     """used_memory delta per issue created through ``store.issues.create`` (hooks included)."""
     client = connect(url)
-    store = RedisStore(client, Settings(namespace="mem"), SystemClock())
+    store = build(client, Settings(namespace="mem"), SystemClock())
     projects = _projects(store)
     rng = random.Random(7)
     rows = [shape(rng, projects) for _ in range(n)]

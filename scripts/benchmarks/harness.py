@@ -41,6 +41,7 @@ import redis
 
 from loop.clock import SystemClock
 from loop.models import ISSUE_FIELDS, Row
+from loop.runtime import build
 from loop.settings import Settings
 from loop.store import RedisStore, connect
 
@@ -157,7 +158,7 @@ class Server:
         self.api_key = "loop_" + secrets.token_hex(32)
         self.port = free_port()
         self.settings = Settings(api_key=self.api_key, redis_url=redis_url, namespace=self.namespace)
-        self.store = RedisStore(connect(redis_url), self.settings, SystemClock())
+        self.store = build(connect(redis_url), self.settings, SystemClock())
         self.log = tempfile.NamedTemporaryFile(prefix="loop-bench-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from benchmarks.harness import Bench, Result
 from loop.clock import SystemClock
+from loop.runtime import build
 from loop.settings import Settings
 from loop.store import RedisStore, connect
 
@@ -33,7 +34,7 @@ CLAIMS_PER_ROUND = 150
 def run(bench: Bench) -> None:
     settings = Settings(api_key="bench-" + secrets.token_hex(8), redis_url=bench.redis_url,
                         namespace=f"bench-prompts-{secrets.token_hex(4)}")
-    store = RedisStore(connect(bench.redis_url), settings, SystemClock())
+    store = build(connect(bench.redis_url), settings, SystemClock())
     try:
         renders(bench, store)
         dispatch_with_and_without(bench, store)
@@ -107,7 +108,7 @@ def realistic_issue(store: RedisStore, issue_type: str) -> tuple[dict[str, Any],
 
 
 def renders(bench: Bench, store: RedisStore) -> None:
-    prompts = store.prompts  # type: ignore[attr-defined]
+    prompts = store.prompts
     table: dict[str, Any] = {}
     for issue_type in TYPES:
         issue, claim = realistic_issue(store, issue_type)
@@ -126,7 +127,7 @@ def renders(bench: Bench, store: RedisStore) -> None:
 
 
 def dispatch_with_and_without(bench: Bench, store: RedisStore) -> None:
-    prompts = store.prompts  # type: ignore[attr-defined]
+    prompts = store.prompts
     pid = project_with_goal(store, "Dispatch backlog")
     needed = (bench.rounds * 2 + 1) * CLAIMS_PER_ROUND
     parents = [store.issues.create({"title": f"Epic {n}", "type": "plan", "status": "backlog", "projectId": pid})
@@ -139,7 +140,7 @@ def dispatch_with_and_without(bench: Bench, store: RedisStore) -> None:
     cpu = {True: [0.0, 0.0], False: [0.0, 0.0]}
 
     def claims(render: bool, n: int) -> list[float]:
-        store.prompts = prompts if render else None  # type: ignore[attr-defined]
+        store.dispatch.prompts = prompts if render else None
         lat = []
         cpu0, redis0 = time.process_time(), redis_cpu(store)
         for _ in range(n):
@@ -161,7 +162,7 @@ def dispatch_with_and_without(bench: Bench, store: RedisStore) -> None:
             with_lat += claims(True, CLAIMS_PER_ROUND)
             without_lat += claims(False, CLAIMS_PER_ROUND)
     finally:
-        store.prompts = prompts  # type: ignore[attr-defined]
+        store.dispatch.prompts = prompts
     on = bench.record(with_cpu(Result("dispatch.next with rendering", len(with_lat), sum(with_lat), with_lat, 0),
                                *cpu[True]))
     off = bench.record(with_cpu(Result("dispatch.next without rendering", len(without_lat), sum(without_lat),

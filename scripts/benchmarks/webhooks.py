@@ -192,9 +192,8 @@ def wait_for_signals(srv: Server, expected: int, timeout: float) -> float:
 
 def delivered(srv: Server) -> list[tuple[str, int, str]]:
     """``(deliveryId, createdAt ms, issueId)`` of every signal of the server's namespace."""
-    from loop.store.signals import service
 
-    signals = service(srv.store)
+    signals = srv.store.signals
     out: list[tuple[str, int, str]] = []
     offset = 0
     while True:

@@ -1,0 +1,74 @@
+"""Names the store package shares with everything above it: the Redis types, the id rule,
+and the hooks run inside issue writes (with the intent a write is made with).
+
+A leaf module (it imports nothing of Loop but :mod:`loop.models`), so every store service
+and every subsystem can import it without an import cycle.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import redis
+import redis.client
+
+from loop import models
+
+#: The Redis client (``decode_responses=True``: replies are ``str``). redis-py 8's hints are not
+#: generic over the reply type, so reads still come back as ``Any`` where a ``str`` is meant.
+Client: TypeAlias = redis.Redis
+#: A pipeline of :data:`Client` (immediate mode under WATCH, queued after ``MULTI``).
+Pipe: TypeAlias = "redis.client.Pipeline"
+
+# An id from a URL or a body becomes part of a key name: one containing ':' could name
+# another key of the namespace (``P:issue:<id>:labels`` is a set, so HGETALL would fail
+# with WRONGTYPE). Such an id can never exist, so it is simply "not found".
+_ID_RE = re.compile(r"[^:{}\s]{1,200}")
+
+
+def is_id(value: object) -> bool:
+    """Whether ``value`` could name a row (no key separators, no braces, not empty)."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class SessionClose:
+    """The issue write closes agent session ``session_id`` with ``outcome`` (release, expiry,
+    failed render), and with ``label_id`` attaches that label (parking)."""
+
+    session_id: str
+    outcome: str
+    reason: str | None = None
+    label_id: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteIntent:
+    """Why an issue write is made, handed to every :class:`IssueHook` (explicitly, no context).
+
+    ``guard``: the webhook delivery guard key a create must WATCH (at most once per delivery);
+    ``close``: the session the write closes and how. Both ``None``: a plain write.
+    """
+
+    guard: str | None = None
+    close: SessionClose | None = None
+
+
+PLAIN = WriteIntent()
+
+
+class IssueHook:
+    """Extension point run inside every issue write transaction (dispatch indexes use it).
+
+    ``prepare`` runs while the transaction is still watching (it may read and
+    ``pipe.watch`` more keys) and returns state for ``stage``, which queues writes after
+    ``MULTI``. ``old`` is ``None`` on create; ``new`` has ``deletedAt`` set on delete.
+    """
+
+    def prepare(self, pipe: Pipe, old: models.Row | None, new: models.Row, intent: WriteIntent) -> Any:
+        return None
+
+    def stage(self, pipe: Pipe, old: models.Row | None, new: models.Row, state: Any) -> None:
+        return None
