@@ -12,10 +12,10 @@ from typing import Any
 import falcon
 from falcon.routing import CompiledRouter
 
-from api import middleware, openapi
+from api import metrics, middleware, openapi, request_log
 from api.http import Api, Route, install_error_handlers
 from api.resources import ROUTE_MODULES
-from loop import __version__
+from loop import __version__, logs
 from loop.clock import Clock, SystemClock
 from loop.settings import Settings
 
@@ -30,6 +30,7 @@ def create_app(store: Any, clock: Clock | None = None, settings: Settings | None
     routes: list[Route] = []
     for module in ROUTE_MODULES:
         routes.extend(module.routes(api))
+    routes.extend(metrics.routes(api))
     # The OpenAPI document is served outside the route table (it describes it), so name it here.
     spec = openapi.document(routes, __version__)
     openapi_resource = _OpenApi(spec)
@@ -39,6 +40,7 @@ def create_app(store: Any, clock: Clock | None = None, settings: Settings | None
     # One router shared by the app and the auth middleware: auth asks it which resource a path reaches.
     router = CompiledRouter()
     mw: list[Any] = [
+            request_log.RequestLog(),  # first: its process_response runs last, seeing the final status
             middleware.Cors(settings.cors_origins),
             middleware.BodyLimit(settings.max_body_bytes, settings.webhook_max_body_bytes, router, webhooks),
             middleware.Auth(store.apikeys, router, public),
@@ -70,6 +72,7 @@ def app_from_env() -> falcon.App[Any, Any]:
     from loop.runtime import store_from_settings
 
     settings = Settings.from_env()
+    logs.configure(settings.log_format)
     return create_app(store_from_settings(settings), SystemClock(), settings)
 
 

@@ -11,7 +11,7 @@ import falcon
 import orjson
 import redis
 
-from loop import errors
+from loop import errors, metrics
 from loop.keys import REDIS_RETRY_AFTER_SECONDS
 from loop.redis_errors import unavailable_reason
 from loop.schema import Body, Query
@@ -169,6 +169,7 @@ def handle_redis_error(req: falcon.Request, resp: falcon.Response, exc: Exceptio
         handle_unexpected(req, resp, exc, params)
         return
     log.warning("redis unavailable (%s) on %s %s: %s", reason, req.method, req.path, exc)
+    metrics.redis_error(exc)
     send(resp, {"error": "Redis is unavailable; retry later", "details": {"redis": [reason]}}, 503)
     resp.set_header("Retry-After", str(REDIS_RETRY_AFTER_SECONDS))
 

@@ -13,6 +13,8 @@ import functools
 import logging
 from typing import Any
 
+from loop import metrics
+
 log = logging.getLogger("loop.leases")
 
 #: How often a worker sweeps expired leases.
@@ -30,7 +32,9 @@ def expire_leases(store: Any, max_batches: int = 100) -> int:
     # Readiness (GET /health/ready) reports the sweep overdue when this stops advancing.
     store.r.set(store.keys.lease_sweep(), store.now())
     if total:
-        log.info("expired %d lease(s)", total)
+        metrics.LEASE_EXPIRIES.inc(total)
+        metrics.SESSIONS.labels("expired").inc(total)
+        log.info("expired %d lease(s)", total, extra={"fields": {"expired": total}})
     return total
 
 

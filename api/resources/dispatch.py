@@ -5,6 +5,7 @@ from __future__ import annotations
 import falcon
 
 from api.http import Api, Op, Route, no_content, send
+from loop import metrics
 from loop.schema import PAGINATION, Query, Str
 
 NEXT_QUERY = Query({"projectId": Str(min_len=1, description="Only dispatch issues of this project")})
@@ -20,8 +21,10 @@ class Next:
         agent = req.context.key_name or "anonymous"
         result = self.api.store.dispatch.next(agent, q.get("projectId"))
         if result is None:
+            metrics.EMPTY_POLLS.inc()
             no_content(resp)
             return
+        metrics.CLAIMS.inc()
         send(resp, result)
 
 
