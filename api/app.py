@@ -12,7 +12,7 @@ from typing import Any
 import falcon
 from falcon.routing import CompiledRouter
 
-from api import metrics, middleware, openapi, request_log
+from api import metrics, middleware, openapi, reference, request_log
 from api.http import Api, Route, install_error_handlers
 from api.resources import ROUTE_MODULES
 from loop import __version__, logs
@@ -31,8 +31,9 @@ def create_app(store: Any, clock: Clock | None = None, settings: Settings | None
     for module in ROUTE_MODULES:
         routes.extend(module.routes(api))
     routes.extend(metrics.routes(api))
+    routes.extend(reference.routes(api))
     # The OpenAPI document is served outside the route table (it describes it), so name it here.
-    spec = openapi.document(routes, __version__)
+    spec = openapi.document(routes, __version__, settings.loop_url)
     openapi_resource = _OpenApi(spec)
     public = [r.resource for r in routes if all(op.public or op.webhook for op in r.ops)] + [openapi_resource]
     webhooks = [r.resource for r in routes if any(op.webhook for op in r.ops)]

@@ -88,7 +88,13 @@ class Op:
     body: Body | None = None
     query: Query | None = None
     responses: Mapping[int, str] = field(default_factory=lambda: {200: "OK"})
+    #: Component schema of the 2xx body's ``data``: a ``{data: [...], total}`` page for a GET of a
+    #: collection (last path segment literal), ``{data: {...}}`` otherwise (api/openapi.py ``envelope``).
     response_schema: str | None = None
+    #: The whole 2xx body's JSON schema, for operations whose body is not an entity envelope.
+    response_body: Mapping[str, Any] | None = None
+    #: Media type of the 2xx body (``/metrics`` is Prometheus text, ``/api/docs`` HTML).
+    media_type: str = "application/json"
     public: bool = False
     webhook: bool = False
     #: The success response carries a secret shown once (a new API key): never stored, so an

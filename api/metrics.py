@@ -116,5 +116,5 @@ def routes(api: Api) -> list[Route]:
     return [Route("/metrics", Metrics(api), [
         Op("GET", "Prometheus metrics (keyed unless LOOP_METRICS_PUBLIC=true)", "System",
            public=api.settings.metrics_public, responses={200: "Prometheus text format"},
-           response_schema="Metrics"),
+           response_body={"type": "string"}, media_type="text/plain"),
     ])]

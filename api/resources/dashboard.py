@@ -12,6 +12,7 @@ from typing import Any
 
 import falcon
 
+from api import openapi as oa
 from api.http import Api, Op, Route, send
 from loop import models
 from loop.clock import iso
@@ -144,10 +145,11 @@ def routes(api: Api) -> list[Route]:
     t = "Dashboard"
     return [
         Route("/api/dashboard/stats", Stats(api), [
-            Op("GET", "Issue, goal and dispatch counts", t),
+            Op("GET", "Issue, goal and dispatch counts", t, response_body=oa.wrapped(oa.OBJECT)),
         ]),
         Route("/api/dashboard/activity", Activity(api), [
             Op("GET", "Most recently active issue chains (root, children, their relations)", t,
-               query=ACTIVITY_QUERY, responses={200: "OK", 400: "Invalid limit"}),
+               query=ACTIVITY_QUERY, responses={200: "OK", 400: "Invalid limit"},
+               response_body=oa.wrapped(oa.OBJECT, total=True)),
         ]),
     ]

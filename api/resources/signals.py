@@ -65,7 +65,8 @@ def routes(api: Api) -> list[Route]:
             Op("GET", "List signals (filters source, severity, projectId; paginated)", t, query=LIST_QUERY,
                responses={200: "OK", 400: "Invalid query"}, response_schema="Signal"),
             Op("POST", "Ingest a signal: creates the signal and its triage issue atomically", t, body=CREATE,
-               responses={201: "Created {signal, issue}", 400: "Invalid"}),
+               responses={201: "Created {signal, issue}", 400: "Invalid"},
+               response_body=openapi.wrapped(openapi.obj(signal=openapi.ref("Signal"), issue=openapi.ref("Issue")))),
         ]),
         Route("/api/signals/{signal_id}", SignalItem(api), [
             Op("GET", "Get a signal (with its original payload)", t,
