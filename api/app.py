@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import falcon
 from falcon.routing import CompiledRouter
 
-from api import middleware, openapi
+from api import metrics, middleware, openapi, reference, request_log
 from api.http import Api, Route, install_error_handlers
 from api.resources import ROUTE_MODULES
-from loop import __version__
+from loop import __version__, logs
 from loop.clock import Clock, SystemClock
 from loop.settings import Settings
 
@@ -36,8 +36,10 @@ def create_app(store: Loop, clock: Clock | None = None, settings: Settings | Non
     for module in ROUTE_MODULES:
         routes.extend(module.routes(api))
         entities.update(getattr(module, "ENTITIES", {}))
+    routes.extend(metrics.routes(api))
+    routes.extend(reference.routes(api))
     # The OpenAPI document is served outside the route table (it describes it), so name it here.
-    spec = openapi.document(routes, __version__, entities)
+    spec = openapi.document(routes, __version__, entities, settings.loop_url)
     openapi_resource = _OpenApi(spec)
     public = [r.resource for r in routes if all(op.public or op.webhook for op in r.ops)] + [openapi_resource]
     webhooks = [r.resource for r in routes if any(op.webhook for op in r.ops)]
@@ -45,6 +47,7 @@ def create_app(store: Loop, clock: Clock | None = None, settings: Settings | Non
     # One router shared by the app and the auth middleware: auth asks it which resource a path reaches.
     router = CompiledRouter()
     mw: list[Any] = [
+            request_log.RequestLog(),  # first: its process_response runs last, seeing the final status
             middleware.Cors(settings.cors_origins),
             middleware.BodyLimit(settings.max_body_bytes, settings.webhook_max_body_bytes, router, webhooks),
             middleware.Auth(store.apikeys, router, public),
@@ -76,6 +79,7 @@ def app_from_env() -> falcon.App[Any, Any]:
     from loop.runtime import from_settings
 
     settings = Settings.from_env()
+    logs.configure(settings.log_format)
     return create_app(from_settings(settings), SystemClock(), settings)
 
 

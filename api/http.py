@@ -11,7 +11,7 @@ import falcon
 import orjson
 import redis
 
-from loop import errors
+from loop import errors, metrics
 from loop.redis_errors import unavailable_reason
 from loop.schema import Body, Query
 from loop.tunables import REDIS_RETRY_AFTER_SECONDS
@@ -93,7 +93,13 @@ class Op:
     body: Body | None = None
     query: Query | None = None
     responses: Mapping[int, str] = field(default_factory=lambda: {200: "OK"})
+    #: Component schema of the 2xx body's ``data``: a ``{data: [...], total}`` page for a GET of a
+    #: collection (last path segment literal), ``{data: {...}}`` otherwise (api/openapi.py ``envelope``).
     response_schema: str | None = None
+    #: The whole 2xx body's JSON schema, for operations whose body is not an entity envelope.
+    response_body: Mapping[str, Any] | None = None
+    #: Media type of the 2xx body (``/metrics`` is Prometheus text, ``/api/docs`` HTML).
+    media_type: str = "application/json"
     public: bool = False
     webhook: bool = False
     #: The success response carries a secret shown once (a new API key): never stored, so an
@@ -176,6 +182,7 @@ def handle_redis_error(req: falcon.Request, resp: falcon.Response, exc: Exceptio
     log.warning("redis unavailable (%s) on %s %s: %s", reason, req.method, req.path, exc)
     # A silent Redis would make any further command of this request wait out the timeout again.
     req.context.redis_silent = isinstance(exc, redis.TimeoutError)
+    metrics.redis_error(exc)
     send(resp, {"error": "Redis is unavailable; retry later", "details": {"redis": [reason]}}, 503)
     resp.set_header("Retry-After", str(REDIS_RETRY_AFTER_SECONDS))
 

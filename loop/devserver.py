@@ -21,6 +21,7 @@ import fcntl
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,10 +43,12 @@ from loop.tunables import REDIS_HASH_VALUE_BYTES
 #: socket at one fixed path per user (~/.gunicorn/gunicorn.ctl) that a second server takes over
 #: and deletes on exit, so the API runs without it.
 PROCFILE = """\
-web: gunicorn api.app:app --bind 0.0.0.0:${PORT:-5667} --workers ${WEB_CONCURRENCY:-2} --access-logfile - --no-control-socket
+web: gunicorn api.app:app --bind 0.0.0.0:${PORT:-5667} --workers ${WEB_CONCURRENCY:-2} --no-control-socket
 worker: python -m workers
 mcp: loop mcp --http --host 0.0.0.0 --api-url ${LOOP_API_URL:-http://127.0.0.1:${PORT:-5667}}
 """
+#: prometheus-client's multiprocess directory (api/metrics.py).
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Seconds a child gets between SIGTERM and SIGKILL.
 GRACE_SECONDS = 10.0
 #: AF_UNIX paths longer than this do not fit in ``sun_path`` (108 bytes on Linux).
@@ -80,6 +83,18 @@ def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+
+
+def metrics_dir(data_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """``PROMETHEUS_MULTIPROC_DIR`` for this run: every gunicorn worker and the RQ worker write their
+    metrics there and ``GET /metrics`` merges them. Emptied at start: files of a previous run would
+    be counted again. An operator's own setting wins (left as it is)."""
+    if env.get(METRICS_ENV):
+        return {}
+    folder = data_dir / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return {METRICS_ENV: str(folder)}
 
 
 def ping(url: str, timeout: float = 1.0) -> bool:

@@ -25,6 +25,9 @@ from loop import __version__
 from loop.client import AuthError, LoopClient, LoopClientError
 
 log = logging.getLogger("loop.mcp")
+#: Loggers that write a line per MCP request or per API call at INFO.
+QUIET_LOGGERS = ("httpx", "httpcore", "mcp.server.streamable_http", "mcp.server.streamable_http_manager",
+                 "mcp.server.lowlevel.server")
 Json = dict[str, Any]
 ClientFactory = Callable[[Context | None], LoopClient]
 
@@ -301,7 +304,11 @@ def http_app(api_url: str, host: str = "127.0.0.1", path: str = "/mcp",
 def run_http(api_url: str, host: str = "127.0.0.1", port: int = 5669) -> None:
     import uvicorn
 
-    uvicorn.run(http_app(api_url, host), host=host, port=port, log_level="info")
+    # Per-request noise off: uvicorn's access log, and httpx's and the MCP session manager's INFO line
+    # for every call the tools make to the Loop API (the API logs each of those requests itself).
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    uvicorn.run(http_app(api_url, host), host=host, port=port, log_level="info", access_log=False)
 
 
 def run_stdio(client: LoopClient) -> None:

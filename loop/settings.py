@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from loop.errors import ConfigError
+from loop.logs import LOG_FORMATS
 
 DEFAULT_PORT = 5667
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -73,6 +74,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _origins(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     """Comma-separated browser origins (``scheme://host[:port]``); ``none`` allows no origin."""
     raw = (env.get(name) or "").strip()
@@ -128,6 +138,10 @@ class Settings:
     deleted_issue_retention_seconds: int = 30 * DAY
     signal_payload_retention_seconds: int = 90 * DAY
     cors_origins: tuple[str, ...] = field(default=DEFAULT_CORS_ORIGINS)
+    #: ``text`` (readable) or ``json`` (one object per line): loop/logs.py.
+    log_format: str = "text"
+    #: ``GET /metrics`` without an API key (a scraper on a private network); keyed by default.
+    metrics_public: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -169,4 +183,6 @@ class Settings:
             signal_payload_retention_seconds=_int(
                 env, "LOOP_SIGNAL_PAYLOAD_RETENTION_SECONDS", 90 * DAY, 0, MAX_RETENTION_SECONDS),
             cors_origins=_origins(env, "LOOP_CORS_ORIGINS", DEFAULT_CORS_ORIGINS),
+            log_format=_choice(env, "LOOP_LOG_FORMAT", "text", LOG_FORMATS),
+            metrics_public=_bool(env, "LOOP_METRICS_PUBLIC", False),
         )

@@ -14,7 +14,12 @@ from typing import Any
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from schemathesis.generation.modes import GenerationMode
 
 from tests.conftest import AUTH, Client
@@ -56,7 +61,21 @@ def path_parameters(path: str, ids: dict[str, str]) -> dict[str, str]:
     return params
 
 
+CONFORMANCE = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
 def test_no_operation_of_the_openapi_document_answers_a_server_error(app: Any, client: Client) -> None:
+    failures = run_all(app, client, [not_a_server_error])
+    assert not failures, "\n\n".join(failures)
+
+
+def test_every_answer_has_a_documented_status_content_type_and_schema(app: Any, client: Client) -> None:
+    failures = run_all(app, client, CONFORMANCE)
+    assert not failures, "\n\n".join(failures)
+
+
+def run_all(app: Any, client: Client, checks: list[Any]) -> list[str]:
+    """Every operation, schema-valid then schema-violating cases; the failures, one line each."""
     ids = seed(client)
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
     # /health/ready answers 503 by design here: no worker runs beside this in-process app
@@ -77,12 +96,14 @@ def test_no_operation_of_the_openapi_document_answers_a_server_error(app: Any, c
                       phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
             def run(case: Any) -> None:
                 try:
-                    case.call_and_validate(headers=AUTH, checks=[not_a_server_error])
-                except Exception as exc:  # noqa: BLE001 - collect every operation's failure, then report
-                    failures.append(f"{where}: {str(exc)[:600]}")  # noqa: B023 - run() is called right here
+                    case.call_and_validate(headers=AUTH, checks=checks)
+                except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - collect every failure (schemathesis
+                    # raises a FailureGroup, a BaseExceptionGroup, when one case fails several checks)
+                    if not failures or not failures[-1].startswith(where):  # noqa: B023 - called right here
+                        failures.append(f"{where}: {str(exc)[:600]}")  # noqa: B023 - one per operation and mode
 
             try:
                 run()
             except Unsatisfiable:  # nothing to violate (no parameters, no body): negative mode is empty
                 assert mode is GenerationMode.NEGATIVE
-    assert not failures, "\n\n".join(failures)
+    return failures

@@ -7,22 +7,22 @@ periodic jobs of :data:`workers.runner.PERIODIC` and survives Redis outages
 
 from __future__ import annotations
 
-import logging
 import sys
 
+from loop import logs
 from loop.errors import ConfigError
 from loop.settings import Settings
 from workers.recovery import Recovery
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         settings = Settings.from_env()
         recovery = Recovery.from_env()
     except ConfigError as exc:
         print(f"loop worker: {exc.message}", file=sys.stderr)
         return 2
+    logs.configure(settings.log_format)
     from workers.supervisor import Supervisor
 
     Supervisor(settings, recovery).run()

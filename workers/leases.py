@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from loop.runtime import Loop
     from loop.settings import Settings
 
+from loop import metrics
 from loop.tunables import LEASE_SWEEP_SECONDS as LEASE_SWEEP_SECONDS  # re-exported: workers.runner
 
 log = logging.getLogger("loop.leases")
@@ -33,7 +34,9 @@ def expire_leases(store: Loop, max_batches: int = 100) -> int:
     # Readiness (GET /health/ready) reports the sweep overdue when this stops advancing.
     store.r.set(store.keys.lease_sweep(), store.now())
     if total:
-        log.info("expired %d lease(s)", total)
+        metrics.LEASE_EXPIRIES.inc(total)
+        metrics.SESSIONS.labels("expired").inc(total)
+        log.info("expired %d lease(s)", total, extra={"fields": {"expired": total}})
     return total
 
 

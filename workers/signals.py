@@ -12,7 +12,9 @@ so one worker pool can serve several namespaces and tests can use unique namespa
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import time
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import orjson
 import redis
 
+from loop import metrics
 from loop.clock import SystemClock
 from loop.errors import ConfigError
 from loop.runtime import Loop, build
@@ -35,6 +38,9 @@ def _no_checkpoint(point: str) -> None:
 #: holds the job to SIGKILL its work-horse at a known point (``tests/signal_job_hold.py`` replaces it
 #: in the test's worker process).
 checkpoint: Callable[[str], None] = _no_checkpoint
+
+JOB_NAME = "normalize_delivery"
+log = logging.getLogger("loop.worker.jobs")
 
 
 @cache
@@ -78,7 +84,31 @@ def store_for(spec: dict[str, Any], client: redis.Redis | None = None) -> Loop:
 
 
 def normalize_delivery(spec: dict[str, Any], client: redis.Redis | None = None) -> dict[str, Any]:
-    """Map the delivery's payload to a signal + triage issue (at most once per delivery)."""
+    """Map the delivery's payload to a signal + triage issue (at most once per delivery).
+
+    One log line and the job metrics per run (ids, provider, outcome, duration: never the payload).
+    """
+    started = time.perf_counter()
+    fields: dict[str, Any] = {"job": JOB_NAME, "provider": spec.get("provider"), "deliveryId": spec.get("deliveryId")}
+    try:
+        result = _normalize(spec, client)
+    except Exception as exc:
+        _done(fields, started, "error", error=type(exc).__name__)
+        raise
+    _done(fields, started, "ok", status=result["status"])
+    return result
+
+
+def _done(fields: dict[str, Any], started: float, outcome: str, **more: Any) -> None:
+    seconds = time.perf_counter() - started
+    metrics.JOBS.labels(JOB_NAME, outcome).inc()
+    metrics.JOB_DURATION.labels(JOB_NAME).observe(seconds)
+    line = {**fields, "outcome": outcome, "durationMs": round(seconds * 1000, 2), **more}
+    log.log(logging.INFO if outcome == "ok" else logging.WARNING, "job %s %s", JOB_NAME, outcome,
+            extra={"fields": line})
+
+
+def _normalize(spec: dict[str, Any], client: redis.Redis | None) -> dict[str, Any]:
     store = store_for(spec, client)
     provider = PROVIDERS[spec["provider"]]
     guard = store.keys.signal_done(spec["provider"], spec["digest"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import falcon
 
+from api import openapi as oa
 from api.fencing import claim_check
 from api.http import Api, Op, Route, send
 from loop.models import AUTHOR_TYPES
@@ -38,7 +39,7 @@ def routes(api: Api) -> list[Route]:
     return [
         Route("/api/issues/{issue_id}/comments", IssueComments(api), [
             Op("GET", "Threaded comments of an issue", t, responses={200: "OK", 404: "Issue not found"},
-               response_schema="Comment"),
+               response_body=oa.wrapped({"type": "array", "items": oa.ref("Comment")})),
             Op("POST", "Comment on an issue", t, body=CREATE,
                responses={201: "Created", 400: "Invalid", 404: "Issue not found", 409: "Stale claim token",
                           422: "Parent comment not found"},

@@ -29,7 +29,9 @@ class Collection:
         send(resp, {"data": svc.wire(row)}, 201)
 
 
-class Item:
+class ReadDeleteItem:
+    """An item that cannot be updated: no ``on_patch``, so Falcon answers PATCH 405 and OPTIONS omits it."""
+
     def __init__(self, api: Api, service: Callable[[], Any], update: Body | None,
                  detail: Callable[[str], Any] | None = None, idempotent_delete: bool = False) -> None:
         self.api, self.service, self.update, self.detail = api, service, update, detail
@@ -39,15 +41,17 @@ class Item:
         svc = self.service()
         send(resp, {"data": self.detail(row_id) if self.detail else svc.wire(svc.get_live(row_id))})
 
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, row_id: str) -> None:
+        self.service().delete(row_id, idempotent=self.idempotent_delete)
+        no_content(resp)
+
+
+class Item(ReadDeleteItem):
     def on_patch(self, req: falcon.Request, resp: falcon.Response, row_id: str) -> None:
         if self.update is None:
             raise falcon.HTTPMethodNotAllowed(["GET", "DELETE"])
         svc = self.service()
         send(resp, {"data": svc.wire(svc.update(row_id, self.api.body(req, self.update)))})
-
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, row_id: str) -> None:
-        self.service().delete(row_id, idempotent=self.idempotent_delete)
-        no_content(resp)
 
 
 def crud_routes(path: str, tag: str, schema: str, collection: Any, item: Any, noun: str,

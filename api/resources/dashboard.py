@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import falcon
 
+from api import openapi as oa
 from api.http import Api, Op, Route, send
 from loop.schema import Int, Query
 from loop.store.dashboard import DashboardService
@@ -40,10 +41,11 @@ def routes(api: Api) -> list[Route]:
     service = DashboardService(api.store)
     return [
         Route("/api/dashboard/stats", Stats(api, service), [
-            Op("GET", "Issue, goal and dispatch counts", t),
+            Op("GET", "Issue, goal and dispatch counts", t, response_body=oa.wrapped(oa.OBJECT)),
         ]),
         Route("/api/dashboard/activity", Activity(api, service), [
             Op("GET", "Most recently active issue chains (root, children, their relations)", t,
-               query=ACTIVITY_QUERY, responses={200: "OK", 400: "Invalid limit"}),
+               query=ACTIVITY_QUERY, responses={200: "OK", 400: "Invalid limit"},
+               response_body=oa.wrapped(oa.OBJECT, total=True)),
         ]),
     ]

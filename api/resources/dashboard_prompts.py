@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import falcon
 
+from api import openapi as oa
 from api.http import Api, Op, Route, send
 
 
@@ -18,6 +19,7 @@ class DashboardPrompts:
 def routes(api: Api) -> list[Route]:
     return [
         Route("/api/dashboard/prompts", DashboardPrompts(api), [
-            Op("GET", "Per template: active and recent versions, review summary, needsAttention", "Dashboard"),
+            Op("GET", "Per template: active and recent versions, review summary, needsAttention", "Dashboard",
+               response_body=oa.wrapped({"type": "array", "items": oa.OBJECT})),
         ]),
     ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import falcon
 
+from api import openapi as oa
 from api.http import Api, Op, Route, no_content, send
+from loop import metrics
 from loop.schema import PAGINATION, Query, Str
 
 NEXT_QUERY = Query({"projectId": Str(min_len=1, description="Only dispatch issues of this project")})
@@ -20,8 +22,10 @@ class Next:
         agent = req.context.key_name or "anonymous"
         result = self.api.store.dispatch.next(agent, q.get("projectId"))
         if result is None:
+            metrics.EMPTY_POLLS.inc()
             no_content(resp)
             return
+        metrics.CLAIMS.inc()
         send(resp, result)
 
 
@@ -35,16 +39,25 @@ class DispatchQueue:
         send(resp, {"data": items, "total": total})
 
 
+_NULLABLE_OBJECT = {"type": ["object", "null"]}
+#: The claim answer: the fields at the top level and again under ``data`` (the SDKs read either).
+_CLAIM = oa.obj(issue=oa.OBJECT, prompt={"type": ["string", "null"]}, meta=_NULLABLE_OBJECT,
+                claim=oa.obj(sessionId=oa.STRING, token=oa.STRING, expiresAt=oa.STRING))
+CLAIMED = {**_CLAIM, "properties": {**_CLAIM["properties"], "data": _CLAIM},
+           "required": [*_CLAIM["required"], "data"]}
+
+
 def routes(api: Api) -> list[Route]:
     t = "Dispatch"
     return [
         Route("/api/dispatch/next", Next(api), [
             Op("GET", "Claim the best eligible issue: its prompt and a leased claim (204 when none)", t,
                query=NEXT_QUERY, responses={200: "Claimed", 204: "Nothing eligible", 400: "Invalid",
-                                            500: "Prompt rendering failed; the issue was returned to the queue"}),
+                                            500: "Prompt rendering failed; the issue was returned to the queue"},
+               response_body=CLAIMED),
         ]),
         Route("/api/dispatch/queue", DispatchQueue(api), [
             Op("GET", "Eligible issues, best first, with score and breakdown", t, query=QUEUE_QUERY,
-               responses={200: "OK", 400: "Invalid"}),
+               responses={200: "OK", 400: "Invalid"}, response_body=oa.wrapped(oa.OBJECT, total=True)),
         ]),
     ]

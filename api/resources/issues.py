@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import falcon
 
+from api import openapi as oa
 from api.fencing import claim_check
 from api.http import Api, Op, Route, no_content, send
 from loop.models import ISSUE_STATUSES, ISSUE_TYPES
@@ -147,7 +148,8 @@ def routes(api: Api) -> list[Route]:
         ]),
         Route("/api/issues/{issue_id}/labels", IssueLabels(api), [
             Op("POST", "Attach a label to an issue", t, body=LABEL_LINK,
-               responses={201: "Attached", 404: "Issue not found", 422: "Label not found"}),
+               responses={201: "Attached", 404: "Issue not found", 422: "Label not found"},
+               response_body=oa.wrapped({"type": "array", "items": oa.ref("Label")})),
         ]),
         Route("/api/issues/{issue_id}/labels/{label_id}", IssueLabel(api), [
             Op("DELETE", "Detach a label from an issue", t, responses={204: "Detached", 404: "Not attached"}),

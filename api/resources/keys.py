@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import falcon
 
+from api import openapi as oa
 from api.http import Api, Op, Route, no_content, send
 from loop.errors import Forbidden
 from loop.schema import Body, Str
@@ -49,11 +50,12 @@ def routes(api: Api) -> list[Route]:
     t = "Keys"
     return [
         Route("/api/keys", Keys(api), [
-            Op("GET", "List named API keys (never the secrets)", t, responses={200: "OK", 403: "Not bootstrap"}),
+            Op("GET", "List named API keys (never the secrets)", t, responses={200: "OK", 403: "Not bootstrap"},
+               response_body=oa.wrapped(oa.OBJECT, total=True)),
             Op("POST", "Create a named API key; the secret is returned once", t, body=CREATE,
                responses={201: "Created", 400: "Invalid", 403: "Not bootstrap",
                           409: "Name taken, or an Idempotency-Key replay of a creation (secret not shown again)"},
-               secret=True),
+               response_body=oa.wrapped(oa.obj(id=oa.STRING, name=oa.STRING, key=oa.STRING)), secret=True),
         ]),
         Route("/api/keys/{key_id}", KeyItem(api), [
             Op("DELETE", "Revoke a named API key (by id or name)", t,

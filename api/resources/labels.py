@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api.http import Api, Route
-from api.resources.crud import Collection, Item, crud_routes
+from api.resources.crud import Collection, ReadDeleteItem, crud_routes
 from loop.schema import Body, Str
 
 CREATE = Body({"name": Str(required=True, min_len=1, max_len=100), "color": Str(required=True, min_len=1, max_len=50)})
@@ -12,4 +12,4 @@ CREATE = Body({"name": Str(required=True, min_len=1, max_len=100), "color": Str(
 def routes(api: Api) -> list[Route]:
     svc = lambda: api.store.labels  # noqa: E731
     return crud_routes("/api/labels", "Labels", "Label", Collection(api, svc, CREATE),
-                       Item(api, svc, None, idempotent_delete=True), "label", item_ops=("GET", "DELETE"))
+                       ReadDeleteItem(api, svc, None, idempotent_delete=True), "label", item_ops=("GET", "DELETE"))

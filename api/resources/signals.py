@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import falcon
 
+from api import openapi
 from api.http import Api, Op, Route, send
 from loop.models import SEVERITIES
 from loop.schema import PAGINATION, Body, Enum, Id, Query, Record, Str
@@ -65,7 +66,8 @@ def routes(api: Api) -> list[Route]:
             Op("GET", "List signals (filters source, severity, projectId; paginated)", t, query=LIST_QUERY,
                responses={200: "OK", 400: "Invalid query"}, response_schema="Signal"),
             Op("POST", "Ingest a signal: creates the signal and its triage issue atomically", t, body=CREATE,
-               responses={201: "Created {signal, issue}", 400: "Invalid"}),
+               responses={201: "Created {signal, issue}", 400: "Invalid"},
+               response_body=openapi.wrapped(openapi.obj(signal=openapi.ref("Signal"), issue=openapi.ref("Issue")))),
         ]),
         Route("/api/signals/{signal_id}", SignalItem(api), [
             Op("GET", "Get a signal (with its original payload)", t,

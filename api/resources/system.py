@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import falcon
 
+from api import openapi as oa
 from api.http import Api, Op, Route, send
 from loop import __version__, health
 from loop.clock import iso
@@ -52,12 +53,18 @@ class Ready:
             resp.set_header("Retry-After", str(REDIS_RETRY_AFTER_SECONDS))
 
 
+HEALTH = oa.obj(ok={"type": "boolean"}, service=oa.STRING, timestamp=oa.STRING)
+
+
 def routes(api: Api) -> list[Route]:
     return [
-        Route("/", Root(), [Op("GET", "Service name and version (never waits for Redis)", "System", public=True)]),
+        Route("/", Root(), [Op("GET", "Service name and version (never waits for Redis)", "System", public=True,
+                                  response_body=oa.obj(name=oa.STRING, version=oa.STRING))]),
         Route("/health", Health(api), [Op("GET", "Whether Redis accepts writes now", "System", public=True,
-                                         responses={200: "Healthy", 503: "Redis unavailable"})]),
+                                         responses={200: "Healthy", 503: "Redis unavailable"},
+                                         response_body=HEALTH)]),
         Route("/health/ready", Ready(api), [Op("GET", "Readiness: Redis, workers, webhook queue, lease sweeps",
                                                "System", public=True,
-                                               responses={200: "Ready", 503: "Something needs attention"})]),
+                                               responses={200: "Ready", 503: "Something needs attention"},
+                                               response_body={**HEALTH, "required": [*HEALTH["required"], "problems"]})]),
     ]

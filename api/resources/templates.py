@@ -7,6 +7,7 @@ from typing import Any
 import falcon
 
 from api.http import Api, Op, Route, no_content, send
+from api.openapi import OBJECT, wrapped
 from loop.errors import BusinessRuleError, PromptRenderError
 from loop.models import AUTHOR_TYPES, ISSUE_TYPES
 from loop.prompts.fields import REVIEW_FIELDS, SLUG_PATTERN, TEMPLATE_FIELDS, VERSION_FIELDS
@@ -140,7 +141,8 @@ def routes(api: Api) -> list[Route]:
         ]),
         Route(base + "/preview/{issue_id}", Preview(api), [
             Op("GET", "Dry-run template selection and rendering for an issue", t,
-               responses={200: "OK", 404: "Issue not found", 422: "Template failed to render"}),
+               responses={200: "OK", 404: "Issue not found", 422: "Template failed to render"},
+               response_body=wrapped(OBJECT)),
         ]),
         Route(base + "/{template_id}", TemplateItem(api), [
             Op("GET", "Get a template with its active version", t, responses={200: "OK", **missing},

@@ -16,7 +16,7 @@ import falcon
 import orjson
 
 from api.http import Api, Op, Route, raw_body, send
-from loop import errors
+from loop import errors, metrics
 from loop.schema import MAX_JSON_DEPTH, json_depth
 from loop.signals.intake import Intake
 from loop.signals.providers import PROVIDERS, Provider
@@ -32,6 +32,16 @@ class Webhook:
         self.intake = intake
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        outcome = "error"  # Redis could not serve (503) or a bug: the provider retries
+        try:
+            outcome = self._accept(req, resp)
+        except errors.LoopError:  # bad signature, body, JSON or missing secret: refused for good
+            outcome = "rejected"
+            raise
+        finally:
+            metrics.WEBHOOKS.labels(self.provider.name, outcome).inc()
+
+    def _accept(self, req: falcon.Request, resp: falcon.Response) -> str:
         provider = self.provider
         secrets = provider.check_config(self.api.settings)
         header = req.get_header
@@ -42,9 +52,10 @@ class Webhook:
         delivery = provider.delivery(header, payload, body)
         if provider.ignored(delivery):
             send(resp, {"data": {"deliveryId": delivery.delivery_id, "status": "ignored"}}, 200)
-            return
+            return "ignored"
         accepted = self.intake.accept(delivery, body)
         send(resp, {"data": {"deliveryId": accepted.delivery_id, "status": accepted.status}}, 202)
+        return accepted.status
 
 
 def _parse(body: bytes) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from loop.devserver import (
     ProcfileRunner,
     ensure_api_key,
     install_signal_handlers,
+    metrics_dir,
     parse_procfile,
     ping,
     select,
@@ -107,7 +108,7 @@ def run_dev(
             redis_url = embedded.url
             runner.log("loop", f"Redis: embedded redis-server pid {embedded.proc.pid if embedded.proc else '?'}, "
                                f"data in {data}/ ({redis_url})")
-        runner.env = child_env(env, redis_url, api_key, port)
+        runner.env = {**child_env(env, redis_url, api_key, port), **metrics_dir(data, env)}
         Settings.from_env(runner.env)  # a bad variable fails here, naming it, not in every child
         runner.log("loop", f"processes: {', '.join(e.name for e in entries)} (from {source})")
         _banner(runner, entries, port, data, api_key, created, from_env=bool(env.get("LOOP_API_KEY", "").strip()))
