@@ -144,6 +144,10 @@ class Keys:
     def issue_relations(self, issue_id: str) -> str:
         return self._k("issue", issue_id, "relations")
 
+    def issue_relations_in(self, issue_id: str) -> str:
+        """Relations whose ``relatedIssueId`` is this issue (incoming), scored like the outgoing list."""
+        return self._k("issue", issue_id, "relations", "in")
+
     def issue_comments(self, issue_id: str) -> str:
         return self._k("issue", issue_id, "comments")
 

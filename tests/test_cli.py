@@ -189,6 +189,9 @@ def test_relations_add_and_delete(cli: Cli) -> None:
     b = cli.json("issues", "create", "B")
     rel = cli.json("relations", "add", f"#{a['number']}", "blocks", b["id"])
     assert (rel["issueId"], rel["type"], rel["relatedIssueId"]) == (a["id"], "blocks", b["id"])
+    shown = cli("issues", "view", b["id"]).stdout  # the blocked side sees who holds the relation
+    assert "Incoming relations" in shown and a["id"] in shown and rel["id"] in shown
+    assert "Incoming relations" not in cli("issues", "view", a["id"]).stdout
     assert cli.error("relations", "add", a["id"], "related", a["id"]) == (
         "error: Cannot create a relation to the same issue")
     cli("relations", "delete", rel["id"])

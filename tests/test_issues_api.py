@@ -270,9 +270,10 @@ def test_the_detail_has_parent_children_labels_and_only_outgoing_relations(clien
     label = mk_label(client, "bug")
     client.post(f"/api/issues/{root['id']}/labels", json={"labelId": label})
     out = client.post(f"/api/issues/{root['id']}/relations", json={"type": "blocks", "relatedIssueId": other["id"]})
-    client.post(f"/api/issues/{other['id']}/relations", json={"type": "related", "relatedIssueId": root["id"]})
+    back = client.post(f"/api/issues/{other['id']}/relations", json={"type": "related", "relatedIssueId": root["id"]})
     d = client.get(f"/api/issues/{root['id']}").json["data"]
-    assert set(d) == ISSUE_KEYS | {"parent", "children", "childrenTotal", "labels", "relations"}
+    assert set(d) == ISSUE_KEYS | {"parent", "children", "childrenTotal", "labels", "relations", "incomingRelations"}
+    assert d["incomingRelations"] == [back.json["data"]]  # an addition: `relations` stays outgoing only
     assert d["parent"] is None
     assert sorted(c["id"] for c in d["children"]) == sorted(k["id"] for k in kids)
     assert all(set(c) == ISSUE_KEYS for c in d["children"])

@@ -189,3 +189,14 @@ def test_an_invalid_comment_body_is_exactly_400(client, store, body, field, mess
     assert r.status_code == 400
     assert r.json["details"][field] == [message]
     assert keys_of(store) == before
+
+
+def test_an_issue_detail_lists_the_relations_other_issues_hold_towards_it(client):
+    a = client.post("/api/issues", json={"title": "a", "type": "task"}).json["data"]
+    b = client.post("/api/issues", json={"title": "b", "type": "task"}).json["data"]
+    rel = client.post(f"/api/issues/{a['id']}/relations", json={"type": "blocks", "relatedIssueId": b["id"]}).json["data"]
+    detail = client.get(f"/api/issues/{b['id']}").json["data"]
+    assert [r["id"] for r in detail["incomingRelations"]] == [rel["id"]] and detail["relations"] == []
+    assert client.get(f"/api/issues/{a['id']}").json["data"]["incomingRelations"] == []
+    assert client.delete(f"/api/relations/{rel['id']}").status_code == 204
+    assert client.get(f"/api/issues/{b['id']}").json["data"]["incomingRelations"] == []

@@ -148,3 +148,22 @@ def test_zero_retention_keeps_forever(client, store, clock, settings):
     closed_session(client, store)
     clock.advance(3650 * DAY)
     assert retention.purge(store) == {"sessions": 0, "payloads": 0, "issues": 0}
+
+
+def test_purging_an_issue_removes_relations_towards_it_and_its_signal_from_the_filter_counts(store, clock, settings):
+    from dataclasses import replace
+
+    from loop.store.reindex import check
+    from workers.retention import purge
+
+    created = store.signals.create({"source": "s", "type": "t", "severity": "high", "payload": {}},
+                                   {"title": "from a signal", "type": "signal"})
+    issue = created.issue
+    other = store.issues.create({"title": "points at it", "type": "task", "status": "todo"})
+    store.relations.create(other["id"], "related", issue["id"])
+    store.issues.delete(issue["id"])
+    store.settings = replace(settings, deleted_issue_retention_seconds=60)
+    clock.advance(120_000)
+    assert purge(store)["issues"] == 1
+    assert store.relations.outgoing(other["id"]) == []
+    assert check(store) == []

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from loop.errors import NotFound
 from loop.keys import ID_WIDTH
 from loop.store.signals import FILTERS as SIGNAL_FILTERS
+from loop.store.signals import combo_fields
 from loop.tunables import RETENTION_BATCH
 from loop.tunables import RETENTION_SWEEP_SECONDS as RETENTION_SWEEP_SECONDS  # re-exported: workers.runner
 
@@ -94,13 +95,14 @@ def _purge_issue(store: Loop, iid: str) -> bool:
     from loop.store.signals import SIGNAL_FIELDS
 
     k = store.keys
-    # Outgoing relations first, through the relation service: its hooks keep dispatch's blocker
-    # maps exact. A relation added meanwhile is caught by the WATCH below (the retry sees it).
-    for rid in store.r.zrange(k.issue_relations(iid), 0, -1):
-        try:
-            store.relations.delete(rid)
-        except NotFound:  # already gone (a concurrent delete): just drop the stale entry
-            store.r.zrem(k.issue_relations(iid), rid)
+    # Its relations first, both directions, through the relation service: its hooks keep
+    # dispatch's blocker maps exact. A relation added meanwhile is caught by the WATCH below.
+    for index in (k.issue_relations(iid), k.issue_relations_in(iid)):
+        for rid in store.r.zrange(index, 0, -1):
+            try:
+                store.relations.delete(rid)
+            except NotFound:  # already gone (a concurrent delete): just drop the stale entry
+                store.r.zrem(index, rid)
 
     def tx(pipe: Any) -> bool:
         raw = pipe.hgetall(k.issue(iid))
@@ -122,7 +124,7 @@ def _purge_issue(store: Loop, iid: str) -> bool:
                     *(k.row("comment", c) for c in comments), *(k.session(s) for s in sessions),
                     *(k.row("relation", r) for r in relations),
                     k.dispatch_state(iid), k.dispatch_blockers(iid), k.dispatch_blocking(iid))
-        pipe.delete(k.issue_relations(iid))
+        pipe.delete(k.issue_relations(iid), k.issue_relations_in(iid))
         if sessions:
             pipe.zrem(k.retention("sessions"), *sessions)
         # The number no longer names an issue (its bits were cleared when it was deleted).
@@ -134,12 +136,14 @@ def _purge_issue(store: Loop, iid: str) -> bool:
             for name, field in SIGNAL_FILTERS.items():
                 if sig.get(name) is not None:
                     pipe.zrem(k.signal_index(field, str(sig[name])), sid)
+            for combo in combo_fields(sig):  # the filter-combination totals counted it
+                pipe.hincrby(k.counts("signals"), combo, -1)
             pipe.zrem(k.retention("payloads"), sid)
         pipe.zrem(k.retention("issues"), iid)
         return True
 
     purged: bool = store.transact(tx, k.issue(iid), k.issue_comments(iid), k.issue_sessions(iid),
-                                  k.issue_relations(iid))
+                                  k.issue_relations(iid), k.issue_relations_in(iid))
     return purged
 
 

@@ -127,6 +127,9 @@ def view(out: Out, issue: str, comments: bool) -> None:
     if row.get("relations"):
         out.section("Relations")
         out.table(row["relations"], [("Type", "type"), ("Related issue", "relatedIssueId"), ("ID", "id")])
+    if row.get("incomingRelations"):
+        out.section("Incoming relations")
+        out.table(row["incomingRelations"], [("Type", "type"), ("From issue", "issueId"), ("ID", "id")])
     if thread:
         out.section("Comments")
         flat = [c2 for c in thread for c2 in [c, *[{**r, "authorName": "  ↳ " + r["authorName"]}

@@ -69,7 +69,8 @@ class Issues:
 
     def detail(self, issue_id: str) -> Row:
         """The issue with ``parent``, ``children`` (the CHILDREN_LIMIT most recent, creation order;
-        ``childrenTotal`` counts them all), ``labels`` and outgoing ``relations``."""
+        ``childrenTotal`` counts them all), ``labels``, outgoing ``relations`` and
+        ``incomingRelations`` (rows of other issues naming this one as ``relatedIssueId``)."""
         issue = self.get_live(issue_id)
         children = self.k.issue_index("parent", issue_id)
         pipe = self.s.r.pipeline(transaction=False)
@@ -77,7 +78,8 @@ class Issues:
         pipe.zcard(children)
         pipe.smembers(self.k.issue_labels(issue_id))
         pipe.zrange(self.k.issue_relations(issue_id), 0, -1)
-        recent, children_total, label_ids, relation_ids = pipe.execute()
+        pipe.zrange(self.k.issue_relations_in(issue_id), 0, -1)
+        recent, children_total, label_ids, relation_ids, incoming_ids = pipe.execute()
         child_ids = recent[::-1]
         parent = None
         if issue["parentId"]:
@@ -97,6 +99,10 @@ class Issues:
             "relations": [
                 models.wire(models.RELATION_FIELDS, r)
                 for r in self.s.get_rows("relation", models.RELATION_FIELDS, relation_ids)
+            ],
+            "incomingRelations": [
+                models.wire(models.RELATION_FIELDS, r)
+                for r in self.s.get_rows("relation", models.RELATION_FIELDS, incoming_ids)
             ],
         }
 

@@ -156,6 +156,7 @@ def expect_store(store: RedisStore, rows: Rows, exp: Expected) -> None:
     exp.hashes[k.label_names()] = {r["name"]: r["id"] for r in rows.labels}
     for rel in rows.relations:
         exp.zadd(k.issue_relations(rel["issueId"]), rel["id"], ANY_SCORE)
+        exp.zadd(k.issue_relations_in(rel["relatedIssueId"]), rel["id"], ANY_SCORE)
     exp.families += [(k.issue_bits() + ":", 5), (k.issue_index("project", ""), 5),
                      (k.issue_index("parent", ""), 5), (k.issue_index("label", ""), 5)]
 

@@ -43,6 +43,11 @@ class Relations:
         ids = self.s.r.zrange(self.k.issue_relations(issue_id), 0, -1)
         return self.s.get_rows("relation", RELATION_FIELDS, ids)
 
+    def incoming(self, issue_id: str) -> list[Row]:
+        """Relations other issues hold towards ``issue_id`` (its ``relatedIssueId``), creation order."""
+        ids = self.s.r.zrange(self.k.issue_relations_in(issue_id), 0, -1)
+        return self.s.get_rows("relation", RELATION_FIELDS, ids)
+
     def create(self, issue_id: str, rel_type: str, related_id: str, check: Check | None = None) -> Row:
         """A relation ``issue_id -> related_id``; ``check`` may veto it (see ``_write``)."""
         # Order of checks as the reference: source exists (deleted still counts), target exists, not self.
@@ -62,6 +67,7 @@ class Relations:
             seq = self.s.next_seq()
             self.s.write_row(pipe, "relation", RELATION_FIELDS, row["id"], row)
             pipe.zadd(self.k.issue_relations(issue_id), {row["id"]: seq})
+            pipe.zadd(self.k.issue_relations_in(related_id), {row["id"]: seq})
 
         self._write(row, added=True, stage=stage, check=check)
         return row
@@ -73,6 +79,7 @@ class Relations:
         self._write(row, added=False, stage=lambda pipe: (
             pipe.delete(self.k.row("relation", relation_id)),
             pipe.zrem(self.k.issue_relations(row["issueId"]), relation_id),
+            pipe.zrem(self.k.issue_relations_in(row["relatedIssueId"]), relation_id),
         ), watch=self.k.row("relation", relation_id), check=check)
         return row
 
