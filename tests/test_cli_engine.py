@@ -186,7 +186,7 @@ def test_dashboard_stats_activity_and_prompts(cli: Cli) -> None:
     stats: Any = cli.json("dashboard")
     assert stats["issues"]["total"] >= 1 and "queueDepth" in stats["dispatch"]
     table = cli("dashboard").stdout
-    assert "Queue depth" in table and "Issues" in table
+    assert "Queue depth (todo + backlog)" in table and "Issues" in table
     activity = cli.json("dashboard", "activity", "--limit", "3")
     assert 1 <= len(activity["data"]) <= 3
     prompts = cli.json("dashboard", "prompts")["data"]

@@ -49,7 +49,7 @@ def status(out: Out) -> None:
     out.detail(info, [("Server", "url"), ("Status", "server"), ("API key", "key"),
                       ("Authenticated", "authenticated"), ("Error", "error"),
                       ("Issues", "issues"), ("In triage", "triage"),
-                      ("Queue depth", lambda _: d.get("queueDepth")), ("In progress", lambda _: d.get("activeCount")),
+                      ("Queue depth (todo + backlog)", lambda _: d.get("queueDepth")), ("In progress", lambda _: d.get("activeCount")),
                       ("Done in 24h", lambda _: d.get("completedLast24h"))])
     if not ok:
         raise SystemExit(1)
@@ -71,7 +71,7 @@ def dashboard(out: Out, ctx: click.Context) -> None:
         "Issues": issues.get("total"),
         **{f"  {k}": v for k, v in sorted((issues.get("byStatus") or {}).items())},
         "Goals": f"{goals.get('total')} ({goals.get('active')} active, {goals.get('achieved')} achieved)",
-        "Queue depth": d.get("queueDepth"), "In progress": d.get("activeCount"),
+        "Queue depth (todo + backlog)": d.get("queueDepth"), "In progress": d.get("activeCount"),
         "Done in 24h": d.get("completedLast24h"),
     }
     out.detail(flat, [(k, k) for k in flat], raw=stats)
