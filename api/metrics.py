@@ -15,7 +15,7 @@ from typing import Any
 import falcon
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
@@ -52,7 +52,8 @@ class BacklogGauges(Collector):
             pipe.zcard(FailedJobRegistry.key_template.format(self.queue_name))
             pipe.get(keys.lease_sweep())
             pipe.hget(keys.label_names(), NEEDS_REVIEW_LABEL)
-            ready, leased, queued, oldest, retrying, failed, swept, review = pipe.execute()
+            pipe.hgetall(keys.session_outcomes())
+            ready, leased, queued, oldest, retrying, failed, swept, review, closed = pipe.execute()
             parked = int(store.r.zcard(keys.issue_index("label", review))) if review else 0
             age = 0.0
             if oldest:
@@ -84,6 +85,12 @@ class BacklogGauges(Collector):
             g = GaugeMetricFamily(name, doc)
             g.add_metric([], float(value))
             yield g
+        # Kept in Redis by every close's MULTI: one count per close, whichever process closed it.
+        sessions = CounterMetricFamily("loop_sessions_closed", "Agent sessions closed, by outcome "
+                                       "(completed, failed, expired, released)", labels=["outcome"])
+        for outcome, count in sorted(closed.items()):
+            sessions.add_metric([outcome], float(count))
+        yield sessions
 
 
 class _Scrape(Collector):

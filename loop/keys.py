@@ -217,6 +217,10 @@ class Keys:
     def dispatch_blocking(self, issue_id: str) -> str:
         return self._k("dispatch", "blocking", issue_id)
 
+    def session_outcomes(self) -> str:
+        """Hash outcome -> sessions closed so (every close, in its MULTI: metrics read it)."""
+        return self._k("dispatch", "session_outcomes")
+
     def dispatch_leases(self) -> str:
         return self._k("dispatch", "leases")
 

@@ -21,8 +21,6 @@ LATENCY = Histogram("loop_http_request_duration_seconds", "HTTP request latency 
                     ["route", "method"], buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
 CLAIMS = Counter("loop_dispatch_claims", "Issues claimed by GET /api/dispatch/next")
 EMPTY_POLLS = Counter("loop_dispatch_empty_polls", "GET /api/dispatch/next answered 204 (nothing eligible)")
-SESSIONS = Counter("loop_sessions_closed", "Agent sessions closed, by outcome (released, failed, expired)",
-                   ["outcome"])
 LEASE_EXPIRIES = Counter("loop_lease_expiries", "Leases expired by the worker's periodic sweep")
 WEBHOOKS = Counter("loop_webhook_deliveries", "Webhook deliveries by provider and outcome "
                    "(queued, duplicate, ignored, rejected)", ["provider", "outcome"])

@@ -70,6 +70,13 @@ def test_claims_empty_polls_and_released_sessions_are_counted(client):
     assert value(after, "loop_dispatch_claims_total") == value(before, "loop_dispatch_claims_total") + 1
     assert value(after, "loop_sessions_closed_total", outcome="released") == value(
         before, "loop_sessions_closed_total", outcome="released") + 1
+    nxt = client.get("/api/dispatch/next").json  # the released issue, back in the queue
+    claim = nxt["claim"]
+    done = client.patch(f"/api/issues/{nxt['issue']['id']}", json={"status": "done"},
+                        headers={"X-Loop-Claim-Token": claim["token"]})
+    assert done.status_code == 200, done.text
+    assert value(scrape(client), "loop_sessions_closed_total", outcome="completed") == value(
+        before, "loop_sessions_closed_total", outcome="completed") + 1
 
 
 def test_webhook_deliveries_are_counted_by_provider_and_outcome(client, rq_queue):

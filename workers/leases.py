@@ -35,7 +35,6 @@ def expire_leases(store: Loop, max_batches: int = 100) -> int:
     store.r.set(store.keys.lease_sweep(), store.now())
     if total:
         metrics.LEASE_EXPIRIES.inc(total)
-        metrics.SESSIONS.labels("expired").inc(total)
         log.info("expired %d lease(s)", total, extra={"fields": {"expired": total}})
     return total
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import falcon
 
 from api.http import Api, Op, Route, send
-from loop import metrics
 from loop.dispatch.sessions import SESSION_FIELDS, wire
 from loop.schema import PAGINATION, Body, Bool, Query, Str
 
@@ -62,7 +61,6 @@ class Release:
         body = self.api.body(req, RELEASE)
         row = self.api.store.dispatch.release(session_id, req.context.key_name, claim_token(req, body),
                                               body.get("reason"), failed=body["failed"])
-        metrics.SESSIONS.labels("failed" if body["failed"] else "released").inc()
         send(resp, {"data": row})
 
 

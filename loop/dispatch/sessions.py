@@ -82,6 +82,8 @@ def stage_close(pipe: Any, keys: Keys, session: dict[str, str], outcome: str, no
     pipe.hset(keys.session(sid), mapping=fields)
     pipe.zadd(keys.retention("sessions"), {sid: now})  # closed: retention may purge it from now on
     pipe.zrem(keys.dispatch_leases(), sid)
+    # Counted here, in the close's MULTI, so every path (PATCH, release, sweeps) counts once.
+    pipe.hincrby(keys.session_outcomes(), outcome, 1)
     if holds:
         pipe.hdel(keys.dispatch_state(issue_id), "session")
     version = session.get("versionId")
