@@ -10,6 +10,8 @@ this module nor of the subsystems.
 
 from __future__ import annotations
 
+import functools
+
 from loop.clock import Clock, SystemClock
 from loop.dispatch import Dispatch, DispatchIssueHook, DispatchRelationHook
 from loop.dispatch import audit as dispatch_audit
@@ -67,3 +69,9 @@ def from_settings(settings: Settings) -> Loop:
 
 #: The former name of :func:`from_settings`.
 store_from_settings = from_settings
+
+
+@functools.cache
+def process_store(settings: Settings) -> Loop:
+    """One graph per settings for the life of the process (the worker's periodic jobs share it)."""
+    return from_settings(settings)

@@ -35,9 +35,10 @@ def _secrets(value: str | None) -> tuple[str, ...]:
     return tuple(s.strip() for s in value.split(",") if s.strip())
 
 
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    """Integer variable ``name`` in ``[lo, hi]`` (unset or blank: ``default``); else ConfigError naming it."""
     raw = env.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
     try:
         value = int(raw)
@@ -154,33 +155,33 @@ class Settings:
             raise ConfigError(
                 f"LOOP_NAMESPACE must be 1-64 characters of letters, digits, '_', '.', '-', got {namespace!r}"
             )
-        port = _int(env, "PORT", DEFAULT_PORT, 1, 65535)
+        port = env_int(env, "PORT", DEFAULT_PORT, 1, 65535)
         return cls(
             api_key=api_key,
             redis_url=_url(env, "REDIS_URL", None, ("redis", "rediss", "unix")),
             loop_url=_url(env, "LOOP_URL", f"http://localhost:{port}", ("http", "https")) or "",
             port=port,
             namespace=namespace,
-            max_body_bytes=_int(env, "LOOP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 64 * 1024 * 1024),
-            webhook_max_body_bytes=_int(env, "LOOP_WEBHOOK_MAX_BODY_BYTES", DEFAULT_WEBHOOK_MAX_BODY_BYTES,
+            max_body_bytes=env_int(env, "LOOP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 64 * 1024 * 1024),
+            webhook_max_body_bytes=env_int(env, "LOOP_WEBHOOK_MAX_BODY_BYTES", DEFAULT_WEBHOOK_MAX_BODY_BYTES,
                                         1024, 256 * 1024 * 1024),
             github_webhook_secrets=_secrets(env.get("GITHUB_WEBHOOK_SECRET")),
             sentry_client_secrets=_secrets(env.get("SENTRY_CLIENT_SECRET")),
             posthog_webhook_secrets=_secrets(env.get("POSTHOG_WEBHOOK_SECRET")),
             promote_signals_to_todo=_bool(env, "LOOP_SIGNALS_TO_TODO", True),
-            lease_seconds=_int(env, "LOOP_LEASE_SECONDS", 900, 5, 7 * 24 * 3600),
-            max_lease_expiries=_int(env, "LOOP_MAX_LEASE_EXPIRIES", 3, 1, 1000),
-            claim_timeout_ms=_int(env, "LOOP_CLAIM_TIMEOUT_MS", 2000, 50, 60_000),
+            lease_seconds=env_int(env, "LOOP_LEASE_SECONDS", 900, 5, 7 * 24 * 3600),
+            max_lease_expiries=env_int(env, "LOOP_MAX_LEASE_EXPIRIES", 3, 1, 1000),
+            claim_timeout_ms=env_int(env, "LOOP_CLAIM_TIMEOUT_MS", 2000, 50, 60_000),
             prompt_token_placeholder=env.get("LOOP_PROMPT_TOKEN", "$LOOP_API_KEY") or "$LOOP_API_KEY",
             queue_name=env.get("LOOP_QUEUE", "loop-signals") or "loop-signals",
-            webhook_dedup_seconds=_int(env, "LOOP_WEBHOOK_DEDUP_SECONDS", 7 * 24 * 3600, 7 * 24 * 3600, 366 * 24 * 3600),
+            webhook_dedup_seconds=env_int(env, "LOOP_WEBHOOK_DEDUP_SECONDS", 7 * 24 * 3600, 7 * 24 * 3600, 366 * 24 * 3600),
             webhook_retry_intervals=_seconds_list(env, "LOOP_WEBHOOK_RETRY_INTERVALS", (10, 30, 120, 600, 1800)),
-            failed_job_ttl=_int(env, "LOOP_FAILED_JOB_TTL", 30 * 24 * 3600, 3600, 366 * 24 * 3600),
-            session_retention_seconds=_int(
+            failed_job_ttl=env_int(env, "LOOP_FAILED_JOB_TTL", 30 * 24 * 3600, 3600, 366 * 24 * 3600),
+            session_retention_seconds=env_int(
                 env, "LOOP_SESSION_RETENTION_SECONDS", 90 * DAY, 0, MAX_RETENTION_SECONDS),
-            deleted_issue_retention_seconds=_int(
+            deleted_issue_retention_seconds=env_int(
                 env, "LOOP_DELETED_ISSUE_RETENTION_SECONDS", 30 * DAY, 0, MAX_RETENTION_SECONDS),
-            signal_payload_retention_seconds=_int(
+            signal_payload_retention_seconds=env_int(
                 env, "LOOP_SIGNAL_PAYLOAD_RETENTION_SECONDS", 90 * DAY, 0, MAX_RETENTION_SECONDS),
             cors_origins=_origins(env, "LOOP_CORS_ORIGINS", DEFAULT_CORS_ORIGINS),
             log_format=_choice(env, "LOOP_LOG_FORMAT", "text", LOG_FORMATS),

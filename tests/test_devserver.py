@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -219,6 +221,21 @@ def _wait_healthy(proc: subprocess.Popen[str], port: int, timeout: float = 60) -
     raise AssertionError("loop dev never served /health:\n" + proc.communicate()[0])
 
 
+@contextlib.contextmanager
+def ctrl_c_at_end(proc: subprocess.Popen[str]) -> Iterator[list[str]]:
+    """Run the body with ``proc`` (``loop dev``) up, then Ctrl-C it and expect a clean exit; the list
+    gets its output. A failing body kills the process instead."""
+    output: list[str] = []
+    try:
+        yield output
+        proc.send_signal(signal.SIGINT)
+        output.append(proc.communicate(timeout=60)[0])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("redis_env", ["unset", "unreachable"])
 def test_loop_dev_without_a_redis_runs_an_embedded_one_and_ctrl_c_stops_everything(tmp_path, redis_env):
@@ -227,7 +244,7 @@ def test_loop_dev_without_a_redis_runs_an_embedded_one_and_ctrl_c_stops_everythi
     if redis_env == "unreachable":
         env["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
     proc, port = _start_dev(tmp_path, env)
-    try:
+    with ctrl_c_at_end(proc) as stopped:
         assert _wait_healthy(proc, port)["ok"] is True
         family = _descendants(proc.pid)
         assert any("redis-server" in _cmdline(p) for p in family)
@@ -236,12 +253,7 @@ def test_loop_dev_without_a_redis_runs_an_embedded_one_and_ctrl_c_stops_everythi
         assert stat.S_IMODE((tmp_path / ".loop" / "api-key").stat().st_mode) == 0o600
         url = f"unix://{tmp_path / '.loop' / 'redis.sock'}"
         assert ping(url)
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, output
+    output = stopped[0]
     key = (tmp_path / ".loop" / "api-key").read_text().strip()
     assert key in output and "embedded Redis saved and stopped" in output
     if redis_env == "unreachable":
@@ -254,16 +266,11 @@ def test_loop_dev_without_a_redis_runs_an_embedded_one_and_ctrl_c_stops_everythi
 def test_loop_dev_uses_a_reachable_redis_url_without_starting_an_embedded_one(tmp_path, redis_url):
     env = {**os.environ, "REDIS_URL": redis_url, "LOOP_NAMESPACE": f"t-{uuid.uuid4().hex[:12]}"}
     proc, port = _start_dev(tmp_path, env, "--skip", "worker")
-    try:
+    with ctrl_c_at_end(proc) as stopped:
         assert _wait_healthy(proc, port)["ok"] is True
         family = _descendants(proc.pid)
         assert not any("redis-server" in _cmdline(p) for p in family)
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, output
+    output = stopped[0]
     assert "(from REDIS_URL)" in output and "worker |" not in output
     assert not (tmp_path / ".loop" / "redis.sock").exists()
     assert [p for p in family if _alive(p)] == []
@@ -334,13 +341,7 @@ def test_the_api_under_loop_dev_leaves_gunicorns_per_user_control_socket_alone(t
     env = {**os.environ, "HOME": str(home), "REDIS_URL": redis_url, "LOOP_NAMESPACE": f"t-{uuid.uuid4().hex[:12]}"}
     env.pop("XDG_RUNTIME_DIR", None)  # gunicorn's default socket is then ~/.gunicorn/gunicorn.ctl
     proc, port = _start_dev(tmp_path, env, "--only", "web")
-    try:
+    with ctrl_c_at_end(proc):
         assert _wait_healthy(proc, port)["ok"] is True
         time.sleep(0.5)  # the arbiter is up: a control socket would exist by now
         assert not (home / ".gunicorn").exists()
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, output

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.redis_server import free_port
-from tests.test_devserver import _wait_healthy
+from tests.test_devserver import _wait_healthy, ctrl_c_at_end
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("loop", "api", "workers", "pyproject.toml", "README.md", "Procfile")
@@ -88,14 +87,9 @@ def test_loop_dev_from_an_empty_directory_after_a_plain_install_serves_health_an
                      LOOP_MCP_PORT=str(free_port()), HOME=str(tmp_path / "home"))
     proc = subprocess.Popen([str(installed / "loop"), "dev", "--port", str(port)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with ctrl_c_at_end(proc) as stopped:
         assert _wait_healthy(proc, port)["ok"] is True
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, output
+    output = stopped[0]
     assert "Loop's built-in Procfile" in output
     for name in ("web", "worker", "mcp"):
         assert f"{name:<6} | stopped\n" in output, output

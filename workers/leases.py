@@ -9,7 +9,6 @@ concurrent sweeps are safe because each expiry is one guarded transaction.
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import TYPE_CHECKING
 
@@ -39,13 +38,7 @@ def expire_leases(store: Loop, max_batches: int = 100) -> int:
     return total
 
 
-@functools.cache
-def _store(settings: Settings) -> Loop:
-    from loop.runtime import from_settings
-
-    return from_settings(settings)
-
-
 def sweep(settings: Settings) -> None:
     """Periodic entry point: one sweep with the process's store for ``settings``."""
-    expire_leases(_store(settings))
+    from loop.runtime import process_store  # the worker builds its graph once, on first use
+    expire_leases(process_store(settings))

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from loop.errors import ConfigError
+from loop.settings import env_int
 
 #: How often the scheduler thread moves due retries from the scheduled registry to the queue.
 SCHEDULER_TICK_SECONDS = 1.0
@@ -22,19 +22,6 @@ SCHEDULER_LOCK_SECONDS = 10
 JOB_HEARTBEAT_SECONDS = 5
 #: First reconnect delay; doubled per failed attempt up to ``reconnect_max_seconds``.
 RECONNECT_BASE_SECONDS = 0.25
-
-
-def _int_env(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -53,9 +40,9 @@ class Recovery:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Recovery:
         env = os.environ if env is None else env
         return cls(
-            maintenance_seconds=_int_env(env, "LOOP_WORKER_MAINTENANCE_SECONDS", 5, 1, 600),
-            abandon_seconds=_int_env(env, "LOOP_WORKER_ABANDON_SECONDS", 30, 1, 3600),
-            reconnect_max_seconds=_int_env(env, "LOOP_WORKER_RECONNECT_MAX_SECONDS", 5, 1, 300),
+            maintenance_seconds=env_int(env, "LOOP_WORKER_MAINTENANCE_SECONDS", 5, 1, 600),
+            abandon_seconds=env_int(env, "LOOP_WORKER_ABANDON_SECONDS", 30, 1, 3600),
+            reconnect_max_seconds=env_int(env, "LOOP_WORKER_RECONNECT_MAX_SECONDS", 5, 1, 300),
         )
 
     @property

@@ -11,7 +11,6 @@ docs/operations.md, "Retention".
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -160,13 +159,7 @@ def purge(store: Loop, batch: int = RETENTION_BATCH) -> dict[str, int]:
     return done
 
 
-@functools.cache
-def _store(settings: Settings) -> Loop:
-    from loop.runtime import from_settings
-
-    return from_settings(settings)
-
-
 def sweep(settings: Settings) -> None:
     """Periodic entry point (``workers.runner.PERIODIC``): one run with the process's store."""
-    purge(_store(settings))
+    from loop.runtime import process_store  # the worker builds its graph once, on first use
+    purge(process_store(settings))
