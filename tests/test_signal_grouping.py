@@ -114,3 +114,23 @@ def test_a_bad_fingerprint_is_a_400_naming_it_and_writes_nothing(client, store):
         assert r.status_code == 400, r.text
         assert "fingerprint" in r.json["details"]
     assert keys_of(store) == before
+
+
+def test_the_triage_prompt_shows_the_group_count_times_and_recent_payloads(client, clock):
+    post(client)
+    clock.advance(60)
+    post(client, payload={"message": "second time", "marker": "recent-payload-2"})
+    prompt = client.get("/api/dispatch/next").json["prompt"]
+    assert "2 signals with the same fingerprint" in prompt
+    assert "recent-payload-2" in prompt
+
+
+def test_the_goal_partial_shows_the_goal_trend(client):
+    g = client.post("/api/goals", json={"title": "Fewer errors", "metric": "errors", "targetValue": 1,
+                                        "unit": "/h"}).json["data"]
+    project = client.post("/api/projects", json={"name": "P", "goalId": g["id"]}).json["data"]
+    for value, at in ((40, "2026-01-01T00:00:00Z"), (25, "2026-01-02T00:00:00Z")):
+        client.post(f"/api/goals/{g['id']}/readings", json={"value": value, "at": at})
+    post(client, projectId=project["id"])
+    prompt = client.get("/api/dispatch/next").json["prompt"]
+    assert "Last readings, newest first: 25/h at 2026-01-02T00:00:00.000Z; 40/h at 2026-01-01" in prompt
