@@ -13,7 +13,12 @@ creation keeps it exact) and a walk of the smallest filter's zset checking each 
 others, stopping once the page is full (``issue_list.lua`` with zsets only): O(page), never an
 intersection of whole indexes.
 
-The payload is stored once, as the triage issue's ``signalPayload``; a signal's ``payload``
+A signal with a ``fingerprint`` whose group (``P:signal:group:<digest>``) names an open issue joins
+it instead (docs/signals.md): one ``Issues.update_if`` transaction, :class:`GuardHook` WATCHing
+the group and staging the signal.
+
+A new issue's payload is stored once, as the triage issue's ``signalPayload`` (a grouped signal
+keeps its own); a signal's ``payload``
 is read from there (one pipelined HGET per row). Signals written before that keep their own
 copy, which is served as is.
 """
