@@ -44,6 +44,10 @@ P:counts:signals                       hash    JSON [[filter, value], ...] of 2-
 P:webhook:<provider>:<digest>          string  webhook dedup marker -> RQ job id (TTL >= 7 days)
 P:webhook-body:<provider>:<digest>     string  the same for the SHA-256 of the raw signed body (replays)
 P:signals:done:<provider>:<digest>     string  delivery already normalized -> signal id (TTL)
+P:signal:group:<digest>                string  fingerprint (first 32 hex of SHA-256) -> its triage issue id
+P:goal:<id>:readings                   zset    the goal's last 1,000 readings (JSON), score = at (ms)
+P:goal:<id>:daily                      hash    "<YYYY-MM-DD>:n" / ":sum" -> count / sum of that UTC day's readings
+P:goals:metric:<metric>                set     live goals whose metric is <metric> (metric signals)
 P:idem:<digest>                        string  stored response of an Idempotency-Key (TTL)
 P:health:probe                         string  GET /health's write probe (TTL 60 s)
 P:health:lease_sweep                   string  epoch ms of the last periodic lease sweep
@@ -180,6 +184,20 @@ class Keys:
 
     def signal_done(self, provider: str, digest: str) -> str:
         return self._k("signals", "done", provider, digest)
+
+    def signal_group(self, digest: str) -> str:
+        """Fingerprint (its SHA-256 digest: fixed size, no separators) -> the triage issue it opened."""
+        return self._k("signal", "group", digest)
+
+    # goal readings (docs/signals.md)
+    def goal_readings(self, goal_id: str) -> str:
+        return self._k("goal", goal_id, "readings")
+
+    def goal_daily(self, goal_id: str) -> str:
+        return self._k("goal", goal_id, "daily")
+
+    def goals_by_metric(self, metric: str) -> str:
+        return self._k("goals", "metric", metric)
 
     # health (loop/health.py)
     def health_probe(self) -> str:

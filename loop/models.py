@@ -33,6 +33,8 @@ ISSUE_FIELDS: dict[str, str] = {
     "priority": "i", "parentId": "s", "projectId": "s", "signalSource": "s", "signalPayload": "j",
     "hypothesis": "j", "agentSessionId": "s", "agentSummary": "s", "commits": "j",
     "pullRequests": "j", "completedAt": "t", "createdAt": "t", "updatedAt": "t", "deletedAt": "t",
+    # Signal grouping (issue 14): signals attached, the last one's time, the newest few (prompt).
+    "signalCount": "i", "lastSignalAt": "t", "signalRecent": "j",
 }
 PROJECT_FIELDS: dict[str, str] = {
     "id": "s", "name": "s", "description": "s", "status": "s", "health": "s", "goalId": "s",
@@ -42,7 +44,10 @@ GOAL_FIELDS: dict[str, str] = {
     "id": "s", "title": "s", "description": "s", "metric": "s", "targetValue": "f",
     "currentValue": "f", "unit": "s", "status": "s", "projectId": "s", "createdAt": "t",
     "updatedAt": "t", "deletedAt": "t",
+    # Readings (issue 14): increase|decrease, the latest reading's time, the last few readings.
+    "direction": "s", "lastReadingAt": "t", "trend": "j",
 }
+GOAL_DIRECTIONS = ("increase", "decrease")
 LABEL_FIELDS: dict[str, str] = {"id": "s", "name": "s", "color": "s", "createdAt": "t", "deletedAt": "t"}
 RELATION_FIELDS: dict[str, str] = {
     "id": "s", "type": "s", "issueId": "s", "relatedIssueId": "s", "createdAt": "t",

@@ -106,3 +106,16 @@ HEALTH_MEMORY_RATIO = 0.9
 #: whole, so an issue hash keeps Redis's compact encoding only while each value fits; the start-up
 #: check warns below it (docs/operations.md).
 REDIS_HASH_VALUE_BYTES = 1024
+
+# Signal grouping and goal readings (loop/store/signals.py, loop/store/goals.py; docs/signals.md)
+#: Recent signals a grouped triage issue keeps (``signalRecent``) for its prompt: the newest first.
+GROUP_RECENT_SIGNALS = 3
+#: Bytes of one recent signal's payload kept whole in ``signalRecent``; a larger one is kept as an
+#: excerpt of its JSON (the signal itself keeps it all).
+GROUP_RECENT_PAYLOAD_BYTES = 2000
+#: Readings kept per goal (``P:goal:<id>:readings``); older ones live on as daily count/sum.
+GOAL_READINGS_KEPT = 1000
+#: Readings a goal row carries as its ``trend`` (newest first): the goal partial shows them.
+GOAL_TREND_READINGS = 5
+#: Attempts of a grouped signal write when its group moved under it (issue closed, regrouped).
+GROUP_ATTEMPTS = 20

@@ -15,6 +15,7 @@ ISSUE_KEYS = {
     "id", "number", "title", "description", "type", "status", "priority", "parentId", "projectId",
     "signalSource", "signalPayload", "hypothesis", "agentSessionId", "agentSummary", "commits",
     "pullRequests", "completedAt", "createdAt", "updatedAt", "deletedAt",
+    "signalCount", "lastSignalAt", "signalRecent",  # signal grouping (issue 14)
 }
 HYPOTHESIS = {"statement": "Users churn at signup", "confidence": 0.7, "evidence": ["funnel drop"],
               "validationCriteria": "signup rate +10%"}

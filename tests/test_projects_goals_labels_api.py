@@ -10,7 +10,7 @@ from tests.conftest import keys_of
 
 PROJECT_KEYS = {"id", "name", "description", "status", "health", "goalId", "createdAt", "updatedAt", "deletedAt"}
 GOAL_KEYS = {"id", "title", "description", "metric", "targetValue", "currentValue", "unit", "status", "projectId",
-             "createdAt", "updatedAt", "deletedAt"}
+             "createdAt", "updatedAt", "deletedAt", "direction", "lastReadingAt", "trend"}
 LABEL_KEYS = {"id", "name", "color", "createdAt", "deletedAt"}
 
 

@@ -24,7 +24,7 @@ from api.app import create_app
 from loop.runtime import build
 from loop.store import connect
 from tests.conftest import Client
-from tests.fixtures.webhooks import drain, fixture_bytes, github_headers, open_queue
+from tests.fixtures.webhooks import drain, fixture_bytes, github_headers, open_queue, sentry_headers
 from tests.redis_server import spawn_redis
 from tests.signal_job_hold import HOLD_ENV
 from workers.runner import queue_for
@@ -164,3 +164,41 @@ def test_redis_stopping_during_webhooks_gives_503s_and_leaves_nothing_half_writt
     finally:
         server.stop()
         shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point, outcome", [("before-write", "created"), ("after-write", "existing")])
+def test_a_work_horse_killed_mid_grouped_webhook_leaves_one_more_signal_and_the_right_count(
+        client, settings, rq_queue, redis_url, tmp_path, point, outcome):
+    """The delivery joins an open group (issue 14): after the kill and the retry, exactly one signal
+    was added and the group's issue counts 2."""
+    opened = client.post("/api/signals", json={
+        "source": "sentry", "type": "created", "severity": "high", "payload": {"message": "first"},
+        "fingerprint": "sentry:issue:1170820242"}).json["data"]["issue"]
+    gate = tmp_path / point
+    gate.touch()
+    body = fixture_bytes("sentry/issue.created.json")
+    r = client.post("/api/signals/sentry", body=body, headers=sentry_headers(body, "issue"), auth=False)
+    assert r.status_code == 202
+    (job_id,) = rq_queue.job_ids
+    env = {**os.environ, "LOOP_API_KEY": "k", "REDIS_URL": redis_url, "LOOP_QUEUE": settings.queue_name,
+           "LOOP_NAMESPACE": settings.namespace, HOLD_ENV: str(tmp_path), "PYTHONPATH": str(ROOT)}
+    worker = subprocess.Popen([sys.executable, "-c", WORKER], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        pid_file = tmp_path / f"{point}.pid"
+        wait_for(pid_file.exists, what="the job to reach " + point)
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        gate.unlink()
+        err, _ = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 0, err.decode()[-2000:]
+    job = rq_queue.fetch_job(job_id)
+    assert job is not None and job.is_finished
+    result = job.latest_result().return_value
+    assert result["status"] == outcome and result["issueId"] == opened["id"]
+    assert totals(client) == (2, 1)
+    assert client.get(f"/api/issues/{opened['id']}").json["data"]["signalCount"] == 2

@@ -25,9 +25,12 @@ import redis
 from loop import metrics
 from loop.clock import SystemClock
 from loop.errors import ConfigError
+from loop.models import GOAL_FIELDS
 from loop.runtime import Loop, build
 from loop.settings import Settings
+from loop.signals.common import Normalized
 from loop.signals.providers import PROVIDERS
+from loop.store.goals import MEASURED, Reading
 
 
 def _no_checkpoint(point: str) -> None:
@@ -122,9 +125,20 @@ def _normalize(spec: dict[str, Any], client: redis.Redis | None) -> dict[str, An
                                     description=normalized.description)
     recorded = signals.create(
         {"source": normalized.source, "sourceId": normalized.source_id, "type": normalized.type,
-         "severity": normalized.severity, "payload": payload, "deliveryId": spec["deliveryId"]},
+         "severity": normalized.severity, "payload": payload, "deliveryId": spec["deliveryId"],
+         "fingerprint": normalized.fingerprint},
         issue_data, guard=guard, guard_ttl=int(spec.get("dedupTtl") or 7 * 24 * 3600),
+        readings=metric_readings(store, normalized, int(spec.get("receivedAt") or store.now())),
     )
     checkpoint("after-write")
     return {"deliveryId": spec["deliveryId"], "status": "created" if recorded.created else "existing",
-            "signalId": recorded.signal["id"], "issueId": recorded.issue["id"]}
+            "signalId": recorded.signal["id"], "issueId": recorded.issue["id"], "grouped": recorded.grouped}
+
+
+def metric_readings(store: Loop, normalized: Normalized, at: int) -> list[tuple[str, Reading]]:
+    """A metric delivery's reading for each measured (active or achieved) goal of its metric."""
+    if normalized.metric is None or normalized.value is None:
+        return []
+    goals = store.goals.s.get_rows("goal", GOAL_FIELDS, store.goals.by_metric(normalized.metric))
+    return [(g["id"], Reading(normalized.value, at, normalized.source)) for g in goals
+            if g["deletedAt"] is None and g["status"] in MEASURED]

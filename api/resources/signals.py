@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import falcon
 
 from api import openapi
 from api.http import Api, Op, Route, send
+from loop.errors import ValidationError
 from loop.models import SEVERITIES
 from loop.schema import PAGINATION, Body, Enum, Id, Query, Record, Str
+from loop.store.goals import Reading
 from loop.store.signals import SIGNAL_FIELDS, title_for
 
 #: Row schemas this module adds to the OpenAPI document.
@@ -20,6 +24,9 @@ CREATE = Body({
     "severity": Enum(required=True, values=SEVERITIES),
     "payload": Record(required=True),
     "projectId": Id(),
+    "fingerprint": Str(min_len=1, max_len=200,
+                       description="Groups signals: while its issue is open, the same fingerprint joins it"),
+    "goalId": Id(description="Record payload.value (a finite number) as a reading of this goal"),
 })
 LIST_QUERY = Query({
     "source": Str(min_len=1),
@@ -41,13 +48,22 @@ class SignalList:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = self.api.body(req, CREATE)
-        signals = self.api.store.signals
+        store = self.api.store
+        signals = store.signals
+        readings = []
+        if data.get("goalId"):
+            value = data["payload"].get("value")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValidationError("Invalid request body",
+                                      {"payload.value": ["must be a finite number when goalId is given"]})
+            store.goals.get_live(data["goalId"])  # 404 before any write (the write checks it again)
+            readings.append((data["goalId"], Reading(float(value), store.now(), data["source"])))
         issue = signals.issue_data(data["source"], data["severity"], data["payload"],
                                    title_for(data["source"], data["type"], data["payload"]),
                                    project_id=data.get("projectId"))
-        recorded = signals.create({**data, "sourceId": data.get("sourceId")}, issue)
+        recorded = signals.create({**data, "sourceId": data.get("sourceId")}, issue, readings=readings)
         send(resp, {"data": {"signal": signals.wire(recorded.signal),
-                             "issue": self.api.store.issues.wire(recorded.issue)}}, 201)
+                             "issue": store.issues.wire(recorded.issue), "grouped": recorded.grouped}}, 201)
 
 
 class SignalItem:
@@ -65,9 +81,11 @@ def routes(api: Api) -> list[Route]:
         Route("/api/signals", SignalList(api), [
             Op("GET", "List signals (filters source, severity, projectId; paginated)", t, query=LIST_QUERY,
                responses={200: "OK", 400: "Invalid query"}, response_schema="Signal"),
-            Op("POST", "Ingest a signal: creates the signal and its triage issue atomically", t, body=CREATE,
-               responses={201: "Created {signal, issue}", 400: "Invalid"},
-               response_body=openapi.wrapped(openapi.obj(signal=openapi.ref("Signal"), issue=openapi.ref("Issue")))),
+            Op("POST", "Ingest a signal: creates the signal and its triage issue atomically, or joins the open "
+               "issue of its fingerprint (grouped: true)", t, body=CREATE,
+               responses={201: "Created {signal, issue, grouped}", 400: "Invalid", 404: "Goal not found"},
+               response_body=openapi.wrapped(openapi.obj(signal=openapi.ref("Signal"), issue=openapi.ref("Issue"),
+                                                         grouped={"type": "boolean"}))),
         ]),
         Route("/api/signals/{signal_id}", SignalItem(api), [
             Op("GET", "Get a signal (with its original payload)", t,

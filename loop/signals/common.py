@@ -20,6 +20,23 @@ class Normalized:
     title: str
     source_id: str | None = None
     description: str | None = None
+    #: Groups deliveries about one thing under one open triage issue (docs/webhooks.md, per provider).
+    fingerprint: str | None = None
+    #: A metric reading the delivery reports: recorded on the goals measured by ``metric``.
+    metric: str | None = None
+    value: float | None = None
+
+
+def number(value: Any) -> float | None:
+    """A finite JSON number as a float, or ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def clip_fingerprint(value: str) -> str:
+    """Fingerprints are bounded like the API's (200 characters)."""
+    return value[:200]
 
 
 def dig(obj: Any, *path: str) -> Any:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from loop.signals.common import Normalized, bullets, dig, excerpt, text
+from loop.signals.common import Normalized, bullets, clip_fingerprint, dig, excerpt, text
 
 #: Severity by event (contract 4.2); anything else is ``medium`` unless rated below.
 SEVERITY = {
@@ -65,7 +65,31 @@ def normalize(event: str, payload: Mapping[str, Any]) -> Normalized | None:
         title=f"GitHub: {event} on {repo} by {actor}",
         source_id=f"{event}.{action}" if action else event,
         description=describe(event, payload),
+        fingerprint=fingerprint(event, repo, payload),
     )
+
+
+ALERTS = ("dependabot_alert", "code_scanning_alert", "secret_scanning_alert", "repository_vulnerability_alert")
+
+
+def fingerprint(event: str, repo: str, p: Mapping[str, Any]) -> str | None:
+    """Failed CI: repository + workflow/check name + branch (a flaky workflow failing on every push
+    is one issue); security alerts: repository + alert number; other events do not group."""
+    if event in CI_EVENTS:
+        obj = dig(p, CI_EVENTS[event][0])
+        name = (text(dig(obj, "name")) or text(dig(obj, "workflow_name")) or text(dig(p, "workflow", "name"))
+                or text(dig(obj, "app", "slug")) or "?")
+        branch = text(dig(obj, "head_branch")) or text(dig(obj, "check_suite", "head_branch")) or "?"
+        return clip_fingerprint(f"github:{repo}:{event}:{name}@{branch}")
+    if event == "deployment_status":
+        env = (text(dig(p, "deployment_status", "environment")) or text(dig(p, "deployment", "environment"))
+               or "?")
+        return clip_fingerprint(f"github:{repo}:deployment:{env}")
+    if event in ALERTS:
+        number = dig(p, "alert", "number")
+        if isinstance(number, int) and not isinstance(number, bool):
+            return clip_fingerprint(f"github:{repo}:{event}:{number}")
+    return None
 
 
 def describe(event: str, p: Mapping[str, Any]) -> str | None:

@@ -23,7 +23,17 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from loop.signals.common import Normalized, bullets, dig, excerpt, first, js_number, text
+from loop.signals.common import (
+    Normalized,
+    bullets,
+    clip_fingerprint,
+    dig,
+    excerpt,
+    first,
+    js_number,
+    number,
+    text,
+)
 
 ERROR_TRACKING_ALERTS = frozenset(("created", "reopened", "spiking"))
 
@@ -60,7 +70,22 @@ def normalize(payload: Mapping[str, Any]) -> Normalized:
     return Normalized(
         source="posthog", type="metric_change", severity=severity_for_change(change),
         title=f"PostHog: {metric} {js_number(change)}% ({timeframe})",
+        fingerprint=clip_fingerprint(f"posthog:metric:{metric}"),
+        # The reading is the metric's level when the body carries one (``current``), else its value.
+        metric=str(metric), value=first(number(payload.get("current")), number(value)),
     )
+
+
+def _fingerprint(name: str, props: Mapping[str, Any]) -> str | None:
+    """Alerts: the alert id (else the insight id); error tracking: the issue id; else none."""
+    if name == "$insight_alert_firing":
+        ident = first(text(props.get("alert_id")), text(props.get("insight_id")), text(props.get("insight_short_id")),
+                      text(props.get("alert_name")))
+        return clip_fingerprint(f"posthog:alert:{ident}") if ident else None
+    if name == "$exception" or name.startswith("$error_tracking_issue_"):
+        ident = text(props.get("$exception_issue_id")) or text(props.get("issue_id")) or text(props.get("id"))
+        return clip_fingerprint(f"posthog:error:{ident}") if ident else None
+    return None
 
 
 def _destination(payload: Mapping[str, Any]) -> Normalized:
@@ -101,6 +126,9 @@ def _destination(payload: Mapping[str, Any]) -> Normalized:
     summary = bullets(details)
     return Normalized(
         source="posthog", type=name, severity=severity, title=title,
-        source_id=text(dig(event, "uuid")),
+        source_id=text(dig(event, "uuid")), fingerprint=_fingerprint(name, props),
+        metric=(text(props.get("insight_name")) or text(props.get("alert_name"))) if name == "$insight_alert_firing" else None,
+        value=first(number(props.get("current_value")), number(props.get("value")))
+        if name == "$insight_alert_firing" else None,
         description="\n\n".join(p for p in (summary, body) if p) or None,
     )

@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from loop.signals.common import Normalized, bullets, dig, first, js_number, text
+from loop.signals.common import Normalized, bullets, clip_fingerprint, dig, first, js_number, text
 
 
 def resource_of(header: str | None, payload: Mapping[str, Any]) -> str:
@@ -89,6 +89,7 @@ def normalize(resource: str, payload: Mapping[str, Any]) -> Normalized:
         return Normalized(
             source="sentry", type=type_, severity=sev, title=f"Sentry: {title} ({type_})",
             source_id=_str(dig(alert, "id")),
+            fingerprint=_fp("metric_alert", _str(dig(alert, "alert_rule", "id")) or _str(dig(alert, "id"))),
             description=bullets([("Resource", "metric_alert"), ("Action", type_),
                                  ("Details", text(dig(data, "description_text"))),
                                  ("Link", text(dig(data, "web_url")))]) or None,
@@ -104,6 +105,8 @@ def normalize(resource: str, payload: Mapping[str, Any]) -> Normalized:
     return Normalized(
         source="sentry", type=type_, severity=severity_for(str(level), count),
         title=f"Sentry: {title} ({js_number(count)} events)", source_id=source_id,
+        # Sentry's own grouping: every event, alert and issue delivery of one Sentry issue id.
+        fingerprint=_fp("issue", _str(dig(issue, "id")) or _str(dig(error, "issue_id")) or _str(dig(event, "issue_id"))),
         description=bullets([
             ("Resource", resource), ("Action", type_), ("Level", str(level)),
             ("Culprit", text(dig(obj, "culprit"))),
@@ -112,6 +115,10 @@ def normalize(resource: str, payload: Mapping[str, Any]) -> Normalized:
             ("Link", text(dig(obj, "web_url")) or text(dig(obj, "permalink")) or text(dig(obj, "url"))),
         ]) or None,
     )
+
+
+def _fp(kind: str, ident: str | None) -> str | None:
+    return clip_fingerprint(f"sentry:{kind}:{ident}") if ident else None
 
 
 def _str(value: Any) -> str | None:

@@ -13,14 +13,21 @@ creation keeps it exact) and a walk of the smallest filter's zset checking each 
 others, stopping once the page is full (``issue_list.lua`` with zsets only): O(page), never an
 intersection of whole indexes.
 
-The payload is stored once, as the triage issue's ``signalPayload``; a signal's ``payload``
+A signal with a ``fingerprint`` whose group (``P:signal:group:<digest>``) names an open issue joins
+it instead (docs/signals.md): one ``Issues.update_if`` transaction, :class:`GuardHook` WATCHing
+the group and staging the signal.
+
+A new issue's payload is stored once, as the triage issue's ``signalPayload`` (a grouped signal
+keeps its own); a signal's ``payload``
 is read from there (one pipelined HGET per row). Signals written before that keep their own
 copy, which is served as is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
@@ -28,11 +35,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from loop import models
+from loop.clock import iso
+from loop.errors import Conflict, NotFound
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import Row
+from loop.store.goals import Reading, ReadingWrite
 from loop.store.types import IssueHook, WriteIntent
-from loop.tunables import LIST_BLOCK_BYTES
+from loop.tunables import GROUP_ATTEMPTS, GROUP_RECENT_PAYLOAD_BYTES, GROUP_RECENT_SIGNALS, LIST_BLOCK_BYTES
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -41,7 +51,7 @@ if TYPE_CHECKING:
 LIST_SCRIPT = "issue_list"
 SIGNAL_FIELDS: dict[str, str] = {
     "id": "s", "source": "s", "sourceId": "s", "type": "s", "severity": "s", "payload": "j",
-    "issueId": "s", "projectId": "s", "deliveryId": "s", "createdAt": "t",
+    "issueId": "s", "projectId": "s", "deliveryId": "s", "createdAt": "t", "fingerprint": "s",
 }
 #: Severity -> issue priority (contract 4.1): critical 1 (urgent) ... low 4.
 PRIORITY = {"critical": 1, "high": 2, "medium": 3, "low": 4}
@@ -57,26 +67,112 @@ class AlreadyRecorded(Exception):
         self.signal_id = signal_id
 
 
-class GuardHook(IssueHook):
-    """WATCHes the delivery guard (``intent.guard``) inside the issue-create transaction.
+class Regroup(Exception):
+    """The fingerprint's group moved between the read and the write (its issue closed, reopened,
+    or another signal opened the next one): the signal write starts over."""
 
-    Registered FIRST among the issue hooks (:func:`loop.runtime.build`), so its WATCH precedes
-    any read another hook makes in ``prepare``.
 
-    ``prepare`` runs before MULTI: if the guard exists the create is abandoned; if another
-    run sets it between here and EXEC, the EXEC fails (WatchError), the transaction is
-    retried and this check then sees the guard. Issue updates and deletes are untouched.
+@dataclass
+class SignalWrite:
+    """The signal an issue write carries (``WriteIntent.signal``), staged in that write's MULTI.
+
+    ``group``: the fingerprint's ``P:signal:group:<digest>`` key; ``expect``: on a create, the
+    issue the group named when the write was planned (``None``, or the closed previous issue);
+    ``previous``: that closed issue, which the new one relates to; ``reading``: a goal reading
+    recorded with the signal.
     """
 
+    signal: Row
+    guard: str | None = None
+    guard_ttl: int | None = None
+    group: str | None = None
+    expect: str | None = None
+    previous: Row | None = None
+    readings: list[tuple[str, Reading]] = dataclasses.field(default_factory=list)
+
+
+@dataclass
+class _Staged:
+    write: SignalWrite
+    readings: list[ReadingWrite]
+    relation: Row | None
+    relation_states: list[Any]
+
+
+class GuardHook(IssueHook):
+    """Checks, inside the issue write's transaction, what the signal it carries depends on.
+
+    Registered FIRST among the issue hooks (:func:`loop.runtime.build`), so its WATCHes precede
+    any read another hook makes in ``prepare``.
+
+    ``prepare`` runs before MULTI: the delivery guard (``intent.guard``) existing abandons the
+    write (:class:`AlreadyRecorded`); a fingerprint group that no longer names what the write was
+    planned on abandons it too (:class:`Regroup`); a goal reading is read. Everything read is
+    WATCHed, so a concurrent change fails the EXEC and the transaction re-runs these checks.
+    ``stage`` queues the signal (and its reading, group mapping, recurrence relation).
+    """
+
+    def __init__(self, signals: Signals) -> None:
+        self.signals = signals
+
     def prepare(self, pipe: Any, old: Row | None, new: Row, intent: WriteIntent) -> Any:
-        guard = intent.guard
-        if guard is None or old is not None:
+        w = intent.signal if isinstance(intent.signal, SignalWrite) else None
+        guard = w.guard if w is not None else intent.guard if old is None else None
+        if guard is not None:
+            pipe.watch(guard)
+            existing = pipe.get(guard)
+            if existing is not None:
+                raise AlreadyRecorded(existing)
+        if w is None:
             return None
-        pipe.watch(guard)
-        existing = pipe.get(guard)
-        if existing is not None:
-            raise AlreadyRecorded(existing)
-        return None
+        s = self.signals.s
+        if w.group is not None:
+            pipe.watch(w.group)
+            current = pipe.get(w.group)
+            if old is not None and current != new["id"]:
+                raise Regroup()
+            if old is None:
+                if current != w.expect:
+                    raise Regroup()
+                if current is not None:  # the previous issue must still be closed
+                    pipe.watch(s.keys.issue(current))
+                    if is_open(_issue_in(pipe, s, current)):
+                        raise Regroup()
+        readings = [s.goals.prepare_reading(pipe, goal_id, r) for goal_id, r in w.readings]
+        relation = None
+        states: list[Any] = []
+        if old is None and w.previous is not None and w.previous["deletedAt"] is None:
+            relation = {"id": new_id(), "type": "related", "issueId": new["id"],
+                        "relatedIssueId": w.previous["id"], "createdAt": new["createdAt"]}
+            states = [h.prepare(pipe, relation, True) for h in s.relations.hooks]
+        return _Staged(w, readings, relation, states)
+
+    def stage(self, pipe: Any, old: Row | None, new: Row, state: Any) -> None:
+        if not isinstance(state, _Staged):
+            return
+        s, w = self.signals.s, state.write
+        # A grouped signal keeps its own payload; a new issue's is stored once, as its signalPayload.
+        self.signals.stage_signal(pipe, w, new, payload=w.signal.get("payload") if old is not None else None)
+        if old is None and w.group is not None:
+            pipe.set(w.group, new["id"])
+        for reading in state.readings:
+            s.goals.stage_reading(pipe, reading)
+        if state.relation is not None:
+            rel = state.relation
+            s.write_row(pipe, "relation", models.RELATION_FIELDS, rel["id"], rel)
+            pipe.zadd(s.keys.issue_relations(new["id"]), {rel["id"]: s.next_seq()})
+            for h, st in zip(s.relations.hooks, state.relation_states, strict=True):
+                h.stage(pipe, rel, True, st)
+
+
+def _issue_in(pipe: Any, store: RedisStore, issue_id: str) -> Row | None:
+    raw = pipe.hgetall(store.keys.issue(issue_id))
+    return models.decode(models.ISSUE_FIELDS, raw) if raw else None
+
+
+def is_open(issue: Row | None) -> bool:
+    """Whether a group's issue still collects its signals: live and not done or canceled."""
+    return issue is not None and issue["deletedAt"] is None and issue["status"] not in models.RESOLVED_STATUSES
 
 
 @dataclass(frozen=True)
@@ -84,6 +180,8 @@ class Recorded:
     signal: Row
     issue: Row
     created: bool
+    #: The signal joined an open issue of its fingerprint instead of opening one.
+    grouped: bool = False
 
 
 def title_for(source: str, type_: str, payload: Mapping[str, Any]) -> str:
@@ -122,7 +220,7 @@ class Signals:
     def __init__(self, store: RedisStore) -> None:
         self.s = store
         self.k = store.keys
-        self.guard_hook = GuardHook()
+        self.guard_hook = GuardHook(self)
 
     # ------------------------------------------------------------------ reads
     def get(self, signal_id: str) -> Row | None:
@@ -189,33 +287,111 @@ class Signals:
         }
 
     def create(self, signal_data: Mapping[str, Any], issue_data: Mapping[str, Any],
-               guard: str | None = None, guard_ttl: int | None = None) -> Recorded:
+               guard: str | None = None, guard_ttl: int | None = None,
+               readings: Sequence[tuple[str, Reading]] = ()) -> Recorded:
         """Write the signal and its issue in one MULTI. With ``guard``, at most once per guard:
-        a second call returns what the first recorded (``created=False``)."""
+        a second call returns what the first recorded (``created=False``).
+
+        With ``signal_data["fingerprint"]``, a signal whose fingerprint's issue is still open joins
+        it (``grouped=True``) instead: one MULTI writes the signal and updates the issue (count,
+        last time, recent signals, priority raised, dispatch rescored by the issue hooks). With
+        ``readings`` ((goal id, reading) pairs), the goal readings are recorded in the same MULTI.
+        """
         signal: Row = dict.fromkeys(SIGNAL_FIELDS)
         signal.update({k: v for k, v in signal_data.items() if k in SIGNAL_FIELDS})
         signal.update(id=new_id(), createdAt=self.s.now(), projectId=issue_data.get("projectId"))
-        # No GET of the guard up front: the transaction checks it anyway (a repeated run only
-        # wastes an issue number), and the common first run saves a round trip.
-
-        def stage(pipe: Any, issue: Row) -> None:
-            signal["issueId"] = issue["id"]
-            sid, score = signal["id"], issue["number"]
-            # Not the payload: the issue holds it (signalPayload), read back by _with_payloads.
-            self.s.write_row(pipe, "signal", SIGNAL_FIELDS, sid, {**signal, "payload": None})
-            pipe.zadd(self.k.signal_index(), {sid: score})
-            pipe.zadd(self.k.retention("payloads"), {sid: signal["createdAt"]})
-            for name, field in FILTERS.items():
-                if signal.get(name) is not None:
-                    pipe.zadd(self.k.signal_index(field, str(signal[name])), {sid: score})
-            for field in combo_fields(signal):
-                pipe.hincrby(self.k.counts("signals"), field, 1)
-            if guard is not None:
-                pipe.set(guard, sid, ex=guard_ttl)
-
+        fingerprint = signal.get("fingerprint")
+        write = SignalWrite(signal, guard, guard_ttl, readings=list(readings))
         try:
-            issue = self.s.issues.create(issue_data, extra=stage, intent=WriteIntent(guard=guard))
+            if fingerprint is None:
+                return self._open(write, issue_data)
+            write.group = self.k.signal_group(fingerprint_digest(fingerprint))
+            for _ in range(GROUP_ATTEMPTS):
+                try:
+                    current = self.s.r.get(write.group)
+                    if current is not None:
+                        joined = self._join(write, current)
+                        if joined is not None:
+                            return joined
+                    write.expect = current
+                    return self._open(write, issue_data)
+                except (Regroup, Conflict):  # the group moved, or heavy contention on its issue
+                    continue
+            raise Conflict("The signal's group is being modified concurrently; retry the request.")
         except AlreadyRecorded as exc:
             return self._recorded(exc.signal_id)
+
+    def _open(self, write: SignalWrite, issue_data: Mapping[str, Any]) -> Recorded:
+        """A new triage issue for the signal (a recurrence when ``write.expect`` names a closed one)."""
+        signal = write.signal
+        data = {**issue_data, "signalCount": 1, "lastSignalAt": signal["createdAt"]}
+        if write.expect is not None:
+            write.previous = self.s.issues.get(write.expect)
+            if write.previous is not None:
+                prev = write.previous
+                note = (f"Recurrence: signals with this fingerprint were grouped under #{prev['number']} "
+                        f"({'deleted' if prev['deletedAt'] is not None else prev['status']}), now closed.")
+                data["description"] = f"{note}\n\n{data['description']}" if data.get("description") else note
+        issue = self.s.issues.create(data, intent=WriteIntent(guard=write.guard, signal=write))
         return Recorded(signal, issue, created=True)
 
+    def _join(self, write: SignalWrite, issue_id: str) -> Recorded | None:
+        """Attach the signal to open issue ``issue_id``; ``None`` when it is closed (or gone)."""
+        signal = write.signal
+        changes: Row = {}
+
+        def proceed(pipe: Any, old: Row) -> bool:
+            if not is_open(old):
+                return False
+            changes.clear()
+            changes.update(signalCount=(old["signalCount"] or 1) + 1,
+                           lastSignalAt=max(old["lastSignalAt"] or 0, signal["createdAt"]),
+                           signalRecent=recent(old["signalRecent"], signal))
+            raised = PRIORITY[signal["severity"]]
+            if not old["priority"] or raised < old["priority"]:  # 0 = none: any severity raises it
+                changes["priority"] = raised
+            return True
+        try:
+            issue = self.s.issues.update_if(issue_id, changes, proceed,
+                                            intent=WriteIntent(signal=write))
+        except NotFound:
+            return None
+        if issue is None:
+            return None
+        return Recorded(signal, issue, created=True, grouped=True)
+
+    def stage_signal(self, pipe: Any, write: SignalWrite, issue: Row, payload: Any) -> None:
+        """Queue the signal row, its indexes and counts, and its delivery guard (after MULTI)."""
+        signal = write.signal
+        signal["issueId"] = issue["id"]
+        sid, score = signal["id"], issue["number"]
+        # Scored by the issue's number like every signal: a grouped signal is listed with its group,
+        # and retention finds an issue's signals by that score.
+        self.s.write_row(pipe, "signal", SIGNAL_FIELDS, sid, {**signal, "payload": payload})
+        pipe.zadd(self.k.signal_index(), {sid: score})
+        pipe.zadd(self.k.retention("payloads"), {sid: signal["createdAt"]})
+        for name, field in FILTERS.items():
+            if signal.get(name) is not None:
+                pipe.zadd(self.k.signal_index(field, str(signal[name])), {sid: score})
+        for field in combo_fields(signal):
+            pipe.hincrby(self.k.counts("signals"), field, 1)
+        if write.guard is not None:
+            pipe.set(write.guard, sid, ex=write.guard_ttl)
+
+
+def fingerprint_digest(fingerprint: str) -> str:
+    """The fingerprint as a fixed-size key component (first 32 hex of its SHA-256)."""
+    return hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
+
+
+def recent(previous: Any, signal: Row) -> list[Row]:
+    """The issue's ``signalRecent`` with ``signal`` first, capped (GROUP_RECENT_SIGNALS), each
+    payload whole up to GROUP_RECENT_PAYLOAD_BYTES of JSON, else an excerpt of that JSON."""
+    payload = signal.get("payload")
+    raw = orjson.dumps(payload)
+    kept: Any = payload if len(raw) <= GROUP_RECENT_PAYLOAD_BYTES else \
+        raw[:GROUP_RECENT_PAYLOAD_BYTES].decode("utf-8", "ignore") + "…"
+    entry = {"signalId": signal["id"], "severity": signal["severity"], "at": iso(signal["createdAt"]),
+             "payload": kept}
+    older = [r for r in previous if isinstance(r, dict)] if isinstance(previous, list) else []
+    return [entry, *older][:GROUP_RECENT_SIGNALS]

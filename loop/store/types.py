@@ -49,11 +49,14 @@ class WriteIntent:
     """Why an issue write is made, handed to every :class:`IssueHook` (explicitly, no context).
 
     ``guard``: the webhook delivery guard key a create must WATCH (at most once per delivery);
-    ``close``: the session the write closes and how. Both ``None``: a plain write.
+    ``close``: the session the write closes and how; ``signal``: the signal write (a
+    :class:`loop.store.signals.SignalWrite`) this issue write carries, staged in its MULTI.
+    All ``None``: a plain write.
     """
 
     guard: str | None = None
     close: SessionClose | None = None
+    signal: object | None = None
 
 
 PLAIN = WriteIntent()
