@@ -106,3 +106,11 @@ HEALTH_MEMORY_RATIO = 0.9
 #: whole, so an issue hash keeps Redis's compact encoding only while each value fits; the start-up
 #: check warns below it (docs/operations.md).
 REDIS_HASH_VALUE_BYTES = 1024
+
+# ---------------------------------------------------------------- dashboard (api/ui, docs/dashboard.md)
+#: Lifetime of a dashboard session cookie: a working day, so a forgotten tab stops acting on its own.
+UI_SESSION_SECONDS = 12 * 3600
+#: Rows per dashboard table page (issues, queue, signals): one screen, and the bound on each page's reads.
+UI_PAGE_SIZE = 50
+#: Characters of a failed job's payload and error the Operations page shows (small whatever the job).
+UI_EXCERPT_CHARS = 2000
