@@ -14,10 +14,9 @@ import http.client
 import time
 from collections.abc import Callable
 
+from api.ui.session import COOKIE, Signer
 from benchmarks.cost import Seeded, seed
 from benchmarks.harness import Bench, Request, Result, Server
-
-from api.ui.session import COOKIE, Signer
 from loop.store.apikeys import BOOTSTRAP_NAME
 
 TARGET_MS = 50.0
