@@ -245,3 +245,28 @@ def test_only_the_bootstrap_key_manages_keys_from_the_dashboard(client, store):
     r = alice.post("/ui/ops/keys", {"name": "sneaky"})
     assert r.status_code == 403
     assert keys_of(store) == before
+
+
+def test_a_failed_webhook_job_is_shown_and_requeued(browser, settings, store):
+    from rq import Queue
+    from rq.results import Result
+
+    from loop.signals.intake import binary_client
+
+    queue = Queue(settings.queue_name, connection=binary_client(store.r))
+    job = queue.enqueue("workers.signals.nonexistent", "the-payload")
+    queue.remove(job)
+    queue.failed_job_registry.add(job, ttl=600)
+    Result.create_failure(job, 600, "Traceback: boom")  # what a worker records when the job fails
+    try:
+        page = browser.get("/ui/ops")
+        assert job.id in page.text and "the-payload" in page.text and "boom" in page.text
+        r = browser.post(f"/ui/ops/jobs/{job.id}/requeue")
+        assert r.status_code == 303
+        assert job.id not in queue.failed_job_registry and job.id in queue.job_ids
+        again = browser.post(f"/ui/ops/jobs/{job.id}/requeue")
+        assert again.status_code == 404 and "not found" in again.text
+    finally:
+        queue.empty()  # deletes the job too
+        for key in store.r.scan_iter(match=f"rq:*:{settings.queue_name}*"):
+            store.r.delete(key)

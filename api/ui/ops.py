@@ -13,6 +13,7 @@ from api.resources import keys
 from api.ui.actions import _act
 from api.ui.base import UiResource, fail, form, render, typed
 from loop import errors, health
+from loop.signals.intake import binary_client
 from loop.tunables import UI_EXCERPT_CHARS as EXCERPT
 from loop.tunables import UI_PAGE_SIZE
 
@@ -22,17 +23,26 @@ def _require_bootstrap(req: falcon.Request) -> None:
         raise errors.Forbidden("Only the bootstrap key (LOOP_API_KEY) may manage API keys")
 
 
-def failed_jobs(api: Api) -> tuple[list[dict[str, Any]], int]:
+class _Registry:
+    """RQ's failed-job registry of the webhook queue, on a binary connection (RQ pickles jobs)."""
+
+    def __init__(self, api: Api) -> None:
+        self.conn = binary_client(api.store.r)
+        self.registry = FailedJobRegistry(api.settings.queue_name, connection=self.conn)
+
+
+def failed_jobs(api: Api, reg: _Registry) -> tuple[list[dict[str, Any]], int]:
     """The newest UI_PAGE_SIZE failed webhook jobs and how many there are."""
-    registry = FailedJobRegistry(api.settings.queue_name, connection=api.store.r)
+    registry = reg.registry
     total = registry.count
     ids = registry.get_job_ids(0, UI_PAGE_SIZE - 1, desc=True)
     jobs = []
-    for job in Job.fetch_many(ids, connection=api.store.r):
+    for job in Job.fetch_many(ids, connection=reg.conn):
         if job is None:
             continue
         args = repr(job.args)[:EXCERPT]
-        error = (job.exc_info or "")[-EXCERPT:]
+        last = job.latest_result()
+        error = ((last.exc_string if last is not None else None) or "")[-EXCERPT:]
         jobs.append({"id": job.id, "function": job.func_name, "args": args, "error": error,
                      "endedAt": job.ended_at.isoformat() if job.ended_at else None})
     return jobs, total
@@ -41,6 +51,7 @@ def failed_jobs(api: Api) -> tuple[list[dict[str, Any]], int]:
 class Operations(UiResource):
     def __init__(self, api: Api) -> None:
         self.api = api
+        self.reg = _Registry(api)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.page(req, resp)
@@ -48,7 +59,7 @@ class Operations(UiResource):
     def page(self, req: falcon.Request, resp: falcon.Response, new_key: dict[str, Any] | None = None,
              status: int = 200) -> None:
         problems, report = health.readiness(self.api.store, self.api.settings.queue_name)
-        jobs, jobs_total = failed_jobs(self.api)
+        jobs, jobs_total = failed_jobs(self.api, self.reg)
         api_keys = self.api.store.apikeys.list() if req.context.ui.bootstrap else None
         render(req, resp, "ops.html", status, problems=problems, report=report, jobs=jobs, jobs_total=jobs_total,
                api_keys=api_keys, new_key=new_key)
@@ -56,11 +67,11 @@ class Operations(UiResource):
 
 class Requeue(UiResource):
     def __init__(self, api: Api) -> None:
-        self.api = api
+        self.reg = _Registry(api)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
         def work() -> str:
-            registry = FailedJobRegistry(self.api.settings.queue_name, connection=self.api.store.r)
+            registry = self.reg.registry
             if job_id not in registry:
                 raise errors.NotFound("Failed job not found (already requeued or expired)")
             registry.requeue(job_id)
