@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import falcon
 from falcon.routing import CompiledRouter
 
-from api import metrics, middleware, openapi, reference, request_log
+from api import metrics, middleware, openapi, reference, request_log, ui
 from api.http import Api, Route, install_error_handlers
 from api.resources import ROUTE_MODULES
 from loop import __version__, logs
@@ -41,7 +41,12 @@ def create_app(store: Loop, clock: Clock | None = None, settings: Settings | Non
     # The OpenAPI document is served outside the route table (it describes it), so name it here.
     spec = openapi.document(routes, __version__, entities, settings.loop_url)
     openapi_resource = _OpenApi(spec)
-    public = [r.resource for r in routes if all(op.public or op.webhook for op in r.ops)] + [openapi_resource]
+    # The dashboard's pages (api/ui): outside the API's table, public to Bearer auth, guarded by ui.Gate.
+    signer = ui.Signer(store)
+    root = next(r.resource for r in routes if r.path == "/")
+    ui_routes = ui.routes(api, signer, root)
+    public = ([r.resource for r in routes if all(op.public or op.webhook for op in r.ops)] + [openapi_resource]
+              + [resource for _, resource in ui_routes])
     webhooks = [r.resource for r in routes if any(op.webhook for op in r.ops)]
     secret_ops = [(r.resource, op.method) for r in routes for op in r.ops if op.secret]
     # One router shared by the app and the auth middleware: auth asks it which resource a path reaches.
@@ -52,13 +57,18 @@ def create_app(store: Loop, clock: Clock | None = None, settings: Settings | Non
             middleware.BodyLimit(settings.max_body_bytes, settings.webhook_max_body_bytes, router, webhooks),
             middleware.Auth(store.apikeys, router, public),
             middleware.Idempotency(store.idempotency, settings.max_body_bytes, router, secret_ops),
+            ui.Gate(signer),
     ]
     app: falcon.App[Any, Any] = falcon.App(middleware=mw, cors_enable=False, router=router)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     install_error_handlers(app)
+    ui_paths = {path for path, _ in ui_routes}
     for route in routes:
-        app.add_route(route.path, route.resource)
+        if route.path not in ui_paths:  # "/" is served by the dashboard's Home, which keeps its JSON
+            app.add_route(route.path, route.resource)
+    for path, resource in ui_routes:
+        app.add_route(path, resource)
     app.add_route(OPENAPI_PATH, openapi_resource)
     return app
 

@@ -119,3 +119,10 @@ GOAL_READINGS_KEPT = 1000
 GOAL_TREND_READINGS = 5
 #: Attempts of a grouped signal write when its group moved under it (issue closed, regrouped).
 GROUP_ATTEMPTS = 20
+# ---------------------------------------------------------------- dashboard (api/ui, docs/dashboard.md)
+#: Lifetime of a dashboard session cookie: a working day, so a forgotten tab stops acting on its own.
+UI_SESSION_SECONDS = 12 * 3600
+#: Rows per dashboard table page (issues, queue, signals): one screen, and the bound on each page's reads.
+UI_PAGE_SIZE = 50
+#: Characters of a failed job's payload and error the Operations page shows (small whatever the job).
+UI_EXCERPT_CHARS = 2000
