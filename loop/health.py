@@ -63,7 +63,7 @@ def readiness(store: RedisStore, queue_name: str) -> tuple[list[str], Report]:
     """(problems, report). No problems means ready; the rule is documented in docs/operations.md."""
     now = store.now()
     keys = store.keys
-    queue = Queue(queue_name, connection=store.r)
+    queue = Queue(queue_name, connection=store.raw)
     pipe = store.r.pipeline(transaction=False)
     pipe.set(keys.health_probe(), now, px=HEALTH_PROBE_TTL_MS)
     for section in ("memory", "persistence", "replication"):  # one section per INFO on Redis 6.2
