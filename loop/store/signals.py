@@ -31,7 +31,7 @@ from loop import models
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import Row
-from loop.store.types import IssueHook, WriteIntent
+from loop.store.types import IssueHook, Pipe, WriteIntent
 from loop.tunables import LIST_BLOCK_BYTES
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class GuardHook(IssueHook):
     retried and this check then sees the guard. Issue updates and deletes are untouched.
     """
 
-    def prepare(self, pipe: Any, old: Row | None, new: Row, intent: WriteIntent) -> Any:
+    def prepare(self, pipe: Pipe, old: Row | None, new: Row, intent: WriteIntent) -> Any:
         guard = intent.guard
         if guard is None or old is not None:
             return None
@@ -198,7 +198,7 @@ class Signals:
         # No GET of the guard up front: the transaction checks it anyway (a repeated run only
         # wastes an issue number), and the common first run saves a round trip.
 
-        def stage(pipe: Any, issue: Row) -> None:
+        def stage(pipe: Pipe, issue: Row) -> None:
             signal["issueId"] = issue["id"]
             sid, score = signal["id"], issue["number"]
             # Not the payload: the issue holds it (signalPayload), read back by _with_payloads.
