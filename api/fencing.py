@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import falcon
 
+from loop.store.types import Pipe
+
 if TYPE_CHECKING:
     from loop.runtime import Loop
 
 TOKEN_HEADER = "X-Loop-Claim-Token"
 
 #: ``check(pipe, issue_row)``: runs in the write's transaction, raises ``Conflict`` when stale.
-Check = Callable[[Any, dict[str, Any]], None]
+Check = Callable[[Pipe, dict[str, Any]], None]
 
 
 def claim_check(store: Loop, req: falcon.Request) -> Check | None:

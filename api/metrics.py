@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING
 
 import falcon
 import redis
@@ -22,13 +22,16 @@ from prometheus_client.registry import REGISTRY, Collector
 from api.http import Api, Op, Route
 from loop.dispatch.sessions import NEEDS_REVIEW_LABEL
 
+if TYPE_CHECKING:
+    from loop.store.base import RedisStore
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class BacklogGauges(Collector):
     """Gauges read from Redis at scrape time: a fixed number of commands whatever the backlog."""
 
-    def __init__(self, store: Any, queue_name: str) -> None:
+    def __init__(self, store: RedisStore, queue_name: str) -> None:
         self.store = store
         self.queue_name = queue_name
 
@@ -40,7 +43,7 @@ class BacklogGauges(Collector):
 
         up = GaugeMetricFamily("loop_redis_up", "1 when Redis answered this scrape's reads")
         store, keys = self.store, self.store.keys
-        queue = Queue(self.queue_name, connection=store.r)
+        queue = Queue(self.queue_name, connection=store.raw)
         try:
             now = store.now()
             pipe = store.r.pipeline(transaction=False)

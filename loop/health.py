@@ -21,6 +21,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.utils import utcparse
 
 from loop.redis_errors import unavailable_reason
+from loop.store.commands import Client, decoded
 from loop.tunables import (
     HEALTH_MEMORY_RATIO,
     HEALTH_PROBE_TTL_MS,
@@ -63,7 +64,7 @@ def readiness(store: RedisStore, queue_name: str) -> tuple[list[str], Report]:
     """(problems, report). No problems means ready; the rule is documented in docs/operations.md."""
     now = store.now()
     keys = store.keys
-    queue = Queue(queue_name, connection=store.r)
+    queue = Queue(queue_name, connection=store.raw)
     pipe = store.r.pipeline(transaction=False)
     pipe.set(keys.health_probe(), now, px=HEALTH_PROBE_TTL_MS)
     for section in ("memory", "persistence", "replication"):  # one section per INFO on Redis 6.2
@@ -152,7 +153,7 @@ def _leases_report(swept: str | None, unswept: int, now: int, problems: list[str
 
 
 # ------------------------------------------------------------------ start-up check
-def check_redis_config(client: Any) -> list[str]:
+def check_redis_config(client: Client) -> list[str]:
     """Warnings about a Redis that can lose Loop's data silently (each also logged)."""
     warnings: list[str] = []
     try:
@@ -178,7 +179,7 @@ def check_redis_config(client: Any) -> list[str]:
     return warnings
 
 
-def _rdb_saves(client: Any) -> bool:
+def _rdb_saves(client: Client) -> bool:
     """Whether RDB save points are configured; managed Redis may refuse CONFIG: assume they are."""
     try:
         return bool((client.config_get("save") or {}).get("save", "").strip())
@@ -186,7 +187,7 @@ def _rdb_saves(client: Any) -> bool:
         return True
 
 
-def _hash_value_limit(client: Any) -> int | None:
+def _hash_value_limit(client: Client) -> int | None:
     """``hash-max-listpack-value`` (``hash-max-ziplist-value`` before Redis 7), or ``None`` when
     managed Redis refuses CONFIG (then nothing is known: no warning)."""
     try:
@@ -202,8 +203,8 @@ def _hash_value_limit(client: Any) -> int | None:
 _checked: set[str] = set()
 
 
-def check_redis_config_once(client: Any, url: str) -> None:
+def check_redis_config_once(client: redis.Redis, url: str) -> None:
     """:func:`check_redis_config` the first time a process connects to ``url``."""
     if url not in _checked:
         _checked.add(url)
-        check_redis_config(client)
+        check_redis_config(decoded(client))

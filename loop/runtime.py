@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 
+import redis
+
 from loop.clock import Clock, SystemClock
 from loop.dispatch import Dispatch, DispatchIssueHook, DispatchRelationHook
 from loop.dispatch import audit as dispatch_audit
@@ -21,7 +23,6 @@ from loop.settings import Settings
 from loop.store import RedisStore, connect, reindex
 from loop.store.base import DEFAULT_REDIS_URL
 from loop.store.signals import Signals
-from loop.store.types import Client
 from loop.tunables import REDIS_TIMEOUT_SECONDS
 
 __all__ = ["DEFAULT_REDIS_URL", "Loop", "build", "from_settings", "store_from_settings"]
@@ -33,7 +34,7 @@ class Loop(RedisStore):
     ``prompts=False``: dispatch renders no prompt (a claim carries the issue and the claim only);
     the prompt engine still serves its own API."""
 
-    def __init__(self, client: Client, settings: Settings | None = None, clock: Clock | None = None,
+    def __init__(self, client: redis.Redis, settings: Settings | None = None, clock: Clock | None = None,
                  *, prompts: bool = True) -> None:
         super().__init__(client, settings, clock)
         self.signals = Signals(self)
@@ -46,7 +47,7 @@ class Loop(RedisStore):
         self.audits.append(reindex.Extension(dispatch_audit.expect, dispatch_audit.audit_sessions))
 
 
-def build(client: Client, settings: Settings | None = None, clock: Clock | None = None,
+def build(client: redis.Redis, settings: Settings | None = None, clock: Clock | None = None,
           *, prompts: bool = True) -> Loop:
     """The object graph over ``client`` (``prompts=False``: claims come without a prompt)."""
     return Loop(client, settings, clock, prompts=prompts)

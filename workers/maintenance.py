@@ -113,7 +113,7 @@ def _requeue(queue: Queue, job_id: str, since_key: str) -> bool:
     job_key = queue.job_class.key_for(job_id)
     started_key = queue.started_job_registry.key
     intermediate_key = queue.intermediate_queue.key
-    pipe: Any
+    pipe: Any  # RQ's binary connection (bytes replies); redis-py leaves Pipeline.watch untyped
     with queue.connection.pipeline() as pipe:
         while True:
             try:

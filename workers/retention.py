@@ -18,6 +18,7 @@ from loop.errors import NotFound
 from loop.keys import ID_WIDTH
 from loop.store.signals import FILTERS as SIGNAL_FILTERS
 from loop.store.signals import combo_fields
+from loop.store.types import Pipe
 from loop.tunables import RETENTION_BATCH
 from loop.tunables import RETENTION_SWEEP_SECONDS as RETENTION_SWEEP_SECONDS  # re-exported: workers.runner
 
@@ -103,7 +104,7 @@ def _purge_issue(store: Loop, iid: str) -> bool:
             except NotFound:  # already gone (a concurrent delete): just drop the stale entry
                 store.r.zrem(index, rid)
 
-    def tx(pipe: Any) -> bool:
+    def tx(pipe: Pipe) -> bool:
         raw = pipe.hgetall(k.issue(iid))
         issue = decode(ISSUE_FIELDS, raw) if raw else None
         if issue is None or issue["deletedAt"] is None:  # gone already, or live: never purge
@@ -146,7 +147,7 @@ def _purge_issue(store: Loop, iid: str) -> bool:
     return purged
 
 
-def _statuses(pipe: Any, k: Any, sessions: list[str]) -> list[str | None]:
+def _statuses(pipe: Pipe, k: Any, sessions: list[str]) -> list[str | None]:
     return [pipe.hget(k.session(s), "status") for s in sessions]
 
 

@@ -27,7 +27,7 @@ class _Registry:
     """RQ's failed-job registry of the webhook queue, on a binary connection (RQ pickles jobs)."""
 
     def __init__(self, api: Api) -> None:
-        self.conn = binary_client(api.store.r)
+        self.conn = binary_client(api.store.raw)
         self.registry = FailedJobRegistry(api.settings.queue_name, connection=self.conn)
 
 

@@ -23,6 +23,7 @@ from loop.dispatch import scoring
 from loop.dispatch.index import stage_script
 from loop.models import GOAL_FIELDS, PROJECT_FIELDS, Row
 from loop.store.rows import RowHook
+from loop.store.types import Pipe
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -52,7 +53,7 @@ class GoalBonus:
         self.s.projects.hooks.append(_ProjectHook(self))
 
     # ------------------------------------------------------------------ bonus
-    def compute(self, pipe: Any, project_id: str, goal_ids: Iterable[str], goal: Row | None = None,
+    def compute(self, pipe: Pipe, project_id: str, goal_ids: Iterable[str], goal: Row | None = None,
                 project: Row | None = None) -> int:
         """The bonus ``project_id`` gets from ``goal_ids`` (plus its own ``goalId``), watching what it
         reads on ``pipe``; ``goal`` / ``project`` are rows being written (used instead of Redis)."""
@@ -72,7 +73,7 @@ class GoalBonus:
         active = any(_live(g) and g["status"] == "active" for g in rows.values())
         return scoring.GOAL_BONUS if active else 0
 
-    def stage_bonus(self, pipe: Any, project_id: str, bonus: int) -> None:
+    def stage_bonus(self, pipe: Pipe, project_id: str, bonus: int) -> None:
         """Queue the rescore: the script shifts the project's ready set by the change at EXEC time."""
         k = self.k
         stage_script(pipe, RESCORE_SCRIPT, [k.dispatch_goal_bonus(), k.dispatch_ready(),
@@ -82,7 +83,7 @@ class GoalBonus:
         """Recompute one project's goal bonus from the rows and rescore it if it changed (repair)."""
         goals_key = self.k.dispatch_project_goals(project_id)
 
-        def tx(pipe: Any) -> int:
+        def tx(pipe: Pipe) -> int:
             bonus = self.compute(pipe, project_id, pipe.smembers(goals_key))
             pipe.multi()
             self.stage_bonus(pipe, project_id, bonus)
@@ -91,7 +92,7 @@ class GoalBonus:
         return self.s.transact(tx, goals_key)
 
 
-def _stage_link(pipe: Any, links: str, members: Any, row_id: str, plan: _Plan) -> None:
+def _stage_link(pipe: Pipe, links: str, members: Any, row_id: str, plan: _Plan) -> None:
     before, after = plan.link
     if before == after:
         return
@@ -111,7 +112,7 @@ class _GoalHook(RowHook):
         self.b = bonus
         self.k = bonus.k
 
-    def prepare(self, pipe: Any, old: Row | None, new: Row) -> _Plan:
+    def prepare(self, pipe: Pipe, old: Row | None, new: Row) -> _Plan:
         k, gid = self.k, new["id"]
         links, pointing = k.dispatch_goal_links(), k.dispatch_goal_projects(gid)
         pipe.watch(links, pointing)
@@ -127,7 +128,7 @@ class _GoalHook(RowHook):
             plan.bonuses[pid] = self.b.compute(pipe, pid, ids, goal=new)
         return plan
 
-    def stage(self, pipe: Any, old: Row | None, new: Row, state: Any) -> None:
+    def stage(self, pipe: Pipe, old: Row | None, new: Row, state: Any) -> None:
         _stage_link(pipe, self.k.dispatch_goal_links(), self.k.dispatch_project_goals, new["id"], state)
         for pid, bonus in state.bonuses.items():
             self.b.stage_bonus(pipe, pid, bonus)
@@ -140,7 +141,7 @@ class _ProjectHook(RowHook):
         self.b = bonus
         self.k = bonus.k
 
-    def prepare(self, pipe: Any, old: Row | None, new: Row) -> _Plan:
+    def prepare(self, pipe: Pipe, old: Row | None, new: Row) -> _Plan:
         k, pid = self.k, new["id"]
         links, goals_key = k.dispatch_project_links(), k.dispatch_project_goals(pid)
         pipe.watch(links, goals_key)
@@ -150,7 +151,7 @@ class _ProjectHook(RowHook):
         plan.bonuses[pid] = self.b.compute(pipe, pid, pipe.smembers(goals_key), project=new)
         return plan
 
-    def stage(self, pipe: Any, old: Row | None, new: Row, state: Any) -> None:
+    def stage(self, pipe: Pipe, old: Row | None, new: Row, state: Any) -> None:
         _stage_link(pipe, self.k.dispatch_project_links(), self.k.dispatch_goal_projects, new["id"], state)
         for pid, bonus in state.bonuses.items():
             self.b.stage_bonus(pipe, pid, bonus)

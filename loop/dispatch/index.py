@@ -21,7 +21,7 @@ from loop.errors import BusinessRuleError
 from loop.models import ISSUE_FIELDS, RESOLVED_STATUSES, Row
 from loop.scripts import source
 from loop.store.relations import RelationHook
-from loop.store.types import IssueHook, SessionClose, WriteIntent
+from loop.store.types import IssueHook, Pipe, SessionClose, WriteIntent
 from loop.tunables import CYCLE_CHECK_LIMIT
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ ENTER_SCRIPT = "dispatch_enter"
 BLOCKING_TYPES = ("blocks", "blocked_by")
 
 
-def stage_script(pipe: Any, name: str, keys: list[str], args: list[Any]) -> None:
+def stage_script(pipe: Pipe, name: str, keys: list[str], args: list[Any]) -> None:
     """Queue ``loop/lua/<name>.lua`` on a MULTI pipeline as EVAL with its body.
 
     Not EVALSHA: inside MULTI a NOSCRIPT error (after SCRIPT FLUSH or a restart) would fail
@@ -103,7 +103,7 @@ class Index:
         pid = row["projectId"]
         return scoring.member(row["id"], pid), pid, scoring.stored_score(row, 0)
 
-    def stage_move(self, pipe: Any, before: Entry | None, after: Entry | None) -> None:
+    def stage_move(self, pipe: Pipe, before: Entry | None, after: Entry | None) -> None:
         """Queue the ready-set change; entering goes through ``dispatch_enter.lua``, which adds
         the project's goal bonus and skips blocked issues at EXEC time."""
         if before == after:
@@ -119,20 +119,20 @@ class Index:
                     self.k.dispatch_state(iid)]
             stage_script(pipe, ENTER_SCRIPT, keys, [member, repr(base), pid or ""])
 
-    def stage_blocked(self, pipe: Any, issue_id: str, count: int) -> None:
+    def stage_blocked(self, pipe: Pipe, issue_id: str, count: int) -> None:
         if count > 0:
             pipe.hset(self.k.dispatch_state(issue_id), "blocked", count)
         else:
             pipe.hdel(self.k.dispatch_state(issue_id), "blocked")
 
-    def stage(self, pipe: Any, plan: Plan) -> None:
+    def stage(self, pipe: Pipe, plan: Plan) -> None:
         # Blocked counts first: the enter script reads them.
         for dep_id, count in plan.blocked.items():
             self.stage_blocked(pipe, dep_id, count)
         for before, after in plan.moves:
             self.stage_move(pipe, before, after)
 
-    def read_dependents(self, pipe: Any, ids: list[str]) -> list[tuple[Row | None, int]]:
+    def read_dependents(self, pipe: Pipe, ids: list[str]) -> list[tuple[Row | None, int]]:
         """Rows and blocked counts of ``ids``, after watching them on ``pipe``."""
         if not ids:
             return []
@@ -170,7 +170,7 @@ class DispatchIssueHook(IssueHook):
         self.ix = index
         self.k = index.k
 
-    def prepare(self, pipe: Any, old: Row | None, new: Row, intent: WriteIntent) -> Plan:
+    def prepare(self, pipe: Pipe, old: Row | None, new: Row, intent: WriteIntent) -> Plan:
         plan = Plan()
         if old is not None and all(old[f] == new[f] for f in DISPATCH_FIELDS):
             return plan
@@ -187,7 +187,7 @@ class DispatchIssueHook(IssueHook):
             self._plan_session(pipe, plan, old, new, intent.close)
         return plan
 
-    def _plan_session(self, pipe: Any, plan: Plan, old: Row, new: Row, intent: SessionClose | None) -> None:
+    def _plan_session(self, pipe: Pipe, plan: Plan, old: Row, new: Row, intent: SessionClose | None) -> None:
         k, iid = self.k, new["id"]
         leaving = old["status"] == "in_progress" and (new["deletedAt"] is not None or new["status"] != "in_progress")
         if leaving:
@@ -213,7 +213,7 @@ class DispatchIssueHook(IssueHook):
             # A person re-queued the issue (e.g. a parked one): it gets a fresh set of strikes.
             plan.reset_strikes = iid
 
-    def stage(self, pipe: Any, old: Row | None, new: Row, plan: Plan) -> None:
+    def stage(self, pipe: Pipe, old: Row | None, new: Row, plan: Plan) -> None:
         self.ix.stage(pipe, plan)
         if plan.close is not None:
             session, outcome, reason, summary = plan.close
@@ -235,7 +235,7 @@ class DispatchRelationHook(RelationHook):
         self.ix = index
         self.k = index.k
 
-    def prepare(self, pipe: Any, relation: Row, added: bool) -> Plan | None:
+    def prepare(self, pipe: Pipe, relation: Row, added: bool) -> Plan | None:
         pair = blocking_pair(relation)
         if pair is None:
             return None
@@ -254,7 +254,7 @@ class DispatchRelationHook(RelationHook):
             self.ix.plan_dependent(plan, row, count, 1 if added else -1, blocked_id)
         return plan
 
-    def refuse_cycle(self, pipe: Any, blocker: str, blocked_id: str) -> None:
+    def refuse_cycle(self, pipe: Pipe, blocker: str, blocked_id: str) -> None:
         """422 if ``blocker`` is reachable from ``blocked_id`` through blocking relations, i.e. if
         the new edge would close a cycle (every issue on it would stay blocked forever).
 
@@ -286,7 +286,7 @@ class DispatchRelationHook(RelationHook):
                     f"The blocking graph behind this relation is too large to check for cycles "
                     f"(more than {CYCLE_CHECK_LIMIT} issues); split the chain or remove relations first")
 
-    def stage(self, pipe: Any, relation: Row, added: bool, plan: Plan | None) -> None:
+    def stage(self, pipe: Pipe, relation: Row, added: bool, plan: Plan | None) -> None:
         if plan is None:
             return
         for blocker, blocked_id, count in plan.edges:

@@ -13,7 +13,7 @@ from loop.dispatch.goals import GoalBonus
 from loop.dispatch.index import Index
 from loop.errors import Conflict, Forbidden, LoopError, NotFound
 from loop.models import Row
-from loop.store.types import SessionClose, WriteIntent
+from loop.store.types import Pipe, SessionClose, WriteIntent
 from loop.tunables import CLAIM_SWEEP, SWEEP_BATCH
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class Dispatch:
         key = self.k.session(session_id)
         expired = False
 
-        def tx(pipe: Any) -> None:
+        def tx(pipe: Pipe) -> None:
             nonlocal expired
             raw: dict[str, str] = pipe.hgetall(key)
             if not raw:
@@ -220,7 +220,7 @@ class Dispatch:
                 label_id = self.s.labels.ensure(sessions.NEEDS_REVIEW_LABEL, sessions.NEEDS_REVIEW_COLOR)["id"]
             verdict: Verdict = "act"
 
-            def proceed(pipe: Any, old: Row, strikes: int = strikes) -> bool:  # bound now, not late
+            def proceed(pipe: Pipe, old: Row, strikes: int = strikes) -> bool:  # bound now, not late
                 nonlocal verdict
                 verdict = self._requeue_verdict(pipe, old, session_id, strikes, due_only)
                 return verdict == "act"
@@ -237,7 +237,7 @@ class Dispatch:
                 return self._close_alone(session_id, outcome, reason)
         return False
 
-    def _requeue_verdict(self, pipe: Any, old: Row, session_id: str, strikes: int, due_only: bool) -> Verdict:
+    def _requeue_verdict(self, pipe: Pipe, old: Row, session_id: str, strikes: int, due_only: bool) -> Verdict:
         """Whether ``_requeue`` may write, read under WATCH of the issue's dispatch state and session."""
         state_key, skey = self.k.dispatch_state(old["id"]), self.k.session(session_id)
         pipe.watch(state_key, skey)
@@ -256,7 +256,7 @@ class Dispatch:
     def _close_alone(self, session_id: str, outcome: str, reason: str | None) -> bool:
         skey = self.k.session(session_id)
 
-        def tx(pipe: Any) -> bool:
+        def tx(pipe: Pipe) -> bool:
             session: dict[str, str] = pipe.hgetall(skey)
             if session.get("status") != "active":
                 return False
@@ -272,9 +272,9 @@ class Dispatch:
         return self.s.transact(tx, skey)
 
     # ------------------------------------------------------------------ fencing
-    def fence(self, token: str) -> Callable[[Any, Row], None]:
+    def fence(self, token: str) -> Callable[[Pipe, Row], None]:
         """A ``check`` for ``issues.update``: 409 unless ``token`` is the issue's live claim token."""
-        def check(pipe: Any, old: Row) -> None:
+        def check(pipe: Pipe, old: Row) -> None:
             state_key = self.k.dispatch_state(old["id"])
             pipe.watch(state_key)
             sid = pipe.hget(state_key, "session")

@@ -9,12 +9,12 @@ issue change that caused it (see :class:`loop.dispatch.index.DispatchIssueHook`)
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
 from loop import models
 from loop.ids import token_digest as token_digest  # re-exported: loop.dispatch.claim
 from loop.keys import Keys
 from loop.models import Row
+from loop.store.types import Client, Pipe
 
 SESSION_FIELDS: dict[str, str] = {
     "id": "s", "issueId": "s", "agentName": "s", "status": "s", "claimedAt": "t", "expiresAt": "t",
@@ -43,7 +43,7 @@ def wire(row: Row) -> Row:
     return models.wire(SESSION_FIELDS, row)
 
 
-def version_stats(r: Any, keys: Keys, version_id: str) -> dict[str, int]:
+def version_stats(r: Client, keys: Keys, version_id: str) -> dict[str, int]:
     """The outcome counters of one prompt version (``P:dispatch:version:<id>``)."""
     raw = r.hgetall(keys.dispatch_version(version_id))
     return {name: int(raw.get(name, 0)) for name in VERSION_COUNTERS}
@@ -60,7 +60,7 @@ def default_outcome(new: Row) -> tuple[str, str | None]:
     return "released", f"issue status set to {new['status']}"
 
 
-def stage_version(pipe: Any, keys: Keys, session_id: str, version_id: str) -> None:
+def stage_version(pipe: Pipe, keys: Keys, session_id: str, version_id: str) -> None:
     """Queue the writes that record which prompt version a claim was handed (on a MULTI pipeline):
     the session's ``versionId`` and the version's ``dispatched`` counter
     (``PromptService.render_for_dispatch`` queues them with the version's usage count).
@@ -69,7 +69,7 @@ def stage_version(pipe: Any, keys: Keys, session_id: str, version_id: str) -> No
     pipe.hincrby(keys.dispatch_version(version_id), "dispatched", 1)
 
 
-def stage_close(pipe: Any, keys: Keys, session: dict[str, str], outcome: str, now: int,
+def stage_close(pipe: Pipe, keys: Keys, session: dict[str, str], outcome: str, now: int,
                 reason: str | None = None, summary: str | None = None, holds: bool = True) -> None:
     """Queue the writes that end an active session (on a MULTI pipeline); ``holds``: the issue's
     dispatch state names this session (else its ``session`` field is left alone)."""

@@ -33,6 +33,7 @@ from loop.prompts.fields import (
     VERSION_FIELDS,
 )
 from loop.store.base import is_id
+from loop.store.types import Pipe
 from loop.tunables import FEEDBACK_QUOTED
 from loop.tunables import REVIEW_IMPROVEMENT_LOCK_MS as LOCK_MS
 
@@ -91,7 +92,7 @@ class Reviews:
         composite = (data["clarity"] + data["completeness"] + data["relevance"]) / 3
         seq = self.s.next_seq()
 
-        def tx(pipe: Any) -> tuple[Row, float, int]:
+        def tx(pipe: Pipe) -> tuple[Row, float, int]:
             version = self.s.get_row(VERSION, VERSION_FIELDS, version_id, client=pipe)
             if version is None:
                 raise NotFound("Version not found")

@@ -8,11 +8,12 @@ processes seeding the same fresh store at once write each default exactly once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from loop.models import Row
 from loop.prompts import engine
 from loop.prompts.fields import DEFAULT_SPECIFICITY, TEMPLATE, TEMPLATE_FIELDS, VERSION, VERSION_FIELDS
+from loop.store.types import Pipe
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -80,7 +81,7 @@ def seed(store: RedisStore) -> int:
     slugs = k.template_slugs()
     now = store.now()
 
-    def tx(pipe: Any) -> int:
+    def tx(pipe: Pipe) -> int:
         taken = pipe.hmget(slugs, [s.slug for s in SEEDS])
         missing = [s for s, owner in zip(SEEDS, taken, strict=True) if owner is None]
         # Sequence numbers are taken before MULTI (INCR is harmless if the transaction retries).

@@ -19,6 +19,7 @@ from loop.prompts import engine
 from loop.prompts.fields import TEMPLATE, TEMPLATE_FIELDS, VERSION, VERSION_FIELDS
 from loop.store.base import is_id
 from loop.store.rows import RowService
+from loop.store.types import Pipe
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -58,7 +59,7 @@ class Templates(RowService):
         seq = self.s.next_seq()
         slugs = self.k.template_slugs()
 
-        def tx(pipe: Any) -> Row:
+        def tx(pipe: Pipe) -> Row:
             if pipe.hexists(slugs, row["slug"]):
                 raise Conflict("Template slug already exists")
             pipe.multi()
@@ -75,7 +76,7 @@ class Templates(RowService):
         allowed = {k: v for k, v in changes.items() if k in ("name", "description", "conditions",
                                                               "specificity", "projectId")}
 
-        def tx(pipe: Any) -> Row:
+        def tx(pipe: Pipe) -> Row:
             old = self.s.get_row(self.kind, self.fields, row_id, client=pipe)
             if old is None or old["deletedAt"] is not None:
                 raise NotFound(self.not_found)
@@ -138,7 +139,7 @@ class Versions:
         vkey = self.k.template_versions(template_id)
         now = self.s.now()
 
-        def tx(pipe: Any) -> Row:
+        def tx(pipe: Pipe) -> Row:
             template = self.s.get_row(TEMPLATE, TEMPLATE_FIELDS, template_id, client=pipe)
             if template is None or template["deletedAt"] is not None:
                 raise NotFound(TEMPLATE_NOT_FOUND)
@@ -169,7 +170,7 @@ class Versions:
         tkey = self.k.row(TEMPLATE, template_id)
         vkey = self.k.row(VERSION, version_id)
 
-        def tx(pipe: Any) -> Row:
+        def tx(pipe: Pipe) -> Row:
             template = self.s.get_row(TEMPLATE, TEMPLATE_FIELDS, template_id, client=pipe)
             if template is None or template["deletedAt"] is not None:
                 raise NotFound(TEMPLATE_NOT_FOUND)

@@ -49,7 +49,7 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:32]
 
 
-def binary_client(client: Any) -> redis.Redis:
+def binary_client(client: redis.Redis) -> redis.Redis:
     """A client on the same server/db as ``client`` that does NOT decode replies (RQ pickles)."""
     pool = client.connection_pool
     # Dropped connections are retried briefly; a silent Redis is not waited on again (the timed-out
@@ -78,7 +78,7 @@ class Intake:
     def queue(self) -> Queue:
         with self._lock:
             if self._queue is None:
-                self._queue = Queue(self.settings.queue_name, connection=binary_client(self.store.r))
+                self._queue = Queue(self.settings.queue_name, connection=binary_client(self.store.raw))
             return self._queue
 
     def job_spec(self, delivery: Delivery, body: bytes) -> dict[str, Any]:
@@ -102,7 +102,7 @@ class Intake:
         body_marker = self.store.keys.webhook_body(delivery.provider, body_digest(body))
         intervals = list(self.settings.webhook_retry_intervals)
         job_id = uuid.uuid4().hex
-        pipe: Any
+        pipe: redis.client.Pipeline  # RQ's binary connection: replies are bytes, as redis-py types them
         with queue.connection.pipeline(transaction=True) as pipe:
             job = queue.enqueue_call(
                 JOB_FUNC, args=(self.job_spec(delivery, body),), job_id=job_id, pipeline=pipe,

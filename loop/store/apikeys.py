@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -12,6 +12,7 @@ from loop.errors import Conflict, NotFound
 from loop.ids import new_id, new_token
 from loop.ids import token_digest as digest
 from loop.models import Row
+from loop.store.types import Pipe
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -43,7 +44,7 @@ class ApiKeys:
         record = {"id": new_id(), "name": name, "createdAt": iso(self.s.now()), "prefix": token[:9]}
         names = self.k.apikey_names()
 
-        def tx(pipe: Any) -> None:
+        def tx(pipe: Pipe) -> None:
             if pipe.hexists(names, name):
                 raise Conflict("API key name already exists")
             pipe.multi()

@@ -13,12 +13,11 @@ from loop.errors import Conflict, NotFound
 from loop.keys import Keys
 from loop.scripts import Scripts
 from loop.settings import Settings
-from loop.store.types import IssueHook, is_id
+from loop.store.commands import decoded
+from loop.store.types import Client, IssueHook, Pipe, is_id
 from loop.tunables import MAX_TX_RETRIES
 
 if TYPE_CHECKING:
-    from redis.client import Pipeline
-
     from loop.store.reindex import Extension
 
 __all__ = ["DEFAULT_REDIS_URL", "IssueHook", "RedisStore", "connect", "is_id"]
@@ -65,8 +64,10 @@ class RedisStore:
         from loop.store.projects import Projects
         from loop.store.relations import Relations
 
-        # Typed as Any: redis-py's stubs return bytes|str unions; decode_responses=True gives str.
-        self.r: Any = client
+        #: The client as Loop sees it: the commands it uses, ``str`` replies (loop/store/commands.py).
+        self.r: Client = decoded(client)
+        #: The redis-py client itself, for what takes one (RQ queues) and the rare undecoded read.
+        self.raw: redis.Redis = client
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
         self.keys = Keys(self.settings.namespace)
@@ -88,13 +89,12 @@ class RedisStore:
         return self.clock.now_ms()
 
     # ------------------------------------------------------------------ helpers
-    def transact(self, fn: Callable[[Pipeline], T], *watch: str) -> T:
+    def transact(self, fn: Callable[[Pipe], T], *watch: str) -> T:
         """Run ``fn`` in an optimistic WATCH/MULTI transaction, retrying on contention.
 
         ``fn`` receives a pipeline in immediate mode (reads run at once and may
         ``pipe.watch`` more keys); it must call ``pipe.multi()`` before queuing writes.
         """
-        pipe: Any
         with self.r.pipeline() as pipe:
             for _ in range(MAX_TX_RETRIES):
                 try:
@@ -110,10 +110,10 @@ class RedisStore:
     def next_seq(self) -> int:
         return int(self.r.incr(self.keys.row_seq()))
 
-    def get_row(self, kind: str, fields: Mapping[str, str], row_id: str, client: Any = None) -> models.Row | None:
+    def get_row(self, kind: str, fields: Mapping[str, str], row_id: str, client: Client | None = None) -> models.Row | None:
         if not is_id(row_id):
             return None
-        raw: dict[str, str] = (client or self.r).hgetall(self.keys.row(kind, row_id))
+        raw = (client or self.r).hgetall(self.keys.row(kind, row_id))
         return models.decode(fields, raw) if raw else None
 
     def get_rows(self, kind: str, fields: Mapping[str, str], ids: Iterable[str]) -> list[models.Row]:
@@ -146,7 +146,7 @@ class RedisStore:
         ids, total = pipe.execute()
         return self.get_rows(kind, fields, ids), int(total)
 
-    def write_row(self, pipe: Any, kind: str, fields: Mapping[str, str], row_id: str,
+    def write_row(self, pipe: Pipe, kind: str, fields: Mapping[str, str], row_id: str,
                   changes: Mapping[str, Any]) -> None:
         """Queue an HSET of the non-null changes and an HDEL of the nulled ones."""
         key = self.keys.row(kind, row_id)

@@ -9,7 +9,7 @@ from loop import models
 from loop.errors import BusinessRuleError, NotFound
 from loop.ids import new_id
 from loop.models import COMMENT_FIELDS, Row
-from loop.store.types import is_id
+from loop.store.types import Pipe, is_id
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -26,7 +26,7 @@ class Comments:
             raise NotFound("Issue not found")
 
     def create(self, issue_id: str, data: Mapping[str, Any], key_name: str | None = None,
-               check: Callable[[Any, Row], None] | None = None) -> Row:
+               check: Callable[[Pipe, Row], None] | None = None) -> Row:
         """A comment on ``issue_id``; ``key_name`` is the API key it was made with.
 
         ``check(pipe, {"id": issue_id})`` may veto the write inside its transaction (a stale
@@ -39,7 +39,7 @@ class Comments:
         row.update({k: v for k, v in data.items() if k in COMMENT_FIELDS})
         row.update(id=new_id(), issueId=issue_id, createdAt=self.s.now(), keyName=key_name)
 
-        def tx(pipe: Any) -> None:
+        def tx(pipe: Pipe) -> None:
             if check is not None:
                 check(pipe, {"id": issue_id})
             seq = self.s.next_seq()  # after the check: a vetoed write changes nothing at all

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from loop import models
 from loop.clock import iso
 from loop.models import ISSUE_FIELDS, ISSUE_STATUSES, ISSUE_TYPES, Row
+from loop.store.types import Pipe
 from loop.tunables import CHILDREN_LIMIT
 
 DAY_MS = 24 * 3600 * 1000
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
 
-def _rows(pipe: Any, keys: list[str], fields: dict[str, str]) -> list[Row | None]:
+def _rows(pipe: Pipe, keys: list[str], fields: dict[str, str]) -> list[Row | None]:
     """The rows of ``keys`` read by one pipelined HGETALL each (``None`` where missing)."""
     for key in keys:
         pipe.hgetall(key)

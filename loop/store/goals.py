@@ -20,7 +20,7 @@ import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -30,8 +30,11 @@ from loop.errors import NotFound
 from loop.ids import new_id
 from loop.models import GOAL_FIELDS, Row
 from loop.store.rows import RowHook, RowService
-from loop.store.types import is_id
+from loop.store.types import Pipe, is_id
 from loop.tunables import GOAL_READINGS_KEPT, GOAL_TREND_READINGS
+
+if TYPE_CHECKING:
+    from loop.store.base import RedisStore
 
 #: Goal statuses a reading moves between (``abandoned`` stays put).
 MEASURED = ("active", "achieved")
@@ -62,7 +65,7 @@ class MetricIndex(RowHook):
     def __init__(self, goals: Goals) -> None:
         self.goals = goals
 
-    def stage(self, pipe: Any, old: Row | None, new: Row, state: Any) -> None:
+    def stage(self, pipe: Pipe, old: Row | None, new: Row, state: Any) -> None:
         k = self.goals.k
         before = old["metric"] if old is not None and old["deletedAt"] is None else None
         after = new["metric"] if new["deletedAt"] is None else None
@@ -101,7 +104,7 @@ class Goals(RowService):
     not_found = "Goal not found"
     status_indexed = True  # GET /api/goals?status=
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: RedisStore) -> None:
         super().__init__(store)
         self.hooks.append(MetricIndex(self))
 
@@ -120,7 +123,7 @@ class Goals(RowService):
     def _update(self, row_id: str, changes: Mapping[str, Any], settle: Callable[[Row, Row], None]) -> Row:
         key = self.k.row(self.kind, row_id)
 
-        def tx(pipe: Any) -> Row:
+        def tx(pipe: Pipe) -> Row:
             old = self._live(pipe, key)
             new = {**old, **{k: v for k, v in changes.items() if k in self.fields}, "updatedAt": self.s.now()}
             settle(old, new)
@@ -132,14 +135,14 @@ class Goals(RowService):
 
         return self._written(self.s.transact(tx, key))
 
-    def _live(self, pipe: Any, key: str) -> Row:
+    def _live(self, pipe: Pipe, key: str) -> Row:
         raw = pipe.hgetall(key)
         row = models.decode(self.fields, raw) if raw else None
         if row is None or row["deletedAt"] is not None:
             raise NotFound(self.not_found)
         return row
 
-    def _stage_row(self, pipe: Any, old: Row, new: Row, seq: Any, states: tuple[Any, ...]) -> None:
+    def _stage_row(self, pipe: Pipe, old: Row, new: Row, seq: Any, states: tuple[Any, ...]) -> None:
         self.s.write_row(pipe, self.kind, self.fields, new["id"], {k: v for k, v in new.items() if old[k] != v})
         if new["status"] != old["status"]:
             pipe.zrem(self.k.status_index(self.index_name, old["status"]), new["id"])
@@ -147,7 +150,7 @@ class Goals(RowService):
         self._stage(pipe, old, new, states)
 
     # ------------------------------------------------------------------ readings
-    def prepare_reading(self, pipe: Any, goal_id: str, reading: Reading) -> ReadingWrite:
+    def prepare_reading(self, pipe: Pipe, goal_id: str, reading: Reading) -> ReadingWrite:
         """Read (under WATCH) what recording ``reading`` changes; NotFound for a missing goal."""
         if not is_id(goal_id):
             raise NotFound(self.not_found)
@@ -173,7 +176,7 @@ class Goals(RowService):
         seq = pipe.zscore(self.index, goal_id) if new["status"] != old["status"] else None
         return ReadingWrite(reading, old, new, seq, self._prepare(pipe, old, new))
 
-    def stage_reading(self, pipe: Any, w: ReadingWrite) -> None:
+    def stage_reading(self, pipe: Pipe, w: ReadingWrite) -> None:
         """Queue the reading, its day's aggregate, the trim and the goal row (after MULTI)."""
         goal_id, r = w.new["id"], w.reading
         readings = self.k.goal_readings(goal_id)
@@ -189,7 +192,7 @@ class Goals(RowService):
     def record(self, goal_id: str, reading: Reading) -> Row:
         """Record one reading; the goal as it is after it."""
 
-        def tx(pipe: Any) -> Row:
+        def tx(pipe: Pipe) -> Row:
             w = self.prepare_reading(pipe, goal_id, reading)
             pipe.multi()
             self.stage_reading(pipe, w)

@@ -20,7 +20,7 @@ from loop.errors import BusinessRuleError, NotFound
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import ISSUE_FIELDS, Row
-from loop.store.types import PLAIN, WriteIntent, is_id
+from loop.store.types import PLAIN, Pipe, WriteIntent, is_id
 from loop.tunables import CHILDREN_LIMIT, LIST_BLOCK_BYTES
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ FILTERS = ("status", "type", "priority", "projectId", "parentId", "labelId")
 PARENT_NOT_FOUND = "Parent issue not found"
 HIERARCHY_LIMIT = "Cannot create a child of an issue that already has a parent (1-level hierarchy limit)"
 
-Stage = Callable[[Any, Row], None]
+Stage = Callable[[Pipe, Row], object]  # what it returns is ignored
 
 
 class Issues:
@@ -147,7 +147,7 @@ class Issues:
 
     # ------------------------------------------------------------------ writes
     @staticmethod
-    def _live_in_tx(pipe: Any, key: str) -> Row:
+    def _live_in_tx(pipe: Pipe, key: str) -> Row:
         """The issue at ``key`` read inside a WATCH transaction, or NotFound if gone or deleted."""
         raw = pipe.hgetall(key)
         row = models.decode(ISSUE_FIELDS, raw) if raw else None
@@ -155,7 +155,7 @@ class Issues:
             raise NotFound("Issue not found")
         return row
 
-    def _check_parent(self, parent_id: str, child_id: str | None, pipe: Any = None) -> None:
+    def _check_parent(self, parent_id: str, child_id: str | None, pipe: Pipe | None = None) -> None:
         """The hierarchy rule. Given the transaction's ``pipe``, the parent is read under
         WATCH, so a parent deleted or given a parent meanwhile aborts the write (and a retry
         sees it)."""
@@ -197,7 +197,7 @@ class Issues:
             createdAt=now, updatedAt=now, deletedAt=None,
         )
 
-        def tx(pipe: Any) -> None:
+        def tx(pipe: Pipe) -> None:
             if issue["parentId"]:
                 self._check_parent(issue["parentId"], None, pipe)
             states = [h.prepare(pipe, None, issue, intent) for h in self.s.issue_hooks]
@@ -219,13 +219,13 @@ class Issues:
         self,
         issue_id: str,
         changes: Mapping[str, Any],
-        check: Callable[[Any, Row], None] | None = None,
+        check: Callable[[Pipe, Row], None] | None = None,
         intent: WriteIntent = PLAIN,
     ) -> Row:
         """Apply validated ``changes``; ``check(pipe, old)`` may veto (e.g. a stale claim token);
         ``intent`` is handed to the issue hooks (e.g. the session a requeue closes)."""
 
-        def proceed(pipe: Any, old: Row) -> bool:
+        def proceed(pipe: Pipe, old: Row) -> bool:
             if check is not None:
                 check(pipe, old)
             return True
@@ -238,7 +238,7 @@ class Issues:
         self,
         issue_id: str,
         changes: Mapping[str, Any],
-        proceed: Callable[[Any, Row], bool],
+        proceed: Callable[[Pipe, Row], bool],
         intent: WriteIntent = PLAIN,
     ) -> Row | None:
         """:meth:`update`, unless ``proceed(pipe, old)`` (run under WATCH, it may watch more keys)
@@ -249,7 +249,7 @@ class Issues:
         if changes.get("parentId"):
             self._check_parent(changes["parentId"], issue_id)
 
-        def tx(pipe: Any) -> Row | None:
+        def tx(pipe: Pipe) -> Row | None:
             old = self._live_in_tx(pipe, key)
             if changes.get("parentId"):
                 # Watched: a child created under this issue meanwhile aborts the write.
@@ -282,7 +282,7 @@ class Issues:
         new["updatedAt"] = now
         return new
 
-    def _stage_update(self, pipe: Any, old: Row, new: Row) -> None:
+    def _stage_update(self, pipe: Pipe, old: Row, new: Row) -> None:
         diff = {k: v for k, v in new.items() if old.get(k) != v}
         if diff:
             self.s.write_row(pipe, "issue", ISSUE_FIELDS, new["id"], diff)
@@ -297,7 +297,7 @@ class Issues:
             raise NotFound("Issue not found")
         key = self.k.issue(issue_id)
 
-        def tx(pipe: Any) -> Row:
+        def tx(pipe: Pipe) -> Row:
             old = self._live_in_tx(pipe, key)
             # Watched: a label attached meanwhile aborts the delete, and the retry unindexes it too.
             pipe.watch(self.k.issue_labels(issue_id))
@@ -315,7 +315,7 @@ class Issues:
 
         return self.s.transact(tx, key)
 
-    def _reindex(self, pipe: Any, old: Row | None, new: Row) -> None:
+    def _reindex(self, pipe: Pipe, old: Row | None, new: Row) -> None:
         """Move the issue between secondary indexes for whatever changed."""
         iid, num = new["id"], new["number"]
         was_live = old is not None and old["deletedAt"] is None
@@ -352,9 +352,9 @@ class Issues:
                     pipe.hincrby(counts, after_ps, 1)
         self._reindex_activity(pipe, old if was_live else None, new if is_live else None)
 
-    def _reindex_activity(self, pipe: Any, old: Row | None, new: Row | None) -> None:
+    def _reindex_activity(self, pipe: Pipe, old: Row | None, new: Row | None) -> None:
         """The dashboard's indexes; ``old``/``new`` are ``None`` when not live."""
-        iid = (new or old or {}).get("id")
+        iid: str = (new or old or {}).get("id", "")  # "": neither is live, nothing is written
         done, roots = self.k.issues_completed(), self.k.issue_roots()
         before = old["completedAt"] if old and old["status"] == "done" else None
         after = new["completedAt"] if new and new["status"] == "done" else None
@@ -376,7 +376,7 @@ class Issues:
         self._check_labels([label_id])
         key = self.k.issue(issue_id)
 
-        def tx(pipe: Any) -> None:
+        def tx(pipe: Pipe) -> None:
             # Re-read under WATCH: an issue deleted meanwhile must not re-enter the label index.
             issue = self._live_in_tx(pipe, key)
             pipe.multi()

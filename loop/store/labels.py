@@ -8,6 +8,7 @@ from typing import Any
 from loop.errors import Conflict, NotFound
 from loop.models import LABEL_FIELDS, Row, decode
 from loop.store.rows import RowService
+from loop.store.types import Pipe
 
 
 class Labels(RowService):
@@ -22,7 +23,7 @@ class Labels(RowService):
         seq = self.s.next_seq()
         names = self.k.label_names()
 
-        def tx(pipe: Any) -> Row:
+        def tx(pipe: Pipe) -> Row:
             if pipe.hexists(names, row["name"]):
                 raise Conflict("Label name already exists")
             pipe.multi()
@@ -47,7 +48,7 @@ class Labels(RowService):
         """The label, undeleted if needed (back at the end of the creation order)."""
         key = self.k.row(self.kind, label_id)
 
-        def tx(pipe: Any) -> Row:
+        def tx(pipe: Pipe) -> Row:
             raw = pipe.hgetall(key)
             if not raw:
                 raise NotFound(self.not_found)

@@ -9,21 +9,22 @@ from loop import models
 from loop.errors import BusinessRuleError, NotFound
 from loop.ids import new_id
 from loop.models import RELATION_FIELDS, Row
+from loop.store.types import Pipe
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
 #: A veto run inside the write's transaction: ``check(pipe, issue_row)`` (claim-token fencing).
-Check = Callable[[Any, Row], None]
+Check = Callable[[Pipe, Row], None]
 
 
 class RelationHook:
     """Extension point run inside relation writes (dispatch keeps blocker counts with it)."""
 
-    def prepare(self, pipe: Any, relation: Row, added: bool) -> Any:
+    def prepare(self, pipe: Pipe, relation: Row, added: bool) -> Any:
         return None
 
-    def stage(self, pipe: Any, relation: Row, added: bool, state: Any) -> None:
+    def stage(self, pipe: Pipe, relation: Row, added: bool, state: Any) -> None:
         return None
 
 
@@ -62,7 +63,7 @@ class Relations:
             "createdAt": self.s.now(),
         }
 
-        def stage(pipe: Any) -> None:
+        def stage(pipe: Pipe) -> None:
             # The sequence is drawn here, after the check: a vetoed write changes nothing at all.
             seq = self.s.next_seq()
             self.s.write_row(pipe, "relation", RELATION_FIELDS, row["id"], row)
@@ -83,13 +84,13 @@ class Relations:
         ), watch=self.k.row("relation", relation_id), check=check)
         return row
 
-    def _write(self, row: Row, added: bool, stage: Callable[[Any], object], watch: str | None = None,
+    def _write(self, row: Row, added: bool, stage: Callable[[Pipe], object], watch: str | None = None,
                check: Check | None = None) -> None:
         """Write in one transaction with the hooks. ``check(pipe, {"id": issueId})`` runs first
         and may veto (a stale claim token of the relation's source issue)."""
         key = self.k.row("relation", row["id"])
 
-        def tx(pipe: Any) -> None:
+        def tx(pipe: Pipe) -> None:
             if not added and not pipe.exists(key):
                 raise NotFound("Relation not found")
             if check is not None:

@@ -10,7 +10,7 @@ from loop import models
 from loop.errors import NotFound
 from loop.ids import new_id
 from loop.models import Row
-from loop.store.types import is_id
+from loop.store.types import Pipe, is_id
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -22,10 +22,10 @@ class RowHook:
     transaction watches, ``stage`` queues writes after ``MULTI``. ``old`` is ``None`` on create;
     ``new`` has ``deletedAt`` set on delete. Dispatch keeps goal bonuses and links with it."""
 
-    def prepare(self, pipe: Any, old: Row | None, new: Row) -> Any:
+    def prepare(self, pipe: Pipe, old: Row | None, new: Row) -> Any:
         return None
 
-    def stage(self, pipe: Any, old: Row | None, new: Row, state: Any) -> None:
+    def stage(self, pipe: Pipe, old: Row | None, new: Row, state: Any) -> None:
         return None
 
 
@@ -96,17 +96,17 @@ class RowService:
             row["updatedAt"] = now
         return row
 
-    def stage_create(self, pipe: Any, row: Row, seq: int) -> None:
+    def stage_create(self, pipe: Pipe, row: Row, seq: int) -> None:
         """Queue the writes creating ``row`` (ordered by ``seq``) on a MULTI pipeline."""
         self.s.write_row(pipe, self.kind, self.fields, row["id"], row)
         pipe.zadd(self.index, {row["id"]: seq})
         if self.status_indexed:
             pipe.zadd(self.k.status_index(self.index_name, row["status"]), {row["id"]: seq})
 
-    def _prepare(self, pipe: Any, old: Row | None, new: Row) -> tuple[Any, ...]:
+    def _prepare(self, pipe: Pipe, old: Row | None, new: Row) -> tuple[Any, ...]:
         return tuple(h.prepare(pipe, old, new) for h in self.hooks)
 
-    def _stage(self, pipe: Any, old: Row | None, new: Row, states: tuple[Any, ...]) -> None:
+    def _stage(self, pipe: Pipe, old: Row | None, new: Row, states: tuple[Any, ...]) -> None:
         for h, st in zip(self.hooks, states, strict=True):
             h.stage(pipe, old, new, st)
 
@@ -114,7 +114,7 @@ class RowService:
         row = self.new_row(data)
         seq = self.s.next_seq()
 
-        def tx(pipe: Any) -> Row:
+        def tx(pipe: Pipe) -> Row:
             states = self._prepare(pipe, None, row)
             pipe.multi()
             self.stage_create(pipe, row, seq)
@@ -128,7 +128,7 @@ class RowService:
             raise NotFound(self.not_found)
         key = self.k.row(self.kind, row_id)
 
-        def tx(pipe: Any) -> Row:
+        def tx(pipe: Pipe) -> Row:
             raw = pipe.hgetall(key)
             old = models.decode(self.fields, raw) if raw else None
             if old is None or old["deletedAt"] is not None:
@@ -155,7 +155,7 @@ class RowService:
             raise NotFound(self.not_found)
         key = self.k.row(self.kind, row_id)
 
-        def tx(pipe: Any) -> Row:
+        def tx(pipe: Pipe) -> Row:
             raw = pipe.hgetall(key)
             old = models.decode(self.fields, raw) if raw else None
             if old is None or (old["deletedAt"] is not None and not idempotent):

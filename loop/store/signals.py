@@ -41,7 +41,7 @@ from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import Row
 from loop.store.goals import Reading, ReadingWrite
-from loop.store.types import IssueHook, WriteIntent
+from loop.store.types import IssueHook, Pipe, WriteIntent
 from loop.tunables import GROUP_ATTEMPTS, GROUP_RECENT_PAYLOAD_BYTES, GROUP_RECENT_SIGNALS, LIST_BLOCK_BYTES
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class GuardHook(IssueHook):
     def __init__(self, signals: Signals) -> None:
         self.signals = signals
 
-    def prepare(self, pipe: Any, old: Row | None, new: Row, intent: WriteIntent) -> Any:
+    def prepare(self, pipe: Pipe, old: Row | None, new: Row, intent: WriteIntent) -> Any:
         w = intent.signal if isinstance(intent.signal, SignalWrite) else None
         guard = w.guard if w is not None else intent.guard if old is None else None
         if guard is not None:
@@ -147,7 +147,7 @@ class GuardHook(IssueHook):
             states = [h.prepare(pipe, relation, True) for h in s.relations.hooks]
         return _Staged(w, readings, relation, states)
 
-    def stage(self, pipe: Any, old: Row | None, new: Row, state: Any) -> None:
+    def stage(self, pipe: Pipe, old: Row | None, new: Row, state: Any) -> None:
         if not isinstance(state, _Staged):
             return
         s, w = self.signals.s, state.write
@@ -165,7 +165,7 @@ class GuardHook(IssueHook):
                 h.stage(pipe, rel, True, st)
 
 
-def _issue_in(pipe: Any, store: RedisStore, issue_id: str) -> Row | None:
+def _issue_in(pipe: Pipe, store: RedisStore, issue_id: str) -> Row | None:
     raw = pipe.hgetall(store.keys.issue(issue_id))
     return models.decode(models.ISSUE_FIELDS, raw) if raw else None
 
@@ -340,7 +340,7 @@ class Signals:
         signal = write.signal
         changes: Row = {}
 
-        def proceed(pipe: Any, old: Row) -> bool:
+        def proceed(pipe: Pipe, old: Row) -> bool:
             if not is_open(old):
                 return False
             changes.clear()
@@ -360,7 +360,7 @@ class Signals:
             return None
         return Recorded(signal, issue, created=True, grouped=True)
 
-    def stage_signal(self, pipe: Any, write: SignalWrite, issue: Row, payload: Any) -> None:
+    def stage_signal(self, pipe: Pipe, write: SignalWrite, issue: Row, payload: Any) -> None:
         """Queue the signal row, its indexes and counts, and its delivery guard (after MULTI)."""
         signal = write.signal
         signal["issueId"] = issue["id"]

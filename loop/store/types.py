@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, TypeAlias
-
-import redis
-import redis.client
+from typing import Any
 
 from loop import models
+from loop.store.commands import Client, Pipe
 
-#: The Redis client (``decode_responses=True``: replies are ``str``). redis-py 8's hints are not
-#: generic over the reply type, so reads still come back as ``Any`` where a ``str`` is meant.
-Client: TypeAlias = redis.Redis
-#: A pipeline of :data:`Client` (immediate mode under WATCH, queued after ``MULTI``).
-Pipe: TypeAlias = "redis.client.Pipeline"
+__all__ = ["PLAIN", "Client", "IssueHook", "Pipe", "SessionClose", "WriteIntent", "is_id"]
 
 # An id from a URL or a body becomes part of a key name: one containing ':' could name
 # another key of the namespace (``P:issue:<id>:labels`` is a set, so HGETALL would fail
