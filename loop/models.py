@@ -63,6 +63,16 @@ LEGACY_PIECE_SEP = "~"
 LEGACY_MAX_PIECES = 16
 
 
+#: The fields an older Loop stored in pieces: a page read by :func:`wire_values` also asks for
+#: their first extra piece (:func:`legacy_probes`) and falls back to :func:`decode` when present.
+LEGACY_PIECED = ("description",)
+
+
+def legacy_probes(fields: Mapping[str, str]) -> list[str]:
+    """The hash fields whose presence shows a row was stored in pieces by an older Loop."""
+    return [f"{f}{LEGACY_PIECE_SEP}1" for f in LEGACY_PIECED if f in fields]
+
+
 def legacy_piece_names(field: str) -> list[str]:
     """Every hash field an older Loop may have used for the pieces after the first of ``field``."""
     return [f"{field}{LEGACY_PIECE_SEP}{i}" for i in range(1, LEGACY_MAX_PIECES)]
@@ -151,4 +161,13 @@ def wire_values(fields: Mapping[str, str], values: Sequence[Any]) -> Row | None:
     if values.count(False) + values.count(None) == len(values):
         return None
     return {k: None if v is None or v is False else v if kind == "s" else _WIRE_DECODERS[kind](v)
+            for (k, kind), v in zip(fields.items(), values, strict=True)}
+
+
+def decode_values(fields: Mapping[str, str], values: Sequence[Any]) -> Row | None:
+    """:func:`decode` of an HMGET reply of every field of ``fields``, in order: the row, or
+    ``None`` when every field is missing (no such hash). No legacy pieces (see :func:`wire_values`)."""
+    if values.count(None) == len(values):
+        return None
+    return {k: None if v is None else v if kind == "s" else _DECODERS[kind](v)
             for (k, kind), v in zip(fields.items(), values, strict=True)}
