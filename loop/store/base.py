@@ -96,10 +96,14 @@ class RedisStore:
 
         ``fn`` receives a pipeline in immediate mode (reads run at once and may
         ``pipe.watch`` more keys); it must call ``pipe.multi()`` before queuing writes.
+        ``pipe.attempt_reads`` is a dict emptied at every attempt: a watched read made twice in one
+        attempt (a claim fence, then the issue hook) may be kept there, since a change to it in
+        between fails the EXEC anyway.
         """
         pipe: Any
         with self.r.pipeline() as pipe:
             for _ in range(MAX_TX_RETRIES):
+                pipe.attempt_reads = {}
                 try:
                     if watch:
                         pipe.watch(*watch)
