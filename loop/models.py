@@ -167,7 +167,37 @@ def wire_values(fields: Mapping[str, str], values: Sequence[Any]) -> Row | None:
 def decode_values(fields: Mapping[str, str], values: Sequence[Any]) -> Row | None:
     """:func:`decode` of an HMGET reply of every field of ``fields``, in order: the row, or
     ``None`` when every field is missing (no such hash). No legacy pieces (see :func:`wire_values`)."""
-    if values.count(None) == len(values):
-        return None
-    return {k: None if v is None else v if kind == "s" else _DECODERS[kind](v)
-            for (k, kind), v in zip(fields.items(), values, strict=True)}
+    return convert_page(fields, [values], _DECODERS)[0]
+
+
+def convert_page(fields: Mapping[str, str], replies: Sequence[Sequence[Any]],
+                 decoders: Mapping[str, Callable[[str], Any]]) -> list[Row | None]:
+    """Rows (or ``None`` for a missing hash) from HMGET replies of every field of ``fields``, each
+    value converted by ``decoders[kind]`` (:data:`_DECODERS`: rows; :data:`_WIRE_DECODERS`: wire
+    form). A page's hot loop: the plan is made once per page, then each row is one C-level
+    ``dict(zip(...))`` plus a conversion of its non-string values (~2 us a row where
+    :func:`decode` then :func:`wire` cost ~12)."""
+    names = list(fields)
+    fixups = [(k, decoders[kind]) for k, kind in fields.items() if kind != "s"]
+    out: list[Row | None] = []
+    for values in replies:
+        if values.count(None) == len(values):
+            out.append(None)
+            continue
+        row = dict(zip(names, values, strict=True))
+        for k, conv in fixups:
+            v = row[k]
+            if v is not None:
+                row[k] = conv(v)
+        out.append(row)
+    return out
+
+
+def wire_page(fields: Mapping[str, str], replies: Sequence[Sequence[Any]]) -> list[Row | None]:
+    """:func:`convert_page` to the wire form (timestamps as ISO-8601 strings)."""
+    return convert_page(fields, replies, _WIRE_DECODERS)
+
+
+def decode_page(fields: Mapping[str, str], replies: Sequence[Sequence[Any]]) -> list[Row | None]:
+    """:func:`convert_page` to rows (timestamps as epoch ms)."""
+    return convert_page(fields, replies, _DECODERS)

@@ -125,15 +125,15 @@ class RedisStore:
 
     def get_rows(self, kind: str, fields: Mapping[str, str], ids: Iterable[str]) -> list[models.Row]:
         """Several rows in one command, in ``ids`` order, skipping missing ones."""
-        return self._read_rows(kind, fields, ids, models.decode_values, lambda row: row)
+        return self._read_rows(kind, fields, ids, models.decode_page, lambda row: row)
 
     def wire_rows(self, kind: str, fields: Mapping[str, str], ids: Iterable[str]) -> list[models.Row]:
         """``[models.wire(fields, r) for r in get_rows(...)]``, straight from the raw values (a page's
         hot path: no intermediate row per issue)."""
-        return self._read_rows(kind, fields, ids, models.wire_values, lambda row: models.wire(fields, row))
+        return self._read_rows(kind, fields, ids, models.wire_page, lambda row: models.wire(fields, row))
 
     def _read_rows(self, kind: str, fields: Mapping[str, str], ids: Iterable[str],
-                   convert: Callable[[Mapping[str, str], list[str | None]], models.Row | None],
+                   convert: Callable[[Mapping[str, str], list[list[str | None]]], list[models.Row | None]],
                    legacy: Callable[[models.Row], models.Row]) -> list[models.Row]:
         """One ``rows_read.lua`` call (one reply hiredis parses in C, instead of a command per row)."""
         ids = [i for i in ids if is_id(i)]
@@ -141,18 +141,19 @@ class RedisStore:
             return []
         names = list(fields)
         probes = models.legacy_probes(fields)
-        replies = self.scripts[ROWS_SCRIPT](keys=[self.keys.row(kind, i) for i in ids], args=[*names, *probes])
-        out: list[models.Row] = []
+        replies: list[list[str | None]] = self.scripts[ROWS_SCRIPT](
+            keys=[self.keys.row(kind, i) for i in ids], args=[*names, *probes])
         n = len(names)
-        for row_id, values in zip(ids, replies, strict=True):
-            if probes and values[n:].count(None) != len(probes):
+        pieced = {i for i, values in enumerate(replies) if probes and values[n:].count(None) != len(probes)}
+        rows = convert(fields, [values[:n] for values in replies])
+        out: list[models.Row] = []
+        for i, row in enumerate(rows):
+            if i in pieced:
                 # Stored in pieces by an older Loop: HGETALL and decode join them.
-                old = self.get_row(kind, fields, row_id)
+                old = self.get_row(kind, fields, ids[i])
                 if old is not None:
                     out.append(legacy(old))
-                continue
-            row = convert(fields, values[:n])
-            if row is not None:
+            elif row is not None:
                 out.append(row)
         return out
 
