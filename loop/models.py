@@ -164,12 +164,6 @@ def wire_values(fields: Mapping[str, str], values: Sequence[Any]) -> Row | None:
             for (k, kind), v in zip(fields.items(), values, strict=True)}
 
 
-def decode_values(fields: Mapping[str, str], values: Sequence[Any]) -> Row | None:
-    """:func:`decode` of an HMGET reply of every field of ``fields``, in order: the row, or
-    ``None`` when every field is missing (no such hash). No legacy pieces (see :func:`wire_values`)."""
-    return convert_page(fields, [values], _DECODERS)[0]
-
-
 def convert_page(fields: Mapping[str, str], replies: Sequence[Sequence[Any]],
                  decoders: Mapping[str, Callable[[str], Any]]) -> list[Row | None]:
     """Rows (or ``None`` for a missing hash) from HMGET replies of every field of ``fields``, each
