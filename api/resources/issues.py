@@ -82,8 +82,8 @@ class IssueList:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         q = self.api.query(req, LIST_QUERY)
-        rows, total = self.api.store.issues.list(q, q["limit"], q["offset"])
-        send(resp, {"data": [self.api.store.issues.wire(r) for r in rows], "total": total})
+        rows, total = self.api.store.issues.list_wire(q, q["limit"], q["offset"])
+        send(resp, {"data": rows, "total": total})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = self.api.body(req, CREATE)

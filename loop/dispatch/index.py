@@ -191,12 +191,9 @@ class DispatchIssueHook(IssueHook):
         k, iid = self.k, new["id"]
         leaving = old["status"] == "in_progress" and (new["deletedAt"] is not None or new["status"] != "in_progress")
         if leaving:
-            pipe.watch(k.dispatch_state(iid))
-            sid = pipe.hget(k.dispatch_state(iid), "session")
+            sid, session = sessions.watched_active(pipe, k, iid)
             if not sid:
                 return
-            pipe.watch(k.session(sid))
-            session: dict[str, str] = pipe.hgetall(k.session(sid))
             if session.get("status") != "active":
                 return
             if intent is not None and intent.session_id == sid:

@@ -275,13 +275,9 @@ class Dispatch:
     def fence(self, token: str) -> Callable[[Pipe, Row], None]:
         """A ``check`` for ``issues.update``: 409 unless ``token`` is the issue's live claim token."""
         def check(pipe: Pipe, old: Row) -> None:
-            state_key = self.k.dispatch_state(old["id"])
-            pipe.watch(state_key)
-            sid = pipe.hget(state_key, "session")
+            sid, session = sessions.watched_active(pipe, self.k, old["id"])
             if not sid:
                 raise Conflict(STALE_TOKEN)
-            pipe.watch(self.k.session(sid))
-            session: dict[str, str] = pipe.hgetall(self.k.session(sid))
             if session.get("status") != "active" or not sessions.token_matches(session, token):
                 raise Conflict(STALE_TOKEN)
             if int(session["expiresAt"]) <= self.s.now():

@@ -35,6 +35,28 @@ def token_matches(session: dict[str, str], token: str) -> bool:
     return hmac.compare_digest(session.get("tokenHash", ""), token_digest(token))
 
 
+def watched_active(pipe: Pipe, keys: Keys, issue_id: str) -> tuple[str | None, dict[str, str]]:
+    """WATCH and read the session the issue's dispatch state names, and that session's hash
+    (``(None, {})`` when it names none). Read once per transaction attempt: a PATCH with a claim
+    token checks the fence, then the dispatch hook closes the same session (4 round trips saved;
+    see ``RedisStore.transact``'s ``attempt_reads``)."""
+    memo: dict[object, object] | None = getattr(pipe, "attempt_reads", None)
+    if memo is not None and ("session", issue_id) in memo:
+        found = memo[("session", issue_id)]
+        assert isinstance(found, tuple)
+        return found
+    state_key = keys.dispatch_state(issue_id)
+    pipe.watch(state_key)
+    sid: str | None = pipe.hget(state_key, "session") or None
+    session: dict[str, str] = {}
+    if sid:
+        pipe.watch(keys.session(sid))
+        session = pipe.hgetall(keys.session(sid))
+    if memo is not None:
+        memo[("session", issue_id)] = (sid, session)
+    return sid, session
+
+
 def decode(raw: dict[str, str]) -> Row:
     return models.decode(SESSION_FIELDS, raw)
 

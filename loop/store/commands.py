@@ -103,6 +103,10 @@ class Pipe(Client, Protocol):
     call's own return value is the pipeline and is ignored, and ``execute()`` returns the
     replies in order (one list of mixed types: the caller unpacks what it queued)."""
 
+    #: Reads kept for one ``RedisStore.transact`` attempt (emptied at each): set only on the
+    #: pipelines ``transact`` hands out (see :func:`loop.dispatch.sessions.watched_active`).
+    attempt_reads: dict[object, object]
+
     def watch(self, *names: str) -> None: ...
     def multi(self) -> None: ...
     def execute(self, raise_on_error: bool = True) -> list[Any]: ...

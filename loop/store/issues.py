@@ -116,6 +116,15 @@ class Issues:
 
         ``filters`` keys: status/type (lists, OR-ed), projectId, labelId, priority, parentId.
         """
+        ids, total = self._page_ids(filters, limit, offset)
+        return self.get_many(ids), total
+
+    def list_wire(self, filters: Mapping[str, Any], limit: int, offset: int) -> tuple[builtins.list[Row], int]:
+        """:meth:`list` in wire form, read straight from the raw values (``GET /api/issues``)."""
+        ids, total = self._page_ids(filters, limit, offset)
+        return self.s.wire_rows("issue", ISSUE_FIELDS, ids), total
+
+    def _page_ids(self, filters: Mapping[str, Any], limit: int, offset: int) -> tuple[builtins.list[str], int]:
         k = self.k
         groups: list[list[str]] = []
         for name in ("status", "type"):
@@ -127,7 +136,7 @@ class Issues:
                  for name, field in (("project", "projectId"), ("parent", "parentId"), ("label", "labelId"))
                  if filters.get(field) is not None]
         if zsets and not groups and len(zsets) == 1:
-            return self.s.page(zsets[0], "issue", ISSUE_FIELDS, limit, offset)
+            return self.s.page_ids(zsets[0], limit, offset)
         if not groups and not zsets:
             groups.append([k.issue_bits()])
         # Project + statuses (the usual "what is open in this project"), + types, or + both: the
@@ -143,7 +152,7 @@ class Issues:
         if by:
             keys.append(k.counts("_".join(("project", *by))))
         out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
-        return self.get_many(out[1:]), int(out[0])
+        return out[1:], int(out[0])
 
     # ------------------------------------------------------------------ writes
     @staticmethod

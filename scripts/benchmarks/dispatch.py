@@ -42,18 +42,19 @@ SEED_LUA = """
 -- KEYS[1] string bits:issues, KEYS[2] string bits:issues:status:todo, KEYS[3] zset dispatch:ready,
 -- KEYS[4] string issues:ids,
 -- KEYS[4 + i] hash issue:<id i>, KEYS[4 + n + i] hash dispatch:issue:<id i> (i = 1..n)
--- ARGV[1] first issue number, ARGV[2] now (ms), ARGV[3 + i] id i
-local first, now = tonumber(ARGV[1]), tonumber(ARGV[2])
-local n = #ARGV - 2
+-- ARGV[1] first issue number, ARGV[2] now (ms), ARGV[3] description ('' for none), ARGV[3 + i] id i
+local first, now, desc = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local n = #ARGV - 3
 local types = {'task', 'signal', 'plan', 'hypothesis', 'monitor'}
 local tbonus = {task = 20, signal = 50, plan = 30, hypothesis = 40, monitor = 10}
 local pweight = {[0] = 10, 100, 75, 50, 25}
 for i = 1, n do
-  local id, num = ARGV[2 + i], first + i - 1
+  local id, num = ARGV[3 + i], first + i - 1
   local t, p = types[num % 5 + 1], (num * 7) % 5
   local created = now - (num % 10000) * 60000
   redis.call('HSET', KEYS[4 + i], 'id', id, 'number', num, 'title', 'Bench issue ' .. num, 'type', t,
     'status', 'todo', 'priority', p, 'createdAt', created, 'updatedAt', created)
+  if desc ~= '' then redis.call('HSET', KEYS[4 + i], 'description', desc) end
   redis.call('SETBIT', KEYS[1], num, 1)
   redis.call('SETBIT', KEYS[2], num, 1)
   redis.call('SETRANGE', KEYS[4], (num - 1) * 24, id)
@@ -75,8 +76,9 @@ def _ids(n: int) -> list[str]:
             for i in range(n)]
 
 
-def seed(store: RedisStore, n: int) -> int:
-    """Add ``n`` issues (90% eligible); returns how many entered the ready set."""
+def seed(store: RedisStore, n: int, description: str = "") -> int:
+    """Add ``n`` issues (90% eligible), each with ``description`` if given; returns how many
+    entered the ready set."""
     k = store.keys
     script = store.r.register_script(SEED_LUA)
     eligible = 0
@@ -85,7 +87,7 @@ def seed(store: RedisStore, n: int) -> int:
         first = int(store.r.incrby(k.issue_seq(), len(ids))) - len(ids) + 1
         keys = [k.issue_bits(), k.issue_bits("status", "todo"), k.dispatch_ready(), k.issue_ids(),
                 *[k.issue(i) for i in ids], *[k.dispatch_state(i) for i in ids]]
-        script(keys=keys, args=[first, store.now(), *ids])
+        script(keys=keys, args=[first, store.now(), description, *ids])
         eligible += sum(1 for j in range(len(ids)) if (first + j) % BLOCKED_EVERY)
     return eligible
 
@@ -93,8 +95,8 @@ def seed(store: RedisStore, n: int) -> int:
 class DispatchServer(Server):
     """The stock benchmark server, optionally on the app without prompt rendering."""
 
-    def __init__(self, redis_url: str, workers: int, render: bool) -> None:
-        super().__init__(redis_url, workers)
+    def __init__(self, redis_url: str, workers: int, render: bool, gunicorn_args: list[str] | None = None) -> None:
+        super().__init__(redis_url, workers, gunicorn_args=gunicorn_args or [])
         self.render = render
 
     def app_args(self) -> list[str]:
@@ -105,7 +107,7 @@ class DispatchServer(Server):
 
 @contextmanager
 def server(bench: Bench, render: bool = False) -> Iterator[Server]:
-    srv = DispatchServer(bench.redis_url, bench.workers, render)
+    srv = DispatchServer(bench.redis_url, bench.workers, render, bench.gunicorn_args)
     try:
         yield srv.start()
     finally:

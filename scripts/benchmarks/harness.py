@@ -151,9 +151,12 @@ def private_redis(binary: str | None = None, *config: str) -> Iterator[str]:
 class Server:
     """gunicorn serving ``api.app:app`` in its own namespace of ``redis_url``."""
 
-    def __init__(self, redis_url: str, workers: int, namespace: str | None = None) -> None:
+    def __init__(self, redis_url: str, workers: int, namespace: str | None = None,
+                 gunicorn_args: Sequence[str] = ()) -> None:
         self.redis_url = redis_url
         self.workers = workers
+        #: Extra gunicorn options, e.g. ``--worker-class gthread --threads 4`` (scenario ``floor``).
+        self.gunicorn_args = list(gunicorn_args)
         self.namespace = namespace or f"bench-{secrets.token_hex(4)}"
         self.api_key = "loop_" + secrets.token_hex(32)
         self.port = free_port()
@@ -172,7 +175,8 @@ class Server:
         # No access log: the benchmark measures the app, not the log formatter.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", *self.app_args(), "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.workers), "--log-level", "warning"],
+             "--workers", str(self.workers), "--log-level", "warning", "--no-control-socket",
+             *self.gunicorn_args],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -266,10 +270,14 @@ class Bench:
         self.notes: list[str] = []
         #: Anything else a scenario wants in the JSON report (``--json``).
         self.data: dict[str, Any] = {}
+        #: gunicorn options every server gets (``--worker-class``/``--threads`` of bench.py).
+        self.gunicorn_args: list[str] = []
 
     @contextlib.contextmanager
-    def server(self, namespace: str | None = None) -> Iterator[Server]:
-        srv = Server(self.redis_url, self.workers, namespace)
+    def server(self, namespace: str | None = None, workers: int | None = None,
+               gunicorn_args: Sequence[str] | None = None) -> Iterator[Server]:
+        srv = Server(self.redis_url, workers or self.workers, namespace,
+                     self.gunicorn_args if gunicorn_args is None else gunicorn_args)
         try:
             yield srv.start()
         finally:
