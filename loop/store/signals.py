@@ -160,7 +160,11 @@ class GuardHook(IssueHook):
         if state.relation is not None:
             rel = state.relation
             s.write_row(pipe, "relation", models.RELATION_FIELDS, rel["id"], rel)
-            pipe.zadd(s.keys.issue_relations(new["id"]), {rel["id"]: s.next_seq()})
+            seq = s.next_seq()
+            pipe.zadd(s.keys.issue_relations(new["id"]), {rel["id"]: seq})
+            # Both directions, as Relations.create: the previous issue's incomingRelations, and
+            # retention purging it finds (and removes) this relation.
+            pipe.zadd(s.keys.issue_relations_in(rel["relatedIssueId"]), {rel["id"]: seq})
             for h, st in zip(s.relations.hooks, state.relation_states, strict=True):
                 h.stage(pipe, rel, True, st)
 
