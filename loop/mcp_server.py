@@ -37,7 +37,8 @@ Loop is the work queue you pull tasks from. The loop:
    {sessionId, token, expiresAt}. The claim is a lease: call loop_heartbeat before it expires
    on long work.
 2. Do the work the prompt describes. Record progress with loop_create_comment; split work with
-   loop_create_issue (parent_id) and follow-up signals with loop_ingest_signal.
+   loop_create_issue (parent_id) and follow-up signals with loop_ingest_signal (a fingerprint groups
+   repeats into one issue); measure goals with loop_record_goal_reading.
 3. Finish with loop_complete_task (issue_id, summary, claim_token): it reports the issues your
    work unblocked. If you cannot finish, loop_release_task hands the issue back with a reason
    (failed=true when your attempt failed: repeated failures park the issue for a human).
@@ -173,13 +174,31 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
 
     @tool
     def loop_ingest_signal(ctx: Context, source: str, type: str, severity: str, payload: Json,
-                           source_id: str | None = None, project_id: str | None = None) -> Json:
+                           source_id: str | None = None, project_id: str | None = None,
+                           fingerprint: str | None = None) -> Json:
         """Report a signal (an error, a metric change, an observation). It becomes an issue of type signal,
         in todo (dispatchable) unless the server runs with LOOP_SIGNALS_TO_TODO=false (then triage).
-        severity: low|medium|high|critical. payload.message becomes the issue title. Returns {signal, issue}."""
+        severity: low|medium|high|critical. payload.message becomes the issue title. fingerprint (1-200
+        chars) groups repeats: while the issue it opened is open, the same fingerprint joins that issue
+        (grouped=true, its signalCount grows) instead of opening another. Returns {signal, issue, grouped}."""
         result: Json = call(ctx, lambda loop: loop.signals.ingest(source, type, severity, payload,
-                                                                  source_id=source_id, project_id=project_id))
+                                                                  source_id=source_id, project_id=project_id,
+                                                                  fingerprint=fingerprint))
         return result
+
+    @tool
+    def loop_record_goal_reading(ctx: Context, goal_id: str, value: float, at: str | None = None,
+                                 source: str | None = None) -> Json:
+        """Record a measurement of a goal's metric (at: ISO-8601, default now). The latest reading by `at`
+        becomes the goal's currentValue; a goal that meets its target becomes achieved. Returns the goal."""
+        row: Json = call(ctx, lambda loop: loop.goals.record(goal_id, value, at=at, source=source))
+        return row
+
+    @tool
+    def loop_list_goal_readings(ctx: Context, goal_id: str, limit: int = 20, offset: int = 0) -> Json:
+        """A goal's readings {value, at, source}, newest first, paginated: {data, total}."""
+        page = call(ctx, lambda loop: loop.goals.readings(goal_id, limit, offset))
+        return {"data": page.data, "total": page.total}
 
     @tool
     def loop_create_comment(ctx: Context, issue_id: str, body: str, author_name: str = "agent",

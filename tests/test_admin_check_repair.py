@@ -133,3 +133,72 @@ def test_a_store_purged_by_retention_checks_clean(store, world, settings, clock)
     purged = retention.purge(store)
     assert purged["issues"] == 1  # the world's deleted issue, with its side keys and index entries
     assert check(store) == []
+
+
+# ------------------------------------------------- issue 14: goals by metric, fingerprint groups
+def _signal(store, fingerprint, severity="low"):
+    data = {"source": "sentry", "type": "error", "severity": severity, "payload": {"n": 1},
+            "fingerprint": fingerprint}
+    return store.signals.create(data, store.signals.issue_data("sentry", severity, {"n": 1}, "[sentry] error"))
+
+
+def test_goal_metric_sets_are_audited_and_one_repair_rebuilds_them(store, world):
+    k, r = store.keys, store.r
+    lat = store.goals.create({"title": "Latency", "metric": "p95:ms"})
+    also = store.goals.create({"title": "Latency too", "metric": "p95:ms"})
+    gone = store.goals.create({"title": "Gone", "metric": "signups"})
+    store.goals.delete(gone["id"])
+    assert check(store) == []
+    # Goals created before the metric sets existed: no set at all. Plus a stray member and a stale set.
+    r.delete(k.goals_by_metric("p95:ms"))
+    r.sadd(k.goals_by_metric("signups"), gone["id"])
+    r.sadd(k.goals_by_metric("old:metric"), lat["id"])
+    problems = check(store)
+    for metric in ("p95:ms", "signups", "old:metric"):
+        assert any(k.goals_by_metric(metric) in p for p in problems), (metric, problems)
+    assert len(repair(store)) == 3
+    assert check(store) == []
+    assert store.goals.by_metric("p95:ms") == sorted([lat["id"], also["id"]])
+    assert not r.exists(k.goals_by_metric("signups")) and not r.exists(k.goals_by_metric("old:metric"))
+
+
+def test_fingerprint_groups_are_audited_and_repair_points_them_at_the_newest_issue(store, world):
+    from loop.store.signals import fingerprint_digest
+
+    k, r = store.keys, store.r
+    group = lambda fp: k.signal_group(fingerprint_digest(fp))  # noqa: E731
+    a = _signal(store, "fp:a").issue
+    assert _signal(store, "fp:a").grouped
+    old_b = _signal(store, "fp:b").issue
+    store.issues.update(old_b["id"], {"status": "done"})
+    new_b = _signal(store, "fp:b").issue  # a recurrence: the group moved to the new issue
+    assert new_b["id"] != old_b["id"]
+    assert check(store) == []
+    r.delete(group("fp:a"))                       # lost: the next signal would open a second issue
+    r.set(group("fp:b"), old_b["id"])             # pointing back at the closed issue
+    r.set(group("fp:nobody"), a["id"])            # no signal has this fingerprint
+    problems = check(store)
+    for fp in ("fp:a", "fp:b", "fp:nobody"):
+        assert any(group(fp) in p for p in problems), (fp, problems)
+    assert len(repair(store)) == 3
+    assert check(store) == []
+    assert (r.get(group("fp:a")), r.get(group("fp:b")), r.exists(group("fp:nobody"))) == (a["id"], new_b["id"], 0)
+    joined = _signal(store, "fp:a")
+    assert joined.grouped and joined.issue["id"] == a["id"] and joined.issue["signalCount"] == 3
+
+
+def test_a_group_whose_issue_retention_purged_checks_clean(store, world, settings, clock):
+    from dataclasses import replace
+
+    from loop.store.signals import fingerprint_digest
+    from workers import retention
+
+    issue = _signal(store, "fp:purged").issue
+    store.issues.delete(issue["id"])
+    store.settings = replace(settings, deleted_issue_retention_seconds=60, session_retention_seconds=60)
+    clock.advance(3600 * 24)
+    assert retention.purge(store)["issues"] == 2
+    assert store.r.get(store.keys.signal_group(fingerprint_digest("fp:purged"))) == issue["id"]
+    assert check(store) == []
+    fresh = _signal(store, "fp:purged")
+    assert not fresh.grouped and fresh.issue["id"] != issue["id"]

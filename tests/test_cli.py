@@ -224,6 +224,22 @@ def test_goals_crud(cli: Cli) -> None:
     assert "nothing to update" in cli.error("goals", "update", g["id"])
 
 
+def test_goals_record_readings_and_list_them_newest_first(cli: Cli) -> None:
+    g = cli.json("goals", "create", "Coverage", "--metric", "coverage", "--target", "90")
+    cli("goals", "record", g["id"], "85", "--at", "2025-01-01T00:00:00Z", "--source", "ci")
+    out = cli("goals", "record", g["id"], "92", "--at", "2025-01-02T00:00:00Z", "--plain").stdout
+    assert "Recorded 92 on goal Coverage" in out and "achieved" in out
+    rows = cli("goals", "readings", g["id"], "--plain").stdout.strip().splitlines()
+    assert [r.split("\t")[1] for r in rows] == ["92", "85"] and rows[1].endswith("\tci")
+    page = cli.json("goals", "readings", g["id"], "--limit", "1", "--offset", "1")
+    assert page["total"] == 2 and [r["value"] for r in page["data"]] == [85]
+    assert len(cli.json("goals", "readings", g["id"], "--all")["data"]) == 2
+    negative = json.loads(cli("goals", "record", "--json", g["id"], "--", "-1").stdout)  # now: the latest
+    assert (negative["currentValue"], negative["status"]) == (-1, "active")
+    assert "at" in cli.error("goals", "record", g["id"], "1", "--at", "soon")
+    assert cli.error("goals", "readings", "missing") == "error: Goal not found"
+
+
 def test_labels_create_list_delete_and_duplicate(cli: Cli) -> None:
     lb = cli.json("labels", "create", "cli-dup", "--color", "#123456")
     assert cli.error("labels", "create", "cli-dup") == "error: Label name already exists"

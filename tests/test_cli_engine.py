@@ -37,6 +37,19 @@ def test_signals_ingest_list_and_view(cli: Cli) -> None:
     assert "Signal" in cli("signals", "ingest", "--source", "x", "--type", "y").stdout
 
 
+def test_signals_ingest_with_a_fingerprint_groups_and_the_list_shows_the_group_count(cli: Cli) -> None:
+    pid = project(cli, "cli grouping")
+    args = ("signals", "ingest", "--source", "ci", "--type", "build_failed", "--project", pid,
+            "--fingerprint", "repo/ci/main")
+    first = cli.json(*args, "-m", "main is red")
+    assert first["grouped"] is False
+    out = cli(*args, "-m", "still red", "--plain").stdout
+    assert f"issue #{first['issue']['number']}" in out and "grouped: 2 signals" in out
+    rows = cli("signals", "list", "--project", pid, "--plain").stdout.strip().splitlines()
+    assert len(rows) == 2 and all(r.split("\t")[3:5] == [first["issue"]["id"], "2"] for r in rows)
+    assert "fingerprint" in cli.error(*args[:-1], "x" * 201)
+
+
 def test_signals_ingest_reads_a_payload_file_and_rejects_bad_json(cli: Cli, tmp_path: Path) -> None:
     payload = tmp_path / "payload.json"
     payload.write_text('{"title": "From a file"}')

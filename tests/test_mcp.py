@@ -23,7 +23,7 @@ live = live_server_fixture()
 
 TOOLS = {"loop_get_next_task", "loop_complete_task", "loop_create_issue", "loop_update_issue", "loop_list_issues",
          "loop_get_issue", "loop_ingest_signal", "loop_create_comment", "loop_get_dashboard", "loop_heartbeat",
-         "loop_release_task", "loop_submit_review"}
+         "loop_release_task", "loop_submit_review", "loop_record_goal_reading", "loop_list_goal_readings"}
 
 
 def with_client(target: Any, fn: Callable[[Client], Awaitable[Any]]) -> Any:
@@ -148,6 +148,27 @@ def test_comment_signal_and_dashboard(tools: Tools, live: LiveServer) -> None:
     assert ingested["signal"]["source"] == "mcp-test" and "Checkout fails" in ingested["issue"]["title"]
     stats = tools.call("loop_get_dashboard")
     assert set(stats) >= {"issues", "goals", "dispatch"}
+
+
+def test_signals_with_one_fingerprint_group_into_one_issue(tools: Tools) -> None:
+    args = {"source": "mcp-test", "type": "error", "severity": "low", "fingerprint": "mcp-fp-1"}
+    first = tools.call("loop_ingest_signal", payload={"message": "Flaky"}, **args)
+    second = tools.call("loop_ingest_signal", payload={"message": "Flaky again"}, **args)
+    assert (first["grouped"], second["grouped"]) == (False, True)
+    assert second["issue"]["id"] == first["issue"]["id"] and second["issue"]["signalCount"] == 2
+    assert second["signal"]["fingerprint"] == "mcp-fp-1"
+    assert "fingerprint" in tools.error("loop_ingest_signal", payload={}, **{**args, "fingerprint": "x" * 201})
+
+
+def test_goal_readings_are_recorded_and_listed_newest_first(tools: Tools, live: LiveServer) -> None:
+    goal = live.client().goals.create("MCP coverage", metric="coverage", target_value=90)
+    tools.call("loop_record_goal_reading", goal_id=goal["id"], value=80, at="2025-01-01T00:00:00Z", source="ci")
+    after = tools.call("loop_record_goal_reading", goal_id=goal["id"], value=91, at="2025-01-02T00:00:00Z")
+    assert (after["currentValue"], after["status"]) == (91, "achieved")
+    listed = tools.call("loop_list_goal_readings", goal_id=goal["id"], limit=1)
+    assert listed["total"] == 2 and [r["value"] for r in listed["data"]] == [91]
+    assert tools.call("loop_list_goal_readings", goal_id=goal["id"], offset=1)["data"][0]["source"] == "ci"
+    assert tools.error("loop_record_goal_reading", goal_id="missing", value=1) == "Loop API 404: Goal not found"
 
 
 def test_submit_review_rates_the_prompt_version(tools: Tools, live: LiveServer) -> None:

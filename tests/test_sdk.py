@@ -244,6 +244,34 @@ def test_signals_ingest_list_filter_and_get(loop: LoopClient) -> None:
         loop.signals.ingest("s", "t", "apocalyptic")
 
 
+def test_signals_with_a_fingerprint_group_and_lists_show_the_group_count(loop: LoopClient) -> None:
+    project = loop.projects.create("grouping project")
+    made = [loop.signals.ingest("sdk-sentry", "error", sev, {"message": "Same crash"}, project_id=project["id"],
+                                fingerprint="sdk-crash-1") for sev in ("low", "high", "medium")]
+    assert [m["grouped"] for m in made] == [False, True, True]
+    issue = made[-1]["issue"]
+    assert issue["id"] == made[0]["issue"]["id"] and issue["signalCount"] == 3 and issue["priority"] == 2
+    page = loop.signals.list(project_id=project["id"])
+    assert page.total == 3 and {r["groupCount"] for r in page.data} == {3}
+    assert {r["fingerprint"] for r in page.data} == {"sdk-crash-1"}
+    with pytest.raises(ValidationError):
+        loop.signals.ingest("s", "t", "low", {}, fingerprint="")
+
+
+def test_goal_readings_record_list_and_iterate(loop: LoopClient) -> None:
+    goal = loop.goals.create("SDK latency", metric="p95_ms", target_value=200, direction="decrease")
+    for day, value in ((1, 350.0), (3, 180.0), (2, 250.0)):
+        after = loop.goals.record(goal["id"], value, at=f"2025-03-0{day}T12:00:00Z", source="sdk")
+    assert (after["currentValue"], after["status"]) == (180, "achieved")  # the latest by `at`, not by arrival
+    page = loop.goals.readings(goal["id"], limit=2)
+    assert page.total == 3 and [r["value"] for r in page.data] == [180, 250]
+    assert [r["value"] for r in loop.goals.iter_readings(goal["id"], page_size=1)] == [180, 250, 350]
+    with pytest.raises(ValidationError):
+        loop.goals.record(goal["id"], 1, at="yesterday")
+    with pytest.raises(NotFoundError):
+        loop.goals.readings("missing")
+
+
 def test_templates_versions_promote_reviews_and_preview(loop: LoopClient) -> None:
     seeded = {t["slug"] for t in loop.templates.iter()}
     assert {"task-execution", "signal-triage"} <= seeded

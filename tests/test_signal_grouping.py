@@ -68,6 +68,14 @@ def test_after_the_issue_is_closed_the_next_signal_opens_a_recurrence_related_to
     assert post(client).json["data"]["issue"]["id"] == r["issue"]["id"]
 
 
+def test_the_closed_issue_lists_its_recurrence_among_its_incoming_relations(client):
+    first = post(client).json["data"]["issue"]
+    client.patch(f"/api/issues/{first['id']}", json={"status": "done"})
+    recurrence = post(client).json["data"]["issue"]
+    incoming = client.get(f"/api/issues/{first['id']}").json["data"]["incomingRelations"]
+    assert [(x["type"], x["issueId"]) for x in incoming] == [("related", recurrence["id"])]
+
+
 def test_a_canceled_or_deleted_issue_ends_its_group_too(client):
     first = post(client).json["data"]["issue"]
     client.patch(f"/api/issues/{first['id']}", json={"status": "canceled"})

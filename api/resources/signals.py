@@ -79,7 +79,8 @@ def routes(api: Api) -> list[Route]:
     t = "Signals"
     return [
         Route("/api/signals", SignalList(api), [
-            Op("GET", "List signals (filters source, severity, projectId; paginated)", t, query=LIST_QUERY,
+            Op("GET", "List signals (filters source, severity, projectId; paginated); each row carries "
+               "groupCount, its issue's signalCount", t, query=LIST_QUERY,
                responses={200: "OK", 400: "Invalid query"}, response_schema="Signal"),
             Op("POST", "Ingest a signal: creates the signal and its triage issue atomically, or joins the open "
                "issue of its fingerprint (grouped: true)", t, body=CREATE,

@@ -12,7 +12,8 @@ from loop.cli.output import Column, Out
 from loop.models import SEVERITIES
 
 SIGNAL_COLUMNS: list[Column] = [("Source", "source"), ("Type", "type"), ("Severity", "severity"),
-                                ("Issue", "issueId"), ("Created", "createdAt"), ("ID", "id")]
+                                ("Issue", "issueId"), ("Group", "groupCount"), ("Created", "createdAt"),
+                                ("ID", "id")]
 
 
 @click.group()
@@ -29,10 +30,13 @@ def signals() -> None:
 @click.option("--payload-file", help="Read the payload JSON from a file (- for stdin).")
 @click.option("--source-id", help="The provider's id for this event.")
 @click.option("--project", "-p", help="Project id.")
+@click.option("--fingerprint", help="Group key (1-200 chars): while its issue is open, the same fingerprint "
+                                    "joins it instead of opening another.")
 @command
 def ingest(out: Out, source: str, type_: str, severity: str, message: str | None, payload: str | None,
-           payload_file: str | None, source_id: str | None, project: str | None) -> None:
-    """Record a signal; it creates a triage issue (promoted to todo when the server is set so)."""
+           payload_file: str | None, source_id: str | None, project: str | None, fingerprint: str | None) -> None:
+    """Record a signal; it creates a triage issue (promoted to todo when the server is set so), or
+    joins the open issue of its --fingerprint."""
     if payload and payload_file:
         raise CliError("give --payload or --payload-file, not both")
     body: Any = parse_json(read_text(payload_file), "the payload file") if payload_file else \
@@ -41,10 +45,12 @@ def ingest(out: Out, source: str, type_: str, severity: str, message: str | None
         raise CliError("the payload must be a JSON object")
     if message:
         body = {**body, "message": message}
-    result = client().signals.ingest(source, type_, severity, body, source_id=source_id, project_id=project)
+    result = client().signals.ingest(source, type_, severity, body, source_id=source_id, project_id=project,
+                                     fingerprint=fingerprint)
     issue = result.get("issue") or {}
+    grouped = f", grouped: {issue.get('signalCount')} signals" if result.get("grouped") else ""
     out.done(f"Signal {result['signal']['id']} -> issue #{issue.get('number')} {issue.get('title')} "
-             f"({issue.get('status')})", result)
+             f"({issue.get('status')}{grouped})", result)
 
 
 @signals.command(name="list")
@@ -56,7 +62,7 @@ def ingest(out: Out, source: str, type_: str, severity: str, message: str | None
 @command
 def signals_list(out: Out, source: str | None, severity: str | None, project: str | None, limit: int,
                  offset: int) -> None:
-    """List signals, newest first."""
+    """List signals, newest first; Group is how many signals their issue holds."""
     page = client().signals.list(limit, offset, source=source, severity=severity, project_id=project)
     out.table(page.data, SIGNAL_COLUMNS, total=page.total, empty="No signals.")
 
@@ -68,7 +74,8 @@ def signals_view(out: Out, signal_id: str) -> None:
     """Show a signal and its payload."""
     row = client().signals.get(signal_id)
     out.detail(row, [("ID", "id"), ("Source", "source"), ("Source id", "sourceId"), ("Type", "type"),
-                     ("Severity", "severity"), ("Issue", "issueId"), ("Created", "createdAt"),
+                     ("Severity", "severity"), ("Issue", "issueId"), ("Fingerprint", "fingerprint"),
+                     ("Created", "createdAt"),
                      ("Payload", "payload")])
 
 

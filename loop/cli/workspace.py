@@ -191,6 +191,37 @@ def goals_delete(out: Out, goal_id: str, yes: bool) -> None:
     out.done(f"Deleted goal {goal_id}", {"deleted": goal_id})
 
 
+READING_COLUMNS: list[Column] = [("At", "at"), ("Value", lambda r: f"{r['value']:g}"), ("Source", "source")]
+
+
+@goals.command(name="readings")
+@click.argument("goal_id")
+@_paging
+@command
+def goals_readings(out: Out, goal_id: str, limit: int, offset: int, all_: bool) -> None:
+    """List a goal's readings, newest first (the server keeps the last 1,000)."""
+    goals_api = client().goals
+    if all_:
+        rows = list(goals_api.iter_readings(goal_id, page_size=200))
+        out.table(rows, READING_COLUMNS, total=len(rows), empty="No readings.")
+    else:
+        page = goals_api.readings(goal_id, limit, offset)
+        out.table(page.data, READING_COLUMNS, total=page.total, empty="No readings.")
+
+
+@goals.command(name="record")
+@click.argument("goal_id")
+@click.argument("value", type=float)
+@click.option("--at", help="When it was measured (ISO-8601; default now).")
+@click.option("--source", help="Where the reading comes from, e.g. ci, posthog.")
+@command
+def goals_record(out: Out, goal_id: str, value: float, at: str | None, source: str | None) -> None:
+    """Record a reading (a negative VALUE goes after --: loop goals record G -- -3)."""
+    row = client().goals.record(goal_id, value, at=at, source=source)
+    out.done(f"Recorded {value:g} on goal {row['title']}: {_progress(row) or row.get('currentValue')} "
+             f"({row['status']})", row)
+
+
 # -------------------------------------------------------------------- labels
 @click.group()
 def labels() -> None:

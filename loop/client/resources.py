@@ -216,8 +216,23 @@ class Goals(_Crud):
     path = "/api/goals"
 
     def create(self, title: str, **fields: Any) -> Json:
-        """``fields``: description, metric, target_value, current_value, unit, status, project_id."""
+        """``fields``: description, metric, target_value, current_value, unit, status, project_id,
+        direction (increase or decrease)."""
         return self._create({"title": title, **fields})
+
+    def record(self, goal_id: str, value: float, *, at: str | None = None, source: str | None = None) -> Json:
+        """Record a reading (``at``: ISO-8601, default now); returns the goal after it (the latest
+        reading by ``at`` is its ``currentValue``; it may become ``achieved`` or ``active`` again)."""
+        body = wire({"value": value, "at": at, "source": source}, True)
+        out: Json = self._data("POST", f"{self.path}/{seg(goal_id)}/readings", json=body)
+        return out
+
+    def readings(self, goal_id: str, limit: int | None = None, offset: int = 0) -> Page:
+        """The goal's readings ``{value, at, source}``, newest ``at`` first (the last 1,000 are kept)."""
+        return self._page(f"{self.path}/{seg(goal_id)}/readings", {}, limit, offset)
+
+    def iter_readings(self, goal_id: str, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Json]:
+        return paginate(lambda lim, off: self.readings(goal_id, lim, off), page_size)
 
 
 class Labels(_Crud):
@@ -235,16 +250,23 @@ class Signals(Resource):
     path = "/api/signals"
 
     def ingest(self, source: str, type: str, severity: str, payload: Mapping[str, Any] | None = None, *,
-               source_id: str | None = None, project_id: str | None = None,
-               idempotency_key: str | None = None) -> Json:
-        """Create a signal and its triage issue; returns ``{"signal": ..., "issue": ...}``."""
+               source_id: str | None = None, project_id: str | None = None, fingerprint: str | None = None,
+               goal_id: str | None = None, idempotency_key: str | None = None) -> Json:
+        """Create a signal and its triage issue; returns ``{"signal", "issue", "grouped"}``.
+
+        ``fingerprint`` (1-200 chars) groups: while the issue its first signal opened is open, a
+        signal with the same fingerprint joins it (``grouped: true``, the issue's ``signalCount``
+        grows) instead of opening another. ``goal_id`` records ``payload["value"]`` (a finite
+        number) as a reading of that goal."""
         body = wire({"source": source, "type": type, "severity": severity, "payload": dict(payload or {}),
-                     "source_id": source_id, "project_id": project_id}, True)
+                     "source_id": source_id, "project_id": project_id, "fingerprint": fingerprint,
+                     "goal_id": goal_id}, True)
         out: Json = self._data("POST", self.path, json=body, idempotency_key=idempotency_key)
         return out
 
     def list(self, limit: int | None = None, offset: int = 0, *, source: str | None = None,
              severity: str | None = None, project_id: str | None = None) -> Page:
+        """Signals, each with ``groupCount`` (its issue's ``signalCount``)."""
         return self._page(self.path, {"source": source, "severity": severity, "projectId": project_id},
                           limit, offset)
 

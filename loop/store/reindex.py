@@ -1,9 +1,10 @@
 """Check and rebuild every derived index from the rows (``loop admin check`` / ``loop admin repair``).
 
-The rows are the truth: issue, label, project, goal and relation hashes and each issue's label
-set. Everything else that Loop keeps in step with them is derived: the issue bitmaps and the
+The rows are the truth: issue, label, project, goal, relation and signal hashes and each issue's
+label set. Everything else that Loop keeps in step with them is derived: the issue bitmaps and the
 number -> id string, the project/parent/label zsets, the per-project status counts, the
-dashboard zsets, the creation-ordered row indexes, label names, each issue's relation list, and
+dashboard zsets, the creation-ordered row indexes, label names, each issue's relation list, the
+goals by metric, the fingerprint groups (the issue of each fingerprint's newest signal), and
 each :class:`Extension` in ``store.audits`` adds its own (dispatch's ready sets, blocked counts,
 blocker maps, goal links and goal bonuses: :func:`loop.dispatch.audit.expect`, registered by
 :mod:`loop.runtime`).
@@ -33,6 +34,7 @@ from loop.models import GOAL_STATUSES, ISSUE_FIELDS, Row
 from loop.settings import Settings
 from loop.store.issues import BITMAPS, INDEXED
 from loop.store.recount import counters
+from loop.store.signals import fingerprint_digest
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -159,6 +161,46 @@ def expect_store(store: RedisStore, rows: Rows, exp: Expected) -> None:
         exp.zadd(k.issue_relations_in(rel["relatedIssueId"]), rel["id"], ANY_SCORE)
     exp.families += [(k.issue_bits() + ":", 5), (k.issue_index("project", ""), 5),
                      (k.issue_index("parent", ""), 5), (k.issue_index("label", ""), 5)]
+    expect_goal_metrics(store, rows, exp)
+    expect_signal_groups(store, rows, exp)
+
+
+def expect_goal_metrics(store: RedisStore, rows: Rows, exp: Expected) -> None:
+    """``P:goals:metric:<metric>``: the live goals measured by each metric. A metric may hold colons,
+    so stale sets are found by prefix (expected empty, which repair deletes), not by part count."""
+    prefix = store.keys.goals_by_metric("")
+    for key in rows.keys:
+        if key.startswith(prefix):
+            exp.sets.setdefault(key, set())
+    for goal in rows.goals:
+        if goal["deletedAt"] is None and goal["metric"]:
+            exp.sets.setdefault(store.keys.goals_by_metric(goal["metric"]), set()).add(goal["id"])
+
+
+def expect_signal_groups(store: RedisStore, rows: Rows, exp: Expected) -> None:
+    """``P:signal:group:<digest>``: the issue of the fingerprint's newest signal (the highest issue
+    number among its signals: a group only ever moves to a newer issue). A group naming an issue
+    retention has purged (with its signals) is kept as it is: harmless, the next signal of the
+    fingerprint opens a new issue."""
+    k = store.keys
+    signal_keys = rows.matching(k.row("signal", ""), 3)
+    newest: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(signal_keys), 1000):
+        pipe = store.r.pipeline(transaction=False)
+        for key in signal_keys[start:start + 1000]:
+            pipe.hmget(key, ["fingerprint", "issueId"])
+        for fingerprint, issue_id in pipe.execute():
+            issue = rows.issues.get(issue_id) if fingerprint and issue_id else None
+            if issue is not None:
+                key = k.signal_group(fingerprint_digest(fingerprint))
+                newest[key] = max(newest.get(key, (0, "")), (int(issue["number"]), issue["id"]))
+    present = rows.matching(k.signal_group(""), 4)
+    for key, current in zip(present, _read(store, present, "get"), strict=True):
+        if current is not None and current not in rows.issues:
+            exp.strings[key] = current.encode()
+    for key, (_, issue_id) in newest.items():
+        exp.strings.setdefault(key, issue_id.encode())
+    exp.families.append((k.signal_group(""), 4))
 
 
 def expected(store: RedisStore, rows: Rows | None = None) -> Expected:

@@ -160,7 +160,11 @@ class GuardHook(IssueHook):
         if state.relation is not None:
             rel = state.relation
             s.write_row(pipe, "relation", models.RELATION_FIELDS, rel["id"], rel)
-            pipe.zadd(s.keys.issue_relations(new["id"]), {rel["id"]: s.next_seq()})
+            seq = s.next_seq()
+            pipe.zadd(s.keys.issue_relations(new["id"]), {rel["id"]: seq})
+            # Both directions, as Relations.create: the previous issue's incomingRelations, and
+            # retention purging it finds (and removes) this relation.
+            pipe.zadd(s.keys.issue_relations_in(rel["relatedIssueId"]), {rel["id"]: seq})
             for h, st in zip(s.relations.hooks, state.relation_states, strict=True):
                 h.stage(pipe, rel, True, st)
 
@@ -230,31 +234,44 @@ class Signals:
     def get_live(self, signal_id: str) -> Row:
         return self._with_payloads([self.s.live_row("signal", SIGNAL_FIELDS, signal_id, "Signal not found")])[0]
 
-    def _with_payloads(self, rows: list[Row]) -> list[Row]:
-        """Fill each row's ``payload`` from its issue's ``signalPayload`` (where it is stored)."""
-        wanted = [r for r in rows if r.get("payload") is None and r.get("issueId")]
+    def _with_payloads(self, rows: list[Row], counts: bool = False) -> list[Row]:
+        """Fill each row's ``payload`` from its issue's ``signalPayload`` (where it is stored); with
+        ``counts`` (lists), also ``groupCount``, its issue's ``signalCount`` (how many signals its
+        group holds; ``None`` for issues older than grouping). One pipelined HMGET per row."""
+        wanted = [r for r in rows if r.get("issueId") and (counts or r.get("payload") is None)]
         if wanted:
             pipe = self.s.r.pipeline(transaction=False)
             for r in wanted:
-                pipe.hget(self.k.issue(r["issueId"]), "signalPayload")
-            for r, raw in zip(wanted, pipe.execute(), strict=True):
-                r["payload"] = models.decode({"payload": "j"}, {"payload": raw})["payload"] if raw else None
+                pipe.hmget(self.k.issue(r["issueId"]), ["signalPayload", "signalCount"])
+            for r, (raw, count) in zip(wanted, pipe.execute(), strict=True):
+                if r.get("payload") is None:
+                    r["payload"] = models.decode({"payload": "j"}, {"payload": raw})["payload"] if raw else None
+                if counts:
+                    r["groupCount"] = int(count) if count else None
+        if counts:
+            for r in rows:
+                r.setdefault("groupCount", None)
         return rows
 
     @staticmethod
     def wire(signal: Row) -> Row:
-        return models.wire(SIGNAL_FIELDS, signal)
+        """The signal's JSON; a list row keeps its ``groupCount``."""
+        out = models.wire(SIGNAL_FIELDS, signal)
+        if "groupCount" in signal:
+            out["groupCount"] = signal["groupCount"]
+        return out
 
     def list(self, filters: Mapping[str, Any], limit: int, offset: int) -> tuple[list[Row], int]:  # noqa: A003
-        """Signals matching every filter (source, severity, projectId), creation order."""
+        """Signals matching every filter (source, severity, projectId), creation order, each with
+        its ``groupCount``."""
         sets = [self.k.signal_index(field, str(filters[name]))
                 for name, field in FILTERS.items() if filters.get(name) is not None]
         if not sets:
             rows, count = self.s.page(self.k.signal_index(), "signal", SIGNAL_FIELDS, limit, offset)
-            return self._with_payloads(rows), count
+            return self._with_payloads(rows, counts=True), count
         if len(sets) == 1:
             rows, count = self.s.page(sets[0], "signal", SIGNAL_FIELDS, limit, offset)
-            return self._with_payloads(rows), count
+            return self._with_payloads(rows, counts=True), count
         # The issue list's zset walk: the smallest set in order, each member ZSCOREd in the others,
         # stopping once the page is full since the combination's count gives the total (where a
         # ZINTERSTORE costs the sum of the sets). The script's issue-id string and scratch bitmaps
@@ -264,7 +281,7 @@ class Signals:
         keys = [k.issue_ids(), k.tmp("signals:a"), k.tmp("signals:b"), *sets, k.counts("signals")]
         args = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, 0, len(sets), 1, combo]
         out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
-        return self._with_payloads(self.s.get_rows("signal", SIGNAL_FIELDS, out[1:])), int(out[0])
+        return self._with_payloads(self.s.get_rows("signal", SIGNAL_FIELDS, out[1:]), counts=True), int(out[0])
 
     def _recorded(self, signal_id: str) -> Recorded:
         signal = self.get(signal_id)
