@@ -33,7 +33,12 @@ ISSUE_FIELDS: dict[str, str] = {
     "priority": "i", "parentId": "s", "projectId": "s", "signalSource": "s", "signalPayload": "j",
     "hypothesis": "j", "agentSessionId": "s", "agentSummary": "s", "commits": "j",
     "pullRequests": "j", "completedAt": "t", "createdAt": "t", "updatedAt": "t", "deletedAt": "t",
+    "notBefore": "t", "outcome": "s",
 }
+#: What a monitor's check found (issue 13): set on monitors and the hypotheses they verify.
+OUTCOMES = ("validated", "invalidated", "inconclusive")
+#: The issue types that take an ``outcome``.
+OUTCOME_TYPES = ("hypothesis", "monitor")
 PROJECT_FIELDS: dict[str, str] = {
     "id": "s", "name": "s", "description": "s", "status": "s", "health": "s", "goalId": "s",
     "createdAt": "t", "updatedAt": "t", "deletedAt": "t",

@@ -18,6 +18,7 @@ from loop.prompts.service import PromptService
 from loop.settings import Settings
 from loop.store import RedisStore, connect, reindex
 from loop.store.base import DEFAULT_REDIS_URL
+from loop.store.outcomes import OutcomeHook
 from loop.store.signals import Signals
 from loop.store.types import Client
 from loop.tunables import REDIS_TIMEOUT_SECONDS
@@ -38,7 +39,10 @@ class Loop(RedisStore):
         self.prompts = PromptService(self, dispatch=True)
         self.dispatch = Dispatch(self, self.prompts if prompts else None)
         # Order matters: the delivery guard WATCHes before any other hook reads.
-        self.issue_hooks.extend([self.signals.guard_hook, DispatchIssueHook(self.dispatch.index)])
+        # The outcome hook last: it stages the verified hypothesis's update and the new signal's
+        # issue through the same hooks, inside the monitor's transaction.
+        self.issue_hooks.extend([self.signals.guard_hook, DispatchIssueHook(self.dispatch.index),
+                                 OutcomeHook(self, self.signals)])
         self.relations.hooks.append(DispatchRelationHook(self.dispatch.index))
         self.dispatch.goals.install()  # goal and project row hooks (goal bonuses)
         self.audits.append(reindex.Extension(dispatch_audit.expect, dispatch_audit.audit_sessions))

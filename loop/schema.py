@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from loop.clock import parse_iso
 from loop.errors import ValidationError
 
 _MISSING: Any = object()
@@ -234,6 +235,22 @@ class Enum(Field):
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": "string", "enum": list(self.values)}
+
+
+@dataclass
+class Timestamp(Field):
+    """An ISO 8601 timestamp (``2026-03-01T12:00:00Z``; no zone means UTC), cleaned to epoch ms."""
+
+    def check(self, value: Any, path: str) -> Any:
+        if isinstance(value, str):
+            try:
+                return parse_iso(value)
+            except (ValueError, OverflowError):
+                pass
+        raise _fail(path, "must be an ISO 8601 timestamp, e.g. 2026-03-01T12:00:00Z")
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "format": "date-time"}
 
 
 @dataclass

@@ -188,30 +188,40 @@ class Signals:
             "signalSource": source, "signalPayload": dict(payload),
         }
 
+    def new_row(self, signal_data: Mapping[str, Any], project_id: str | None) -> Row:
+        """A new signal row (``issueId`` is set when staged with its issue)."""
+        signal: Row = dict.fromkeys(SIGNAL_FIELDS)
+        signal.update({k: v for k, v in signal_data.items() if k in SIGNAL_FIELDS})
+        signal.update(id=new_id(), createdAt=self.s.now(), projectId=project_id)
+        return signal
+
+    def stage(self, pipe: Any, signal: Row, issue: Row) -> None:
+        """Queue the signal's writes on a MULTI pipeline that also creates its triage ``issue``
+        (``create`` below; a monitor's invalidated outcome, loop/store/outcomes.py)."""
+        signal["issueId"] = issue["id"]
+        sid, score = signal["id"], issue["number"]
+        # Not the payload: the issue holds it (signalPayload), read back by _with_payloads.
+        self.s.write_row(pipe, "signal", SIGNAL_FIELDS, sid, {**signal, "payload": None})
+        pipe.zadd(self.k.signal_index(), {sid: score})
+        pipe.zadd(self.k.retention("payloads"), {sid: signal["createdAt"]})
+        for name, field in FILTERS.items():
+            if signal.get(name) is not None:
+                pipe.zadd(self.k.signal_index(field, str(signal[name])), {sid: score})
+        for field in combo_fields(signal):
+            pipe.hincrby(self.k.counts("signals"), field, 1)
+
     def create(self, signal_data: Mapping[str, Any], issue_data: Mapping[str, Any],
                guard: str | None = None, guard_ttl: int | None = None) -> Recorded:
         """Write the signal and its issue in one MULTI. With ``guard``, at most once per guard:
         a second call returns what the first recorded (``created=False``)."""
-        signal: Row = dict.fromkeys(SIGNAL_FIELDS)
-        signal.update({k: v for k, v in signal_data.items() if k in SIGNAL_FIELDS})
-        signal.update(id=new_id(), createdAt=self.s.now(), projectId=issue_data.get("projectId"))
+        signal = self.new_row(signal_data, issue_data.get("projectId"))
         # No GET of the guard up front: the transaction checks it anyway (a repeated run only
         # wastes an issue number), and the common first run saves a round trip.
 
         def stage(pipe: Any, issue: Row) -> None:
-            signal["issueId"] = issue["id"]
-            sid, score = signal["id"], issue["number"]
-            # Not the payload: the issue holds it (signalPayload), read back by _with_payloads.
-            self.s.write_row(pipe, "signal", SIGNAL_FIELDS, sid, {**signal, "payload": None})
-            pipe.zadd(self.k.signal_index(), {sid: score})
-            pipe.zadd(self.k.retention("payloads"), {sid: signal["createdAt"]})
-            for name, field in FILTERS.items():
-                if signal.get(name) is not None:
-                    pipe.zadd(self.k.signal_index(field, str(signal[name])), {sid: score})
-            for field in combo_fields(signal):
-                pipe.hincrby(self.k.counts("signals"), field, 1)
+            self.stage(pipe, signal, issue)
             if guard is not None:
-                pipe.set(guard, sid, ex=guard_ttl)
+                pipe.set(guard, signal["id"], ex=guard_ttl)
 
         try:
             issue = self.s.issues.create(issue_data, extra=stage, intent=WriteIntent(guard=guard))
