@@ -10,7 +10,7 @@ this module nor of the subsystems.
 
 from __future__ import annotations
 
-from loop.clock import Clock, SystemClock
+from loop.clock import Clock, OffsetClock, SystemClock
 from loop.dispatch import Dispatch, DispatchIssueHook, DispatchRelationHook
 from loop.dispatch import audit as dispatch_audit
 from loop.errors import ConfigError
@@ -66,7 +66,13 @@ def from_settings(settings: Settings) -> Loop:
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL is invalid: {exc}") from None
     check_redis_config_once(client, url)
-    return build(client, settings, SystemClock())
+    return build(client, settings, process_clock(settings))
+
+
+def process_clock(settings: Settings) -> Clock:
+    """The clock of a server or worker process: the system's, or (tests only, ``LOOP_TEST_CLOCK_FILE``)
+    the system's shifted by an offset file."""
+    return OffsetClock(settings.test_clock_file) if settings.test_clock_file else SystemClock()
 
 
 #: The former name of :func:`from_settings`.

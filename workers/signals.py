@@ -23,9 +23,8 @@ import orjson
 import redis
 
 from loop import metrics
-from loop.clock import SystemClock
 from loop.errors import ConfigError
-from loop.runtime import Loop, build
+from loop.runtime import Loop, build, process_clock
 from loop.settings import Settings
 from loop.signals.providers import PROVIDERS
 
@@ -80,7 +79,7 @@ def store_for(spec: dict[str, Any], client: redis.Redis | None = None) -> Loop:
         client = _decoding_client(job.connection)
     settings = dataclasses.replace(
         _base_settings(), namespace=spec["namespace"], promote_signals_to_todo=bool(spec["promote"]))
-    return build(client, settings, SystemClock())
+    return build(client, settings, process_clock(settings))
 
 
 def normalize_delivery(spec: dict[str, Any], client: redis.Redis | None = None) -> dict[str, Any]:
