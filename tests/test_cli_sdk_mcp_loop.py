@@ -56,3 +56,13 @@ def test_the_sdk_pages_scheduled_issues_and_mcp_tools_take_not_before_and_an_out
     assert out["issue"]["outcome"] == "inconclusive"
     assert "outcome" in tools.error("loop_update_issue", issue_id=loop.issues.create("t", "task")["id"],
                                     outcome="validated")
+
+
+def test_loop_demo_runs_the_whole_cycle_against_a_live_loop_and_prints_each_step(cli: Cli, live: LiveServer) -> None:
+    out = cli("demo", "--check-after", "1").stdout
+    for step in ("1. observe", "2. hypothesize", "3. plan", "4. verify", "waits for", "outcome invalidated",
+                 "5. the outcome comes back", "outcome validated", "6. validated", "Demo finished"):
+        assert step in out, (step, out)
+    loop = live.client()
+    project = out.rsplit("Demo finished in project ", 1)[1].split()[0]
+    assert loop.signals.list(source="loop", project_id=project).total == 1
