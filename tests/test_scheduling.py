@@ -128,6 +128,8 @@ def test_admin_repair_rebuilds_a_lost_scheduled_set(store, clock):
 @pytest.mark.parametrize("body, field", [
     ({"title": "t", "type": "monitor", "notBefore": "tomorrow"}, "notBefore"),
     ({"title": "t", "type": "monitor", "notBefore": 12}, "notBefore"),
+    ({"title": "t", "type": "monitor", "notBefore": "0025-11-03T02:09:43.300Z"}, "notBefore"),
+    ({"title": "t", "type": "monitor", "notBefore": "1969-12-31T23:59:59Z"}, "notBefore"),
     ({"title": "t", "type": "task", "outcome": "validated"}, "outcome"),
     ({"title": "t", "type": "monitor", "outcome": "maybe"}, "outcome"),
 ])
