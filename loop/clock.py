@@ -32,23 +32,6 @@ class FrozenClock:
         self.ms += int(seconds * 1000)
 
 
-class OffsetClock:
-    """TEST ONLY: the system clock plus an offset in ms read from ``path`` at every call (a missing
-    or empty file is 0). End-to-end tests move a live server's time forward by writing the file
-    (``LOOP_TEST_CLOCK_FILE``, read only by :func:`loop.runtime.process_clock`); never in production."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def now_ms(self) -> int:
-        try:
-            with open(self.path) as fh:
-                offset = int(fh.read().strip() or 0)
-        except FileNotFoundError:
-            offset = 0
-        return time.time_ns() // 1_000_000 + offset
-
-
 @lru_cache(maxsize=8192)
 def _second(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")

@@ -10,7 +10,7 @@ this module nor of the subsystems.
 
 from __future__ import annotations
 
-from loop.clock import Clock, OffsetClock, SystemClock
+from loop.clock import Clock, SystemClock
 from loop.dispatch import Dispatch, DispatchIssueHook, DispatchRelationHook
 from loop.dispatch import audit as dispatch_audit
 from loop.errors import ConfigError
@@ -70,9 +70,9 @@ def from_settings(settings: Settings) -> Loop:
 
 
 def process_clock(settings: Settings) -> Clock:
-    """The clock of a server or worker process: the system's, or (tests only, ``LOOP_TEST_CLOCK_FILE``)
-    the system's shifted by an offset file."""
-    return OffsetClock(settings.test_clock_file) if settings.test_clock_file else SystemClock()
+    """The clock of a server or worker process: the system's. A seam (looked up at each call): the
+    end-to-end test's processes replace it with a clock they can move (tests/offset_clock.py)."""
+    return SystemClock()
 
 
 #: The former name of :func:`from_settings`.

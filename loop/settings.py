@@ -142,9 +142,6 @@ class Settings:
     log_format: str = "text"
     #: ``GET /metrics`` without an API key (a scraper on a private network); keyed by default.
     metrics_public: bool = False
-    #: TEST ONLY (``LOOP_TEST_CLOCK_FILE``): the processes' clock is shifted by the ms in this file
-    #: (loop.clock.OffsetClock), so end-to-end tests move time without sleeping.
-    test_clock_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -188,5 +185,4 @@ class Settings:
             cors_origins=_origins(env, "LOOP_CORS_ORIGINS", DEFAULT_CORS_ORIGINS),
             log_format=_choice(env, "LOOP_LOG_FORMAT", "text", LOG_FORMATS),
             metrics_public=_bool(env, "LOOP_METRICS_PUBLIC", False),
-            test_clock_file=env.get("LOOP_TEST_CLOCK_FILE") or None,
         )

@@ -1,5 +1,6 @@
 """The whole cycle (issue 13), proven against a live gunicorn + worker + real Redis, with time
-injected (``LOOP_TEST_CLOCK_FILE``: the processes' clock is shifted by the ms in a file).
+injected (tests/offset_clock.py, installed first in both processes: their clock is shifted by the
+ms in a file).
 
 Scripted agents claim through ``GET /api/dispatch/next`` and do only what the prompt they were
 handed tells them (each step asserts the prompt says so): a PostHog signal -> triage -> a
@@ -22,6 +23,7 @@ import pytest
 
 from loop.clock import parse_iso
 from tests.live_server import LiveServer, start_live_server
+from tests.offset_clock import CLOCK_ENV, WORKER
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +34,8 @@ CLOCK_FILE = Path(tempfile.mkdtemp(prefix="loop-clock-")) / "offset"
 @pytest.fixture(scope="module")
 def live(redis_url: str) -> Iterator[LiveServer]:
     CLOCK_FILE.write_text("0")
-    server = start_live_server(redis_url, {"LOOP_TEST_CLOCK_FILE": str(CLOCK_FILE)})
+    server = start_live_server(redis_url, {CLOCK_ENV: str(CLOCK_FILE)}, app="tests.offset_clock:app",
+                               worker_code=WORKER)
     try:
         yield server
     finally:

@@ -22,9 +22,9 @@ from typing import Any
 import orjson
 import redis
 
-from loop import metrics
+from loop import metrics, runtime
 from loop.errors import ConfigError
-from loop.runtime import Loop, build, process_clock
+from loop.runtime import Loop, build
 from loop.settings import Settings
 from loop.signals.providers import PROVIDERS
 
@@ -79,7 +79,7 @@ def store_for(spec: dict[str, Any], client: redis.Redis | None = None) -> Loop:
         client = _decoding_client(job.connection)
     settings = dataclasses.replace(
         _base_settings(), namespace=spec["namespace"], promote_signals_to_todo=bool(spec["promote"]))
-    return build(client, settings, process_clock(settings))
+    return build(client, settings, runtime.process_clock(settings))  # the seam, looked up now
 
 
 def normalize_delivery(spec: dict[str, Any], client: redis.Redis | None = None) -> dict[str, Any]:
