@@ -90,7 +90,8 @@ def app_from_env() -> falcon.App[Any, Any]:
 
     settings = Settings.from_env()
     logs.configure(settings.log_format)
-    return create_app(from_settings(settings), SystemClock(), settings)
+    store = from_settings(settings)
+    return create_app(store, store.clock, settings)
 
 
 _app: falcon.App[Any, Any] | None = None

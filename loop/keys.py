@@ -68,6 +68,7 @@ P:dispatch:issue:<id>                  hash    dispatch state: blocked (count), 
 P:dispatch:blockers:<id>               hash    blocker id -> relation rows making it block <id>
 P:dispatch:blocking:<id>               hash    blocked id -> relation rows making <id> block it
 P:dispatch:leases                      zset    active session ids, score = lease expiry (ms)
+P:dispatch:scheduled                   zset    todo issues waiting for notBefore "<id>|<projectId>", score = notBefore (ms)
 P:dispatch:goalbonus                   hash    projectId -> goal bonus now applied to its scores
 P:dispatch:goal_links / project_links  hash    goalId -> projectId / projectId -> goalId (indexed)
 P:dispatch:project_goals:<projectId>   set     goals whose projectId is the project
@@ -241,6 +242,10 @@ class Keys:
 
     def dispatch_leases(self) -> str:
         return self._k("dispatch", "leases")
+
+    def dispatch_scheduled(self) -> str:
+        """Scheduled issues (``notBefore`` in the future when written), score = ``notBefore``."""
+        return self._k("dispatch", "scheduled")
 
     def dispatch_goal_bonus(self) -> str:
         return self._k("dispatch", "goalbonus")

@@ -105,17 +105,19 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
 
     @tool
     def loop_complete_task(ctx: Context, issue_id: str, summary: str, claim_token: str | None = None,
-                           commits: list[Json] | None = None, pull_requests: list[Json] | None = None) -> Json:
+                           commits: list[Json] | None = None, pull_requests: list[Json] | None = None,
+                           outcome: str | None = None) -> Json:
         """Mark an issue done with a summary of what was done (and optional commits [{sha, message}] and
-        pull_requests [{number, title, url}]). Pass the claim token from loop_get_next_task. Returns the
-        issue and the issues this completion unblocked (now dispatchable)."""
+        pull_requests [{number, title, url}]). Pass the claim token from loop_get_next_task. For a monitor
+        or hypothesis give outcome: validated|invalidated|inconclusive (a monitor's invalidated outcome
+        files a new signal). Returns the issue and the issues this completion unblocked (now dispatchable)."""
 
         def run(loop: LoopClient) -> Json:
             detail = loop.issues.get(issue_id)
             blocks = {r["relatedIssueId"] for r in detail.get("relations") or [] if r["type"] == "blocks"}
             before = {item["issue"]["id"] for item in loop.dispatch.iter_queue(page_size=200)}
             issue = loop.issues.complete(issue_id, summary, claim_token=claim_token,
-                                         **_some(commits=commits, pull_requests=pull_requests))
+                                         **_some(commits=commits, pull_requests=pull_requests, outcome=outcome))
             return {"issue": issue, "unblocked": unblocked_by(loop, issue_id, before, blocks)}
 
         result: Json = call(ctx, run)
@@ -124,22 +126,28 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
     @tool
     def loop_create_issue(ctx: Context, title: str, type: str = "task", description: str | None = None,
                           status: str | None = None, priority: int | None = None, parent_id: str | None = None,
-                          project_id: str | None = None, label_ids: list[str] | None = None) -> Json:
+                          project_id: str | None = None, label_ids: list[str] | None = None,
+                          not_before: str | None = None) -> Json:
         """Create an issue. type: signal|hypothesis|plan|task|monitor. status defaults to triage; use todo to
-        make it dispatchable. priority: 1 urgent .. 4 low, 0 none. parent_id makes it a sub-issue."""
+        make it dispatchable. priority: 1 urgent .. 4 low, 0 none. parent_id makes it a sub-issue.
+        not_before (ISO 8601): dispatch waits until then (a monitor's check time)."""
         row: Json = call(ctx, lambda loop: loop.issues.create(title, type, **_some(
             description=description, status=status, priority=priority, parent_id=parent_id,
-            project_id=project_id, label_ids=label_ids)))
+            project_id=project_id, label_ids=label_ids, not_before=not_before)))
         return row
 
     @tool
     def loop_update_issue(ctx: Context, issue_id: str, title: str | None = None, description: str | None = None,
                           status: str | None = None, priority: int | None = None, type: str | None = None,
                           project_id: str | None = None, parent_id: str | None = None,
-                          agent_summary: str | None = None, claim_token: str | None = None) -> Json:
-        """Change fields of an issue (only those given). status: triage|backlog|todo|in_progress|done|canceled."""
+                          agent_summary: str | None = None, claim_token: str | None = None,
+                          not_before: str | None = None, outcome: str | None = None) -> Json:
+        """Change fields of an issue (only those given). status: triage|backlog|todo|in_progress|done|canceled.
+        Re-schedule a check: status todo + not_before (ISO 8601). outcome (monitors, hypotheses):
+        validated|invalidated|inconclusive."""
         fields = _some(title=title, description=description, status=status, priority=priority, type=type,
-                       project_id=project_id, parent_id=parent_id, agent_summary=agent_summary)
+                       project_id=project_id, parent_id=parent_id, agent_summary=agent_summary,
+                       not_before=not_before, outcome=outcome)
         if not fields:
             raise ToolError("Give at least one field to change.")
         row: Json = call(ctx, lambda loop: loop.issues.update(issue_id, claim_token=claim_token, **fields))

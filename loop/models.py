@@ -35,7 +35,12 @@ ISSUE_FIELDS: dict[str, str] = {
     "pullRequests": "j", "completedAt": "t", "createdAt": "t", "updatedAt": "t", "deletedAt": "t",
     # Signal grouping (issue 14): signals attached, the last one's time, the newest few (prompt).
     "signalCount": "i", "lastSignalAt": "t", "signalRecent": "j",
+    "notBefore": "t", "outcome": "s",
 }
+#: What a monitor's check found (issue 13): set on monitors and the hypotheses they verify.
+OUTCOMES = ("validated", "invalidated", "inconclusive")
+#: The issue types that take an ``outcome``.
+OUTCOME_TYPES = ("hypothesis", "monitor")
 PROJECT_FIELDS: dict[str, str] = {
     "id": "s", "name": "s", "description": "s", "status": "s", "health": "s", "goalId": "s",
     "createdAt": "t", "updatedAt": "t", "deletedAt": "t",

@@ -22,6 +22,7 @@ from loop.prompts.service import PromptService
 from loop.settings import Settings
 from loop.store import RedisStore, connect, reindex
 from loop.store.base import DEFAULT_REDIS_URL
+from loop.store.outcomes import OutcomeHook
 from loop.store.signals import Signals
 from loop.tunables import REDIS_TIMEOUT_SECONDS
 
@@ -41,7 +42,10 @@ class Loop(RedisStore):
         self.prompts = PromptService(self, dispatch=True)
         self.dispatch = Dispatch(self, self.prompts if prompts else None)
         # Order matters: the delivery guard WATCHes before any other hook reads.
-        self.issue_hooks.extend([self.signals.guard_hook, DispatchIssueHook(self.dispatch.index)])
+        # The outcome hook last: it stages the verified hypothesis's update and the new signal's
+        # issue through the same hooks, inside the monitor's transaction.
+        self.issue_hooks.extend([self.signals.guard_hook, DispatchIssueHook(self.dispatch.index),
+                                 OutcomeHook(self, self.signals)])
         self.relations.hooks.append(DispatchRelationHook(self.dispatch.index))
         self.dispatch.goals.install()  # goal and project row hooks (goal bonuses)
         self.audits.append(reindex.Extension(dispatch_audit.expect, dispatch_audit.audit_sessions))
@@ -65,7 +69,13 @@ def from_settings(settings: Settings) -> Loop:
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL is invalid: {exc}") from None
     check_redis_config_once(client, url)
-    return build(client, settings, SystemClock())
+    return build(client, settings, process_clock(settings))
+
+
+def process_clock(settings: Settings) -> Clock:
+    """The clock of a server or worker process: the system's. A seam (looked up at each call): the
+    end-to-end test's processes replace it with a clock they can move (tests/offset_clock.py)."""
+    return SystemClock()
 
 
 #: The former name of :func:`from_settings`.

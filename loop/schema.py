@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from loop.clock import parse_iso
 from loop.errors import ValidationError
 
 _MISSING: Any = object()
@@ -24,6 +25,8 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 #: levels; a stored payload is served inside at most three more (``{"data": [{"payload": ...}]}``),
 #: so 250 leaves every response encodable (and one level to spare).
 MAX_JSON_DEPTH = 250
+#: 9999-12-31T23:59:59.999Z: the last instant a timestamp field can hold (four-digit years on the wire).
+MAX_TIMESTAMP_MS = 253_402_300_799_999
 
 
 def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
@@ -234,6 +237,27 @@ class Enum(Field):
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": "string", "enum": list(self.values)}
+
+
+@dataclass
+class Timestamp(Field):
+    """An ISO 8601 timestamp (``2026-03-01T12:00:00Z``; no zone means UTC), cleaned to epoch ms."""
+
+    def check(self, value: Any, path: str) -> Any:
+        if isinstance(value, str):
+            try:
+                ms = parse_iso(value)
+            except (ValueError, OverflowError):
+                pass
+            else:
+                # Served back as ISO 8601 with a four-digit year: only 1970..9999 round-trips.
+                if 0 <= ms <= MAX_TIMESTAMP_MS:
+                    return ms
+                raise _fail(path, "must be a time between 1970 and 9999")
+        raise _fail(path, "must be an ISO 8601 timestamp, e.g. 2026-03-01T12:00:00Z")
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "format": "date-time"}
 
 
 @dataclass

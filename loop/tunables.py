@@ -43,6 +43,16 @@ SWEEP_BATCH = 100
 #: Expired leases a claim sweeps itself before claiming: a handful, so a claim never pays for a
 #: backlog of them (the worker's periodic sweep, workers/leases.py, takes the rest in batches).
 CLAIM_SWEEP = 4
+#: Scheduled issues (``notBefore``) moved into the ready sets per script call: a claim moves at
+#: most one batch (it only pays for the head of a crowd falling due at once); the
+#: worker's 1 s scheduler tick (workers/leases.py) loops over batches for the rest. 50 keeps the
+#: worst call well under the 5 ms target (~0.8 ms typical for 50; docs/benchmarks.md).
+SCHEDULE_BATCH = 50
+#: How often (seconds) a worker moves due scheduled issues into the ready sets: a due issue is
+#: claimable within about this long even when nobody claims (a claim moves it at once).
+SCHEDULE_SWEEP_SECONDS = 1.0
+#: Batches one scheduler tick moves at most (SCHEDULE_BATCH each); the next tick takes the rest.
+SCHEDULE_MAX_BATCHES = 400
 #: How often (seconds) a worker sweeps expired leases; readiness calls it overdue after
 #: HEALTH_SWEEP_OVERDUE_SECONDS.
 LEASE_SWEEP_SECONDS = 15.0

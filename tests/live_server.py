@@ -102,9 +102,12 @@ def _wait_healthy(server: LiveServer, timeout: float = 30.0) -> None:
     raise RuntimeError(f"live server did not become healthy:\n{server.log_text()}")
 
 
-def start_live_server(redis_url: str, extra_env: dict[str, str] | None = None, workers: int = 1) -> LiveServer:
+def start_live_server(redis_url: str, extra_env: dict[str, str] | None = None, workers: int = 1,
+                      app: str = "api.app:app", worker_code: str | None = None) -> LiveServer:
     """One gunicorn worker with threads by default: each worker process imports and compiles the
-    prompt engine (seconds of CPU), and threads serve concurrent requests well enough for tests."""
+    prompt engine (seconds of CPU), and threads serve concurrent requests well enough for tests.
+    ``app``/``worker_code`` (run with ``python -c``) replace the stock entry points, e.g. to install
+    a test seam first (tests/offset_clock.py)."""
     namespace = f"t-live-{uuid.uuid4().hex[:10]}"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -121,9 +124,9 @@ def start_live_server(redis_url: str, extra_env: dict[str, str] | None = None, w
     server = LiveServer(url, API_KEY, namespace, redis_url, queue,
                         env={**env, "LOOP_API_URL": url, "LOOP_CONFIG_DIR": str(logdir / "config")})
     commands = {
-        "web": [str(BIN / "gunicorn"), "api.app:app", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+        "web": [str(BIN / "gunicorn"), app, "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                 "--threads", "4", "--graceful-timeout", "5", "--timeout", "60"],
-        "worker": [sys.executable, "-m", "workers"],
+        "worker": [sys.executable, "-c", worker_code] if worker_code else [sys.executable, "-m", "workers"],
     }
     try:
         for name, cmd in commands.items():

@@ -14,7 +14,7 @@ from tests.conftest import keys_of
 ISSUE_KEYS = {
     "id", "number", "title", "description", "type", "status", "priority", "parentId", "projectId",
     "signalSource", "signalPayload", "hypothesis", "agentSessionId", "agentSummary", "commits",
-    "pullRequests", "completedAt", "createdAt", "updatedAt", "deletedAt",
+    "pullRequests", "completedAt", "createdAt", "updatedAt", "deletedAt", "notBefore", "outcome",
     "signalCount", "lastSignalAt", "signalRecent",  # signal grouping (issue 14)
 }
 HYPOTHESIS = {"statement": "Users churn at signup", "confidence": 0.7, "evidence": ["funnel drop"],

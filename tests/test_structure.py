@@ -22,7 +22,7 @@ NOT_TUNABLES = {
     "loop/devserver.py": {"GRACE_SECONDS", "MAX_SOCKET_PATH"},  # the dev launcher's, and the OS's
     # Wire-contract input limits and domain rules (documented with the contract, not tuned).
     "loop/runner.py": {"MAX_REASON", "MAX_SUMMARY"},
-    "loop/schema.py": {"MAX_JSON_DEPTH", "MAX_OFFSET"},
+    "loop/schema.py": {"MAX_JSON_DEPTH", "MAX_OFFSET", "MAX_TIMESTAMP_MS"},
     "loop/store/signals.py": {"MAX_TITLE"},
     "loop/models.py": {"LEGACY_MAX_PIECES"},  # the layout older Loops wrote, read back as is
     "loop/prompts/payload.py": {"MAX_DEPTH", "MAX_BYTES", "MAX_STRING"},

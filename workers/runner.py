@@ -18,6 +18,7 @@ log = logging.getLogger("loop.worker")
 #: Maintenance run by every (non-burst) worker in background threads: (interval seconds, fn(settings)).
 PERIODIC: list[tuple[float, Callable[[Settings], None]]] = [
     (leases.LEASE_SWEEP_SECONDS, leases.sweep),
+    (leases.SCHEDULE_SWEEP_SECONDS, leases.tick),
     (retention.RETENTION_SWEEP_SECONDS, retention.sweep),
 ]
 

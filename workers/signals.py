@@ -22,8 +22,7 @@ from typing import Any
 import orjson
 import redis
 
-from loop import metrics
-from loop.clock import SystemClock
+from loop import metrics, runtime
 from loop.errors import ConfigError
 from loop.models import GOAL_FIELDS
 from loop.runtime import Loop, build
@@ -83,7 +82,7 @@ def store_for(spec: dict[str, Any], client: redis.Redis | None = None) -> Loop:
         client = _decoding_client(job.connection)
     settings = dataclasses.replace(
         _base_settings(), namespace=spec["namespace"], promote_signals_to_todo=bool(spec["promote"]))
-    return build(client, settings, SystemClock())
+    return build(client, settings, runtime.process_clock(settings))  # the seam, looked up now
 
 
 def normalize_delivery(spec: dict[str, Any], client: redis.Redis | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from loop.schema import PAGINATION, Query, Str
 
 NEXT_QUERY = Query({"projectId": Str(min_len=1, description="Only dispatch issues of this project")})
 QUEUE_QUERY = Query({"projectId": Str(min_len=1), **PAGINATION})
+SCHEDULED_QUERY = Query({**PAGINATION})
 
 
 class Next:
@@ -39,6 +40,16 @@ class DispatchQueue:
         send(resp, {"data": items, "total": total})
 
 
+class Scheduled:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        q = self.api.query(req, SCHEDULED_QUERY)
+        rows, total = self.api.store.dispatch.scheduled(q["limit"], q["offset"])
+        send(resp, {"data": [self.api.store.issues.wire(r) for r in rows], "total": total})
+
+
 _NULLABLE_OBJECT = {"type": ["object", "null"]}
 #: The claim answer: the fields at the top level and again under ``data`` (the SDKs read either).
 _CLAIM = oa.obj(issue=oa.OBJECT, prompt={"type": ["string", "null"]}, meta=_NULLABLE_OBJECT,
@@ -59,5 +70,9 @@ def routes(api: Api) -> list[Route]:
         Route("/api/dispatch/queue", DispatchQueue(api), [
             Op("GET", "Eligible issues, best first, with score and breakdown", t, query=QUEUE_QUERY,
                responses={200: "OK", 400: "Invalid"}, response_body=oa.wrapped(oa.OBJECT, total=True)),
+        ]),
+        Route("/api/dispatch/scheduled", Scheduled(api), [
+            Op("GET", "Scheduled issues (notBefore in the future), soonest first", t, query=SCHEDULED_QUERY,
+               responses={200: "OK", 400: "Invalid"}, response_schema="Issue"),
         ]),
     ]

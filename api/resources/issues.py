@@ -7,7 +7,7 @@ import falcon
 from api import openapi as oa
 from api.fencing import claim_check
 from api.http import Api, Op, Route, no_content, send
-from loop.models import ISSUE_STATUSES, ISSUE_TYPES
+from loop.models import ISSUE_STATUSES, ISSUE_TYPES, OUTCOMES
 from loop.schema import (
     PAGINATION,
     Array,
@@ -21,6 +21,7 @@ from loop.schema import (
     Query,
     Record,
     Str,
+    Timestamp,
 )
 
 HYPOTHESIS = Obj(fields={
@@ -34,6 +35,9 @@ COMMIT = Obj(fields={"sha": Str(required=True), "message": Str(required=True), "
                      "author": Str(), "timestamp": Str()})
 PULL_REQUEST = Obj(fields={"number": Int(required=True), "title": Str(required=True), "url": Str(),
                            "state": Str(), "mergedAt": Str(nullable=True)})
+
+NOT_BEFORE = "Dispatch never hands the issue out before this time (null: at once)"
+OUTCOME = "What the check found (monitors and hypotheses only); a monitor done + invalidated records a new signal"
 
 LIST_QUERY = Query({
     "status": EnumList(values=ISSUE_STATUSES),
@@ -56,6 +60,8 @@ CREATE = Body({
     "signalPayload": Record(),
     "hypothesis": HYPOTHESIS,
     "labelIds": Array(item=Str(min_len=1), max_items=100),
+    "notBefore": Timestamp(nullable=True, description=NOT_BEFORE),
+    "outcome": Enum(values=OUTCOMES, nullable=True, description=OUTCOME),
 })
 UPDATE = Body({
     "title": Str(min_len=1, max_len=500),
@@ -72,6 +78,8 @@ UPDATE = Body({
     "agentSessionId": Id(nullable=True),
     "commits": Array(item=COMMIT, nullable=True),
     "pullRequests": Array(item=PULL_REQUEST, nullable=True),
+    "notBefore": Timestamp(nullable=True, description=NOT_BEFORE),
+    "outcome": Enum(values=OUTCOMES, nullable=True, description=OUTCOME),
 }, min_fields=1)
 LABEL_LINK = Body({"labelId": Id(required=True)})
 

@@ -10,7 +10,7 @@ import click
 from loop import __version__
 
 #: Modules adding commands; later issues append theirs.
-COMMAND_MODULES: list[str] = ["loop.cli.dev", "loop.cli.auth", "loop.cli.issues", "loop.cli.workspace", "loop.cli.signals", "loop.cli.prompts", "loop.cli.dispatch", "loop.cli.admin", "loop.cli.agent"]
+COMMAND_MODULES: list[str] = ["loop.cli.dev", "loop.cli.auth", "loop.cli.issues", "loop.cli.workspace", "loop.cli.signals", "loop.cli.prompts", "loop.cli.dispatch", "loop.cli.admin", "loop.cli.agent", "loop.cli.demo"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

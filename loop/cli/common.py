@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -196,3 +198,26 @@ def read_text(path: str) -> str:
         return Path(path).read_text()
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+_RELATIVE = re.compile(r"(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>s|m|h|d|w)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def when(value: str, now_ms: int | None = None) -> str:
+    """``--not-before`` values: ``now``, a relative time (``90m``, ``48h``, ``2d``, ``+1w``) or an
+    ISO 8601 timestamp; returned as ISO 8601 UTC (what the API takes)."""
+    from loop.clock import iso, parse_iso
+
+    now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    text = value.strip().lstrip("+")
+    if text == "now":
+        return str(iso(now))
+    match = _RELATIVE.fullmatch(text)
+    if match:
+        return str(iso(now + int(float(match["n"]) * _UNIT_SECONDS[match["unit"]] * 1000)))
+    try:
+        return str(iso(parse_iso(value.strip())))
+    except ValueError:
+        raise CliError(f"--not-before: {value!r} is neither a relative time (30m, 48h, 2d) nor an "
+                       "ISO 8601 timestamp") from None

@@ -54,6 +54,10 @@ def next_task(out: Out, project: str | None) -> None:
     out.text(task.get("prompt") or "(no template matched this issue: no prompt)")
 
 
+SCHEDULED_COLUMNS: list[Column] = [("Not before", "notBefore"), ("#", "number"), ("Type", "type"),
+                                   ("Title", "title"), ("ID", "id")]
+
+
 @click.group()
 def dispatch() -> None:
     """The dispatch queue and claims."""
@@ -72,6 +76,16 @@ def queue(out: Out, project: str | None, limit: int, offset: int) -> None:
     """Preview what dispatch would hand out, best first (claims nothing)."""
     page = client().dispatch.queue(limit, offset, project_id=default_project(project))
     out.table(page.data, QUEUE_COLUMNS, total=page.total, empty="The queue is empty.")
+
+
+@dispatch.command(name="scheduled")
+@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0)
+@command
+def scheduled(out: Out, limit: int, offset: int) -> None:
+    """Issues waiting for their notBefore, soonest first (dispatch hands them out once due)."""
+    page = client().dispatch.scheduled(limit, offset)
+    out.table(page.data, SCHEDULED_COLUMNS, total=page.total, empty="Nothing is scheduled.")
 
 
 @dispatch.command(name="heartbeat")

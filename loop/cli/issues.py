@@ -15,14 +15,17 @@ from loop.cli.common import (
     default_project,
     parse_json,
     read_text,
+    when,
 )
 from loop.cli.output import Column, Out, priority
 from loop.client import LoopClient, NotFoundError
-from loop.models import ISSUE_STATUSES, ISSUE_TYPES, RELATION_TYPES
+from loop.models import ISSUE_STATUSES, ISSUE_TYPES, OUTCOMES, RELATION_TYPES
 
 ISSUE_COLUMNS: list[Column] = [("#", "number"), ("Status", "status"), ("Type", "type"),
                                ("Priority", priority), ("Title", "title"), ("ID", "id")]
 PRIORITY_CHOICE = click.IntRange(0, 4)
+NOT_BEFORE_HELP = "Do not dispatch before: relative (30m, 48h, 2d) or ISO 8601."
+OUTCOME_HELP = "What the check found (monitors and hypotheses)."
 
 
 def issue_number(ref: str) -> int | None:
@@ -149,10 +152,11 @@ def view(out: Out, issue: str, comments: bool) -> None:
 @click.option("--project", "-p", help="Project id (default: config `project`).")
 @click.option("--label", "-l", "labels", multiple=True, help="Label id or name (repeatable).")
 @click.option("--hypothesis", help="Hypothesis JSON {statement, confidence, evidence, validationCriteria}.")
+@click.option("--not-before", help=NOT_BEFORE_HELP)
 @command
 def create(out: Out, title: str, type_: str, status: str | None, priority: int | None, description: str | None,
            description_file: str | None, parent: str | None, project: str | None, labels: tuple[str, ...],
-           hypothesis: str | None) -> None:
+           hypothesis: str | None, not_before: str | None) -> None:
     """Create an issue."""
     loop = client()
     if description_file:
@@ -160,8 +164,10 @@ def create(out: Out, title: str, type_: str, status: str | None, priority: int |
     row = loop.issues.create(
         title, type_, status=status, priority=priority, description=description,
         parent_id=resolve_issue(loop, parent) if parent else None, project_id=default_project(project),
-        label_ids=resolve_labels(loop, labels) or None, hypothesis=parse_json(hypothesis, "--hypothesis"))
-    out.done(f"Created issue #{row['number']} {row['id']} ({row['status']})", row)
+        label_ids=resolve_labels(loop, labels) or None, hypothesis=parse_json(hypothesis, "--hypothesis"),
+        not_before=when(not_before) if not_before else None)
+    after = f", not before {row['notBefore']}" if row.get("notBefore") else ""
+    out.done(f"Created issue #{row['number']} {row['id']} ({row['status']}{after})", row)
 
 
 def _set_status(out: Out, issue: str, status: str, verb: str, **extra: Any) -> None:
@@ -181,10 +187,13 @@ def start(out: Out, issue: str) -> None:
 @issues.command()
 @click.argument("issue")
 @click.option("--summary", "-m", help="What was done (stored as agentSummary).")
+@click.option("--outcome", type=click.Choice(OUTCOMES), help=OUTCOME_HELP)
 @command
-def done(out: Out, issue: str, summary: str | None) -> None:
+def done(out: Out, issue: str, summary: str | None, outcome: str | None) -> None:
     """Mark an issue done (unblocks the issues it was blocking)."""
-    extra = {"agent_summary": summary} if summary else {}
+    extra: dict[str, Any] = {"agent_summary": summary} if summary else {}
+    if outcome:
+        extra["outcome"] = outcome
     _set_status(out, issue, "done", "Done:", **extra)
 
 
@@ -200,15 +209,21 @@ def done(out: Out, issue: str, summary: str | None) -> None:
 @click.option("--project", "-p")
 @click.option("--no-project", is_flag=True, help="Remove it from its project.")
 @click.option("--summary", help="Set agentSummary.")
+@click.option("--not-before", help=NOT_BEFORE_HELP)
+@click.option("--no-not-before", is_flag=True, help="Clear notBefore: dispatchable at once.")
+@click.option("--outcome", type=click.Choice(OUTCOMES), help=OUTCOME_HELP)
 @command
 def update(out: Out, issue: str, title: str | None, type_: str | None, status: str | None, priority: int | None,
            description: str | None, parent: str | None, no_parent: bool, project: str | None, no_project: bool,
-           summary: str | None) -> None:
+           summary: str | None, not_before: str | None, no_not_before: bool, outcome: str | None) -> None:
     """Change fields of an issue (only the options given)."""
     loop = client()
     fields: dict[str, Any] = {k: v for k, v in {
         "title": title, "type": type_, "status": status, "priority": priority, "description": description,
-        "agent_summary": summary, "project_id": project}.items() if v is not None}
+        "agent_summary": summary, "project_id": project, "outcome": outcome,
+        "not_before": when(not_before) if not_before else None}.items() if v is not None}
+    if no_not_before:
+        fields["not_before"] = None
     if parent:
         fields["parent_id"] = resolve_issue(loop, parent)
     if no_parent:

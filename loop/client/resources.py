@@ -143,7 +143,7 @@ class Issues(_Crud):
     def create(self, title: str, type: str = "task", *, idempotency_key: str | None = None,
                **fields: Any) -> Json:
         """``fields``: description, status, priority, parent_id, project_id, signal_source,
-        signal_payload, hypothesis, label_ids."""
+        signal_payload, hypothesis, label_ids, not_before (ISO 8601), outcome."""
         return self._create({"title": title, "type": type, **fields}, idempotency_key)
 
     def update(self, row_id: str, *, claim_token: str | None = None, **fields: Any) -> Json:
@@ -344,6 +344,13 @@ class Dispatch(Resource):
 
     def iter_queue(self, page_size: int = DEFAULT_PAGE_SIZE, project_id: str | None = None) -> Iterator[Json]:
         return paginate(lambda lim, off: self.queue(lim, off, project_id=project_id), page_size)
+
+    def scheduled(self, limit: int | None = None, offset: int = 0) -> Page:
+        """Scheduled issues (``notBefore`` ahead), soonest first."""
+        return self._page("/api/dispatch/scheduled", {}, limit, offset)
+
+    def iter_scheduled(self, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[Json]:
+        return paginate(lambda lim, off: self.scheduled(lim, off), page_size)
 
     def session(self, session_id: str) -> Json:
         """One agent session (status, agentName, claimedAt, expiresAt, endedAt, summary, reason)."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from loop import models
 from loop.dispatch import scoring
-from loop.dispatch.index import Index, blocking_pair, eligible, unresolved
+from loop.dispatch.index import Index, blocking_pair, due, eligible, unresolved
 from loop.models import ISSUE_FIELDS, RELATION_FIELDS, Row
 
 if TYPE_CHECKING:
@@ -62,8 +62,9 @@ def expected(store: RedisStore, snap: _Snapshot | None = None) -> tuple[dict[str
             blocked[target] = blocked.get(target, 0) + 1
     bonuses = Index(store).bonuses(row["projectId"] for row in issues.values())
     ready: dict[str, float] = {}
+    now = store.now()
     for iid, row in issues.items():
-        if eligible(row, blocked.get(iid, 0)):
+        if eligible(row, blocked.get(iid, 0)) and due(row, now):
             bonus = bonuses.get(row["projectId"] or "", 0)
             ready[scoring.member(iid, row["projectId"])] = scoring.stored_score(row, bonus)
     return ready, blocked
@@ -75,8 +76,13 @@ def audit(store: RedisStore) -> list[str]:
     snap = _Snapshot(store)
     ready, blocked = expected(store, snap)
     actual = dict(r.zrange(k.dispatch_ready(), 0, -1, withscores=True))
+    # Due but not yet moved by a claim or the scheduler tick: a transient state, not a fault.
+    waiting = set(r.zrangebyscore(k.dispatch_scheduled(), "-inf", store.now()))
+    problems += _audit_scheduled(store, snap)
     for m in sorted(set(ready) | set(actual)):
-        if m not in actual:
+        if m not in actual and m in waiting:
+            ready.pop(m)
+        elif m not in actual:
             problems.append(f"{m} is eligible but not in the ready set")
         elif m not in ready:
             problems.append(f"{m} is in the ready set but not eligible")
@@ -107,6 +113,23 @@ def audit(store: RedisStore) -> list[str]:
             problems.append(f"issue {iid} has {n} unresolved blockers but no blocked count")
     problems += _audit_sessions(store, snap)
     problems += _audit_bonuses(store, snap)
+    return problems
+
+
+def _audit_scheduled(store: RedisStore, snap: _Snapshot) -> list[str]:
+    """The scheduled set holds exactly the live todo issues whose notBefore is still ahead (due
+    members waiting for the scheduler are tolerated)."""
+    k, now = store.keys, store.now()
+    want = {scoring.member(row["id"], row["projectId"]): row["notBefore"]
+            for raw in snap.hashes(snap.matching(k.issue(""), 3)) if raw and "id" in raw
+            for row in (models.decode(ISSUE_FIELDS, raw),)
+            if row["deletedAt"] is None and row["status"] == "todo" and not due(row, now)}
+    have = dict(store.r.zrange(k.dispatch_scheduled(), 0, -1, withscores=True))
+    problems = [f"{m} is scheduled at {want[m]} but not in the scheduled set" for m in sorted(set(want) - set(have))]
+    problems += [f"{m} is in the scheduled set but not scheduled" for m in sorted(set(have) - set(want))
+                 if have[m] > now]
+    problems += [f"{m} is scheduled at {have[m]}, expected {want[m]}" for m in sorted(set(want) & set(have))
+                 if int(have[m]) != want[m]]
     return problems
 
 
@@ -144,10 +167,14 @@ def expect(store: RedisStore, rows: Rows, exp: Expected) -> None:
         if p["goalId"]:
             exp.sets.setdefault(k.dispatch_goal_projects(p["goalId"]), set()).add(p["id"])
     exp.zsets[k.dispatch_ready()] = {}
+    exp.zsets[k.dispatch_scheduled()] = {}
+    now = store.now()
     for iid, row in rows.issues.items():
         n = blocked.get(iid, 0)
         exp.fields[(k.dispatch_state(iid), "blocked")] = str(n) if n else None
-        if eligible(row, n):
+        if row["deletedAt"] is None and row["status"] == "todo" and not due(row, now):
+            exp.zadd(k.dispatch_scheduled(), scoring.member(iid, row["projectId"]), row["notBefore"])
+        if eligible(row, n) and due(row, now):
             pid = row["projectId"]
             member, score = scoring.member(iid, pid), scoring.stored_score(row, bonus.get(pid or "", 0))
             exp.zadd(k.dispatch_ready(), member, score)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from loop import models
 from loop.dispatch import scoring, sessions
+from loop.dispatch.schedule import Scheduler
 from loop.errors import Conflict
 from loop.ids import new_id, new_token
 from loop.models import ISSUE_FIELDS, Row
@@ -50,6 +51,7 @@ class Claimer:
     def __init__(self, store: RedisStore) -> None:
         self.s = store
         self.k = store.keys
+        self.scheduler = Scheduler(store)
         self._lock = threading.Lock()
         #: source ready-set key -> the head of that set as the last claim saw it
         self._next: dict[str, list[str]] = {}
@@ -71,7 +73,11 @@ class Claimer:
         if members is None:
             members = self.s.r.zrevrange(source, 0, CANDIDATES - 1)
             if not members and not check_due:
-                return None  # (with check_due the script still runs: an expired lease may refill the set)
+                # (with check_due the script still runs: an expired lease or a due scheduled issue
+                # may refill the set)
+                if self.scheduler.promote_due()[0] == 0:
+                    return None
+                members = self.s.r.zrevrange(source, 0, CANDIDATES - 1)
         fixed = [k.dispatch_ready(), source, k.dispatch_leases(), k.issue_bits("status", "todo"),
                  k.issue_bits("status", "in_progress"), k.counts("project_status"), k.issue_roots()]
         script = self.s.scripts[CLAIM_SCRIPT]
@@ -81,6 +87,7 @@ class Claimer:
         # Bounded by wall time too: backoff sleeps add up, and a claim runs in a sync worker.
         deadline = self.s.now() + self.s.settings.claim_timeout_ms
         tries = 0
+        check_scheduled = True  # one batch of due scheduled issues per claim, at most
         for attempt in range(MAX_ATTEMPTS):
             if attempt >= 1 and self.s.now() >= deadline:
                 break
@@ -91,7 +98,7 @@ class Claimer:
                 time.sleep(random.uniform(0, min(MAX_BACKOFF, BACKOFF_UNIT * 2 ** (attempt - 2))))
             now = self.s.now()
             expires = now + self.s.settings.lease_seconds * 1000
-            keys = [*fixed, k.session(sid), k.counts("project_status_type")]
+            keys = [*fixed, k.session(sid), k.counts("project_status_type"), k.dispatch_scheduled()]
             for m in members:
                 iid, pid = scoring.parse_member(m)
                 keys += [k.issue(iid), k.dispatch_state(iid), k.dispatch_ready(pid), k.issue_sessions(iid)]
@@ -101,7 +108,7 @@ class Claimer:
             after = want if len(members) <= REFILL_BELOW else 0
             args: list[Any] = [now, expires, sid, agent, digest, want, after,
                                "1" if check_due and attempt == 0 else "0", "full" if full else "brief",
-                               len(members), *members]
+                               "1" if check_scheduled else "0", len(members), *members]
             out = script(keys=keys, args=args)
             tries += 1
             if out[0] == "ok":
@@ -117,5 +124,11 @@ class Claimer:
                 return None
             if out[0] == "due":
                 raise LeaseDue
+            if out[0] == "scheduled":
+                # Due issues may now outrank the candidates: the next attempt retries with the new head.
+                check_scheduled = False
+                self.scheduler.promote_due()
+                members = self.s.r.zrevrange(source, 0, CANDIDATES - 1)
+                continue
             members = list(out[1:])
         raise Conflict(CONTENDED.format(ms=self.s.settings.claim_timeout_ms, n=tries))

@@ -1,7 +1,10 @@
 """Keeps the ready sets and blocker counts exact, inside every issue and relation write.
 
 Invariant (checked by the stateful test): an issue is in ``P:dispatch:ready`` (and in its
-project's ready set) iff it is live, ``todo`` and has no unresolved blocker. The blocked
+project's ready set) iff it is live, ``todo``, has no unresolved blocker and is due (``notBefore``
+null or past). A live ``todo`` issue whose ``notBefore`` was in the future when written is in
+``P:dispatch:scheduled`` instead, until it falls due (loop/dispatch/schedule.py moves it): blocking
+and scheduling combine, an issue is ready only when both allow it. The blocked
 count of an issue is the number of *distinct* unresolved issues blocking it, via ``blocks``
 rows on the blocker or ``blocked_by`` rows on the blocked issue (improvement 3). A blocker is
 resolved when done, canceled or deleted. Both hooks run inside the WATCH/MULTI transaction of
@@ -54,6 +57,11 @@ def eligible(row: Row | None, blocked: int) -> bool:
     return row is not None and row["deletedAt"] is None and row["status"] == "todo" and blocked <= 0
 
 
+def due(row: Row, now: int) -> bool:
+    """Whether scheduling allows dispatching the issue at ``now`` (no ``notBefore``, or past)."""
+    return row["notBefore"] is None or row["notBefore"] <= now
+
+
 def unresolved(row: Row | None) -> bool:
     return row is not None and row["deletedAt"] is None and row["status"] not in RESOLVED_STATUSES
 
@@ -79,6 +87,8 @@ class Plan:
     label: tuple[str, str, int] | None = None
     #: ``(blocker, blocked, relation rows between them after the write)``
     edges: list[tuple[str, str, int]] = field(default_factory=list)
+    #: the write may change the issue's scheduled-set membership
+    schedule: bool = False
 
 
 class Index:
@@ -95,10 +105,9 @@ class Index:
         values = self.s.r.hmget(self.k.dispatch_goal_bonus(), ids)
         return {p: int(v or 0) for p, v in zip(ids, values, strict=True)}
 
-    @staticmethod
-    def entry(row: Row | None, blocked: int = 0) -> Entry | None:
+    def entry(self, row: Row | None, blocked: int = 0) -> Entry | None:
         """Where the issue belongs in the ready sets (score without goal bonus), if anywhere."""
-        if row is None or not eligible(row, blocked):
+        if row is None or not eligible(row, blocked) or not due(row, self.s.now()):
             return None
         pid = row["projectId"]
         return scoring.member(row["id"], pid), pid, scoring.stored_score(row, 0)
@@ -118,6 +127,23 @@ class Index:
             keys = [self.k.dispatch_goal_bonus(), self.k.dispatch_ready(), self.k.dispatch_ready(pid),
                     self.k.dispatch_state(iid)]
             stage_script(pipe, ENTER_SCRIPT, keys, [member, repr(base), pid or ""])
+
+    def schedule(self, row: Row | None) -> tuple[str, int] | None:
+        """``(member, notBefore)`` when the issue belongs in the scheduled set (live, todo, not yet due)."""
+        if row is None or row["deletedAt"] is not None or row["status"] != "todo" or due(row, self.s.now()):
+            return None
+        return scoring.member(row["id"], row["projectId"]), int(row["notBefore"])
+
+    def stage_schedule(self, pipe: Pipe, old: Row | None, new: Row) -> None:
+        """Queue the scheduled-set change of an issue write (any member of ``old`` with a
+        ``notBefore`` is removed unless it stays: a due one may still be waiting there)."""
+        after = self.schedule(new)
+        if old is not None and old["notBefore"] is not None:
+            before = scoring.member(old["id"], old["projectId"])
+            if after is None or after[0] != before:
+                pipe.zrem(self.k.dispatch_scheduled(), before)
+        if after is not None:
+            pipe.zadd(self.k.dispatch_scheduled(), {after[0]: after[1]})
 
     def stage_blocked(self, pipe: Pipe, issue_id: str, count: int) -> None:
         if count > 0:
@@ -155,7 +181,7 @@ class Index:
 
 
 #: Issue fields whose change can move the issue in or out of the ready sets, or rescore it.
-DISPATCH_FIELDS = ("status", "deletedAt", "priority", "type", "projectId", "createdAt")
+DISPATCH_FIELDS = ("status", "deletedAt", "priority", "type", "projectId", "createdAt", "notBefore")
 
 
 class DispatchIssueHook(IssueHook):
@@ -175,6 +201,7 @@ class DispatchIssueHook(IssueHook):
         if old is not None and all(old[f] == new[f] for f in DISPATCH_FIELDS):
             return plan
         iid = new["id"]
+        plan.schedule = (old is not None and old["notBefore"] is not None) or new["notBefore"] is not None
         # The issue's own blocked count is checked by the enter script at EXEC time.
         plan.moves.append((self.ix.entry(old), self.ix.entry(new)))
         if old is not None and unresolved(old) != unresolved(new):
@@ -212,6 +239,8 @@ class DispatchIssueHook(IssueHook):
 
     def stage(self, pipe: Pipe, old: Row | None, new: Row, plan: Plan) -> None:
         self.ix.stage(pipe, plan)
+        if plan.schedule:
+            self.ix.stage_schedule(pipe, old, new)
         if plan.close is not None:
             session, outcome, reason, summary = plan.close
             sessions.stage_close(pipe, self.k, session, outcome, self.ix.s.now(), reason, summary)

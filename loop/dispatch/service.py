@@ -14,7 +14,7 @@ from loop.dispatch.index import Index
 from loop.errors import Conflict, Forbidden, LoopError, NotFound
 from loop.models import Row
 from loop.store.types import Pipe, SessionClose, WriteIntent
-from loop.tunables import CLAIM_SWEEP, SWEEP_BATCH
+from loop.tunables import CLAIM_SWEEP, SCHEDULE_MAX_BATCHES, SWEEP_BATCH
 
 if TYPE_CHECKING:
     from loop.prompts.service import PromptService
@@ -47,6 +47,7 @@ class Dispatch:
         self.index = Index(store)
         self.goals = GoalBonus(store)
         self.claimer = Claimer(store)
+        self.scheduler = self.claimer.scheduler
 
     # ------------------------------------------------------------------ claim
     def next(self, agent: str, project_id: str | None = None) -> dict[str, Any] | None:
@@ -284,10 +285,21 @@ class Dispatch:
                 raise Conflict(LEASE_EXPIRED)
         return check
 
+    # ------------------------------------------------------------------ schedule
+    def promote_due(self, max_batches: int = SCHEDULE_MAX_BATCHES) -> int:
+        """Move due scheduled issues into the ready sets (the worker's tick); how many moved."""
+        return self.scheduler.promote_all(max_batches)
+
+    def scheduled(self, limit: int, offset: int) -> tuple[list[Row], int]:
+        """One page of the scheduled issues, soonest first (``GET /api/dispatch/scheduled``)."""
+        return self.scheduler.scheduled(limit, offset)
+
     # ------------------------------------------------------------------ queue
     def queue(self, project_id: str | None, limit: int, offset: int) -> tuple[list[Row], int]:
-        """One page of the eligible issues, best first, with score and breakdown; and the total."""
+        """One page of the eligible issues, best first, with score and breakdown; and the total.
+        Scheduled issues are left out until they fall due (:meth:`scheduled` lists them)."""
         self.expire_due()
+        self.scheduler.promote_due()
         source = self.k.dispatch_ready(project_id)
         pipe = self.s.r.pipeline(transaction=False)
         pipe.zrevrange(source, offset, offset + limit - 1)

@@ -23,7 +23,8 @@ KEYS[6]  hash  P:counts:project_status               "<projectId>|<status>" -> l
 KEYS[7]  zset  P:idx:issues:roots                    root issues by latest chain activity (dashboard)
 KEYS[8]  hash  P:session:<sessionId>                 the session to create (must not exist)
 KEYS[9]  hash  P:counts:project_status_type          "<projectId>|<status>|<type>" -> live issue count
-then 4 keys per candidate i (i = 1..n), at KEYS[9 + 4(i-1) + 1..4]:
+KEYS[10] zset  P:dispatch:scheduled                  scheduled todo issues, score = notBefore (epoch ms)
+then 4 keys per candidate i (i = 1..n), at KEYS[10 + 4(i-1) + 1..4]:
   +1     hash  P:issue:<id>                          the issue
   +2     hash  P:dispatch:issue:<id>                 its dispatch state (fields blocked, session, strikes)
   +3     zset  P:dispatch:ready:project:<projectId>  its project's ready set (KEYS[1] when it has none)
@@ -39,24 +40,31 @@ ARGV[7]  how many members of the source set to return after a claim, as the next
 ARGV[8]  "1" to first check for expired leases (answer {"due"} if there is one), "0" to skip
 ARGV[9]  "full" to return every field of the claimed issue as field/value pairs, "brief" for the
          values of id, number, title, type, priority, status, projectId in that order
-ARGV[10] n: number of candidates
-ARGV[10 + i]  member of candidate i ("<id>|<projectId>")
+ARGV[10] "1" to first check for scheduled issues that fell due (answer {"scheduled"}), "0" to skip
+ARGV[11] n: number of candidates
+ARGV[11 + i]  member of candidate i ("<id>|<projectId>")
 
 Returns one of:
   {"ok", member, m, <m next candidates>, <the claimed issue: pairs or brief values, see ARGV[9]>}
   {"retry", <up to K members of the source set, best first>}   the best is not a candidate
   {"empty"}                                                     nothing is eligible
   {"due"}                                                       a lease has expired: sweep first
-Cost: O(log N) per step for N ready issues, independent of blocked or claimed issues.
+  {"scheduled"}            a scheduled issue fell due: move due issues into the ready sets first
+                           (dispatch_promote.lua: this script cannot name their keys in advance)
+Cost: O(log N) per step for N ready issues, independent of blocked, claimed or scheduled issues
+(the due check is one O(log S) ZRANGEBYSCORE of the S scheduled issues).
 ]]
 local now, expires, sid = ARGV[1], ARGV[2], ARGV[3]
 local k, after = tonumber(ARGV[6]), tonumber(ARGV[7])
-local n = tonumber(ARGV[10])
-local FIXED_ARGV, FIXED_KEYS = 10, 9
+local n = tonumber(ARGV[11])
+local FIXED_ARGV, FIXED_KEYS = 11, 10
 local BRIEF = {'id', 'number', 'title', 'type', 'priority', 'status', 'projectId'}
 
 if ARGV[8] == '1' and redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1)[1] then
   return {'due'}
+end
+if ARGV[10] == '1' and redis.call('ZRANGEBYSCORE', KEYS[10], '-inf', now, 'LIMIT', 0, 1)[1] then
+  return {'scheduled'}
 end
 
 local position = {}

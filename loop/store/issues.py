@@ -12,14 +12,14 @@ from __future__ import annotations
 import builtins
 import itertools
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from loop import models
-from loop.errors import BusinessRuleError, NotFound
+from loop.errors import BusinessRuleError, NotFound, ValidationError
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
-from loop.models import ISSUE_FIELDS, Row
+from loop.models import ISSUE_FIELDS, OUTCOME_TYPES, Row
 from loop.store.types import PLAIN, Pipe, WriteIntent, is_id
 from loop.tunables import CHILDREN_LIMIT, LIST_BLOCK_BYTES
 
@@ -38,6 +38,13 @@ FILTERS = ("status", "type", "priority", "projectId", "parentId", "labelId")
 
 PARENT_NOT_FOUND = "Parent issue not found"
 HIERARCHY_LIMIT = "Cannot create a child of an issue that already has a parent (1-level hierarchy limit)"
+OUTCOME_TYPE = "outcome is only accepted on monitors and hypotheses"
+
+
+def check_outcome(issue_type: str | None, outcome: str | None) -> None:
+    """400 naming ``outcome`` when one is set on an issue type that takes none."""
+    if outcome is not None and issue_type not in OUTCOME_TYPES:
+        raise ValidationError(f"Invalid request: {OUTCOME_TYPE}", {"outcome": [OUTCOME_TYPE]})
 
 Stage = Callable[[Pipe, Row], object]  # what it returns is ignored
 
@@ -188,11 +195,26 @@ class Issues:
     def create(self, data: Mapping[str, Any], extra: Stage | None = None, intent: WriteIntent = PLAIN) -> Row:
         """Create an issue from validated ``data``; ``extra`` queues more writes in the same MULTI;
         ``intent`` is handed to the issue hooks (e.g. a webhook delivery's guard)."""
+        check_outcome(data.get("type"), data.get("outcome"))
         if data.get("parentId"):
             self._check_parent(data["parentId"], None)
         label_ids = list(dict.fromkeys(data.get("labelIds") or []))
         if label_ids:
             self._check_labels(label_ids)
+        issue = self.new_row(data)
+
+        def tx(pipe: Pipe) -> None:
+            states = self.prepare_create(pipe, issue, intent)
+            pipe.multi()
+            self.stage_create(pipe, issue, states, label_ids)
+            if extra is not None:
+                extra(pipe, issue)
+
+        self.s.transact(tx)
+        return issue
+
+    def new_row(self, data: Mapping[str, Any]) -> Row:
+        """The row of a new issue from validated ``data`` (draws its number)."""
         now = self.s.now()
         issue: Row = dict.fromkeys(ISSUE_FIELDS)
         issue.update({k: v for k, v in data.items() if k in ISSUE_FIELDS})
@@ -205,24 +227,24 @@ class Issues:
             completedAt=now if data.get("status") == "done" else None,
             createdAt=now, updatedAt=now, deletedAt=None,
         )
-
-        def tx(pipe: Pipe) -> None:
-            if issue["parentId"]:
-                self._check_parent(issue["parentId"], None, pipe)
-            states = [h.prepare(pipe, None, issue, intent) for h in self.s.issue_hooks]
-            pipe.multi()
-            self.s.write_row(pipe, "issue", ISSUE_FIELDS, issue["id"], issue)
-            self._reindex(pipe, None, issue)
-            for lid in label_ids:
-                pipe.sadd(self.k.issue_labels(issue["id"]), lid)
-                pipe.zadd(self.k.issue_index("label", lid), {issue["id"]: issue["number"]})
-            for h, st in zip(self.s.issue_hooks, states, strict=True):
-                h.stage(pipe, None, issue, st)
-            if extra is not None:
-                extra(pipe, issue)
-
-        self.s.transact(tx)
         return issue
+
+    def prepare_create(self, pipe: Pipe, issue: Row, intent: WriteIntent = PLAIN) -> builtins.list[Any]:
+        """The WATCH half of creating ``issue`` inside a transaction: checks, then the hooks' reads."""
+        if issue["parentId"]:
+            self._check_parent(issue["parentId"], None, pipe)
+        return [h.prepare(pipe, None, issue, intent) for h in self.s.issue_hooks]
+
+    def stage_create(self, pipe: Pipe, issue: Row, states: builtins.list[Any],
+                     label_ids: Sequence[str] = ()) -> None:
+        """The MULTI half: the issue's hash, indexes, labels and the hooks' writes."""
+        self.s.write_row(pipe, "issue", ISSUE_FIELDS, issue["id"], issue)
+        self._reindex(pipe, None, issue)
+        for lid in label_ids:
+            pipe.sadd(self.k.issue_labels(issue["id"]), lid)
+            pipe.zadd(self.k.issue_index("label", lid), {issue["id"]: issue["number"]})
+        for h, st in zip(self.s.issue_hooks, states, strict=True):
+            h.stage(pipe, None, issue, st)
 
     def update(
         self,
@@ -260,6 +282,7 @@ class Issues:
 
         def tx(pipe: Pipe) -> Row | None:
             old = self._live_in_tx(pipe, key)
+            check_outcome(changes.get("type") or old["type"], changes.get("outcome", old["outcome"]))
             if changes.get("parentId"):
                 # Watched: a child created under this issue meanwhile aborts the write.
                 children = self.k.issue_index("parent", issue_id)
@@ -271,15 +294,24 @@ class Issues:
                 self._check_parent(changes["parentId"], issue_id, pipe)
             if not proceed(pipe, old):
                 return None
-            new = self._apply(old, changes)
-            states = [h.prepare(pipe, old, new, intent) for h in self.s.issue_hooks]
+            new, states = self.prepare_update(pipe, old, changes, intent)
             pipe.multi()
-            self._stage_update(pipe, old, new)
-            for h, st in zip(self.s.issue_hooks, states, strict=True):
-                h.stage(pipe, old, new, st)
+            self.stage_update(pipe, old, new, states)
             return new
 
         return self.s.transact(tx, key)
+
+    def prepare_update(self, pipe: Pipe, old: Row, changes: Mapping[str, Any],
+                       intent: WriteIntent = PLAIN) -> tuple[Row, builtins.list[Any]]:
+        """The WATCH half of an update of ``old`` (read under WATCH): the new row and the hooks' state."""
+        new = self._apply(old, changes)
+        return new, [h.prepare(pipe, old, new, intent) for h in self.s.issue_hooks]
+
+    def stage_update(self, pipe: Pipe, old: Row, new: Row, states: builtins.list[Any]) -> None:
+        """The MULTI half of :meth:`prepare_update`."""
+        self._stage_update(pipe, old, new)
+        for h, st in zip(self.s.issue_hooks, states, strict=True):
+            h.stage(pipe, old, new, st)
 
     def _apply(self, old: Row, changes: Mapping[str, Any]) -> Row:
         now = self.s.now()

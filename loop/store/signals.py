@@ -303,6 +303,18 @@ class Signals:
             "signalSource": source, "signalPayload": dict(payload),
         }
 
+    def new_row(self, signal_data: Mapping[str, Any], project_id: str | None) -> Row:
+        """A new signal row (``issueId`` is set when staged with its issue)."""
+        signal: Row = dict.fromkeys(SIGNAL_FIELDS)
+        signal.update({k: v for k, v in signal_data.items() if k in SIGNAL_FIELDS})
+        signal.update(id=new_id(), createdAt=self.s.now(), projectId=project_id)
+        return signal
+
+    def stage(self, pipe: Pipe, signal: Row, issue: Row) -> None:
+        """Queue the writes of a new ``signal`` on a MULTI pipeline that also creates its triage
+        ``issue`` (a monitor's invalidated outcome, loop/store/outcomes.py); the issue holds the payload."""
+        self.stage_signal(pipe, SignalWrite(signal), issue, None)
+
     def create(self, signal_data: Mapping[str, Any], issue_data: Mapping[str, Any],
                guard: str | None = None, guard_ttl: int | None = None,
                readings: Sequence[tuple[str, Reading]] = ()) -> Recorded:
@@ -314,9 +326,7 @@ class Signals:
         last time, recent signals, priority raised, dispatch rescored by the issue hooks). With
         ``readings`` ((goal id, reading) pairs), the goal readings are recorded in the same MULTI.
         """
-        signal: Row = dict.fromkeys(SIGNAL_FIELDS)
-        signal.update({k: v for k, v in signal_data.items() if k in SIGNAL_FIELDS})
-        signal.update(id=new_id(), createdAt=self.s.now(), projectId=issue_data.get("projectId"))
+        signal = self.new_row(signal_data, issue_data.get("projectId"))
         fingerprint = signal.get("fingerprint")
         write = SignalWrite(signal, guard, guard_ttl, readings=list(readings))
         try:

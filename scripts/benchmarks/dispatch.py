@@ -243,12 +243,12 @@ def lua_claim(bench: Bench, claims: int) -> None:
             packed: list[bytes] = []
             for j in range(start, min(claims, start + 500)):
                 cands = members[j:j + window]
-                keys = [*fixed, k.session(f"s{j}")]
+                keys = [*fixed, k.session(f"s{j}"), k.counts("project_status_type"), k.dispatch_scheduled()]
                 for m in cands:
                     iid = scoring.parse_member(m)[0]
                     keys += [k.issue(iid), k.dispatch_state(iid), k.dispatch_ready(), k.issue_sessions(iid)]
                 packed += conn.pack_command("EVALSHA", sha, len(keys), *keys, now, now + 900_000, f"s{j}", "bench",
-                                            "digest", window, 0, "0", "brief", len(cands), *cands)
+                                            "digest", window, 0, "0", "brief", "0", len(cands), *cands)
             chunks.append(packed)
         info0 = store.r.info("commandstats").get("cmdstat_evalsha", {})
         cpu0 = _redis_cpu(store)
