@@ -126,3 +126,10 @@ UI_SESSION_SECONDS = 12 * 3600
 UI_PAGE_SIZE = 50
 #: Characters of a failed job's payload and error the Operations page shows (small whatever the job).
 UI_EXCERPT_CHARS = 2000
+# ---------------------------------------------------------------- prompt experiments (loop/prompts/experiments.py)
+#: Completed-session durations kept per version for the median (the most recent ones).
+EXPERIMENT_DURATION_SAMPLE = 200
+#: Decisions kept in a template's history (newest).
+TEMPLATE_HISTORY_LIMIT = 500
+#: Seconds between the worker's experiment evaluations.
+EXPERIMENT_SWEEP_SECONDS = 60.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 TEMPLATE_FIELDS: dict[str, str] = {
     "id": "s", "slug": "s", "name": "s", "description": "s", "conditions": "j", "specificity": "i",
     "projectId": "s", "activeVersionId": "s", "createdAt": "t", "updatedAt": "t", "deletedAt": "t",
+    "candidateVersionId": "s", "candidateShare": "i", "autoPromote": "b",
 }
 VERSION_FIELDS: dict[str, str] = {
     "id": "s", "templateId": "s", "version": "i", "content": "s", "changelog": "s", "authorType": "s",
@@ -41,3 +42,6 @@ TRIPLE_BRACE_MESSAGE = (
 
 #: Sessions that ended without the work being done (hasFailedSessions).
 UNSUCCESSFUL_SESSION_STATUSES = ("failed", "expired", "released")
+
+#: Prompt experiments (loop/prompts/experiments.py): the candidate's share of dispatches, in percent.
+CANDIDATE_SHARE_MIN, CANDIDATE_SHARE_MAX = 1, 50

@@ -108,6 +108,10 @@ class Reviews:
             for dim in ("clarity", "completeness", "relevance"):
                 pipe.hincrby(stats, dim, int(data[dim]))
             pipe.hset(vkey, "reviewScore", repr(float(score)))
+            # The experiments' mean score: count and the sum of the three dimensions (integers, no drift).
+            evidence = self.k.version_experiment(version_id)
+            pipe.hincrby(evidence, "reviewCount", 1)
+            pipe.hincrby(evidence, "reviewSum", int(data["clarity"]) + int(data["completeness"]) + int(data["relevance"]))
             return {**version, "reviewScore": score}, score, count
 
         version, score, count = self.s.transact(tx, vkey)
