@@ -351,3 +351,24 @@ def test_the_active_version_cannot_be_its_own_candidate_and_rollback_needs_a_pro
 def test_the_worker_runs_the_experiment_sweep_periodically() -> None:
     from workers import experiments
     assert (experiments.EXPERIMENT_SWEEP_SECONDS, experiments.sweep) in runner.PERIODIC
+
+
+# ---------------------------------------------------------------------- the improvement loop closes
+def test_the_improvement_task_says_how_to_start_the_new_version_as_the_candidate(store: RedisStore,
+                                                                                 client: Client) -> None:
+    import json
+    import re
+    tid, active, _ = make_template(store, share=None)
+    for _ in range(3):
+        client.post("/api/prompt-reviews", json={"versionId": active, "issueId": "iss_x", "clarity": 1,
+                                                 "completeness": 2, "relevance": 2, "authorType": "agent"})
+    issue_id = store.r.get(store.keys.prompt_improvement(tid))
+    description = client.get(f"/api/issues/{issue_id}").json["data"]["description"]
+    command = re.search(r"-X PUT \"[^\"]*(/api/templates/[^\"]+/candidate)\".* -d '([^']+)'", description)
+    assert command is not None and command.group(1) == f"/api/templates/{tid}/candidate"
+    new = store.prompts.versions.create(tid, {"content": "Better {{issue.title}}", "authorType": "agent",
+                                               "authorName": "a"})
+    body = json.loads(command.group(2).replace("<versionId>", new["id"]))
+    resp = client.request("PUT", command.group(1), json=body)
+    assert resp.status_code == 200 and resp.json["data"]["candidateVersionId"] == new["id"]
+    assert resp.json["data"]["autoPromote"] is True and template_row(store, tid)["activeVersionId"] == active
