@@ -372,3 +372,13 @@ def test_the_improvement_task_says_how_to_start_the_new_version_as_the_candidate
     resp = client.request("PUT", command.group(1), json=body)
     assert resp.status_code == 200 and resp.json["data"]["candidateVersionId"] == new["id"]
     assert resp.json["data"]["autoPromote"] is True and template_row(store, tid)["activeVersionId"] == active
+
+
+def test_the_worked_example_of_docs_prompts_md_decides_as_written() -> None:
+    week_one = ex.decide(evidence(90, 150), evidence(21, 31), 30, auto_promote=True)
+    assert (week_one.outcome, week_one.z) == ("tie", pytest.approx(0.81, abs=0.01))
+    week_three = ex.decide(evidence(180, 300, 40, 3.4), evidence(62, 75, 12, 4.3), 30, auto_promote=True)
+    assert (week_three.action, week_three.z) == ("promote", pytest.approx(3.67, abs=0.01))
+    assert "83% vs 60%, z = 3.67" in week_three.statement
+    worse = ex.decide(evidence(90, 150), evidence(10, 30), 30, auto_promote=True)
+    assert (worse.action, worse.z) == ("withdraw", pytest.approx(-2.68, abs=0.01))
