@@ -243,7 +243,7 @@ def test_setting_a_candidate_that_does_not_compile_is_a_422_that_changes_nothing
     tid, active, cand = make_template(store, share=None)
     store.r.hset(store.keys.row(VERSION, cand), "content", "{{#each x}}open")
     before = keys_of(store)
-    resp = client.request("PUT", f"/api/templates/{tid}/candidate", json={"versionId": cand, "share": 10})
+    resp = client.post(f"/api/templates/{tid}/candidate", json={"versionId": cand, "share": 10})
     assert resp.status_code == 422 and "does not render" in resp.json["error"]
     assert keys_of(store) == before
 
@@ -296,7 +296,7 @@ def test_concurrent_dispatch_sees_the_old_or_the_new_active_version_never_a_mix(
 def test_a_person_sets_promotes_and_rolls_back_and_every_step_is_in_the_history(store: RedisStore,
                                                                                 client: Client) -> None:
     tid, active, cand = make_template(store, share=None)
-    resp = client.request("PUT", f"/api/templates/{tid}/candidate",
+    resp = client.post(f"/api/templates/{tid}/candidate",
                           json={"versionId": cand, "share": 25, "autoPromote": True})
     assert resp.status_code == 200
     assert (resp.json["data"]["candidateVersionId"], resp.json["data"]["candidateShare"]) == (cand, 25)
@@ -318,7 +318,7 @@ def test_a_person_withdraws_or_clears_a_candidate(store: RedisStore, client: Cli
     assert template_row(store, tid)["candidateVersionId"] is None
     again = client.post(f"/api/templates/{tid}/candidate/withdraw")
     assert again.status_code == 422 and again.json["error"] == "Template has no candidate version"
-    client.request("PUT", f"/api/templates/{tid}/candidate", json={"versionId": cand, "share": 5})
+    client.post(f"/api/templates/{tid}/candidate", json={"versionId": cand, "share": 5})
     assert client.delete(f"/api/templates/{tid}/candidate").json["data"]["candidateShare"] is None
 
 
@@ -332,7 +332,7 @@ def test_a_bad_candidate_body_is_a_400_naming_the_field_and_changes_nothing(
         store: RedisStore, client: Client, body: dict[str, Any], field: str) -> None:
     tid, _, _ = make_template(store, share=None)
     before = keys_of(store)
-    resp = client.request("PUT", f"/api/templates/{tid}/candidate", json=body)
+    resp = client.post(f"/api/templates/{tid}/candidate", json=body)
     assert resp.status_code == 400 and field in resp.text
     assert keys_of(store) == before
 
@@ -341,7 +341,7 @@ def test_the_active_version_cannot_be_its_own_candidate_and_rollback_needs_a_pro
         store: RedisStore, client: Client) -> None:
     tid, active, _ = make_template(store, share=None)
     before = keys_of(store)
-    resp = client.request("PUT", f"/api/templates/{tid}/candidate", json={"versionId": active, "share": 10})
+    resp = client.post(f"/api/templates/{tid}/candidate", json={"versionId": active, "share": 10})
     assert resp.status_code == 422 and resp.json["error"] == "Version is already active"
     resp = client.post(f"/api/templates/{tid}/rollback")
     assert resp.status_code == 422 and "Nothing to roll back" in resp.json["error"]
@@ -364,12 +364,12 @@ def test_the_improvement_task_says_how_to_start_the_new_version_as_the_candidate
                                                  "completeness": 2, "relevance": 2, "authorType": "agent"})
     issue_id = store.r.get(store.keys.prompt_improvement(tid))
     description = client.get(f"/api/issues/{issue_id}").json["data"]["description"]
-    command = re.search(r"-X PUT \"[^\"]*(/api/templates/[^\"]+/candidate)\".* -d '([^']+)'", description)
+    command = re.search(r"-X POST \"[^\"]*(/api/templates/[^\"]+/candidate)\".* -d '([^']+)'", description)
     assert command is not None and command.group(1) == f"/api/templates/{tid}/candidate"
     new = store.prompts.versions.create(tid, {"content": "Better {{issue.title}}", "authorType": "agent",
                                                "authorName": "a"})
     body = json.loads(command.group(2).replace("<versionId>", new["id"]))
-    resp = client.request("PUT", command.group(1), json=body)
+    resp = client.post(command.group(1), json=body)
     assert resp.status_code == 200 and resp.json["data"]["candidateVersionId"] == new["id"]
     assert resp.json["data"]["autoPromote"] is True and template_row(store, tid)["activeVersionId"] == active
 

@@ -36,7 +36,7 @@ class Candidate:
     def __init__(self, api: Api) -> None:
         self.api = api
 
-    def on_put(self, req: falcon.Request, resp: falcon.Response, template_id: str) -> None:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, template_id: str) -> None:
         data = self.api.body(req, CANDIDATE)
         prompts = self.api.store.prompts
         row = prompts.experiments.set_candidate(template_id, data["versionId"], data["share"],
@@ -96,7 +96,7 @@ def routes(api: Api, base: str) -> list[Route]:
                responses={200: "OK", **missing}, response_body=wrapped(OBJECT)),
         ]),
         Route(base + "/{template_id}/candidate", Candidate(api), [
-            Op("PUT", "Try a version as the candidate on a share of dispatches", t, body=CANDIDATE,
+            Op("POST", "Try a version as the candidate on a share of dispatches", t, body=CANDIDATE,
                responses={200: "OK", 400: "Invalid", 404: "Template or version not found", **rule},
                response_schema="PromptTemplate"),
             Op("DELETE", "End the experiment without a switch", t, responses={200: "OK", **missing, **rule},

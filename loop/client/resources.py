@@ -310,7 +310,7 @@ class Templates(_Crud):
     def set_candidate(self, template_id: str, version_id: str, share: int, *, auto_promote: bool = False) -> Json:
         """Try ``version_id`` on ``share`` percent (1-50) of the template's dispatches."""
         body = {"versionId": version_id, "share": share, "autoPromote": auto_promote}
-        out: Json = self._data("PUT", f"{self.path}/{seg(template_id)}/candidate", json=body)
+        out: Json = self._data("POST", f"{self.path}/{seg(template_id)}/candidate", json=body)
         return out
 
     def clear_candidate(self, template_id: str) -> Json:

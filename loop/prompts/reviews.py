@@ -204,7 +204,7 @@ class Reviews:
             "3. Check the result with `GET /api/templates/preview/<issueId>` for a real issue.",
             "4. Start it as the candidate instead of promoting it blind: Loop tries it on a share of real dispatches "
             "and promotes it only if agents complete more often with it (or withdraws it if they complete less):",
-            f"   `curl -sS -X PUT \"{loop_url}/api/templates/{template['id']}/candidate\" "
+            f"   `curl -sS -X POST \"{loop_url}/api/templates/{template['id']}/candidate\" "
             f"-H \"Authorization: Bearer {token}\" -H \"Content-Type: application/json\" "
             "-d '{\"versionId\": \"<versionId>\", \"share\": 20, \"autoPromote\": true}'`",
             f"   Follow it with `GET /api/templates/{template['id']}/experiment`. (If the template already has a "
