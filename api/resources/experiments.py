@@ -116,6 +116,6 @@ def routes(api: Api, base: str) -> list[Route]:
         ]),
         Route(base + "/{template_id}/history", History(api), [
             Op("GET", "Decisions on the template's versions, newest first", t, query=PAGE,
-               responses={200: "OK", 400: "Invalid", **missing}, response_body=wrapped(OBJECT)),
+               responses={200: "OK", 400: "Invalid", **missing}, response_body=wrapped(OBJECT, total=True)),
         ]),
     ]
