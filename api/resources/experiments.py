@@ -7,8 +7,8 @@ import falcon
 
 from api.http import Api, Op, Route, send
 from api.openapi import OBJECT, wrapped
-from loop.prompts.fields import CANDIDATE_SHARE_MAX, CANDIDATE_SHARE_MIN
 from loop.schema import PAGINATION, Body, Bool, Id, Int, Query
+from loop.tunables import CANDIDATE_SHARE_MAX, CANDIDATE_SHARE_MIN
 
 CANDIDATE = Body({
     "versionId": Id(required=True, description="A draft or retired version of this template"),

@@ -26,18 +26,15 @@ from loop.models import Row
 from loop.prompts.fields import MIN_SAMPLES, TEMPLATE, TEMPLATE_FIELDS, VERSION
 from loop.prompts.history import SYSTEM_ACTOR
 from loop.store.types import Pipe
+from loop.tunables import EXPERIMENT_ALPHA as ALPHA
+from loop.tunables import EXPERIMENT_BUCKETS
+from loop.tunables import EXPERIMENT_Z_CRITICAL as Z_CRITICAL
 
 if TYPE_CHECKING:
     from loop.prompts.templates import Templates, Versions
     from loop.store.base import RedisStore
 
-#: One-sided significance level. A promotion is reversible (rollback) and opt-in (autoPromote), so
-#: a 5 % chance of promoting a version that is not better is acceptable; a stricter level would
-#: need several hundred sessions per arm to detect a 15-point gain, longer than most experiments run.
-ALPHA = 0.05
-#: The standard normal quantile for ALPHA (one-sided): z >= 1.645 is significant.
-Z_CRITICAL = 1.6449
-BUCKETS = 100
+BUCKETS = EXPERIMENT_BUCKETS
 
 
 def bucket(template_id: str, issue_id: str) -> int:

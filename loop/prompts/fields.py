@@ -42,6 +42,3 @@ TRIPLE_BRACE_MESSAGE = (
 
 #: Sessions that ended without the work being done (hasFailedSessions).
 UNSUCCESSFUL_SESSION_STATUSES = ("failed", "expired", "released")
-
-#: Prompt experiments (loop/prompts/experiments.py): the candidate's share of dispatches, in percent.
-CANDIDATE_SHARE_MIN, CANDIDATE_SHARE_MAX = 1, 50
