@@ -62,6 +62,9 @@ P:prompts:generation                   string  INCR on every template/version wr
 P:prompts:seeded                       string  seed revision written (idempotent seeding)
 P:prompts:improvement:<templateId>     string  id of the open prompt-improvement issue
 P:prompts:improvement:<tid>:lock       string  short NX lock while that issue is created
+P:template:<id>:history                zset    decisions on the template's versions (JSON), score = row seq
+P:prompt_version:<id>:experiment       hash    reviewCount/reviewSum/renderFailed (experiment evidence)
+P:dispatch:version:<id>:durations      zset    "<sid>:<ms>" of recent completed sessions, score = end ms
 P:dispatch:ready                       zset    dispatchable issues "<id>|<projectId>", score = static score
 P:dispatch:ready:project:<projectId>   zset    the same members for one project
 P:dispatch:issue:<id>                  hash    dispatch state: blocked (count), session, strikes
@@ -295,6 +298,15 @@ class Keys:
 
     def prompt_improvement_lock(self, template_id: str) -> str:
         return self._k("prompts", "improvement", template_id, "lock")
+
+    def template_history(self, template_id: str) -> str:
+        return self._k("template", template_id, "history")
+
+    def version_experiment(self, version_id: str) -> str:
+        return self._k("prompt_version", version_id, "experiment")
+
+    def version_durations(self, version_id: str) -> str:
+        return self._k("dispatch", "version", version_id, "durations")
 
     # dashboard (api/resources/dashboard.py), maintained by Issues._reindex
     def issues_completed(self) -> str:

@@ -248,6 +248,18 @@ def build_server(client_for: ClientFactory | LoopClient, name: str = "loop") -> 
                                                                author_type="agent"))
         return row
 
+    @tool
+    def loop_get_template_experiment(ctx: Context, template_id: str, history_limit: int = 5) -> Json:
+        """Read a prompt template's experiment: active vs candidate version evidence (sessions, completion
+        rate, median duration, reviews), the verdict of the decision rule, and its latest decisions."""
+        def run(loop: LoopClient) -> Json:
+            report: Json = loop.templates.experiment(template_id)
+            history = loop.templates.history(template_id, max(1, min(history_limit, 50)))
+            return {**report, "history": history.data, "historyTotal": history.total}
+
+        out: Json = call(ctx, run)
+        return out
+
     return server
 
 

@@ -143,6 +143,8 @@ class Settings:
     log_format: str = "text"
     #: ``GET /metrics`` without an API key (a scraper on a private network); keyed by default.
     metrics_public: bool = False
+    #: Ended sessions each version needs before Loop decides a prompt experiment (docs/prompts.md).
+    experiment_min_sessions: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -186,4 +188,5 @@ class Settings:
             cors_origins=_origins(env, "LOOP_CORS_ORIGINS", DEFAULT_CORS_ORIGINS),
             log_format=_choice(env, "LOOP_LOG_FORMAT", "text", LOG_FORMATS),
             metrics_public=_bool(env, "LOOP_METRICS_PUBLIC", False),
+            experiment_min_sessions=env_int(env, "LOOP_EXPERIMENT_MIN_SESSIONS", 30, 5, 100_000),
         )

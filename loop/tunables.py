@@ -136,3 +136,22 @@ UI_SESSION_SECONDS = 12 * 3600
 UI_PAGE_SIZE = 50
 #: Characters of a failed job's payload and error the Operations page shows (small whatever the job).
 UI_EXCERPT_CHARS = 2000
+# ---------------------------------------------------------------- prompt experiments (loop/prompts/experiments.py)
+#: Completed-session durations kept per version for the median (the most recent ones).
+EXPERIMENT_DURATION_SAMPLE = 200
+#: Decisions kept in a template's history (newest).
+TEMPLATE_HISTORY_LIMIT = 500
+#: Seconds between the worker's experiment evaluations.
+EXPERIMENT_SWEEP_SECONDS = 60.0
+#: Smallest share of a template's dispatches a candidate may get, in percent.
+CANDIDATE_SHARE_MIN = 1
+#: Largest share a candidate may get, in percent: the active version keeps at least half the traffic.
+CANDIDATE_SHARE_MAX = 50
+#: Hash buckets an issue falls into for the split (percent: the share compares with the bucket).
+EXPERIMENT_BUCKETS = 100
+#: One-sided significance level of the completion-rate test. A promotion is reversible (rollback) and
+#: opt-in (autoPromote), so a 5 % chance of promoting a version that is not better is acceptable; 0.01
+#: would need several hundred sessions per version to detect a 15-point gain.
+EXPERIMENT_ALPHA = 0.05
+#: The standard normal quantile for EXPERIMENT_ALPHA (one-sided): z >= 1.645 is significant.
+EXPERIMENT_Z_CRITICAL = 1.6449

@@ -104,6 +104,24 @@ def test_templates_create_from_a_file_version_promote_show_and_preview(cli: Cli,
     assert cli.json("templates", "update", "cli-docs", "--specificity", "90")["specificity"] == 90
 
 
+def test_templates_candidate_set_experiment_promote_history_and_rollback(cli: Cli) -> None:
+    cli("templates", "create", "cli-exp", "Experiment")
+    cli("templates", "version", "cli-exp", "-f", "-", input="v1 {{issue.id}}")
+    cli("templates", "version", "cli-exp", "-f", "-", input="v2 {{issue.id}}")
+    made = cli.json("templates", "candidate", "set", "cli-exp", "v2", "--share", "20", "--auto-promote")
+    assert (made["candidateShare"], made["autoPromote"]) == (20, True)
+    report = cli.json("templates", "experiment", "cli-exp")
+    assert report["candidate"]["version"] == 2 and report["verdict"]["outcome"] == "not_enough_data"
+    assert "Not enough data" in cli("templates", "experiment", "cli-exp").stdout
+    assert cli.json("templates", "candidate", "promote", "cli-exp")["version"] == 2
+    assert cli.json("templates", "rollback", "cli-exp")["version"] == 1
+    history = cli("templates", "history", "cli-exp", "--plain").stdout.strip().splitlines()
+    assert [line.split("\t")[1] for line in history] == ["rollback", "promote", "candidate_set"]
+    cli.json("templates", "candidate", "set", "cli-exp", "v2", "--share", "5")
+    assert cli.json("templates", "candidate", "clear", "cli-exp")["candidateVersionId"] is None
+    assert "60 is not in the range" in cli("templates", "candidate", "set", "cli-exp", "v2", "--share", "60", code=2).stderr
+
+
 def test_template_version_from_stdin_and_promote_on_creation(cli: Cli) -> None:
     cli("templates", "create", "cli-stdin", "From stdin")
     first = cli.json("templates", "version", "cli-stdin", "-f", "-", input="v1 {{issue.id}}")

@@ -23,7 +23,8 @@ live = live_server_fixture()
 
 TOOLS = {"loop_get_next_task", "loop_complete_task", "loop_create_issue", "loop_update_issue", "loop_list_issues",
          "loop_get_issue", "loop_ingest_signal", "loop_create_comment", "loop_get_dashboard", "loop_heartbeat",
-         "loop_release_task", "loop_submit_review", "loop_record_goal_reading", "loop_list_goal_readings"}
+         "loop_release_task", "loop_submit_review", "loop_record_goal_reading", "loop_list_goal_readings",
+         "loop_get_template_experiment"}
 
 
 def with_client(target: Any, fn: Callable[[Client], Awaitable[Any]]) -> Any:
@@ -181,6 +182,21 @@ def test_submit_review_rates_the_prompt_version(tools: Tools, live: LiveServer) 
     assert review["authorType"] == "agent" and review["clarity"] == 4
     assert "Loop API 404" in tools.error("loop_submit_review", version_id="nope", issue_id=issue["id"],
                                          clarity=1, completeness=1, relevance=1)
+
+
+def test_an_agent_reads_a_template_experiment_side_by_side_with_its_history(tools: Tools, live: LiveServer
+                                                                            ) -> None:
+    sdk = live.client()
+    tid = "tpl_default_task_execution"
+    draft = sdk.templates.create_version(tid, "Candidate for {{issue.title}}", changelog="shorter")
+    sdk.templates.set_candidate(tid, draft["id"], 10)
+    read = tools.call("loop_get_template_experiment", template_id=tid)
+    assert read["active"]["versionId"] == "ver_default_task_execution_v1"
+    assert read["candidate"]["versionId"] == draft["id"] and read["candidateShare"] == 10
+    assert read["verdict"]["outcome"] == "not_enough_data"
+    assert [e["action"] for e in read["history"]] == ["candidate_set"] and read["historyTotal"] == 1
+    assert "Loop API 404" in tools.error("loop_get_template_experiment", template_id="tpl_missing")
+    sdk.templates.clear_candidate(tid)
 
 
 # ---------------------------------------------------------------- transports

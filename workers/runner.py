@@ -11,7 +11,7 @@ from rq import Queue, Worker
 
 from loop.runtime import DEFAULT_REDIS_URL
 from loop.settings import Settings
-from workers import leases, retention
+from workers import experiments, leases, retention
 
 log = logging.getLogger("loop.worker")
 
@@ -20,6 +20,7 @@ PERIODIC: list[tuple[float, Callable[[Settings], None]]] = [
     (leases.LEASE_SWEEP_SECONDS, leases.sweep),
     (leases.SCHEDULE_SWEEP_SECONDS, leases.tick),
     (retention.RETENTION_SWEEP_SECONDS, retention.sweep),
+    (experiments.EXPERIMENT_SWEEP_SECONDS, experiments.sweep),
 ]
 
 

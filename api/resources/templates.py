@@ -8,6 +8,7 @@ import falcon
 
 from api.http import Api, Op, Route, no_content, send
 from api.openapi import OBJECT, wrapped
+from api.resources import experiments
 from loop.errors import BusinessRuleError, PromptRenderError
 from loop.models import AUTHOR_TYPES, ISSUE_TYPES
 from loop.prompts.fields import REVIEW_FIELDS, SLUG_PATTERN, TEMPLATE_FIELDS, VERSION_FIELDS
@@ -101,7 +102,8 @@ class Promote:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, template_id: str, version_id: str) -> None:
         svc = self.api.store.prompts.versions
-        send(resp, {"data": svc.wire(svc.promote(template_id, version_id))})
+        who = f"key:{req.context.key_name or 'anonymous'}"
+        send(resp, {"data": svc.wire(svc.promote(template_id, version_id, actor=who))})
 
 
 class TemplateReviews:
@@ -167,4 +169,5 @@ def routes(api: Api) -> list[Route]:
             Op("GET", "Reviews of all the template's versions, newest first", t, query=PAGE,
                responses={200: "OK", 400: "Invalid", **missing}, response_schema="PromptReview"),
         ]),
+        *experiments.routes(api, base),
     ]

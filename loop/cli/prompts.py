@@ -187,6 +187,102 @@ def templates_promote(out: Out, template: str, version: str) -> None:
     out.done(f"Promoted v{row['version']} of {template} (now {row['status']})", row)
 
 
+EVIDENCE_COLUMNS: list[Column] = [("Side", "side"), ("Version", "version"), ("Claimed", "claimed"),
+                                  ("Completed", "completed"), ("Failed", "failed"), ("Expired", "expired"),
+                                  ("Released", "released"), ("Completion", "completionRate"),
+                                  ("Median ms", "medianDurationMs"), ("Reviews", "reviewCount"),
+                                  ("Mean score", "meanReviewScore"), ("ID", "versionId")]
+HISTORY_COLUMNS: list[Column] = [("At", "at"), ("Action", "action"), ("By", "actor"), ("From", "fromVersionId"),
+                                 ("To", "toVersionId"), ("Reason", "reason")]
+
+
+@templates.command(name="experiment")
+@click.argument("template")
+@command
+def templates_experiment(out: Out, template: str) -> None:
+    """Active vs candidate version of TEMPLATE side by side, and the decision rule's verdict."""
+    loop = client()
+    report = loop.templates.experiment(resolve_template(loop, template))
+    if out.is_json:
+        out.json(report)
+        return
+    rows = [{"side": side, **report[side]} for side in ("active", "candidate") if report.get(side)]
+    out.table(rows, EVIDENCE_COLUMNS, title=f"Experiment ({report.get('candidateShare') or 0}% candidate, "
+                                            f"autoPromote {report.get('autoPromote')})")
+    verdict = report.get("verdict")
+    out.line(verdict["statement"] if verdict else "No candidate: start one with `loop templates candidate set`.")
+
+
+@templates.group(name="candidate")
+def candidate() -> None:
+    """Try a version on a share of live dispatches (docs/prompts.md, "Experiments")."""
+
+
+@candidate.command(name="set")
+@click.argument("template")
+@click.argument("version")
+@click.option("--share", type=click.IntRange(1, 50), required=True, help="Percent of dispatches (1-50).")
+@click.option("--auto-promote", is_flag=True, help="Let Loop promote it on evidence.")
+@command
+def candidate_set(out: Out, template: str, version: str, share: int, auto_promote: bool) -> None:
+    """Make VERSION (id, or number like 3 / v3) the candidate of TEMPLATE."""
+    loop = client()
+    tid = resolve_template(loop, template)
+    row = loop.templates.set_candidate(tid, resolve_version(loop, tid, version), share, auto_promote=auto_promote)
+    out.done(f"Candidate of {template}: {row['candidateVersionId']} on {share}% of dispatches", row)
+
+
+@candidate.command(name="clear")
+@click.argument("template")
+@command
+def candidate_clear(out: Out, template: str) -> None:
+    """End TEMPLATE's experiment without a switch."""
+    loop = client()
+    out.done(f"Cleared the candidate of {template}", loop.templates.clear_candidate(resolve_template(loop, template)))
+
+
+@candidate.command(name="promote")
+@click.argument("template")
+@command
+def candidate_promote(out: Out, template: str) -> None:
+    """Promote TEMPLATE's candidate now."""
+    loop = client()
+    row = loop.templates.promote_candidate(resolve_template(loop, template))
+    out.done(f"Promoted v{row['version']} of {template}", row)
+
+
+@candidate.command(name="withdraw")
+@click.argument("template")
+@command
+def candidate_withdraw(out: Out, template: str) -> None:
+    """Withdraw TEMPLATE's candidate (recorded as a withdrawal)."""
+    loop = client()
+    out.done(f"Withdrew the candidate of {template}",
+             loop.templates.withdraw_candidate(resolve_template(loop, template)))
+
+
+@templates.command(name="rollback")
+@click.argument("template")
+@command
+def templates_rollback(out: Out, template: str) -> None:
+    """Re-activate the version of TEMPLATE that the last promotion retired."""
+    loop = client()
+    row = loop.templates.rollback(resolve_template(loop, template))
+    out.done(f"Rolled {template} back to v{row['version']}", row)
+
+
+@templates.command(name="history")
+@click.argument("template")
+@click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0)
+@command
+def templates_history(out: Out, template: str, limit: int, offset: int) -> None:
+    """Decisions on TEMPLATE's versions (who or what, when, the figures), newest first."""
+    loop = client()
+    page = loop.templates.history(resolve_template(loop, template), limit, offset)
+    out.table(page.data, HISTORY_COLUMNS, total=page.total, empty="No decisions yet.")
+
+
 @templates.command(name="preview")
 @click.argument("issue")
 @command

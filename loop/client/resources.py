@@ -302,6 +302,38 @@ class Templates(_Crud):
         out: Json = self._data("POST", f"{self.path}/{seg(template_id)}/versions/{seg(version_id)}/promote")
         return out
 
+    def experiment(self, template_id: str) -> Json:
+        """Active vs candidate evidence and the decision rule's verdict (docs/prompts.md, "Experiments")."""
+        out: Json = self._data("GET", f"{self.path}/{seg(template_id)}/experiment")
+        return out
+
+    def set_candidate(self, template_id: str, version_id: str, share: int, *, auto_promote: bool = False) -> Json:
+        """Try ``version_id`` on ``share`` percent (1-50) of the template's dispatches."""
+        body = {"versionId": version_id, "share": share, "autoPromote": auto_promote}
+        out: Json = self._data("POST", f"{self.path}/{seg(template_id)}/candidate", json=body)
+        return out
+
+    def clear_candidate(self, template_id: str) -> Json:
+        out: Json = self._data("DELETE", f"{self.path}/{seg(template_id)}/candidate")
+        return out
+
+    def promote_candidate(self, template_id: str) -> Json:
+        out: Json = self._data("POST", f"{self.path}/{seg(template_id)}/candidate/promote")
+        return out
+
+    def withdraw_candidate(self, template_id: str) -> Json:
+        out: Json = self._data("POST", f"{self.path}/{seg(template_id)}/candidate/withdraw")
+        return out
+
+    def rollback(self, template_id: str) -> Json:
+        """Re-activate the version the last promotion retired."""
+        out: Json = self._data("POST", f"{self.path}/{seg(template_id)}/rollback")
+        return out
+
+    def history(self, template_id: str, limit: int | None = None, offset: int = 0) -> Page:
+        """Decisions on the template's versions, newest first."""
+        return self._page(f"{self.path}/{seg(template_id)}/history", {}, limit, offset)
+
     def reviews(self, template_id: str, limit: int | None = None, offset: int = 0) -> Page:
         return self._page(f"{self.path}/{seg(template_id)}/reviews", {}, limit, offset)
 

@@ -15,6 +15,7 @@ from loop.ids import token_digest as token_digest  # re-exported: loop.dispatch.
 from loop.keys import Keys
 from loop.models import Row
 from loop.store.types import Client, Pipe
+from loop.tunables import EXPERIMENT_DURATION_SAMPLE
 
 SESSION_FIELDS: dict[str, str] = {
     "id": "s", "issueId": "s", "agentName": "s", "status": "s", "claimedAt": "t", "expiresAt": "t",
@@ -113,4 +114,9 @@ def stage_close(pipe: Pipe, keys: Keys, session: dict[str, str], outcome: str, n
         vkey = keys.dispatch_version(version)
         pipe.hincrby(vkey, outcome, 1)
         if outcome == "completed":
-            pipe.hincrby(vkey, "completedDurationMsSum", max(0, now - int(session["claimedAt"])))
+            took = max(0, now - int(session["claimedAt"]))
+            pipe.hincrby(vkey, "completedDurationMsSum", took)
+            # A bounded sample of recent durations: the prompt experiments' median (loop/prompts/experiments.py).
+            sample = keys.version_durations(version)
+            pipe.zadd(sample, {f"{sid}:{took}": now})
+            pipe.zremrangebyrank(sample, 0, -EXPERIMENT_DURATION_SAMPLE - 1)

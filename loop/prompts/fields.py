@@ -5,6 +5,7 @@ from __future__ import annotations
 TEMPLATE_FIELDS: dict[str, str] = {
     "id": "s", "slug": "s", "name": "s", "description": "s", "conditions": "j", "specificity": "i",
     "projectId": "s", "activeVersionId": "s", "createdAt": "t", "updatedAt": "t", "deletedAt": "t",
+    "candidateVersionId": "s", "candidateShare": "i", "autoPromote": "b",
 }
 VERSION_FIELDS: dict[str, str] = {
     "id": "s", "templateId": "s", "version": "i", "content": "s", "changelog": "s", "authorType": "s",

@@ -108,6 +108,10 @@ class Reviews:
             for dim in ("clarity", "completeness", "relevance"):
                 pipe.hincrby(stats, dim, int(data[dim]))
             pipe.hset(vkey, "reviewScore", repr(float(score)))
+            # The experiments' mean score: count and the sum of the three dimensions (integers, no drift).
+            evidence = self.k.version_experiment(version_id)
+            pipe.hincrby(evidence, "reviewCount", 1)
+            pipe.hincrby(evidence, "reviewSum", int(data["clarity"]) + int(data["completeness"]) + int(data["relevance"]))
             return {**version, "reviewScore": score}, score, count
 
         version, score, count = self.s.transact(tx, vkey)
@@ -197,8 +201,15 @@ class Reviews:
             "2. Write a better version that answers the feedback (same variables and partials; see docs/prompts.md)"
             " and create it as a draft: `POST /api/templates/" + template["id"] + "/versions` with "
             "`{\"content\": \"...\", \"changelog\": \"...\", \"authorType\": \"agent\", \"authorName\": \"<you>\"}`.",
-            "3. Check the result with `GET /api/templates/preview/<issueId>` for a real issue, then promote it: "
-            f"`POST /api/templates/{template['id']}/versions/<versionId>/promote`.",
-            "4. Mark this issue done with an `agentSummary` saying what changed and why.",
+            "3. Check the result with `GET /api/templates/preview/<issueId>` for a real issue.",
+            "4. Start it as the candidate instead of promoting it blind: Loop tries it on a share of real dispatches "
+            "and promotes it only if agents complete more often with it (or withdraws it if they complete less):",
+            f"   `curl -sS -X POST \"{loop_url}/api/templates/{template['id']}/candidate\" "
+            f"-H \"Authorization: Bearer {token}\" -H \"Content-Type: application/json\" "
+            "-d '{\"versionId\": \"<versionId>\", \"share\": 20, \"autoPromote\": true}'`",
+            f"   Follow it with `GET /api/templates/{template['id']}/experiment`. (If the template already has a "
+            "candidate, say so in your summary instead of replacing it.)",
+            "5. Mark this issue done with an `agentSummary` saying what changed, the new version id and that it "
+            "runs as the candidate.",
         ]
         return "\n".join(lines)

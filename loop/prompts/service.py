@@ -18,6 +18,7 @@ from loop.errors import NotFound, PromptRenderError
 from loop.models import Row
 from loop.prompts import context as ctxmod
 from loop.prompts import engine, seeds, selection
+from loop.prompts.experiments import Experiments, candidate_for
 from loop.prompts.fields import REVIEW_URL, TEMPLATE, TEMPLATE_FIELDS, VERSION
 from loop.prompts.reviews import Reviews
 from loop.prompts.templates import Templates, Versions
@@ -40,6 +41,8 @@ class Compiled:
 class Choice:
     template: Row
     version: Compiled | None
+    #: Set when ``version`` is the template's candidate: the active version to fall back to.
+    active_id: str | None = None
 
 
 class PromptService:
@@ -52,6 +55,7 @@ class PromptService:
         self.templates = Templates(store, self.ensure_seeded)
         self.versions = Versions(store, self.templates, self.version_stats)
         self.reviews = Reviews(store, self.templates)
+        self.experiments = Experiments(store, self.templates, self.versions)
         self._compiled: dict[str, Compiled] = {}
         self._catalog: tuple[str | None, list[Row]] = (None, [])
 
@@ -114,7 +118,36 @@ class PromptService:
             template = self.s.get_row(TEMPLATE, TEMPLATE_FIELDS, default_id) if default_id else None
             if template is None or not template["activeVersionId"]:
                 return None
+        return self.version_choice(template, str(facts.issue["id"]))
+
+    def version_choice(self, template: Row, issue_id: str) -> Choice:
+        """The active version, or the candidate for an issue in the candidate's share (a
+        deterministic hash: a re-claim gets the same). A candidate that does not compile is
+        counted as a render failure (the worker withdraws it) and the active version is used."""
+        candidate = candidate_for(template, issue_id)
+        if candidate is not None:
+            try:
+                compiled = self.compiled(candidate)
+            except PromptRenderError:
+                compiled = None
+            if compiled is not None:
+                return Choice(template, compiled, active_id=template["activeVersionId"])
+            self.experiments.record_render_failure(candidate)
         return Choice(template, self.compiled(template["activeVersionId"]))
+
+    def render_choice(self, facts: ctxmod.Facts, choice: Choice) -> tuple[Choice, str, dict[str, Any]]:
+        """:meth:`render`, falling back to the active version when a candidate fails."""
+        try:
+            prompt, meta = self.render(facts, choice)
+        except PromptRenderError:
+            if choice.active_id is None or choice.version is None:
+                raise
+            self.experiments.record_render_failure(choice.version.version_id)
+            choice = Choice(choice.template, self.compiled(choice.active_id))
+            if choice.version is None:
+                raise
+            prompt, meta = self.render(facts, choice)
+        return choice, prompt, meta
 
     def render(self, facts: ctxmod.Facts, choice: Choice) -> tuple[str, dict[str, Any]]:
         """Hydrate and render; raises :class:`PromptRenderError`."""
@@ -149,7 +182,8 @@ class PromptService:
         choice = self.choose(facts)
         if choice is None or choice.version is None:
             return None, None
-        prompt, meta = self.render(facts, choice)
+        choice, prompt, meta = self.render_choice(facts, choice)
+        assert choice.version is not None
         pipe = self.s.r.pipeline(transaction=True)
         pipe.hincrby(self.s.keys.row(VERSION, choice.version.version_id), "usageCount", 1)
         if session_id is not None:
@@ -173,12 +207,13 @@ class PromptService:
             out["message"] = "No matching template found"
             return out
         out["template"] = {k: template[k] for k in ("id", "slug", "name", "conditions", "specificity")}
-        version = self.compiled(template["activeVersionId"])
-        if version is None:
+        choice = self.version_choice(template, issue_id)
+        if choice.version is None:
             out["message"] = "Active version not found"
             return out
-        out["version"] = {"id": version.version_id, "version": version.number}
-        out["prompt"], _ = self.render(facts, Choice(template, version))
+        choice, out["prompt"], _ = self.render_choice(facts, choice)
+        assert choice.version is not None
+        out["version"] = {"id": choice.version.version_id, "version": choice.version.number}
         return out
 
     # ------------------------------------------------------------------ reads for the API

@@ -15,7 +15,7 @@ from loop import models
 from loop.errors import BusinessRuleError, Conflict, NotFound
 from loop.ids import new_id
 from loop.models import Row
-from loop.prompts import engine
+from loop.prompts import engine, history
 from loop.prompts.fields import TEMPLATE, TEMPLATE_FIELDS, VERSION, VERSION_FIELDS
 from loop.store.base import is_id
 from loop.store.rows import RowService
@@ -162,18 +162,30 @@ class Versions:
 
         return self.s.transact(tx, tkey, vkey)
 
-    def promote(self, template_id: str, version_id: str) -> Row:
-        """Make ``version_id`` the active version and retire the previous one, atomically."""
+    def promote(self, template_id: str, version_id: str, *, actor: str = "api", action: str = "promote",
+                reason: str | None = None, figures: Mapping[str, Any] | None = None,
+                expect_candidate: str | None = None) -> Row:
+        """Make ``version_id`` the active version and retire the previous one, atomically.
+
+        The version must render (:meth:`check_renders`). When it is the template's candidate the
+        experiment ends in the same MULTI; ``expect_candidate``: only if that is still the
+        candidate (the worker's decision). The switch is recorded in the template's history.
+        """
         self.templates.get_live(template_id)
         if not is_id(version_id):
             raise NotFound(VERSION_NOT_FOUND)
         tkey = self.k.row(TEMPLATE, template_id)
         vkey = self.k.row(VERSION, version_id)
+        target = self.get(version_id)
+        if target is not None and target["templateId"] == template_id and target["status"] != "active":
+            self.check_renders(target)
 
         def tx(pipe: Pipe) -> Row:
             template = self.s.get_row(TEMPLATE, TEMPLATE_FIELDS, template_id, client=pipe)
             if template is None or template["deletedAt"] is not None:
                 raise NotFound(TEMPLATE_NOT_FOUND)
+            if expect_candidate is not None and template["candidateVersionId"] != expect_candidate:
+                raise Conflict("The candidate changed while it was evaluated")
             version = self.s.get_row(VERSION, VERSION_FIELDS, version_id, client=pipe)
             if version is None or version["templateId"] != template_id:
                 raise NotFound(VERSION_NOT_FOUND)
@@ -183,15 +195,40 @@ class Versions:
             if previous and previous != version_id:
                 # The retired version must be the one active at commit time: watch it too.
                 pipe.watch(self.k.row(VERSION, previous))
+            now = self.s.now()
+            changes: dict[str, Any] = {"activeVersionId": version_id, "updatedAt": now}
+            if template["candidateVersionId"] == version_id:
+                changes.update(candidateVersionId=None, candidateShare=None, autoPromote=None)
             pipe.multi()
             if previous and previous != version_id:
                 pipe.hset(self.k.row(VERSION, previous), "status", "retired")
             pipe.hset(vkey, "status", "active")
-            pipe.hset(tkey, mapping={"activeVersionId": version_id, "updatedAt": str(self.s.now())})
+            self.s.write_row(pipe, TEMPLATE, TEMPLATE_FIELDS, template_id, changes)
+            self.stage_history(pipe, template_id, action, actor, previous, version_id, reason, figures)
             pipe.incr(self.k.prompts_generation())
             return {**version, "status": "active"}
 
         return self.s.transact(tx, tkey, vkey)
+
+    def check_renders(self, version: Row) -> None:
+        """A version that does not compile, or failed to render at dispatch, never becomes active (422)."""
+        try:
+            engine.compile_cached(version["content"])
+        except engine.TemplateError as exc:
+            raise BusinessRuleError(f"Version does not render: {exc.message}") from None
+        failed = self.s.r.hget(self.k.version_experiment(version["id"]), "renderFailed")
+        if failed and int(failed) > 0:
+            raise BusinessRuleError(f"Version failed to render {failed} time(s) at dispatch")
+
+    def stage_history(self, pipe: Pipe, template_id: str, action: str, actor: str, from_version: str | None,
+                      to_version: str | None, reason: str | None, figures: Mapping[str, Any] | None) -> None:
+        """Queue a history entry (on a MULTI pipeline; the sequence comes from its own INCR)."""
+        history.stage(pipe, self.k, template_id, self.s.next_seq(), self.s.now(), action, actor,
+                      from_version, to_version, reason, figures)
+
+    def history(self, template_id: str, limit: int, offset: int) -> tuple[builtins.list[dict[str, Any]], int]:
+        self.templates.get_live(template_id)
+        return history.page(self.s.r, self.k, template_id, limit, offset)
 
 
 def outcome_rates(stats: Mapping[str, Any]) -> tuple[float | None, float | None]:
