@@ -26,6 +26,9 @@ P:counts:project_status_type           hash    "<projectId>|<status>|<type>" -> 
 P:idx:issues:completed                 zset    live done issues, score = completedAt (dashboard)
 P:idx:issues:roots                     zset    live root issues, score = latest updatedAt of the
                                                root or any of its children (dashboard activity)
+P:stats:day:<YYYY-MM-DD>               hash    "created:<type>" / "done:<type>" -> issues created / completed
+                                               that UTC day (event counters, TTL; loop/store/daystats.py)
+P:stats:hour:<YYYY-MM-DDTHH>           hash    the same per UTC hour (the overview's 24 h window, TTL)
 P:issue:<id>:labels                    set     label ids linked to the issue
 P:issue:<id>:relations                 zset    outgoing relation ids, score = row seq
 P:issue:<id>:comments                  zset    comment ids, score = row seq
@@ -299,3 +302,7 @@ class Keys:
     def issue_roots(self) -> str:
         """Live root issues (no parent), score = latest activity of the root or its children."""
         return self._k("idx", "issues", "roots")
+
+    def stats_bucket(self, unit: str, stamp: str) -> str:
+        """Issue event counters of one UTC ``day`` (``YYYY-MM-DD``) or ``hour`` (``YYYY-MM-DDTHH``)."""
+        return self._k("stats", unit, stamp)

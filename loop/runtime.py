@@ -22,6 +22,7 @@ from loop.prompts.service import PromptService
 from loop.settings import Settings
 from loop.store import RedisStore, connect, reindex
 from loop.store.base import DEFAULT_REDIS_URL
+from loop.store.daystats import DayStatsHook
 from loop.store.signals import Signals
 from loop.tunables import REDIS_TIMEOUT_SECONDS
 
@@ -42,6 +43,7 @@ class Loop(RedisStore):
         self.dispatch = Dispatch(self, self.prompts if prompts else None)
         # Order matters: the delivery guard WATCHes before any other hook reads.
         self.issue_hooks.extend([self.signals.guard_hook, DispatchIssueHook(self.dispatch.index)])
+        self.issue_hooks.append(DayStatsHook(self.keys))  # the overview's per-day/hour counters
         self.relations.hooks.append(DispatchRelationHook(self.dispatch.index))
         self.dispatch.goals.install()  # goal and project row hooks (goal bonuses)
         self.audits.append(reindex.Extension(dispatch_audit.expect, dispatch_audit.audit_sessions))

@@ -15,6 +15,7 @@ from api.ui.base import UiResource, redirect, render
 from loop import errors, health
 from loop.models import ISSUE_STATUSES, ISSUE_TYPES, RELATION_TYPES
 from loop.store.dashboard import DashboardService
+from loop.store.daystats import DayStats
 from loop.tunables import UI_PAGE_SIZE
 
 FUNNEL = ("signal", "hypothesis", "plan", "task", "monitor")
@@ -35,12 +36,14 @@ class Overview(UiResource):
     def __init__(self, api: Api) -> None:
         self.api = api
         self.dashboard = DashboardService(api.store)
+        self.days = DayStats(api.store)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         stats = self.dashboard.stats()
         problems, report = health.readiness(self.api.store, self.api.settings.queue_name)
         render(req, resp, "overview.html", stats=stats, problems=problems, report=report,
-               statuses=ISSUE_STATUSES, funnel=FUNNEL, activity=self.dashboard.activity(10))
+               statuses=ISSUE_STATUSES, funnel=FUNNEL, activity=self.dashboard.activity(10),
+               window=self.days.window())
 
 
 class Counters(UiResource):
