@@ -70,6 +70,7 @@ P:dispatch:ready:project:<projectId>   zset    the same members for one project
 P:dispatch:issue:<id>                  hash    dispatch state: blocked (count), session, strikes
 P:dispatch:blockers:<id>               hash    blocker id -> relation rows making it block <id>
 P:dispatch:blocking:<id>               hash    blocked id -> relation rows making <id> block it
+P:dispatch:blocked                     zset    issues with a positive blocked count, score = blocked since (ms)
 P:dispatch:leases                      zset    active session ids, score = lease expiry (ms)
 P:dispatch:goalbonus                   hash    projectId -> goal bonus now applied to its scores
 P:dispatch:goal_links / project_links  hash    goalId -> projectId / projectId -> goalId (indexed)
@@ -237,6 +238,10 @@ class Keys:
 
     def dispatch_blocking(self, issue_id: str) -> str:
         return self._k("dispatch", "blocking", issue_id)
+
+    def dispatch_blocked(self) -> str:
+        """Issues whose blocked count is positive, score = when it last became so (ms): the dashboard's list."""
+        return self._k("dispatch", "blocked")
 
     def session_outcomes(self) -> str:
         """Hash outcome -> sessions closed so (every close, in its MULTI: metrics read it)."""

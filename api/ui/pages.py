@@ -12,6 +12,7 @@ import orjson
 from api.http import Api
 from api.resources.issues import LIST_QUERY
 from api.ui.base import UiResource, redirect, render
+from api.ui.blocked import blocked_page
 from loop import errors, health
 from loop.models import ISSUE_STATUSES, ISSUE_TYPES, RELATION_TYPES
 from loop.store.dashboard import DashboardService
@@ -21,9 +22,9 @@ from loop.tunables import UI_PAGE_SIZE
 FUNNEL = ("signal", "hypothesis", "plan", "task", "monitor")
 
 
-def _offset(req: falcon.Request) -> int:
-    raw = req.get_param("offset") or "0"
-    return int(raw) if raw.isdigit() else 0
+def _offset(req: falcon.Request, name: str = "offset") -> int:
+    raw = req.get_param(name) or "0"
+    return int(raw) if raw.isdigit() and len(raw) <= 12 else 0
 
 
 def _pages(total: int, offset: int) -> dict[str, Any]:
@@ -65,7 +66,10 @@ class Queue(UiResource):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         offset = _offset(req)
         items, total = self.api.store.dispatch.queue(None, UI_PAGE_SIZE, offset)
-        render(req, resp, "queue.html", items=items, pages=_pages(total, offset))
+        boffset = _offset(req, "blocked")
+        blocked, blocked_total = blocked_page(self.api.store, UI_PAGE_SIZE, boffset)
+        render(req, resp, "queue.html", items=items, pages=_pages(total, offset),
+               blocked=blocked, blocked_pages=_pages(blocked_total, boffset))
 
 
 class Issues(UiResource):

@@ -74,6 +74,11 @@ def audit(store: RedisStore) -> list[str]:
     problems: list[str] = []
     snap = _Snapshot(store)
     ready, blocked = expected(store, snap)
+    want_blocked = {iid for iid, n in blocked.items() if n}
+    have_blocked = set(r.zrange(k.dispatch_blocked(), 0, -1))
+    if have_blocked != want_blocked:
+        problems.append(f"blocked index: missing {sorted(want_blocked - have_blocked)[:5]}, "
+                        f"extra {sorted(have_blocked - want_blocked)[:5]}")
     actual = dict(r.zrange(k.dispatch_ready(), 0, -1, withscores=True))
     for m in sorted(set(ready) | set(actual)):
         if m not in actual:
@@ -144,9 +149,12 @@ def expect(store: RedisStore, rows: Rows, exp: Expected) -> None:
         if p["goalId"]:
             exp.sets.setdefault(k.dispatch_goal_projects(p["goalId"]), set()).add(p["id"])
     exp.zsets[k.dispatch_ready()] = {}
+    exp.zsets[k.dispatch_blocked()] = {}
     for iid, row in rows.issues.items():
         n = blocked.get(iid, 0)
         exp.fields[(k.dispatch_state(iid), "blocked")] = str(n) if n else None
+        if n:
+            exp.zadd(k.dispatch_blocked(), iid, None)  # any score: "blocked since" is not in the rows
         if eligible(row, n):
             pid = row["projectId"]
             member, score = scoring.member(iid, pid), scoring.stored_score(row, bonus.get(pid or "", 0))
