@@ -144,6 +144,41 @@ class Goals(UiResource):
                          for p in projects], projects_total=projects_total)
 
 
+class GoalDetail(UiResource):
+    """One goal: progress, its readings as a chart (the newest ``UI_PAGE_SIZE``) and a table."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, goal_id: str) -> None:
+        goals = self.api.store.goals
+        try:
+            goal = goals.wire(goals.get_live(goal_id))
+            readings, total = goals.readings(goal_id, UI_PAGE_SIZE, 0)
+        except errors.NotFound as exc:
+            render(req, resp, "error.html", 404, message=exc.message, details={}, back="/ui/goals")
+            return
+        render(req, resp, "goal.html", goal=goal, readings=readings, total=total,
+               chart=reading_chart(list(reversed(readings)), goal.get("targetValue")))
+
+
+def reading_chart(readings: list[dict[str, Any]], target: float | None) -> dict[str, Any] | None:
+    """Polyline geometry of ``readings`` (oldest first) in a 600x160 box, the target as a line."""
+    if not readings:
+        return None
+    values = [float(r["value"]) for r in readings] + ([float(target)] if target is not None else [])
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = 560 / max(len(readings) - 1, 1)
+
+    def y(v: float) -> float:
+        return round(150 - (v - low) / span * 130, 1)
+
+    points = [(round(30 + n * step, 1), y(float(r["value"])), r) for n, r in enumerate(readings)]
+    return {"points": points, "polyline": " ".join(f"{x},{py}" for x, py, _ in points),
+            "target": y(float(target)) if target is not None else None, "low": low, "high": high}
+
+
 class Prompts(UiResource):
     def __init__(self, api: Api) -> None:
         self.api = api
