@@ -72,5 +72,6 @@ def test_the_overview_shows_the_funnel_for_24h_and_7d_and_two_charts(client, sto
     # signal, hypothesis, plan, task, monitor, outcomes
     assert cells(day) == ["1", "0", "0", "1", "0", "1"]
     assert cells(week) == ["2", "0", "0", "1", "0", "1"]
+    assert ">hypotheses</a>" in page and "hypothesiss" not in page
     assert page.count('<svg class="columns"') == 2
     assert "2 created, 1 completed" in page

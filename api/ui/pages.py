@@ -20,6 +20,7 @@ from loop.store.daystats import DayStats
 from loop.tunables import UI_PAGE_SIZE
 
 FUNNEL = ("signal", "hypothesis", "plan", "task", "monitor")
+PLURALS = {"signal": "signals", "hypothesis": "hypotheses", "plan": "plans", "task": "tasks", "monitor": "monitors"}
 
 
 def _offset(req: falcon.Request, name: str = "offset") -> int:
@@ -43,7 +44,7 @@ class Overview(UiResource):
         stats = self.dashboard.stats()
         problems, report = health.readiness(self.api.store, self.api.settings.queue_name)
         render(req, resp, "overview.html", stats=stats, problems=problems, report=report,
-               statuses=ISSUE_STATUSES, funnel=FUNNEL, activity=self.dashboard.activity(10),
+               statuses=ISSUE_STATUSES, funnel=FUNNEL, plurals=PLURALS, activity=self.dashboard.activity(10),
                window=self.days.window())
 
 
