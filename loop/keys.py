@@ -26,6 +26,9 @@ P:counts:project_status_type           hash    "<projectId>|<status>|<type>" -> 
 P:idx:issues:completed                 zset    live done issues, score = completedAt (dashboard)
 P:idx:issues:roots                     zset    live root issues, score = latest updatedAt of the
                                                root or any of its children (dashboard activity)
+P:stats:day:<YYYY-MM-DD>               hash    "created:<type>" / "done:<type>" -> issues created / completed
+                                               that UTC day (event counters, TTL; loop/store/daystats.py)
+P:stats:hour:<YYYY-MM-DDTHH>           hash    the same per UTC hour (the overview's 24 h window, TTL)
 P:issue:<id>:labels                    set     label ids linked to the issue
 P:issue:<id>:relations                 zset    outgoing relation ids, score = row seq
 P:issue:<id>:comments                  zset    comment ids, score = row seq
@@ -70,6 +73,7 @@ P:dispatch:ready:project:<projectId>   zset    the same members for one project
 P:dispatch:issue:<id>                  hash    dispatch state: blocked (count), session, strikes
 P:dispatch:blockers:<id>               hash    blocker id -> relation rows making it block <id>
 P:dispatch:blocking:<id>               hash    blocked id -> relation rows making <id> block it
+P:dispatch:blocked                     zset    issues with a positive blocked count, score = blocked since (ms)
 P:dispatch:leases                      zset    active session ids, score = lease expiry (ms)
 P:dispatch:scheduled                   zset    todo issues waiting for notBefore "<id>|<projectId>", score = notBefore (ms)
 P:dispatch:goalbonus                   hash    projectId -> goal bonus now applied to its scores
@@ -239,6 +243,10 @@ class Keys:
     def dispatch_blocking(self, issue_id: str) -> str:
         return self._k("dispatch", "blocking", issue_id)
 
+    def dispatch_blocked(self) -> str:
+        """Issues whose blocked count is positive, score = when it last became so (ms): the dashboard's list."""
+        return self._k("dispatch", "blocked")
+
     def session_outcomes(self) -> str:
         """Hash outcome -> sessions closed so (every close, in its MULTI: metrics read it)."""
         return self._k("dispatch", "session_outcomes")
@@ -316,3 +324,7 @@ class Keys:
     def issue_roots(self) -> str:
         """Live root issues (no parent), score = latest activity of the root or its children."""
         return self._k("idx", "issues", "roots")
+
+    def stats_bucket(self, unit: str, stamp: str) -> str:
+        """Issue event counters of one UTC ``day`` (``YYYY-MM-DD``) or ``hour`` (``YYYY-MM-DDTHH``)."""
+        return self._k("stats", unit, stamp)

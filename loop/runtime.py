@@ -22,6 +22,7 @@ from loop.prompts.service import PromptService
 from loop.settings import Settings
 from loop.store import RedisStore, connect, reindex
 from loop.store.base import DEFAULT_REDIS_URL
+from loop.store.daystats import DayStatsHook
 from loop.store.outcomes import OutcomeHook
 from loop.store.signals import Signals
 from loop.tunables import REDIS_TIMEOUT_SECONDS
@@ -45,6 +46,7 @@ class Loop(RedisStore):
         # The outcome hook last: it stages the verified hypothesis's update and the new signal's
         # issue through the same hooks, inside the monitor's transaction.
         self.issue_hooks.extend([self.signals.guard_hook, DispatchIssueHook(self.dispatch.index),
+                                 DayStatsHook(self.keys),  # the overview's per-day/hour counters
                                  OutcomeHook(self, self.signals)])
         self.relations.hooks.append(DispatchRelationHook(self.dispatch.index))
         self.dispatch.goals.install()  # goal and project row hooks (goal bonuses)

@@ -134,6 +134,12 @@ GROUP_ATTEMPTS = 20
 UI_SESSION_SECONDS = 12 * 3600
 #: Rows per dashboard table page (issues, queue, signals): one screen, and the bound on each page's reads.
 UI_PAGE_SIZE = 50
+#: Blockers the queue page names per blocked issue (the rest are counted): bounds its reads.
+UI_BLOCKERS_SHOWN = 5
+#: Days a per-day issue counter hash (``P:stats:day:*``) lives: the overview reads the last 7.
+STATS_DAY_TTL_DAYS = 35
+#: Hours a per-hour issue counter hash (``P:stats:hour:*``) lives: the overview reads the last 24.
+STATS_HOUR_TTL_HOURS = 48
 #: Characters of a failed job's payload and error the Operations page shows (small whatever the job).
 UI_EXCERPT_CHARS = 2000
 # ---------------------------------------------------------------- prompt experiments (loop/prompts/experiments.py)

@@ -36,18 +36,27 @@ def call(live: LiveServer, method: str, path: str, body: Any = None) -> Any:
     return json.loads(raw)["data"] if raw else None
 
 
-def seed(live: LiveServer) -> str:
-    signal = call(live, "POST", "/api/signals", {"source": "sentry", "type": "error", "severity": "high",
-                                                 "title": "TypeError in checkout", "payload": {"error": "x is undefined"}})
+def seed(live: LiveServer) -> tuple[str, str]:
+    """A small loop; the ids of the issue and the goal to screenshot."""
+    for n in range(2):  # one group of two signals (same fingerprint)
+        signal = call(live, "POST", "/api/signals", {"source": "sentry", "type": "error", "severity": "high",
+                                                     "title": "TypeError in checkout", "fingerprint": "sentry:1",
+                                                     "payload": {"error": "x is undefined", "n": n}})
     root = signal["issue"]["id"]
     call(live, "POST", "/api/issues", {"title": "Checkout fails on empty cart", "type": "hypothesis", "parentId": root})
-    for i, title in enumerate(("Guard the empty cart", "Add a regression test", "Refresh the error copy")):
-        call(live, "POST", "/api/issues", {"title": title, "type": "task", "status": "todo", "priority": i + 1})
+    call(live, "POST", "/api/issues", {"title": "Guard the cart in the API", "type": "plan", "status": "done"})
+    tasks = [call(live, "POST", "/api/issues", {"title": title, "type": "task", "status": "todo", "priority": i + 1})
+             for i, title in enumerate(("Guard the empty cart", "Add a regression test", "Refresh the error copy"))]
+    call(live, "POST", f"/api/issues/{tasks[2]['id']}/relations", {"type": "blocked_by", "relatedIssueId": tasks[1]["id"]})
+    goal = call(live, "POST", "/api/goals", {"title": "Checkout error rate", "metric": "errors_per_1k",
+                                             "targetValue": 1, "unit": "per 1k"})
+    for day, value in enumerate((9, 7, 7.5, 5, 4, 3.2, 2.5), start=1):
+        call(live, "POST", f"/api/goals/{goal['id']}/readings", {"value": value, "at": f"2026-11-0{day}T12:00:00Z"})
     claim = call(live, "GET", "/api/dispatch/next")
     issue_id: str = claim["issue"]["id"] if claim else root
     call(live, "POST", f"/api/issues/{issue_id}/comments",
          {"body": "On it: reproduced locally.", "authorName": "claude", "authorType": "agent"})
-    return issue_id
+    return issue_id, goal["id"]
 
 
 def main() -> int:
@@ -55,12 +64,12 @@ def main() -> int:
     live = start_live_server(with_db(base, 14))
     driver = start_browser(1366, 900)
     try:
-        detail = seed(live)
+        detail, goal = seed(live)
         driver.get(live.url + "/ui/login")
         driver.find_element("name", "key").send_keys(live.api_key)
         driver.find_element("css selector", "form button[type=submit]").click()
         OUT.mkdir(parents=True, exist_ok=True)
-        for name, path in {**PAGES, "issue": f"/ui/issues/{detail}"}.items():
+        for name, path in {**PAGES, "issue": f"/ui/issues/{detail}", "goal": f"/ui/goals/{goal}"}.items():
             driver.get(live.url + path)
             driver.save_screenshot(str(OUT / f"{name}.png"))
             print("wrote", (OUT / f"{name}.png").relative_to(ROOT))

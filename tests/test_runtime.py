@@ -9,6 +9,7 @@ from loop.clock import FrozenClock
 from loop.dispatch import DispatchIssueHook
 from loop.runtime import Loop, build
 from loop.settings import Settings
+from loop.store.daystats import DayStatsHook
 from loop.store.outcomes import OutcomeHook
 from loop.store.signals import AlreadyRecorded
 from loop.store.types import WriteIntent
@@ -20,7 +21,7 @@ def test_build_gives_every_subsystem_as_a_typed_attribute_and_the_guard_hook_run
     assert isinstance(graph, Loop)
     assert graph.dispatch.prompts is graph.prompts and graph.prompts.dispatch is True
     assert graph.issue_hooks[0] is graph.signals.guard_hook  # its WATCH precedes every other read
-    assert [type(h) for h in graph.issue_hooks[1:]] == [DispatchIssueHook, OutcomeHook]
+    assert [type(h) for h in graph.issue_hooks[1:]] == [DispatchIssueHook, DayStatsHook, OutcomeHook]
     assert len(graph.audits) == 1  # dispatch's keys are audited by loop admin check/repair
 
 

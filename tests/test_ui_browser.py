@@ -213,3 +213,33 @@ def test_keyboard_shortcuts_move_between_pages(logged_in, live):
     logged_in.get(live.url + "/ui")
     ActionChains(logged_in).send_keys("g").send_keys("q").perform()
     wait_path(logged_in, live, "/ui/queue")
+
+
+def test_a_relation_added_in_the_browser_lists_the_issue_as_blocked_on_the_queue_page(logged_in, live):
+    api, driver = Api(live), logged_in
+    waiting = api.create(title="Waits for the blocker", status="todo")
+    blocker = api.create(title="The blocker", status="todo")
+    driver.get(f"{live.url}/ui/issues/{waiting['id']}")
+    submit(driver, "form[action$='/relations']", type="blocked_by", relatedIssueId=str(blocker["number"]))
+    wait_path(driver, live, f"/ui/issues/{waiting['id']}")
+    driver.get(live.url + "/ui/queue")
+    row = [tr for tr in driver.find_elements("css selector", "table.blocked tbody tr")
+           if f"#{waiting['number']}" in tr.text]
+    assert row and f"#{blocker['number']}" in row[0].text
+    click(driver, row[0].find_element("css selector", f"span.blocker a[href='/ui/issues/{blocker['id']}']"))
+    wait_path(driver, live, f"/ui/issues/{blocker['id']}")
+    assert waiting["id"] in by_css(driver, "ul.incoming").text
+
+
+def test_a_goal_page_draws_its_readings(logged_in, live):
+    api, driver = Api(live), logged_in
+    goal = api("POST", "/api/goals", {"title": "Faster checkout", "metric": "p95_ms", "targetValue": 300})
+    for value in (900, 600):
+        api("POST", f"/api/goals/{goal['id']}/readings", {"value": value})
+    driver.get(live.url + "/ui/goals")
+    click(driver, by_css(driver, f"a[href='/ui/goals/{goal['id']}']"))
+    wait_path(driver, live, f"/ui/goals/{goal['id']}")
+    assert len(driver.find_elements("css selector", "svg.readings circle")) == 2
+    errors = [e for e in driver.get_log("browser")
+              if e["level"] == "SEVERE" and e.get("source") in ("javascript", "security")]
+    assert errors == []

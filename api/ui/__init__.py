@@ -37,6 +37,7 @@ def routes(api: Api, signer: Signer, root: object) -> list[tuple[str, object]]:
         ("/ui/sessions/{session_id}/release", actions.ReleaseClaim(api)),
         ("/ui/signals", pages.Signals(api)),
         ("/ui/goals", pages.Goals(api)),
+        ("/ui/goals/{goal_id}", pages.GoalDetail(api)),
         ("/ui/prompts", pages.Prompts(api)),
         ("/ui/prompts/{template_id}", pages.PromptTemplate(api)),
         ("/ui/prompts/{template_id}/versions/{version_id}/promote", actions.Promote(api)),

@@ -12,17 +12,20 @@ import orjson
 from api.http import Api
 from api.resources.issues import LIST_QUERY
 from api.ui.base import UiResource, redirect, render
+from api.ui.blocked import blocked_page
 from loop import errors, health
 from loop.models import ISSUE_STATUSES, ISSUE_TYPES, RELATION_TYPES
 from loop.store.dashboard import DashboardService
+from loop.store.daystats import DayStats
 from loop.tunables import UI_PAGE_SIZE
 
 FUNNEL = ("signal", "hypothesis", "plan", "task", "monitor")
+PLURALS = {"signal": "signals", "hypothesis": "hypotheses", "plan": "plans", "task": "tasks", "monitor": "monitors"}
 
 
-def _offset(req: falcon.Request) -> int:
-    raw = req.get_param("offset") or "0"
-    return int(raw) if raw.isdigit() else 0
+def _offset(req: falcon.Request, name: str = "offset") -> int:
+    raw = req.get_param(name) or "0"
+    return int(raw) if raw.isdigit() and len(raw) <= 12 else 0
 
 
 def _pages(total: int, offset: int) -> dict[str, Any]:
@@ -35,12 +38,14 @@ class Overview(UiResource):
     def __init__(self, api: Api) -> None:
         self.api = api
         self.dashboard = DashboardService(api.store)
+        self.days = DayStats(api.store)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         stats = self.dashboard.stats()
         problems, report = health.readiness(self.api.store, self.api.settings.queue_name)
         render(req, resp, "overview.html", stats=stats, problems=problems, report=report,
-               statuses=ISSUE_STATUSES, funnel=FUNNEL, activity=self.dashboard.activity(10))
+               statuses=ISSUE_STATUSES, funnel=FUNNEL, plurals=PLURALS, activity=self.dashboard.activity(10),
+               window=self.days.window())
 
 
 class Counters(UiResource):
@@ -62,7 +67,10 @@ class Queue(UiResource):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         offset = _offset(req)
         items, total = self.api.store.dispatch.queue(None, UI_PAGE_SIZE, offset)
-        render(req, resp, "queue.html", items=items, pages=_pages(total, offset))
+        boffset = _offset(req, "blocked")
+        blocked, blocked_total = blocked_page(self.api.store, UI_PAGE_SIZE, boffset)
+        render(req, resp, "queue.html", items=items, pages=_pages(total, offset),
+               blocked=blocked, blocked_pages=_pages(blocked_total, boffset))
 
 
 class Issues(UiResource):
@@ -135,6 +143,41 @@ class Goals(UiResource):
         render(req, resp, "goals.html", goals=[store.goals.wire(g) for g in goals], goals_total=goals_total,
                projects=[{**store.projects.wire(p), "counts": store.issues.counts_by_project(p["id"])}
                          for p in projects], projects_total=projects_total)
+
+
+class GoalDetail(UiResource):
+    """One goal: progress, its readings as a chart (the newest ``UI_PAGE_SIZE``) and a table."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, goal_id: str) -> None:
+        goals = self.api.store.goals
+        try:
+            goal = goals.wire(goals.get_live(goal_id))
+            readings, total = goals.readings(goal_id, UI_PAGE_SIZE, 0)
+        except errors.NotFound as exc:
+            render(req, resp, "error.html", 404, message=exc.message, details={}, back="/ui/goals")
+            return
+        render(req, resp, "goal.html", goal=goal, readings=readings, total=total,
+               chart=reading_chart(list(reversed(readings)), goal.get("targetValue")))
+
+
+def reading_chart(readings: list[dict[str, Any]], target: float | None) -> dict[str, Any] | None:
+    """Polyline geometry of ``readings`` (oldest first) in a 600x160 box, the target as a line."""
+    if not readings:
+        return None
+    values = [float(r["value"]) for r in readings] + ([float(target)] if target is not None else [])
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = 560 / max(len(readings) - 1, 1)
+
+    def y(v: float) -> float:
+        return round(150 - (v - low) / span * 130, 1)
+
+    points = [(round(30 + n * step, 1), y(float(r["value"])), r) for n, r in enumerate(readings)]
+    return {"points": points, "polyline": " ".join(f"{x},{py}" for x, py, _ in points),
+            "target": y(float(target)) if target is not None else None, "low": low, "high": high}
 
 
 class Prompts(UiResource):

@@ -75,6 +75,11 @@ def audit(store: RedisStore) -> list[str]:
     problems: list[str] = []
     snap = _Snapshot(store)
     ready, blocked = expected(store, snap)
+    want_blocked = {iid for iid, n in blocked.items() if n}
+    have_blocked = set(r.zrange(k.dispatch_blocked(), 0, -1))
+    if have_blocked != want_blocked:
+        problems.append(f"blocked index: missing {sorted(want_blocked - have_blocked)[:5]}, "
+                        f"extra {sorted(have_blocked - want_blocked)[:5]}")
     actual = dict(r.zrange(k.dispatch_ready(), 0, -1, withscores=True))
     # Due but not yet moved by a claim or the scheduler tick: a transient state, not a fault.
     waiting = set(r.zrangebyscore(k.dispatch_scheduled(), "-inf", store.now()))
@@ -168,10 +173,13 @@ def expect(store: RedisStore, rows: Rows, exp: Expected) -> None:
             exp.sets.setdefault(k.dispatch_goal_projects(p["goalId"]), set()).add(p["id"])
     exp.zsets[k.dispatch_ready()] = {}
     exp.zsets[k.dispatch_scheduled()] = {}
+    exp.zsets[k.dispatch_blocked()] = {}
     now = store.now()
     for iid, row in rows.issues.items():
         n = blocked.get(iid, 0)
         exp.fields[(k.dispatch_state(iid), "blocked")] = str(n) if n else None
+        if n:
+            exp.zadd(k.dispatch_blocked(), iid, None)  # any score: "blocked since" is not in the rows
         if row["deletedAt"] is None and row["status"] == "todo" and not due(row, now):
             exp.zadd(k.dispatch_scheduled(), scoring.member(iid, row["projectId"]), row["notBefore"])
         if eligible(row, n) and due(row, now):

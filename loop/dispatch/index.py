@@ -146,10 +146,13 @@ class Index:
             pipe.zadd(self.k.dispatch_scheduled(), {after[0]: after[1]})
 
     def stage_blocked(self, pipe: Pipe, issue_id: str, count: int) -> None:
+        # P:dispatch:blocked lets the dashboard page the blocked issues (NX: "since" is the first block).
         if count > 0:
             pipe.hset(self.k.dispatch_state(issue_id), "blocked", count)
+            pipe.zadd(self.k.dispatch_blocked(), {issue_id: self.s.now()}, nx=True)
         else:
             pipe.hdel(self.k.dispatch_state(issue_id), "blocked")
+            pipe.zrem(self.k.dispatch_blocked(), issue_id)
 
     def stage(self, pipe: Pipe, plan: Plan) -> None:
         # Blocked counts first: the enter script reads them.

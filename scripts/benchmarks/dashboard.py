@@ -2,7 +2,8 @@
 
 One server gets the backlog of the ``cost`` scenario (``-o size=100000``; issues, signals, projects,
 labels, sessions, goals, seeded straight into Redis), plus a dispatch queue: the newest
-``QUEUED`` todo issues are re-entered through the store so the queue page has rows to score. Each
+``QUEUED`` todo issues are re-entered through the store so the queue page has rows to score
+(``BLOCKED`` of them blocked by others: the blocked list), and a goal gets readings. Each
 page is then fetched by one client thread (latency, not throughput) with a dashboard session
 cookie signed like a login would (api/ui/session.py), and its p95 checked against 50 ms.
 The ratio against ``-o small=1000`` shows that no page grows with the backlog.
@@ -18,9 +19,12 @@ from api.ui.session import COOKIE, Signer
 from benchmarks.cost import Seeded, seed
 from benchmarks.harness import Bench, Request, Result, Server
 from loop.store.apikeys import BOOTSTRAP_NAME
+from loop.store.goals import Reading
 
 TARGET_MS = 50.0
 QUEUED = 200
+BLOCKED = 60
+READINGS = 200
 
 
 class CookieServer(Server):
@@ -40,7 +44,7 @@ class CookieServer(Server):
                 conn.close()
 
 
-def pages(s: Seeded) -> list[tuple[str, str]]:
+def pages(s: Seeded, goal: str) -> list[tuple[str, str]]:
     return [
         ("overview", "/ui"),
         ("counters fragment", "/ui/fragments/counters"),
@@ -52,16 +56,25 @@ def pages(s: Seeded) -> list[tuple[str, str]]:
         ("issue detail (preview)", f"/ui/issues/{s.preview}"),
         ("signals", "/ui/signals"),
         ("goals and projects", "/ui/goals"),
+        ("goal with readings", f"/ui/goals/{goal}"),
         ("prompts", "/ui/prompts"),
         ("operations", "/ui/ops"),
     ]
 
 
-def _queue(srv: Server) -> None:
-    """Give the queue page rows: re-enter the newest todo issues through the store's hooks."""
+def _queue(srv: Server) -> str:
+    """Give the queue page rows: re-enter the newest todo issues through the store's hooks, block
+    ``BLOCKED`` of them (the blocked list's page) and give a goal ``READINGS`` readings; the goal's id."""
     ids, _ = srv.store.issues.list({"status": ["todo"]}, QUEUED, 0)
     for row in ids:
         srv.store.issues.update(row["id"], {"priority": (row["priority"] or 0) % 4 + 1})
+    for blocker, blocked in zip(ids[:BLOCKED], ids[BLOCKED:2 * BLOCKED], strict=True):
+        srv.store.relations.create(blocker["id"], "blocks", blocked["id"])
+    goal = srv.store.goals.create({"title": "Faster checkout", "metric": "p95_ms", "targetValue": 300})
+    now = srv.store.now()
+    for n in range(READINGS):
+        srv.store.goals.record(goal["id"], Reading(value=900 - n, at=now - (READINGS - n) * 60_000))
+    return str(goal["id"])
 
 
 def run(bench: Bench) -> None:
@@ -74,10 +87,10 @@ def run(bench: Bench) -> None:
         try:
             t0 = time.perf_counter()
             seeded = seed(srv.store, n)
-            _queue(srv)
+            goal = _queue(srv)
             print(f"  seeded in {time.perf_counter() - t0:.1f}s", flush=True)
             srv.cookie, _ = Signer(srv.store).issue(BOOTSTRAP_NAME)
-            for name, path in pages(seeded):
+            for name, path in pages(seeded, goal):
                 make: Callable[[int], Request] = lambda i, p=path: Request("GET", p)  # noqa: E731
                 figures.setdefault(name, {})[n] = bench.record(bench.load(srv, f"{name} @{n:,}", make, concurrency=1))
         finally:
