@@ -56,3 +56,21 @@ def test_the_issue_page_lists_relations_other_issues_hold_toward_it(browser, cli
     page = browser.get(f"/ui/issues/{b['id']}").text
     incoming = re.search(r'<ul class="incoming">(.*?)</ul>', page, re.S)
     assert incoming and a["id"] in incoming.group(1) and "blocks this issue" in incoming.group(1)
+
+
+def test_the_queue_page_lists_scheduled_issues_soonest_first_with_their_due_time(browser, client, clock):
+    later = client.post("/api/issues", json={"title": "Re-check in two days", "type": "monitor", "status": "todo",
+                                              "notBefore": "2026-02-22T12:00:00.000Z"}).json["data"]
+    sooner = client.post("/api/issues", json={"title": "Re-check <tomorrow>", "type": "monitor", "status": "todo",
+                                               "notBefore": "2026-02-21T12:00:00.000Z"}).json["data"]
+    page = browser.get("/ui/queue").text
+    section = page[page.index('<h2 id="scheduled">'):]
+    rows = re.search(r"<tbody>(.*?)</tbody>", section, re.S)
+    assert rows
+    body = rows.group(1)
+    assert body.index(f"#{sooner['number']}") < body.index(f"#{later['number']}")
+    assert "Re-check &lt;tomorrow&gt;" in body and 'datetime="2026-02-21T12:00:00.000Z"' in body
+    assert "1–2 of 2" in section
+    clock.advance(3 * 24 * 3600)  # both fall due: they leave the scheduled list for the queue
+    page = Browser(client).get("/ui/queue").text  # a new login: the first session has expired by now
+    assert "Nothing is scheduled." in page and "Re-check &lt;tomorrow&gt;" in page

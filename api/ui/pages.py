@@ -69,8 +69,12 @@ class Queue(UiResource):
         items, total = self.api.store.dispatch.queue(None, UI_PAGE_SIZE, offset)
         boffset = _offset(req, "blocked")
         blocked, blocked_total = blocked_page(self.api.store, UI_PAGE_SIZE, boffset)
+        soffset = _offset(req, "scheduled")
+        scheduled, scheduled_total = self.api.store.dispatch.scheduled(UI_PAGE_SIZE, soffset)
         render(req, resp, "queue.html", items=items, pages=_pages(total, offset),
-               blocked=blocked, blocked_pages=_pages(blocked_total, boffset))
+               blocked=blocked, blocked_pages=_pages(blocked_total, boffset),
+               scheduled=[self.api.store.issues.wire(i) for i in scheduled],
+               scheduled_pages=_pages(scheduled_total, soffset))
 
 
 class Issues(UiResource):
