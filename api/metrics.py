@@ -43,7 +43,7 @@ class BacklogGauges(Collector):
 
         up = GaugeMetricFamily("loop_redis_up", "1 when Redis answered this scrape's reads")
         store, keys = self.store, self.store.keys
-        queue = Queue(self.queue_name, connection=store.raw)
+        queue = Queue(self.queue_name, connection=store.rq)
         try:
             now = store.now()
             pipe = store.r.pipeline(transaction=False)

@@ -20,6 +20,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.utils import utcparse
 
+from loop.connection import AnyRedis
 from loop.redis_errors import unavailable_reason
 from loop.store.commands import Client, decoded
 from loop.tunables import (
@@ -64,7 +65,7 @@ def readiness(store: RedisStore, queue_name: str) -> tuple[list[str], Report]:
     """(problems, report). No problems means ready; the rule is documented in docs/operations.md."""
     now = store.now()
     keys = store.keys
-    queue = Queue(queue_name, connection=store.raw)
+    queue = Queue(queue_name, connection=store.rq)
     pipe = store.r.pipeline(transaction=False)
     pipe.set(keys.health_probe(), now, px=HEALTH_PROBE_TTL_MS)
     for section in ("memory", "persistence", "replication"):  # one section per INFO on Redis 6.2
@@ -203,7 +204,7 @@ def _hash_value_limit(client: Client) -> int | None:
 _checked: set[str] = set()
 
 
-def check_redis_config_once(client: redis.Redis, url: str) -> None:
+def check_redis_config_once(client: AnyRedis, url: str) -> None:
     """:func:`check_redis_config` the first time a process connects to ``url``."""
     if url not in _checked:
         _checked.add(url)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 import redis
 from rq import Queue, Worker
 
+from loop.connection import connect_single
+from loop.errors import ConfigError
 from loop.runtime import DEFAULT_REDIS_URL
 from loop.settings import Settings
 from workers import leases, retention
@@ -23,12 +25,18 @@ PERIODIC: list[tuple[float, Callable[[Settings], None]]] = [
 
 
 def rq_connection(settings: Settings) -> redis.Redis:
-    """RQ stores pickled bytes: its connection must not decode responses.
+    """RQ's Redis (``LOOP_QUEUE_URL``, else ``REDIS_URL``). RQ stores pickled bytes: its connection
+    must not decode responses.
 
     ``driver_info=None`` skips CLIENT SETINFO: every forked work-horse reconnects, and building
     each connection's driver info reads the package metadata (~2.5 ms of CPU) plus two round trips.
     """
-    return redis.Redis.from_url(settings.redis_url or DEFAULT_REDIS_URL, driver_info=None)
+    url = settings.queue_url or settings.redis_url or DEFAULT_REDIS_URL
+    try:
+        return connect_single(url, decode_responses=False, driver_info=None)
+    except ValueError as exc:
+        name = "LOOP_QUEUE_URL" if settings.queue_url else "REDIS_URL"
+        raise ConfigError(f"{name} cannot serve RQ: {exc}") from None
 
 
 def queue_for(settings: Settings, connection: redis.Redis | None = None) -> Queue:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from rq import Queue, Retry
 
+from loop import connection
 from loop.redis_errors import DeadlineRetry
 from loop.scripts import source
 from loop.signals.providers import Delivery
@@ -51,11 +52,9 @@ def body_digest(body: bytes) -> str:
 
 def binary_client(client: redis.Redis) -> redis.Redis:
     """A client on the same server/db as ``client`` that does NOT decode replies (RQ pickles)."""
-    pool = client.connection_pool
     # Dropped connections are retried briefly; a silent Redis is not waited on again (the timed-out
     # attempt already took the socket timeout), so the webhook answers 503 within that bound.
-    kwargs = {**pool.connection_kwargs, "decode_responses": False, "retry": DeadlineRetry()}
-    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
+    return connection.binary_client(client, retry=DeadlineRetry())
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ class Intake:
     def queue(self) -> Queue:
         with self._lock:
             if self._queue is None:
-                self._queue = Queue(self.settings.queue_name, connection=binary_client(self.store.raw))
+                self._queue = Queue(self.settings.queue_name, connection=self.store.rq)
             return self._queue
 
     def job_spec(self, delivery: Delivery, body: bytes) -> dict[str, Any]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 
-from loop import models
+from loop import connection, models
 from loop.clock import Clock, SystemClock
-from loop.errors import Conflict, NotFound
+from loop.connection import AnyRedis
+from loop.errors import ConfigError, Conflict, NotFound
 from loop.keys import Keys
 from loop.scripts import Scripts
 from loop.settings import Settings
@@ -30,17 +32,19 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 ROWS_SCRIPT = "rows_read"
 
 
-def connect(url: str, **kwargs: Any) -> redis.Redis:
-    """A Redis client that returns ``str`` (Loop stores UTF-8 text only).
+def connect(url: str, **kwargs: Any) -> AnyRedis:
+    """A client of ``url`` (one Redis, ``redis+cluster://`` or ``redis+sentinel://``: loop/connection.py)
+    that returns ``str`` (Loop stores UTF-8 text only).
 
-    Dropped connections are retried for a bounded time, timeouts never (loop/redis_errors.py).
+    Dropped connections are retried for a bounded time, timeouts never (loop/redis_errors.py);
+    a cluster client retries with its own policy.
     """
     from loop.redis_errors import DeadlineRetry
 
     kwargs.setdefault("decode_responses", True)
     kwargs.setdefault("retry", DeadlineRetry())
     kwargs.setdefault("health_check_interval", 30)
-    return redis.Redis.from_url(url, **kwargs)
+    return connection.connect(url, **kwargs)
 
 
 class RedisStore:
@@ -54,7 +58,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: AnyRedis,
         settings: Settings | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -70,7 +74,7 @@ class RedisStore:
         #: The client as Loop sees it: the commands it uses, ``str`` replies (loop/store/commands.py).
         self.r: Client = decoded(client)
         #: The redis-py client itself, for what takes one (RQ queues) and the rare undecoded read.
-        self.raw: redis.Redis = client
+        self.raw: AnyRedis = client
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
         self.keys = Keys(self.settings.namespace)
@@ -87,6 +91,17 @@ class RedisStore:
         self.comments = Comments(self)
         self.apikeys = ApiKeys(self)
         self.idempotency = Idempotency(self)
+
+    @functools.cached_property
+    def rq(self) -> redis.Redis:
+        """RQ's Redis, undecoded (RQ pickles): ``LOOP_QUEUE_URL``, else the data Redis itself."""
+        from loop.redis_errors import DeadlineRetry
+
+        try:
+            # Dropped connections are retried briefly; a silent Redis is not waited on again.
+            return connection.queue_client(self.settings.queue_url, self.raw, retry=DeadlineRetry())
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def now(self) -> int:
         return self.clock.now_ms()
