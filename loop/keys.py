@@ -97,6 +97,12 @@ class Keys:
 
     namespace: str = "loop"
 
+    def __post_init__(self) -> None:
+        # "{ns}" opens every key, so the cluster hashes the namespace alone: one slot per namespace.
+        # An empty tag or a brace inside it would hash the whole key (keys spread over slots).
+        if not self.namespace or "{" in self.namespace or "}" in self.namespace or len(self.namespace) > 64:
+            raise ValueError(f"a key namespace is 1-64 characters without braces, got {self.namespace!r}")
+
     @property
     def prefix(self) -> str:
         return "{" + self.namespace + "}"
