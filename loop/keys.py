@@ -43,6 +43,9 @@ P:idx:signals:<field>:<value>          zset    signals by source / severity / pr
 P:counts:signals                       hash    JSON [[filter, value], ...] of 2-3 filters -> signal count
 P:webhook:<provider>:<digest>          string  webhook dedup marker -> RQ job id (TTL >= 7 days)
 P:webhook-body:<provider>:<digest>     string  the same for the SHA-256 of the raw signed body (replays)
+P:webhook-outbox                       hash    job id -> job spec of an accepted delivery not yet known
+                                               enqueued on a separate queue Redis (LOOP_QUEUE_URL)
+P:webhook-outbox:due                   zset    the outbox's job ids, score = accepted at (ms)
 P:signals:done:<provider>:<digest>     string  delivery already normalized -> signal id (TTL)
 P:signal:group:<digest>                string  fingerprint (first 32 hex of SHA-256) -> its triage issue id
 P:goal:<id>:readings                   zset    the goal's last 1,000 readings (JSON), score = at (ms)
@@ -187,6 +190,14 @@ class Keys:
     def webhook_body(self, provider: str, digest: str) -> str:
         """Dedup marker of a signed body (a replay with a fresh delivery id is still a duplicate)."""
         return self._k("webhook-body", provider, digest)
+
+    def webhook_outbox(self) -> str:
+        """Accepted deliveries whose RQ job (on a separate queue Redis) may not exist yet: job id -> spec."""
+        return self._k("webhook-outbox")
+
+    def webhook_outbox_due(self) -> str:
+        """The outbox's job ids by acceptance time (ms): what the worker's relay looks at."""
+        return self._k("webhook-outbox", "due")
 
     def signal_done(self, provider: str, digest: str) -> str:
         return self._k("signals", "done", provider, digest)

@@ -126,3 +126,10 @@ UI_SESSION_SECONDS = 12 * 3600
 UI_PAGE_SIZE = 50
 #: Characters of a failed job's payload and error the Operations page shows (small whatever the job).
 UI_EXCERPT_CHARS = 2000
+# ---------------------------------------------------------------- scale-out (issue 18, docs/operations.md)
+#: Age (s) after which the worker's relay enqueues an outbox entry itself: the API enqueues right after
+#: recording it, so an older entry means that request died in between (or the queue Redis was down).
+OUTBOX_RELAY_AFTER_SECONDS = 10
+#: Seconds between relay passes, and the entries one pass handles (bounded work per tick).
+OUTBOX_RELAY_SECONDS = 5
+OUTBOX_RELAY_BATCH = 200

@@ -13,7 +13,7 @@ from loop.connection import connect_single
 from loop.errors import ConfigError
 from loop.runtime import DEFAULT_REDIS_URL
 from loop.settings import Settings
-from workers import leases, retention
+from workers import leases, outbox, retention
 
 log = logging.getLogger("loop.worker")
 
@@ -21,6 +21,7 @@ log = logging.getLogger("loop.worker")
 PERIODIC: list[tuple[float, Callable[[Settings], None]]] = [
     (leases.LEASE_SWEEP_SECONDS, leases.sweep),
     (retention.RETENTION_SWEEP_SECONDS, retention.sweep),
+    (outbox.OUTBOX_RELAY_SECONDS, outbox.relay),
 ]
 
 
