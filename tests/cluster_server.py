@@ -144,9 +144,12 @@ class SentinelSetup:
     def _start(self) -> SentinelSetup:
         self.dir = tempfile.mkdtemp(prefix="loop-sentinel-")
         self.master_port, self.replica_port = free_port(), free_port()
-        self.procs[self.master_port] = _spawn(self.master_port, self.dir)
+        # No 5 s wait before the replica's first sync (redis' default diskless delay).
+        self.procs[self.master_port] = _spawn(self.master_port, self.dir, "--repl-diskless-sync-delay", "0")
         self.procs[self.replica_port] = _spawn(self.replica_port, self.dir, "--replicaof", "127.0.0.1",
                                                str(self.master_port))
+        replica = redis.Redis(port=self.replica_port, decode_responses=True)
+        _wait(lambda: replica.info("replication").get("master_link_status") == "up", "the replica's first sync")
         for _ in range(3):
             port = free_port()
             conf = f"{self.dir}/sentinel-{port}.conf"
