@@ -142,6 +142,8 @@ class Settings:
     loop_url: str = f"http://localhost:{DEFAULT_PORT}"
     port: int = DEFAULT_PORT
     namespace: str = "loop"
+    #: ``LOOP_NAMESPACES``: the namespaces a worker pool sweeps and maintains (empty: ``namespace`` only).
+    namespaces: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     webhook_max_body_bytes: int = DEFAULT_WEBHOOK_MAX_BODY_BYTES
     github_webhook_secrets: tuple[str, ...] = ()
@@ -168,6 +170,11 @@ class Settings:
     metrics_public: bool = False
 
     @property
+    def served_namespaces(self) -> tuple[str, ...]:
+        """What this process's periodic jobs (lease sweeps, retention, outbox relay) run for."""
+        return self.namespaces or (self.namespace,)
+
+    @property
     def separate_queue(self) -> bool:
         """RQ's queue lives on another Redis than the data (webhooks go through the outbox)."""
         return self.queue_url is not None and self.queue_url != self.redis_url
@@ -183,6 +190,11 @@ class Settings:
             raise ConfigError(
                 f"LOOP_NAMESPACE must be 1-64 characters of letters, digits, '_', '.', '-', got {namespace!r}"
             )
+        namespaces = tuple(n.strip() for n in (env.get("LOOP_NAMESPACES") or "").split(",") if n.strip())
+        for name in namespaces:
+            if not _NAMESPACE_RE.match(name):
+                raise ConfigError(f"LOOP_NAMESPACES must list namespaces of 1-64 characters of letters, digits, "
+                                  f"'_', '.', '-', got {name!r}")
         port = env_int(env, "PORT", DEFAULT_PORT, 1, 65535)
         redis_url, queue_url = _redis_urls(env)
         return cls(
@@ -192,6 +204,7 @@ class Settings:
             loop_url=_url(env, "LOOP_URL", f"http://localhost:{port}", ("http", "https")) or "",
             port=port,
             namespace=namespace,
+            namespaces=tuple(dict.fromkeys(namespaces)),
             max_body_bytes=env_int(env, "LOOP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 64 * 1024 * 1024),
             webhook_max_body_bytes=env_int(env, "LOOP_WEBHOOK_MAX_BODY_BYTES", DEFAULT_WEBHOOK_MAX_BODY_BYTES,
                                         1024, 256 * 1024 * 1024),

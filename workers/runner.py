@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -45,13 +46,19 @@ def queue_for(settings: Settings, connection: redis.Redis | None = None) -> Queu
 
 
 def start_periodic(settings: Settings, stop: threading.Event) -> None:
-    """Run each :data:`PERIODIC` job every interval until ``stop`` is set (waits, never spins)."""
+    """Run each :data:`PERIODIC` job every interval, for every namespace served, until ``stop`` is set
+    (waits, never spins)."""
+    # A pool serving several namespaces (LOOP_NAMESPACES) runs each job for each of them in turn.
+    every = [dataclasses.replace(settings, namespace=ns) for ns in settings.served_namespaces]
+
     def run(interval: float, fn: Callable[[Settings], None]) -> None:
         while not stop.wait(interval):
-            try:
-                fn(settings)
-            except Exception:  # a failed sweep must not kill the worker; the next one retries
-                log.exception("periodic job %s failed", getattr(fn, "__qualname__", fn))
+            for one in every:
+                try:
+                    fn(one)
+                except Exception:  # a failed sweep must not kill the worker (nor skip the other namespaces)
+                    log.exception("periodic job %s failed for namespace %s",
+                                  getattr(fn, "__qualname__", fn), one.namespace)
 
     for interval, fn in PERIODIC:
         threading.Thread(target=run, args=(interval, fn), daemon=True, name=f"periodic-{fn.__name__}").start()
