@@ -70,14 +70,19 @@ def readiness(store: RedisStore, queue_name: str) -> tuple[list[str], Report]:
     pipe.set(keys.health_probe(), now, px=HEALTH_PROBE_TTL_MS)
     for section in ("memory", "persistence", "replication"):  # one section per INFO on Redis 6.2
         pipe.info(section)
-    pipe.llen(queue.key)
-    pipe.lindex(queue.key, 0)
-    pipe.zcard(ScheduledJobRegistry.key_template.format(queue_name))  # retries waiting for their delay
-    pipe.zcard(FailedJobRegistry.key_template.format(queue_name))
+    # RQ's keys live on RQ's Redis: the data pipeline's own when they share one (one round trip).
+    separate = store.settings.separate_queue
+    qpipe = queue.connection.pipeline(transaction=False) if separate else pipe
+    qpipe.llen(queue.key)
+    qpipe.lindex(queue.key, 0)
+    qpipe.zcard(ScheduledJobRegistry.key_template.format(queue_name))  # retries waiting for their delay
+    qpipe.zcard(FailedJobRegistry.key_template.format(queue_name))
     pipe.get(keys.lease_sweep())
     pipe.zcount(keys.dispatch_leases(), "-inf", now - HEALTH_SWEEP_OVERDUE_SECONDS * 1000)
     try:
         replies = pipe.execute(raise_on_error=False)
+        if separate:
+            replies = [*replies[:4], *qpipe.execute(raise_on_error=False), *replies[4:]]
     except redis.RedisError as exc:
         return [f"redis: {_reason(exc)}"], {"redis": {"status": _reason(exc)}}
     failed = [r for r in replies if isinstance(r, Exception)]
@@ -136,7 +141,9 @@ def _queue_report(store: RedisStore, queue_name: str, queued: int, oldest: str |
                   now: int, problems: list[str]) -> Report:
     age = None
     if oldest:
-        enqueued = store.r.hget(Job.key_for(oldest), "enqueued_at")
+        oldest = oldest if isinstance(oldest, str) else oldest.decode()
+        raw = store.rq.hget(Job.key_for(oldest), "enqueued_at")  # RQ's Redis (bytes)
+        enqueued = raw.decode() if isinstance(raw, bytes) else raw
         if enqueued:
             age = _age_s(now, int(utcparse(enqueued).replace(tzinfo=UTC).timestamp() * 1000))
     if age is not None and age > HEALTH_QUEUE_AGE_SECONDS:

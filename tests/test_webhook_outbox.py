@@ -114,3 +114,12 @@ def test_a_queue_redis_down_after_recording_still_acknowledges_and_the_relay_enq
     with pytest.raises(redis.ConnectionError):
         relay_outbox(loop)  # still down: the entry stays
     assert len(outbox(store)) == 1
+
+
+def test_readiness_counts_the_queue_on_rqs_own_redis(client, store, settings, rq_queue):
+    from loop.health import readiness
+
+    assert post(client, "d-ready") == (202, "queued")
+    _problems, report = readiness(store, settings.queue_name)
+    assert report["webhooks"]["queued"] == 1
+    assert report["webhooks"]["oldestAgeSeconds"] is not None
