@@ -25,7 +25,7 @@ SUITES = [
     "tests/test_relations_comments_api.py", "tests/test_dispatch_api.py", "tests/test_dispatch_blocking.py",
     "tests/test_signals_api.py", "tests/test_webhooks_api.py", "tests/test_webhook_replay.py",
     "tests/test_webhooks_worker.py", "tests/test_webhook_outbox.py", "tests/test_prompts_engine.py",
-    "tests/test_prompts_context.py", "tests/test_templates_api.py",
+    "tests/test_prompts_context.py", "tests/test_templates_api.py", "tests/test_namespace_transfer.py",
 ]
 #: Needs RQ's keys in the same MULTI: used only when RQ shares one (non-cluster) Redis with the data.
 ONE_REDIS_ONLY = {"webhook_accept"}
