@@ -53,6 +53,7 @@ P:goal:<id>:daily                      hash    "<YYYY-MM-DD>:n" / ":sum" -> coun
 P:goals:metric:<metric>                set     live goals whose metric is <metric> (metric signals)
 P:idem:<digest>                        string  stored response of an Idempotency-Key (TTL)
 P:health:probe                         string  GET /health's write probe (TTL 60 s)
+P:replica:probe                        string  LOOP_WAIT_REPLICAS' write before WAIT (TTL 60 s)
 P:health:lease_sweep                   string  epoch ms of the last periodic lease sweep
 P:template:<id>                        hash    one prompt template
 P:prompt_version:<id> / prompt_review  hash    one prompt version / review
@@ -219,6 +220,10 @@ class Keys:
     # health (loop/health.py)
     def health_probe(self) -> str:
         return self._k("health", "probe")
+
+    def replica_probe(self) -> str:
+        """Written right before a ``WAIT`` (LOOP_WAIT_REPLICAS) so the WAIT covers every earlier write."""
+        return self._k("replica", "probe")
 
     def lease_sweep(self) -> str:
         """When the periodic lease sweep last ran (epoch ms): readiness says when it is overdue."""

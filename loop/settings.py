@@ -137,6 +137,8 @@ class Settings:
 
     api_key: str = "loop-dev-api-key-insecure"
     redis_url: str | None = None
+    #: ``LOOP_WAIT_REPLICAS``: replicas that must confirm an acknowledged write (Redis ``WAIT``); 0: none.
+    wait_replicas: int = 0
     #: RQ's Redis (``LOOP_QUEUE_URL``); ``None``: the data Redis itself (not allowed with a cluster).
     queue_url: str | None = None
     loop_url: str = f"http://localhost:{DEFAULT_PORT}"
@@ -201,6 +203,7 @@ class Settings:
             api_key=api_key,
             redis_url=redis_url,
             queue_url=queue_url,
+            wait_replicas=env_int(env, "LOOP_WAIT_REPLICAS", 0, 0, 16),
             loop_url=_url(env, "LOOP_URL", f"http://localhost:{port}", ("http", "https")) or "",
             port=port,
             namespace=namespace,

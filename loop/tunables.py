@@ -133,3 +133,5 @@ OUTBOX_RELAY_AFTER_SECONDS = 10
 #: Seconds between relay passes, and the entries one pass handles (bounded work per tick).
 OUTBOX_RELAY_SECONDS = 5
 OUTBOX_RELAY_BATCH = 200
+#: Longest a request waits for LOOP_WAIT_REPLICAS replicas to confirm its writes before answering 503.
+REPLICA_WAIT_MS = 1000

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
+from redis.cluster import RedisCluster
 
 from loop import connection, models
 from loop.clock import Clock, SystemClock
@@ -17,7 +18,7 @@ from loop.scripts import Scripts
 from loop.settings import Settings
 from loop.store.commands import decoded
 from loop.store.types import Client, IssueHook, Pipe, is_id
-from loop.tunables import MAX_TX_RETRIES
+from loop.tunables import MAX_TX_RETRIES, REPLICA_WAIT_MS
 
 if TYPE_CHECKING:
     from loop.store.reindex import Extension
@@ -102,6 +103,27 @@ class RedisStore:
             return connection.queue_client(self.settings.queue_url, self.raw, retry=DeadlineRetry())
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+
+    def confirm_replicated(self) -> bool:
+        """Whether ``LOOP_WAIT_REPLICAS`` replicas hold every write made so far (always true when 0).
+
+        ``WAIT`` covers the writes of its own connection only: a probe write and the WAIT go down one
+        connection (a non-transactional pipeline; on a cluster, the namespace's master), and the probe
+        comes after every earlier write of this process, on whatever connection they went."""
+        wanted = self.settings.wait_replicas
+        if not wanted:
+            return True
+        probe = self.keys.replica_probe()
+        if isinstance(self.raw, RedisCluster):
+            node = self.raw.get_node_from_key(probe)  # type: ignore[no-untyped-call]
+            master: redis.Redis = node.redis_connection
+        else:
+            master = self.raw
+        pipe = decoded(master).pipeline(transaction=False)
+        pipe.set(probe, self.now(), px=60_000)
+        pipe.execute_command("WAIT", wanted, REPLICA_WAIT_MS)
+        _ok, acked = pipe.execute()
+        return int(acked) >= wanted
 
     def now(self) -> int:
         return self.clock.now_ms()
