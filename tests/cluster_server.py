@@ -90,7 +90,7 @@ class Cluster:
         third = 16384 // 3
         bounds = [(0, third - 1), (third, 2 * third - 1), (2 * third, 16383)]
         for node, (lo, hi) in zip(nodes, bounds, strict=True):
-            node.execute_command("CLUSTER ADDSLOTSRANGE", lo, hi)
+            node.execute_command("CLUSTER ADDSLOTS", *range(lo, hi + 1))  # ADDSLOTSRANGE needs Redis 7
         for port in self.ports[1:]:
             nodes[0].execute_command("CLUSTER MEET", "127.0.0.1", port)
         _wait(lambda: all(n.cluster("INFO")["cluster_state"] == "ok" for n in nodes), "cluster_state:ok")
