@@ -19,8 +19,7 @@ from redis.client import NEVER_DECODE
 
 from loop.errors import Conflict, ValidationError
 from loop.store.base import RedisStore
-
-FORMAT = 1
+from loop.tunables import EXPORT_FORMAT as FORMAT
 
 
 def export_lines(store: RedisStore) -> Iterator[bytes]:
