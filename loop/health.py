@@ -66,7 +66,8 @@ def readiness(store: RedisStore, queue_name: str) -> tuple[list[str], Report]:
     now = store.now()
     keys = store.keys
     queue = Queue(queue_name, connection=store.rq)
-    pipe = store.r.pipeline(transaction=False)
+    # The namespace's own Redis (on a cluster, its slot's master): a cluster pipeline refuses INFO.
+    pipe = decoded(store.master()).pipeline(transaction=False)
     pipe.set(keys.health_probe(), now, px=HEALTH_PROBE_TTL_MS)
     for section in ("memory", "persistence", "replication"):  # one section per INFO on Redis 6.2
         pipe.info(section)

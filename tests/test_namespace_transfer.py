@@ -17,10 +17,13 @@ from tests.conftest import keys_of
 from tests.redis_server import spawn_redis
 
 
-def _env(monkeypatch: pytest.MonkeyPatch, url: str, namespace: str) -> None:
+def _env(monkeypatch: pytest.MonkeyPatch, url: str, namespace: str, queue_url: str | None = None) -> None:
     monkeypatch.setenv("REDIS_URL", url)
     monkeypatch.setenv("LOOP_NAMESPACE", namespace)
-    monkeypatch.delenv("LOOP_QUEUE_URL", raising=False)
+    if queue_url:  # required when REDIS_URL is a cluster (the cluster suite runs this file too)
+        monkeypatch.setenv("LOOP_QUEUE_URL", queue_url)
+    else:
+        monkeypatch.delenv("LOOP_QUEUE_URL", raising=False)
 
 
 def test_a_namespace_exported_and_imported_elsewhere_serves_the_same_issues_claims_and_ttls(
@@ -31,7 +34,7 @@ def test_a_namespace_exported_and_imported_elsewhere_serves_the_same_issues_clai
     store.r.set(store.keys.idempotency("abc"), "x", ex=600)
     path = tmp_path / "ns.jsonl"
     runner = CliRunner()
-    _env(monkeypatch, settings.redis_url or "", settings.namespace)
+    _env(monkeypatch, settings.redis_url or "", settings.namespace, settings.queue_url)
     out = runner.invoke(main, ["admin", "export", str(path)])
     assert out.exit_code == 0, out.output
     target = spawn_redis()
@@ -60,6 +63,6 @@ def test_importing_something_that_is_not_an_export_is_refused_naming_the_problem
         settings, monkeypatch, tmp_path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"hello": 1}\n')
-    _env(monkeypatch, settings.redis_url or "", f"x-{uuid.uuid4().hex[:8]}")
+    _env(monkeypatch, settings.redis_url or "", f"x-{uuid.uuid4().hex[:8]}", settings.queue_url)
     out = CliRunner().invoke(main, ["admin", "import", str(path)])
     assert out.exit_code != 0 and "not a Loop export" in out.output

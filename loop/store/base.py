@@ -104,6 +104,15 @@ class RedisStore:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
+    def master(self) -> redis.Redis:
+        """A client of the one Redis holding this namespace: the data Redis, or on a cluster the master
+        of the namespace's slot (for what a cluster client will not send: INFO in a pipeline, WAIT)."""
+        if isinstance(self.raw, RedisCluster):
+            node = self.raw.get_node_from_key(self.keys.prefix)  # type: ignore[no-untyped-call]
+            client: redis.Redis = node.redis_connection
+            return client
+        return self.raw
+
     def confirm_replicated(self) -> bool:
         """Whether ``LOOP_WAIT_REPLICAS`` replicas hold every write made so far (always true when 0).
 
@@ -114,12 +123,7 @@ class RedisStore:
         if not wanted:
             return True
         probe = self.keys.replica_probe()
-        if isinstance(self.raw, RedisCluster):
-            node = self.raw.get_node_from_key(probe)  # type: ignore[no-untyped-call]
-            master: redis.Redis = node.redis_connection
-        else:
-            master = self.raw
-        pipe = decoded(master).pipeline(transaction=False)
+        pipe = decoded(self.master()).pipeline(transaction=False)
         pipe.set(probe, self.now(), px=60_000)
         pipe.execute_command("WAIT", wanted, REPLICA_WAIT_MS)
         _ok, acked = pipe.execute()
