@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import falcon
 from falcon.routing import CompiledRouter
 
-from api import metrics, middleware, openapi, reference, request_log, ui
+from api import metrics, middleware, openapi, reference, replicas, request_log, ui
 from api.http import Api, Route, install_error_handlers
 from api.resources import ROUTE_MODULES
 from loop import __version__, logs
@@ -56,6 +56,7 @@ def create_app(store: Loop, clock: Clock | None = None, settings: Settings | Non
             middleware.Cors(settings.cors_origins),
             middleware.BodyLimit(settings.max_body_bytes, settings.webhook_max_body_bytes, router, webhooks),
             middleware.Auth(store.apikeys, router, public),
+            replicas.ReplicaWait(store),  # before Idempotency: its process_response runs after it
             middleware.Idempotency(store.idempotency, settings.max_body_bytes, router, secret_ops),
             ui.Gate(signer),
     ]

@@ -43,25 +43,28 @@ class BacklogGauges(Collector):
 
         up = GaugeMetricFamily("loop_redis_up", "1 when Redis answered this scrape's reads")
         store, keys = self.store, self.store.keys
-        queue = Queue(self.queue_name, connection=store.raw)
+        queue = Queue(self.queue_name, connection=store.rq)
         try:
             now = store.now()
             pipe = store.r.pipeline(transaction=False)
             pipe.zcard(keys.dispatch_ready())
             pipe.zcard(keys.dispatch_leases())
-            pipe.llen(queue.key)
-            pipe.lindex(queue.key, 0)
-            pipe.zcard(ScheduledJobRegistry.key_template.format(self.queue_name))
-            pipe.zcard(FailedJobRegistry.key_template.format(self.queue_name))
             pipe.get(keys.lease_sweep())
             pipe.hget(keys.label_names(), NEEDS_REVIEW_LABEL)
             pipe.hgetall(keys.session_outcomes())
-            ready, leased, queued, oldest, retrying, failed, swept, review, closed = pipe.execute()
+            ready, leased, swept, review, closed = pipe.execute()
+            # RQ's keys: on RQ's Redis (LOOP_QUEUE_URL, else the data Redis itself).
+            qpipe = queue.connection.pipeline(transaction=False)
+            qpipe.llen(queue.key)
+            qpipe.lindex(queue.key, 0)
+            qpipe.zcard(ScheduledJobRegistry.key_template.format(self.queue_name))
+            qpipe.zcard(FailedJobRegistry.key_template.format(self.queue_name))
+            queued, oldest, retrying, failed = qpipe.execute()
             parked = int(store.r.zcard(keys.issue_index("label", review))) if review else 0
             age = 0.0
             if oldest:
-                enqueued = store.r.hget(Job.key_for(oldest if isinstance(oldest, str) else oldest.decode()),
-                                        "enqueued_at")
+                enqueued = queue.connection.hget(
+                    Job.key_for(oldest if isinstance(oldest, str) else oldest.decode()), "enqueued_at")
                 if enqueued:
                     text = enqueued if isinstance(enqueued, str) else enqueued.decode()
                     at = utcparse(text).replace(tzinfo=UTC).timestamp() * 1000

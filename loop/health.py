@@ -20,6 +20,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.utils import utcparse
 
+from loop.connection import AnyRedis
 from loop.redis_errors import unavailable_reason
 from loop.store.commands import Client, decoded
 from loop.tunables import (
@@ -64,19 +65,25 @@ def readiness(store: RedisStore, queue_name: str) -> tuple[list[str], Report]:
     """(problems, report). No problems means ready; the rule is documented in docs/operations.md."""
     now = store.now()
     keys = store.keys
-    queue = Queue(queue_name, connection=store.raw)
-    pipe = store.r.pipeline(transaction=False)
+    queue = Queue(queue_name, connection=store.rq)
+    # The namespace's own Redis (on a cluster, its slot's master): a cluster pipeline refuses INFO.
+    pipe = decoded(store.master()).pipeline(transaction=False)
     pipe.set(keys.health_probe(), now, px=HEALTH_PROBE_TTL_MS)
     for section in ("memory", "persistence", "replication"):  # one section per INFO on Redis 6.2
         pipe.info(section)
-    pipe.llen(queue.key)
-    pipe.lindex(queue.key, 0)
-    pipe.zcard(ScheduledJobRegistry.key_template.format(queue_name))  # retries waiting for their delay
-    pipe.zcard(FailedJobRegistry.key_template.format(queue_name))
+    # RQ's keys live on RQ's Redis: the data pipeline's own when they share one (one round trip).
+    separate = store.settings.separate_queue
+    qpipe = queue.connection.pipeline(transaction=False) if separate else pipe
+    qpipe.llen(queue.key)
+    qpipe.lindex(queue.key, 0)
+    qpipe.zcard(ScheduledJobRegistry.key_template.format(queue_name))  # retries waiting for their delay
+    qpipe.zcard(FailedJobRegistry.key_template.format(queue_name))
     pipe.get(keys.lease_sweep())
     pipe.zcount(keys.dispatch_leases(), "-inf", now - HEALTH_SWEEP_OVERDUE_SECONDS * 1000)
     try:
         replies = pipe.execute(raise_on_error=False)
+        if separate:
+            replies = [*replies[:4], *qpipe.execute(raise_on_error=False), *replies[4:]]
     except redis.RedisError as exc:
         return [f"redis: {_reason(exc)}"], {"redis": {"status": _reason(exc)}}
     failed = [r for r in replies if isinstance(r, Exception)]
@@ -135,7 +142,9 @@ def _queue_report(store: RedisStore, queue_name: str, queued: int, oldest: str |
                   now: int, problems: list[str]) -> Report:
     age = None
     if oldest:
-        enqueued = store.r.hget(Job.key_for(oldest), "enqueued_at")
+        oldest = oldest if isinstance(oldest, str) else oldest.decode()
+        raw = store.rq.hget(Job.key_for(oldest), "enqueued_at")  # RQ's Redis (bytes)
+        enqueued = raw.decode() if isinstance(raw, bytes) else raw
         if enqueued:
             age = _age_s(now, int(utcparse(enqueued).replace(tzinfo=UTC).timestamp() * 1000))
     if age is not None and age > HEALTH_QUEUE_AGE_SECONDS:
@@ -203,7 +212,7 @@ def _hash_value_limit(client: Client) -> int | None:
 _checked: set[str] = set()
 
 
-def check_redis_config_once(client: redis.Redis, url: str) -> None:
+def check_redis_config_once(client: AnyRedis, url: str) -> None:
     """:func:`check_redis_config` the first time a process connects to ``url``."""
     if url not in _checked:
         _checked.add(url)

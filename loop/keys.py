@@ -46,6 +46,9 @@ P:idx:signals:<field>:<value>          zset    signals by source / severity / pr
 P:counts:signals                       hash    JSON [[filter, value], ...] of 2-3 filters -> signal count
 P:webhook:<provider>:<digest>          string  webhook dedup marker -> RQ job id (TTL >= 7 days)
 P:webhook-body:<provider>:<digest>     string  the same for the SHA-256 of the raw signed body (replays)
+P:webhook-outbox                       hash    job id -> job spec of an accepted delivery not yet known
+                                               enqueued on a separate queue Redis (LOOP_QUEUE_URL)
+P:webhook-outbox:due                   zset    the outbox's job ids, score = accepted at (ms)
 P:signals:done:<provider>:<digest>     string  delivery already normalized -> signal id (TTL)
 P:signal:group:<digest>                string  fingerprint (first 32 hex of SHA-256) -> its triage issue id
 P:goal:<id>:readings                   zset    the goal's last 1,000 readings (JSON), score = at (ms)
@@ -53,6 +56,7 @@ P:goal:<id>:daily                      hash    "<YYYY-MM-DD>:n" / ":sum" -> coun
 P:goals:metric:<metric>                set     live goals whose metric is <metric> (metric signals)
 P:idem:<digest>                        string  stored response of an Idempotency-Key (TTL)
 P:health:probe                         string  GET /health's write probe (TTL 60 s)
+P:replica:probe                        string  LOOP_WAIT_REPLICAS' write before WAIT (TTL 60 s)
 P:health:lease_sweep                   string  epoch ms of the last periodic lease sweep
 P:template:<id>                        hash    one prompt template
 P:prompt_version:<id> / prompt_review  hash    one prompt version / review
@@ -104,6 +108,12 @@ class Keys:
     """Builds the key names of one Loop namespace."""
 
     namespace: str = "loop"
+
+    def __post_init__(self) -> None:
+        # "{ns}" opens every key, so the cluster hashes the namespace alone: one slot per namespace.
+        # An empty tag or a brace inside it would hash the whole key (keys spread over slots).
+        if not self.namespace or "{" in self.namespace or "}" in self.namespace or len(self.namespace) > 64:
+            raise ValueError(f"a key namespace is 1-64 characters without braces, got {self.namespace!r}")
 
     @property
     def prefix(self) -> str:
@@ -190,6 +200,14 @@ class Keys:
         """Dedup marker of a signed body (a replay with a fresh delivery id is still a duplicate)."""
         return self._k("webhook-body", provider, digest)
 
+    def webhook_outbox(self) -> str:
+        """Accepted deliveries whose RQ job (on a separate queue Redis) may not exist yet: job id -> spec."""
+        return self._k("webhook-outbox")
+
+    def webhook_outbox_due(self) -> str:
+        """The outbox's job ids by acceptance time (ms): what the worker's relay looks at."""
+        return self._k("webhook-outbox", "due")
+
     def signal_done(self, provider: str, digest: str) -> str:
         return self._k("signals", "done", provider, digest)
 
@@ -210,6 +228,10 @@ class Keys:
     # health (loop/health.py)
     def health_probe(self) -> str:
         return self._k("health", "probe")
+
+    def replica_probe(self) -> str:
+        """Written right before a ``WAIT`` (LOOP_WAIT_REPLICAS) so the WAIT covers every earlier write."""
+        return self._k("replica", "probe")
 
     def lease_sweep(self) -> str:
         """When the periodic lease sweep last ran (epoch ms): readiness says when it is overdue."""

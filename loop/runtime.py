@@ -15,6 +15,7 @@ import functools
 import redis
 
 from loop.clock import Clock, SystemClock
+from loop.connection import AnyRedis
 from loop.dispatch import Dispatch, DispatchIssueHook, DispatchRelationHook
 from loop.dispatch import audit as dispatch_audit
 from loop.errors import ConfigError
@@ -36,7 +37,7 @@ class Loop(RedisStore):
     ``prompts=False``: dispatch renders no prompt (a claim carries the issue and the claim only);
     the prompt engine still serves its own API."""
 
-    def __init__(self, client: redis.Redis, settings: Settings | None = None, clock: Clock | None = None,
+    def __init__(self, client: AnyRedis, settings: Settings | None = None, clock: Clock | None = None,
                  *, prompts: bool = True) -> None:
         super().__init__(client, settings, clock)
         self.signals = Signals(self)
@@ -53,7 +54,7 @@ class Loop(RedisStore):
         self.audits.append(reindex.Extension(dispatch_audit.expect, dispatch_audit.audit_sessions))
 
 
-def build(client: redis.Redis, settings: Settings | None = None, clock: Clock | None = None,
+def build(client: AnyRedis, settings: Settings | None = None, clock: Clock | None = None,
           *, prompts: bool = True) -> Loop:
     """The object graph over ``client`` (``prompts=False``: claims come without a prompt)."""
     return Loop(client, settings, clock, prompts=prompts)
@@ -70,6 +71,8 @@ def from_settings(settings: Settings) -> Loop:
         client = connect(url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL is invalid: {exc}") from None
+    except redis.ConnectionError as exc:
+        raise ConfigError(f"REDIS_URL does not answer: {exc}") from None
     check_redis_config_once(client, url)
     return build(client, settings, process_clock(settings))
 

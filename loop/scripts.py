@@ -11,6 +11,7 @@ from importlib import resources
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 
 @cache
@@ -22,7 +23,7 @@ def source(name: str) -> str:
 class Scripts:
     """Per-connection registry of Loop's scripts."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis | RedisCluster) -> None:
         self._client = client
         self._scripts: dict[str, Any] = {}
 

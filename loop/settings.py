@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+from loop import connection
 from loop.errors import ConfigError
 from loop.logs import LOG_FORMATS
 
@@ -110,15 +111,41 @@ def _url(env: Mapping[str, str], name: str, default: str | None, schemes: tuple[
     return raw
 
 
+def _redis_urls(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """``REDIS_URL`` (one Redis, a cluster or a Sentinel master) and ``LOOP_QUEUE_URL`` (RQ's Redis:
+    one Redis or a Sentinel master; required with a cluster, else it defaults to ``REDIS_URL``)."""
+    urls: dict[str, str | None] = {}
+    for name in ("REDIS_URL", "LOOP_QUEUE_URL"):
+        raw = (env.get(name) or "").strip() or None
+        if raw is not None:
+            try:
+                connection.parse(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{name} is invalid: {exc}") from None
+        urls[name] = raw
+    data, queue = urls["REDIS_URL"], urls["LOOP_QUEUE_URL"]
+    if connection.is_cluster(queue):
+        raise ConfigError("LOOP_QUEUE_URL cannot be a Redis Cluster: RQ needs one Redis (redis:// or redis+sentinel://)")
+    if connection.is_cluster(data) and queue is None:
+        raise ConfigError("LOOP_QUEUE_URL is required when REDIS_URL is a Redis Cluster: RQ needs one Redis")
+    return data, queue
+
+
 @dataclass(frozen=True)
 class Settings:
     """Loop's configuration. Build with :meth:`from_env`; tests construct it directly."""
 
     api_key: str = "loop-dev-api-key-insecure"
     redis_url: str | None = None
+    #: ``LOOP_WAIT_REPLICAS``: replicas that must confirm an acknowledged write (Redis ``WAIT``); 0: none.
+    wait_replicas: int = 0
+    #: RQ's Redis (``LOOP_QUEUE_URL``); ``None``: the data Redis itself (not allowed with a cluster).
+    queue_url: str | None = None
     loop_url: str = f"http://localhost:{DEFAULT_PORT}"
     port: int = DEFAULT_PORT
     namespace: str = "loop"
+    #: ``LOOP_NAMESPACES``: the namespaces a worker pool sweeps and maintains (empty: ``namespace`` only).
+    namespaces: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     webhook_max_body_bytes: int = DEFAULT_WEBHOOK_MAX_BODY_BYTES
     github_webhook_secrets: tuple[str, ...] = ()
@@ -146,6 +173,16 @@ class Settings:
     #: Ended sessions each version needs before Loop decides a prompt experiment (docs/prompts.md).
     experiment_min_sessions: int = 30
 
+    @property
+    def served_namespaces(self) -> tuple[str, ...]:
+        """What this process's periodic jobs (lease sweeps, retention, outbox relay) run for."""
+        return self.namespaces or (self.namespace,)
+
+    @property
+    def separate_queue(self) -> bool:
+        """RQ's queue lives on another Redis than the data (webhooks go through the outbox)."""
+        return self.queue_url is not None and self.queue_url != self.redis_url
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -157,13 +194,22 @@ class Settings:
             raise ConfigError(
                 f"LOOP_NAMESPACE must be 1-64 characters of letters, digits, '_', '.', '-', got {namespace!r}"
             )
+        namespaces = tuple(n.strip() for n in (env.get("LOOP_NAMESPACES") or "").split(",") if n.strip())
+        for name in namespaces:
+            if not _NAMESPACE_RE.match(name):
+                raise ConfigError(f"LOOP_NAMESPACES must list namespaces of 1-64 characters of letters, digits, "
+                                  f"'_', '.', '-', got {name!r}")
         port = env_int(env, "PORT", DEFAULT_PORT, 1, 65535)
+        redis_url, queue_url = _redis_urls(env)
         return cls(
             api_key=api_key,
-            redis_url=_url(env, "REDIS_URL", None, ("redis", "rediss", "unix")),
+            redis_url=redis_url,
+            queue_url=queue_url,
+            wait_replicas=env_int(env, "LOOP_WAIT_REPLICAS", 0, 0, 16),
             loop_url=_url(env, "LOOP_URL", f"http://localhost:{port}", ("http", "https")) or "",
             port=port,
             namespace=namespace,
+            namespaces=tuple(dict.fromkeys(namespaces)),
             max_body_bytes=env_int(env, "LOOP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 64 * 1024 * 1024),
             webhook_max_body_bytes=env_int(env, "LOOP_WEBHOOK_MAX_BODY_BYTES", DEFAULT_WEBHOOK_MAX_BODY_BYTES,
                                         1024, 256 * 1024 * 1024),

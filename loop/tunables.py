@@ -161,3 +161,15 @@ EXPERIMENT_BUCKETS = 100
 EXPERIMENT_ALPHA = 0.05
 #: The standard normal quantile for EXPERIMENT_ALPHA (one-sided): z >= 1.645 is significant.
 EXPERIMENT_Z_CRITICAL = 1.6449
+# ---------------------------------------------------------------- scale-out (issue 18, docs/operations.md)
+#: Age (s) after which the worker's relay enqueues an outbox entry itself: the API enqueues right after
+#: recording it, so an older entry means that request died in between (or the queue Redis was down).
+OUTBOX_RELAY_AFTER_SECONDS = 10
+#: Seconds between relay passes (an entry waits at most this much longer than the age above).
+OUTBOX_RELAY_SECONDS = 5
+#: Entries one relay batch handles: bounded work per round trip, whatever the outbox holds.
+OUTBOX_RELAY_BATCH = 200
+#: Longest a request waits for LOOP_WAIT_REPLICAS replicas to confirm its writes before answering 503.
+REPLICA_WAIT_MS = 1000
+#: Version of `loop admin export`'s JSON-lines format (loop/store/transfer.py); import refuses others.
+EXPORT_FORMAT = 1

@@ -9,11 +9,11 @@ from typing import Any
 
 import falcon.testing
 import pytest
-import redis
 from hypothesis import settings as hypothesis_settings
 
 from api.app import create_app
 from loop.clock import FrozenClock
+from loop.connection import AnyRedis
 from loop.runtime import Loop, build
 from loop.settings import Settings
 from loop.store import connect
@@ -28,18 +28,36 @@ API_KEY = "loop_test-api-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
+#: Set by tests/test_cluster_suite.py to run the suite's data on the Redis Cluster it started
+#: (``redis+cluster://...``), with RQ on a separate redis-server (``LOOP_TEST_QUEUE_URL``), as a
+#: cluster deployment runs.
+CLUSTER_URL = os.environ.get("LOOP_TEST_CLUSTER_URL")
+
+
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
+def deployment() -> Iterator[tuple[str, str | None]]:
+    """(REDIS_URL, LOOP_QUEUE_URL) of the run."""
+    if CLUSTER_URL:
+        queue = os.environ["LOOP_TEST_QUEUE_URL"]
+        # Jobs run in-process (a burst worker) find their data Redis as a worker does: in the environment.
+        os.environ.update(REDIS_URL=CLUSTER_URL, LOOP_QUEUE_URL=queue, LOOP_API_KEY=API_KEY)
+        yield CLUSTER_URL, queue
+        return
     base, proc = choose_url()
     try:
-        yield claim_db(base)
+        yield claim_db(base), None
     finally:
         if proc is not None:
             proc.stop()
 
 
 @pytest.fixture(scope="session")
-def redis_client(redis_url: str) -> redis.Redis:
+def redis_url(deployment: tuple[str, str | None]) -> str:
+    return deployment[0]
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_url: str) -> AnyRedis:
     return connect(redis_url)
 
 
@@ -54,8 +72,10 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def settings(namespace: str, redis_url: str) -> Settings:
-    return Settings(api_key=API_KEY, redis_url=redis_url, namespace=namespace, max_body_bytes=64 * 1024,
+def settings(namespace: str, deployment: tuple[str, str | None]) -> Settings:
+    redis_url, queue_url = deployment
+    return Settings(api_key=API_KEY, redis_url=redis_url, queue_url=queue_url, namespace=namespace,
+                    max_body_bytes=64 * 1024,
                     github_webhook_secrets=("gh-secret",), sentry_client_secrets=("sentry-secret",),
                     posthog_webhook_secrets=("posthog-secret",), queue_name=f"loop-{namespace}")
 
@@ -67,7 +87,7 @@ def render_prompts() -> bool:
 
 
 @pytest.fixture
-def store(redis_client: redis.Redis, settings: Settings, clock: FrozenClock, render_prompts: bool) -> Iterator[Loop]:
+def store(redis_client: AnyRedis, settings: Settings, clock: FrozenClock, render_prompts: bool) -> Iterator[Loop]:
     s = build(redis_client, settings, clock, prompts=render_prompts)
     try:
         yield s

@@ -11,6 +11,7 @@ import pytest
 import redis
 import redis.client
 
+from loop.connection import LoopCluster, LoopClusterPipeline
 from loop.store import commands
 from loop.store.base import connect
 from tests.redis_server import spawn_redis
@@ -31,7 +32,10 @@ def _signatures(proto: type) -> list[tuple[str, inspect.Signature]]:
     return out
 
 
-@pytest.mark.parametrize(("proto", "impl"), [(commands.Client, redis.Redis), (commands.Pipe, redis.client.Pipeline)])
+@pytest.mark.parametrize(("proto", "impl"), [
+    (commands.Client, redis.Redis), (commands.Pipe, redis.client.Pipeline),
+    # A redis+cluster URL's client (loop/connection.py) must serve the same protocol.
+    (commands.Client, LoopCluster), (commands.Pipe, LoopClusterPipeline)])
 def test_every_protocol_method_takes_the_arguments_redis_py_takes(proto: type, impl: type) -> None:
     signatures = _signatures(proto)
     assert len(signatures) > 40

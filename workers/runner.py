@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -9,9 +10,11 @@ from collections.abc import Callable
 import redis
 from rq import Queue, Worker
 
+from loop.connection import connect_single
+from loop.errors import ConfigError
 from loop.runtime import DEFAULT_REDIS_URL
 from loop.settings import Settings
-from workers import experiments, leases, retention
+from workers import experiments, leases, outbox, retention
 
 log = logging.getLogger("loop.worker")
 
@@ -21,16 +24,23 @@ PERIODIC: list[tuple[float, Callable[[Settings], None]]] = [
     (leases.SCHEDULE_SWEEP_SECONDS, leases.tick),
     (retention.RETENTION_SWEEP_SECONDS, retention.sweep),
     (experiments.EXPERIMENT_SWEEP_SECONDS, experiments.sweep),
+    (outbox.OUTBOX_RELAY_SECONDS, outbox.relay),
 ]
 
 
 def rq_connection(settings: Settings) -> redis.Redis:
-    """RQ stores pickled bytes: its connection must not decode responses.
+    """RQ's Redis (``LOOP_QUEUE_URL``, else ``REDIS_URL``). RQ stores pickled bytes: its connection
+    must not decode responses.
 
     ``driver_info=None`` skips CLIENT SETINFO: every forked work-horse reconnects, and building
     each connection's driver info reads the package metadata (~2.5 ms of CPU) plus two round trips.
     """
-    return redis.Redis.from_url(settings.redis_url or DEFAULT_REDIS_URL, driver_info=None)
+    url = settings.queue_url or settings.redis_url or DEFAULT_REDIS_URL
+    try:
+        return connect_single(url, decode_responses=False, driver_info=None)
+    except ValueError as exc:
+        name = "LOOP_QUEUE_URL" if settings.queue_url else "REDIS_URL"
+        raise ConfigError(f"{name} cannot serve RQ: {exc}") from None
 
 
 def queue_for(settings: Settings, connection: redis.Redis | None = None) -> Queue:
@@ -38,13 +48,19 @@ def queue_for(settings: Settings, connection: redis.Redis | None = None) -> Queu
 
 
 def start_periodic(settings: Settings, stop: threading.Event) -> None:
-    """Run each :data:`PERIODIC` job every interval until ``stop`` is set (waits, never spins)."""
+    """Run each :data:`PERIODIC` job every interval, for every namespace served, until ``stop`` is set
+    (waits, never spins)."""
+    # A pool serving several namespaces (LOOP_NAMESPACES) runs each job for each of them in turn.
+    every = [dataclasses.replace(settings, namespace=ns) for ns in settings.served_namespaces]
+
     def run(interval: float, fn: Callable[[Settings], None]) -> None:
         while not stop.wait(interval):
-            try:
-                fn(settings)
-            except Exception:  # a failed sweep must not kill the worker; the next one retries
-                log.exception("periodic job %s failed", getattr(fn, "__qualname__", fn))
+            for one in every:
+                try:
+                    fn(one)
+                except Exception:  # a failed sweep must not kill the worker (nor skip the other namespaces)
+                    log.exception("periodic job %s failed for namespace %s",
+                                  getattr(fn, "__qualname__", fn), one.namespace)
 
     for interval, fn in PERIODIC:
         threading.Thread(target=run, args=(interval, fn), daemon=True, name=f"periodic-{fn.__name__}").start()

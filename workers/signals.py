@@ -22,13 +22,15 @@ from typing import Any
 import orjson
 import redis
 
-from loop import metrics, runtime
+from loop import connection, metrics, runtime
+from loop.connection import AnyRedis
 from loop.errors import ConfigError
 from loop.models import GOAL_FIELDS
 from loop.runtime import Loop, build
 from loop.settings import Settings
 from loop.signals.common import Normalized
 from loop.signals.providers import PROVIDERS
+from loop.store.base import DEFAULT_REDIS_URL, connect
 from loop.store.goals import MEASURED, Reading
 
 
@@ -72,14 +74,28 @@ def _decoding_client(conn: redis.Redis) -> redis.Redis:
     return client
 
 
-def store_for(spec: dict[str, Any], client: redis.Redis | None = None) -> Loop:
+def _data_client(queue_conn: redis.Redis) -> AnyRedis:
+    """The data Redis of a job: RQ's own server when Loop's data lives there, else ``REDIS_URL``
+    (a cluster, a Sentinel master or another Redis), one client per process."""
+    settings = _base_settings()
+    if not settings.separate_queue and connection.parse(settings.redis_url or DEFAULT_REDIS_URL).kind == "single":
+        return _decoding_client(queue_conn)
+    return _url_client(os.getpid(), settings.redis_url or DEFAULT_REDIS_URL)
+
+
+@cache
+def _url_client(pid: int, url: str) -> AnyRedis:
+    return connect(url, driver_info=None)
+
+
+def store_for(spec: dict[str, Any], client: AnyRedis | None = None) -> Loop:
     if client is None:
         from rq import get_current_job
 
         job = get_current_job()
         if job is None:
             raise RuntimeError("normalize_delivery needs a client outside an RQ worker")
-        client = _decoding_client(job.connection)
+        client = _data_client(job.connection)
     settings = dataclasses.replace(
         _base_settings(), namespace=spec["namespace"], promote_signals_to_todo=bool(spec["promote"]))
     return build(client, settings, runtime.process_clock(settings))  # the seam, looked up now

@@ -23,6 +23,7 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.utils import now
 
+from loop.connection import connect_single
 from loop.runtime import DEFAULT_REDIS_URL
 from loop.settings import Settings
 from workers.maintenance import SchedulerTick, maintain
@@ -75,8 +76,8 @@ class Supervisor:
         self.restarts = 0
         self._threads: list[threading.Thread] = []
         self._undead: list[LoopWorker] = []  # quit while Redis was down: deaths still to register
-        self._probe = redis.Redis.from_url(settings.redis_url or DEFAULT_REDIS_URL, socket_connect_timeout=2,
-                                           socket_timeout=5, driver_info=None)
+        self._probe = connect_single(settings.queue_url or settings.redis_url or DEFAULT_REDIS_URL,
+                                     socket_connect_timeout=2, socket_timeout=5, driver_info=None)
 
     def run(self) -> None:
         preload(self.settings)

@@ -13,7 +13,6 @@ from api.resources import keys
 from api.ui.actions import _act
 from api.ui.base import UiResource, fail, form, render, typed
 from loop import errors, health
-from loop.signals.intake import binary_client
 from loop.tunables import UI_EXCERPT_CHARS as EXCERPT
 from loop.tunables import UI_PAGE_SIZE
 
@@ -27,7 +26,7 @@ class _Registry:
     """RQ's failed-job registry of the webhook queue, on a binary connection (RQ pickles jobs)."""
 
     def __init__(self, api: Api) -> None:
-        self.conn = binary_client(api.store.raw)
+        self.conn = api.store.rq
         self.registry = FailedJobRegistry(api.settings.queue_name, connection=self.conn)
 
 

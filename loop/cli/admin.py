@@ -199,6 +199,41 @@ def admin_repair(out: Out) -> None:
         raise SystemExit(1)
 
 
+@admin.command(name="export")
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
+@command
+def admin_export(out: Out, path: str) -> None:
+    """Write every key of LOOP_NAMESPACE to PATH (`-`: stdout) as JSON lines of DUMPs, to move the
+    namespace to another deployment with `loop admin import` (docs/operations.md, "Topologies")."""
+    from loop.store.transfer import export_lines
+
+    store = _store()
+    n = -1
+    with click.open_file(path, "wb") as f:
+        for line in export_lines(store):
+            f.write(line + b"\n")
+            n += 1
+    if path != "-":
+        out.done(f"Exported {n} key(s) of namespace {store.keys.namespace} to {path}.")
+
+
+@admin.command(name="import")
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
+@command
+def admin_import(out: Out, path: str) -> None:
+    """RESTORE an export (PATH, `-`: stdin) into LOOP_NAMESPACE, which must hold no key yet."""
+    from loop.errors import LoopError
+    from loop.store.transfer import import_lines
+
+    store = _store()
+    with click.open_file(path, "rb") as f:
+        try:
+            n = import_lines(store, f)
+        except LoopError as exc:
+            raise CliError(str(exc)) from None
+    out.done(f"Imported {n} key(s) into namespace {store.keys.namespace}.")
+
+
 @click.command()
 @click.argument("shell", required=False, type=click.Choice(("bash", "zsh", "fish")))
 @click.pass_context

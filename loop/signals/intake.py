@@ -16,19 +16,29 @@ a Redis restart or SCRIPT FLUSH) would fail that one command while the job write
 through. The connection retries a dropped command a few times (GitHub does not redeliver on
 its own, so a transient 503 would lose the delivery); if the transaction had in fact been
 applied, the re-run finds the marker naming its own job and only drops the extra queue entry.
+
+With RQ on another Redis (``LOOP_QUEUE_URL``: a Redis Cluster for the data, or a separate queue
+server) no transaction spans both, so acceptance takes two steps (:meth:`Intake.accept_via_outbox`):
+``loop/lua/webhook_outbox.lua`` sets the markers and records the job's spec in the namespace's
+outbox (the delivery is acknowledged from then on), then the job is enqueued with the same id on
+RQ's Redis (unless it exists: WATCH) and the entry cleared. workers/outbox.py enqueues entries a
+crash left behind; the job's done-marker keeps a delivery from being normalized twice.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import redis
 from rq import Queue, Retry
 
+from loop import connection
 from loop.redis_errors import DeadlineRetry
 from loop.scripts import source
 from loop.signals.providers import Delivery
@@ -42,6 +52,9 @@ if TYPE_CHECKING:
 JOB_FUNC = "workers.signals.normalize_delivery"
 #: The script without its documentation header: it is sent with every accepted webhook.
 ACCEPT_SCRIPT = source("webhook_accept").split("]]", 1)[1].strip()
+#: loop/lua/webhook_outbox.lua: step 1 when RQ lives on another Redis (LOOP_QUEUE_URL).
+OUTBOX_SCRIPT = "webhook_outbox"
+log = logging.getLogger("loop.signals")
 
 
 def body_digest(body: bytes) -> str:
@@ -51,11 +64,9 @@ def body_digest(body: bytes) -> str:
 
 def binary_client(client: redis.Redis) -> redis.Redis:
     """A client on the same server/db as ``client`` that does NOT decode replies (RQ pickles)."""
-    pool = client.connection_pool
     # Dropped connections are retried briefly; a silent Redis is not waited on again (the timed-out
     # attempt already took the socket timeout), so the webhook answers 503 within that bound.
-    kwargs = {**pool.connection_kwargs, "decode_responses": False, "retry": DeadlineRetry()}
-    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
+    return connection.binary_client(client, retry=DeadlineRetry())
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,7 @@ class Intake:
     def queue(self) -> Queue:
         with self._lock:
             if self._queue is None:
-                self._queue = Queue(self.settings.queue_name, connection=binary_client(self.store.raw))
+                self._queue = Queue(self.settings.queue_name, connection=self.store.rq)
             return self._queue
 
     def job_spec(self, delivery: Delivery, body: bytes) -> dict[str, Any]:
@@ -96,25 +107,94 @@ class Intake:
             "receivedAt": self.store.now(),
         }
 
+    def enqueue_call(self, spec: dict[str, Any], job_id: str, pipe: redis.client.Pipeline) -> Any:
+        """Queue the normalization job ``job_id`` for ``spec`` on ``pipe`` (RQ's Redis); returns the job."""
+        intervals = list(self.settings.webhook_retry_intervals)
+        return self.queue.enqueue_call(
+            JOB_FUNC, args=(spec,), job_id=job_id, pipeline=pipe,
+            retry=Retry(max=len(intervals), interval=intervals),
+            timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=self.settings.failed_job_ttl,
+            description=f"normalize {spec['provider']} delivery {spec['deliveryId']}",
+            meta={"provider": spec["provider"], "deliveryId": spec["deliveryId"],
+                  "namespace": self.settings.namespace},
+        )
+
     def accept(self, delivery: Delivery, body: bytes) -> Accepted:
+        if self.settings.separate_queue:
+            return self.accept_via_outbox(delivery, body)
         queue = self.queue
         marker = self.store.keys.webhook_delivery(delivery.provider, delivery.digest)
         body_marker = self.store.keys.webhook_body(delivery.provider, body_digest(body))
-        intervals = list(self.settings.webhook_retry_intervals)
         job_id = uuid.uuid4().hex
         pipe: redis.client.Pipeline  # RQ's binary connection: replies are bytes, as redis-py types them
         with queue.connection.pipeline(transaction=True) as pipe:
-            job = queue.enqueue_call(
-                JOB_FUNC, args=(self.job_spec(delivery, body),), job_id=job_id, pipeline=pipe,
-                retry=Retry(max=len(intervals), interval=intervals),
-                timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=self.settings.failed_job_ttl,
-                description=f"normalize {delivery.provider} delivery {delivery.delivery_id}",
-                meta={"provider": delivery.provider, "deliveryId": delivery.delivery_id,
-                      "namespace": self.settings.namespace},
-            )
+            job = self.enqueue_call(self.job_spec(delivery, body), job_id, pipe)
             pipe.eval(ACCEPT_SCRIPT, 4, marker, queue.key, job.key, body_marker, job_id,
                       self.settings.webhook_dedup_seconds)
             queued = pipe.execute()[-1] == 1
         if queued:
             return Accepted(delivery.delivery_id, "queued", job_id)
         return Accepted(delivery.delivery_id, "duplicate", None)
+
+    # ------------------------------------------------------------ outbox (RQ on another Redis)
+    def accept_via_outbox(self, delivery: Delivery, body: bytes) -> Accepted:
+        """Record the delivery in the namespace's outbox (dedup included), then enqueue its job.
+
+        Once :meth:`record` returned, the delivery is acknowledged: if the enqueue fails (the
+        queue Redis is down, the process dies), the worker's relay enqueues it later."""
+        job_id = uuid.uuid4().hex
+        spec = self.job_spec(delivery, body)
+        if not self.record(delivery, body, spec, job_id):
+            return Accepted(delivery.delivery_id, "duplicate", None)
+        try:
+            self.relay_one(job_id, spec)
+        except redis.RedisError as exc:
+            log.warning("webhook job %s left to the outbox relay: %s", job_id, exc)
+        return Accepted(delivery.delivery_id, "queued", job_id)
+
+    def record(self, delivery: Delivery, body: bytes, spec: dict[str, Any], job_id: str) -> bool:
+        """Step 1: dedup markers and the outbox entry, in the namespace's slot (webhook_outbox.lua)."""
+        keys = self.store.keys
+        return int(self.store.scripts[OUTBOX_SCRIPT](
+            keys=[keys.webhook_delivery(delivery.provider, delivery.digest),
+                  keys.webhook_body(delivery.provider, body_digest(body)),
+                  keys.webhook_outbox(), keys.webhook_outbox_due()],
+            args=[job_id, self.settings.webhook_dedup_seconds, orjson.dumps(spec), self.store.now()])) == 1
+
+    def relay_one(self, job_id: str, spec: dict[str, Any]) -> bool:
+        """Step 2: enqueue job ``job_id`` on RQ's Redis unless it exists, then drop the outbox entry.
+
+        True when this call enqueued it. WATCH on the job's hash makes concurrent relays (the API
+        and a worker) enqueue it once."""
+        conn = self.queue.connection
+        job_key = self.queue.job_class.key_for(job_id)
+        enqueued = False
+        with conn.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(job_key)  # type: ignore[no-untyped-call]
+                if not pipe.exists(job_key):
+                    pipe.multi()
+                    self.enqueue_call(spec, job_id, pipe)
+                    pipe.execute()
+                    enqueued = True
+            except redis.WatchError:
+                pass  # another relay enqueued it meanwhile
+        with self.store.r.pipeline() as done:
+            done.hdel(self.store.keys.webhook_outbox(), job_id)
+            done.zrem(self.store.keys.webhook_outbox_due(), job_id)
+            done.execute()
+        return enqueued
+
+    def relay_due(self, older_than_ms: int, batch: int) -> int:
+        """Enqueue the outbox entries recorded before ``older_than_ms`` whose job is missing (at most
+        ``batch``); returns how many this call enqueued."""
+        keys = self.store.keys
+        ids = self.store.r.zrangebyscore(keys.webhook_outbox_due(), "-inf", older_than_ms, start=0, num=batch)
+        enqueued = 0
+        for job_id in ids:
+            raw = self.store.r.hget(keys.webhook_outbox(), job_id)
+            if raw is None:  # cleared by its request meanwhile
+                self.store.r.zrem(keys.webhook_outbox_due(), job_id)
+                continue
+            enqueued += self.relay_one(job_id, orjson.loads(raw))
+        return enqueued

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
+from redis.cluster import RedisCluster
 
-from loop import models
+from loop import connection, models
 from loop.clock import Clock, SystemClock
-from loop.errors import Conflict, NotFound
+from loop.connection import AnyRedis
+from loop.errors import ConfigError, Conflict, NotFound
 from loop.keys import Keys
 from loop.scripts import Scripts
 from loop.settings import Settings
 from loop.store.commands import decoded
 from loop.store.types import Client, IssueHook, Pipe, is_id
-from loop.tunables import MAX_TX_RETRIES
+from loop.tunables import MAX_TX_RETRIES, REPLICA_WAIT_MS
 
 if TYPE_CHECKING:
     from loop.store.reindex import Extension
@@ -30,17 +33,19 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 ROWS_SCRIPT = "rows_read"
 
 
-def connect(url: str, **kwargs: Any) -> redis.Redis:
-    """A Redis client that returns ``str`` (Loop stores UTF-8 text only).
+def connect(url: str, **kwargs: Any) -> AnyRedis:
+    """A client of ``url`` (one Redis, ``redis+cluster://`` or ``redis+sentinel://``: loop/connection.py)
+    that returns ``str`` (Loop stores UTF-8 text only).
 
-    Dropped connections are retried for a bounded time, timeouts never (loop/redis_errors.py).
+    Dropped connections are retried for a bounded time, timeouts never (loop/redis_errors.py);
+    a cluster client retries with its own policy.
     """
     from loop.redis_errors import DeadlineRetry
 
     kwargs.setdefault("decode_responses", True)
     kwargs.setdefault("retry", DeadlineRetry())
     kwargs.setdefault("health_check_interval", 30)
-    return redis.Redis.from_url(url, **kwargs)
+    return connection.connect(url, **kwargs)
 
 
 class RedisStore:
@@ -54,7 +59,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: AnyRedis,
         settings: Settings | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -70,7 +75,7 @@ class RedisStore:
         #: The client as Loop sees it: the commands it uses, ``str`` replies (loop/store/commands.py).
         self.r: Client = decoded(client)
         #: The redis-py client itself, for what takes one (RQ queues) and the rare undecoded read.
-        self.raw: redis.Redis = client
+        self.raw: AnyRedis = client
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
         self.keys = Keys(self.settings.namespace)
@@ -87,6 +92,42 @@ class RedisStore:
         self.comments = Comments(self)
         self.apikeys = ApiKeys(self)
         self.idempotency = Idempotency(self)
+
+    @functools.cached_property
+    def rq(self) -> redis.Redis:
+        """RQ's Redis, undecoded (RQ pickles): ``LOOP_QUEUE_URL``, else the data Redis itself."""
+        from loop.redis_errors import DeadlineRetry
+
+        try:
+            # Dropped connections are retried briefly; a silent Redis is not waited on again.
+            return connection.queue_client(self.settings.queue_url, self.raw, retry=DeadlineRetry())
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def master(self) -> redis.Redis:
+        """A client of the one Redis holding this namespace: the data Redis, or on a cluster the master
+        of the namespace's slot (for what a cluster client will not send: INFO in a pipeline, WAIT)."""
+        if isinstance(self.raw, RedisCluster):
+            node = self.raw.get_node_from_key(self.keys.prefix)  # type: ignore[no-untyped-call]
+            client: redis.Redis = node.redis_connection
+            return client
+        return self.raw
+
+    def confirm_replicated(self) -> bool:
+        """Whether ``LOOP_WAIT_REPLICAS`` replicas hold every write made so far (always true when 0).
+
+        ``WAIT`` covers the writes of its own connection only: a probe write and the WAIT go down one
+        connection (a non-transactional pipeline; on a cluster, the namespace's master), and the probe
+        comes after every earlier write of this process, on whatever connection they went."""
+        wanted = self.settings.wait_replicas
+        if not wanted:
+            return True
+        probe = self.keys.replica_probe()
+        pipe = decoded(self.master()).pipeline(transaction=False)
+        pipe.set(probe, self.now(), px=60_000)
+        pipe.execute_command("WAIT", wanted, REPLICA_WAIT_MS)
+        _ok, acked = pipe.execute()
+        return int(acked) >= wanted
 
     def now(self) -> int:
         return self.clock.now_ms()

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self, TypeAlias, cast, overload
 
 import redis
+from redis.cluster import RedisCluster
 
 #: What a command accepts as a value (redis-py encodes numbers; ``orjson.dumps`` gives bytes).
 Value: TypeAlias = str | bytes | int | float
@@ -117,7 +118,7 @@ class Pipe(Client, Protocol):
                  traceback: TracebackType | None) -> None: ...
 
 
-def decoded(client: redis.Redis) -> Client:
+def decoded(client: redis.Redis | RedisCluster) -> Client:
     """``client`` seen as a :class:`Client`: the one cast, sound because Loop builds every
     client with ``decode_responses=True`` (:func:`loop.store.base.connect`)."""
     return cast(Client, client)
