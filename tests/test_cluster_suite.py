@@ -19,13 +19,16 @@ from tests.cluster_server import Cluster
 from tests.redis_server import spawn_redis
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The suites run on the cluster: issues, dispatch (every claim path), webhooks, prompts.
+#: The suites run on the cluster: issues, dispatch (every claim path, scheduling), webhooks, signals (grouping,
+#: outcomes), goals, prompts and experiments.
 SUITES = [
     "tests/test_issues_api.py", "tests/test_issue_list_filters.py", "tests/test_projects_goals_labels_api.py",
     "tests/test_relations_comments_api.py", "tests/test_dispatch_api.py", "tests/test_dispatch_blocking.py",
     "tests/test_signals_api.py", "tests/test_webhooks_api.py", "tests/test_webhook_replay.py",
     "tests/test_webhooks_worker.py", "tests/test_webhook_outbox.py", "tests/test_prompts_engine.py",
     "tests/test_prompts_context.py", "tests/test_templates_api.py", "tests/test_namespace_transfer.py",
+    "tests/test_scheduling.py", "tests/test_signal_grouping.py", "tests/test_goal_readings.py",
+    "tests/test_prompt_experiments.py",
 ]
 #: Needs RQ's keys in the same MULTI: used only when RQ shares one (non-cluster) Redis with the data.
 ONE_REDIS_ONLY = {"webhook_accept"}

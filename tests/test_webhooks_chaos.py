@@ -58,6 +58,14 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
         time.sleep(0.02)
 
 
+def start_held_worker(settings, redis_url: str, hold_dir) -> subprocess.Popen[bytes]:
+    """A burst worker process whose jobs stop at the checkpoints named by files in ``hold_dir``."""
+    env = {**os.environ, "LOOP_API_KEY": "k", "REDIS_URL": redis_url, "LOOP_QUEUE": settings.queue_name,
+           "LOOP_NAMESPACE": settings.namespace, HOLD_ENV: str(hold_dir), "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-c", WORKER], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
 def totals(client) -> tuple[int, int]:
     return (client.get("/api/signals").json["total"], client.get("/api/issues?type=signal").json["total"])
 
@@ -71,10 +79,7 @@ def test_a_work_horse_killed_mid_job_is_retried_into_exactly_one_signal_and_issu
     r = client.post("/api/signals/github", body=BODY, headers=github_headers(BODY, "issues", "kill-1"), auth=False)
     assert r.status_code == 202
     (job_id,) = rq_queue.job_ids
-    env = {**os.environ, "LOOP_API_KEY": "k", "REDIS_URL": redis_url, "LOOP_QUEUE": settings.queue_name,
-           "LOOP_NAMESPACE": settings.namespace, HOLD_ENV: str(tmp_path), "PYTHONPATH": str(ROOT)}
-    worker = subprocess.Popen([sys.executable, "-c", WORKER], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    worker = start_held_worker(settings, redis_url, tmp_path)
     try:
         pid_file = tmp_path / f"{point}.pid"
         wait_for(pid_file.exists, what="the job to reach " + point)
@@ -181,10 +186,7 @@ def test_a_work_horse_killed_mid_grouped_webhook_leaves_one_more_signal_and_the_
     r = client.post("/api/signals/sentry", body=body, headers=sentry_headers(body, "issue"), auth=False)
     assert r.status_code == 202
     (job_id,) = rq_queue.job_ids
-    env = {**os.environ, "LOOP_API_KEY": "k", "REDIS_URL": redis_url, "LOOP_QUEUE": settings.queue_name,
-           "LOOP_NAMESPACE": settings.namespace, HOLD_ENV: str(tmp_path), "PYTHONPATH": str(ROOT)}
-    worker = subprocess.Popen([sys.executable, "-c", WORKER], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    worker = start_held_worker(settings, redis_url, tmp_path)
     try:
         pid_file = tmp_path / f"{point}.pid"
         wait_for(pid_file.exists, what="the job to reach " + point)

@@ -183,6 +183,19 @@ def _todo(srv: Server) -> int:
 _ID = re.compile(r"\b[a-z][a-z0-9]{23}\b")
 
 
+def new_keys_by_group(client: Any, store: Any, keys_before: set[str],
+                      group: Callable[[str, str], str] | None = None) -> dict[str, list[int]]:
+    """``group name -> [keys, bytes]`` of the namespace's keys not in ``keys_before`` (MEMORY USAGE)."""
+    groups: dict[str, list[int]] = {}
+    for key in client.scan_iter(match=store.keys.all_pattern(), count=1000):
+        if key in keys_before:
+            continue
+        g = groups.setdefault((group or _group)(key, store.keys.prefix + ":"), [0, 0])
+        g[0] += 1
+        g[1] += int(client.memory_usage(key, samples=0) or 0)
+    return groups
+
+
 def _group(key: str, prefix: str) -> str:
     """``{ns}:bits:issues:status:todo`` -> ``bits:issues:status:*``; ids -> ``<id>``."""
     name = _ID.sub("<id>", key[len(prefix):])
@@ -204,13 +217,7 @@ def measure_memory(url: str, shape: Shape, n: int) -> dict[str, Any]:
     for row in rows:
         store.issues.create(row)
     after = int(client.info("memory")["used_memory"])
-    groups: dict[str, list[int]] = {}
-    for key in client.scan_iter(match=store.keys.all_pattern(), count=1000):
-        if key in keys_before:
-            continue
-        g = groups.setdefault(_group(key, store.keys.prefix + ":"), [0, 0])
-        g[0] += 1
-        g[1] += int(client.memory_usage(key, samples=0) or 0)
+    groups = new_keys_by_group(client, store, keys_before)
     sample = store.keys.issue(store.issues.list({}, 1, 0)[0][0]["id"])
     payload = statistics.mean(sum(len(k) + len(v) for k, v in encode(ISSUE_FIELDS, r).items()) for r in
                               store.issues.get_many([i["id"] for i in store.issues.list({}, 50, 0)[0]]))

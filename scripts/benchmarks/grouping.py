@@ -25,6 +25,7 @@ import uuid
 
 import orjson
 
+from benchmarks.foundation import new_keys_by_group
 from benchmarks.harness import ROOT, Bench, Request, Result
 from loop.clock import SystemClock
 from loop.runtime import build
@@ -141,13 +142,7 @@ def sentry_burst(bench: Bench, n: int) -> None:
         bench.ratio(f"{n:,} deliveries of one Sentry issue -> issues", issues, "== 1", issues == 1)
         bench.ratio(f"{n:,} deliveries of one Sentry issue -> signalCount", issue["signalCount"], f"== {n}",
                     issue["signalCount"] == n and signals == n)
-        groups: dict[str, list[int]] = {}
-        for key in client.scan_iter(match=store.keys.all_pattern(), count=1000):
-            if key in keys_before:
-                continue
-            g = groups.setdefault(_group(key, store.keys.prefix + ":"), [0, 0])
-            g[0] += 1
-            g[1] += int(client.memory_usage(key, samples=0) or 0)
+        groups = new_keys_by_group(client, store, keys_before, _group)
         grew: dict[str, int] = {}
         for key in keys_before:  # the indexes every grouped signal adds to
             name = _group(key, store.keys.prefix + ":")
