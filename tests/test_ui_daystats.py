@@ -64,14 +64,28 @@ def test_the_overview_shows_the_funnel_for_24h_and_7d_and_two_charts(client, sto
     s = create(store, "signal")
     create(store, "task")
     store.issues.update(s["id"], {"status": "done"})
+    m = create(store, "monitor", status="todo")
+    store.issues.update(m["id"], {"status": "done", "outcome": "validated"})
     page = Browser(client).get("/ui").text  # logged in now: a session lasts 12 h
     day = re.search(r'<tr class="funnel-day">(.*?)</tr>', page, re.S)
     week = re.search(r'<tr class="funnel-week">(.*?)</tr>', page, re.S)
     assert day and week
     cells = lambda row: re.findall(r"<td>(?:<b>)?(\d+)", row.group(1))  # noqa: E731
-    # signal, hypothesis, plan, task, monitor, outcomes
-    assert cells(day) == ["1", "0", "0", "1", "0", "1"]
-    assert cells(week) == ["2", "0", "0", "1", "0", "1"]
+    # signal, hypothesis, plan, task, monitor, outcomes (monitors concluded)
+    assert cells(day) == ["1", "0", "0", "1", "1", "1"]
+    assert cells(week) == ["2", "0", "0", "1", "1", "1"]
+    assert "1 validated · 0 invalidated" in day.group(1)
     assert ">hypotheses</a>" in page and "hypothesiss" not in page
     assert page.count('<svg class="columns"') == 2
-    assert "2 created, 1 completed" in page
+    assert "3 created, 2 completed" in page
+
+
+def test_a_concluded_monitor_counts_as_an_outcome_once_and_its_hypothesis_not_again(store, clock):
+    hyp = create(store, "hypothesis", status="todo")
+    monitor = create(store, "monitor", status="todo")
+    store.relations.create(monitor["id"], "related", hyp["id"])
+    store.issues.update(monitor["id"], {"status": "done", "outcome": "invalidated", "agentSummary": "no change"})
+    store.issues.update(monitor["id"], {"title": "re-titled"})  # the same outcome again: no second count
+    w = DayStats(store).window()
+    assert w["day"]["outcome"] == {"validated": 0, "invalidated": 1, "inconclusive": 0}
+    assert store.issues.get(hyp["id"])["outcome"] == "invalidated"  # received, not counted twice

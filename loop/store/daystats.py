@@ -2,7 +2,8 @@
 
 :class:`DayStatsHook` runs inside every issue write's MULTI and, when an issue is created or
 becomes ``done``, HINCRBYs ``created:<type>`` / ``done:<type>`` in that day's and that hour's
-hash (``P:stats:day:<YYYY-MM-DD>``, ``P:stats:hour:<YYYY-MM-DDTHH>``, with a TTL). They count
+hash, and when a monitor concludes, ``outcome:<validated|invalidated|inconclusive>`` (the funnel's
+last column: monitors only, since the hypothesis they verify receives the same outcome) (``P:stats:day:<YYYY-MM-DD>``, ``P:stats:hour:<YYYY-MM-DDTHH>``, with a TTL). They count
 *events*: a deleted issue stays counted, an issue completed twice (re-opened) counts twice. Not
 derivable from the rows (only the latest completion is kept), so ``loop admin check`` does not
 audit them; they are state, approximate by design. :meth:`DayStats.window` reads 24 hourly and
@@ -14,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from loop.models import ISSUE_TYPES, Row
+from loop.models import ISSUE_TYPES, OUTCOMES, Row
 from loop.store.types import IssueHook, Pipe
 from loop.tunables import STATS_DAY_TTL_DAYS, STATS_HOUR_TTL_HOURS
 
@@ -46,18 +47,23 @@ class DayStatsHook(IssueHook):
         completed = new["status"] == "done" and new["completedAt"] is not None
         if completed and (old is None or old["status"] != "done"):
             self._count(pipe, "done", new["type"], int(new["completedAt"]))
+        concluded = new["type"] == "monitor" and new["outcome"] is not None
+        if concluded and (old is None or old["outcome"] != new["outcome"]):
+            self._count(pipe, "outcome", new["outcome"], int(new["updatedAt"]))
 
-    def _count(self, pipe: Pipe, event: str, issue_type: str, ms: int) -> None:
+    def _count(self, pipe: Pipe, event: str, kind: str, ms: int) -> None:
         day, hour = _stamps(ms)
         for unit, stamp, ttl in (("day", day, STATS_DAY_TTL_DAYS * 86400), ("hour", hour, STATS_HOUR_TTL_HOURS * 3600)):
             key = self.k.stats_bucket(unit, stamp)
-            pipe.hincrby(key, f"{event}:{issue_type}", 1)
+            pipe.hincrby(key, f"{event}:{kind}", 1)
             pipe.expire(key, ttl)
 
 
 def _totals(raw: dict[str, str]) -> dict[str, dict[str, int]]:
-    """``{event: {type: n}}`` of one bucket (absent fields are 0)."""
-    return {e: {t: int(raw.get(f"{e}:{t}") or 0) for t in ISSUE_TYPES} for e in EVENTS}
+    """``{event: {type: n}, "outcome": {outcome: n}}`` of one bucket (absent fields are 0)."""
+    out = {e: {t: int(raw.get(f"{e}:{t}") or 0) for t in ISSUE_TYPES} for e in EVENTS}
+    out["outcome"] = {o: int(raw.get(f"outcome:{o}") or 0) for o in OUTCOMES}
+    return out
 
 
 class DayStats:
@@ -85,7 +91,7 @@ class DayStats:
         by_hour, by_day = out[:HOURS], out[HOURS:]
 
         def summed(buckets: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
-            return {e: {t: sum(b[e][t] for b in buckets) for t in ISSUE_TYPES} for e in EVENTS}
+            return {e: {t: sum(b[e][t] for b in buckets) for t in buckets[0][e]} for e in (*EVENTS, "outcome")}
 
         def series(buckets: list[dict[str, dict[str, int]]], labels: list[str]) -> list[dict[str, Any]]:
             return [{"label": label, **{e: sum(b[e].values()) for e in EVENTS}}
