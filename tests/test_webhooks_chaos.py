@@ -66,6 +66,24 @@ def start_held_worker(settings, redis_url: str, hold_dir) -> subprocess.Popen[by
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+def kill_horse_at(worker: subprocess.Popen[bytes], hold_dir, point: str) -> tuple[int, bytes]:
+    """SIGKILL the work-horse once its job holds at ``point``, let the worker run the retry to the
+    end of the burst, and expect a clean exit; (the horse's pid, the worker's output)."""
+    try:
+        pid_file = hold_dir / f"{point}.pid"
+        wait_for(pid_file.exists, what="the job to reach " + point)
+        horse = int(pid_file.read_text())
+        os.kill(horse, signal.SIGKILL)
+        (hold_dir / point).unlink()
+        err, _ = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 0, err.decode()[-2000:]
+    return horse, err
+
+
 def totals(client) -> tuple[int, int]:
     return (client.get("/api/signals").json["total"], client.get("/api/issues?type=signal").json["total"])
 
@@ -74,25 +92,13 @@ def totals(client) -> tuple[int, int]:
 @pytest.mark.parametrize("point, outcome", [("before-write", "created"), ("after-write", "existing")])
 def test_a_work_horse_killed_mid_job_is_retried_into_exactly_one_signal_and_issue(
         client, settings, rq_queue, redis_url, tmp_path, point, outcome):
-    gate = tmp_path / point
-    gate.touch()
+    (tmp_path / point).touch()  # the job holds at this checkpoint (tests/signal_job_hold.py)
     r = client.post("/api/signals/github", body=BODY, headers=github_headers(BODY, "issues", "kill-1"), auth=False)
     assert r.status_code == 202
     (job_id,) = rq_queue.job_ids
     worker = start_held_worker(settings, redis_url, tmp_path)
-    try:
-        pid_file = tmp_path / f"{point}.pid"
-        wait_for(pid_file.exists, what="the job to reach " + point)
-        horse = int(pid_file.read_text())
-        assert horse != worker.pid  # the job runs in the forked work-horse
-        os.kill(horse, signal.SIGKILL)
-        gate.unlink()
-        err, _ = worker.communicate(timeout=60)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
-    assert worker.returncode == 0, err.decode()[-2000:]
+    horse, err = kill_horse_at(worker, tmp_path, point)
+    assert horse != worker.pid  # the job runs in the forked work-horse
     assert b"Work-horse terminated unexpectedly" in err
     job = rq_queue.fetch_job(job_id)
     assert job is not None and job.is_finished
@@ -180,24 +186,13 @@ def test_a_work_horse_killed_mid_grouped_webhook_leaves_one_more_signal_and_the_
     opened = client.post("/api/signals", json={
         "source": "sentry", "type": "created", "severity": "high", "payload": {"message": "first"},
         "fingerprint": "sentry:issue:1170820242"}).json["data"]["issue"]
-    gate = tmp_path / point
-    gate.touch()
+    (tmp_path / point).touch()  # the job holds at this checkpoint (tests/signal_job_hold.py)
     body = fixture_bytes("sentry/issue.created.json")
     r = client.post("/api/signals/sentry", body=body, headers=sentry_headers(body, "issue"), auth=False)
     assert r.status_code == 202
     (job_id,) = rq_queue.job_ids
     worker = start_held_worker(settings, redis_url, tmp_path)
-    try:
-        pid_file = tmp_path / f"{point}.pid"
-        wait_for(pid_file.exists, what="the job to reach " + point)
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        gate.unlink()
-        err, _ = worker.communicate(timeout=60)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
-    assert worker.returncode == 0, err.decode()[-2000:]
+    kill_horse_at(worker, tmp_path, point)
     job = rq_queue.fetch_job(job_id)
     assert job is not None and job.is_finished
     result = job.latest_result().return_value
