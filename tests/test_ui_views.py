@@ -251,9 +251,7 @@ def test_a_failed_webhook_job_is_shown_and_requeued(browser, settings, store):
     from rq import Queue
     from rq.results import Result
 
-    from loop.signals.intake import binary_client
-
-    queue = Queue(settings.queue_name, connection=binary_client(store.r))
+    queue = Queue(settings.queue_name, connection=store.rq)
     job = queue.enqueue("workers.signals.nonexistent", "the-payload")
     queue.remove(job)
     queue.failed_job_registry.add(job, ttl=600)

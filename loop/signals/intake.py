@@ -38,8 +38,6 @@ import orjson
 import redis
 from rq import Queue, Retry
 
-from loop import connection
-from loop.redis_errors import DeadlineRetry
 from loop.scripts import source
 from loop.signals.providers import Delivery
 from loop.tunables import SIGNAL_JOB_TIMEOUT as JOB_TIMEOUT
@@ -60,13 +58,6 @@ log = logging.getLogger("loop.signals")
 def body_digest(body: bytes) -> str:
     """The raw signed body as a fixed-size key component (first 32 hex of its SHA-256)."""
     return hashlib.sha256(body).hexdigest()[:32]
-
-
-def binary_client(client: redis.Redis) -> redis.Redis:
-    """A client on the same server/db as ``client`` that does NOT decode replies (RQ pickles)."""
-    # Dropped connections are retried briefly; a silent Redis is not waited on again (the timed-out
-    # attempt already took the socket timeout), so the webhook answers 503 within that bound.
-    return connection.binary_client(client, retry=DeadlineRetry())
 
 
 @dataclass(frozen=True)
