@@ -221,3 +221,9 @@ def when(value: str, now_ms: int | None = None) -> str:
     except ValueError:
         raise CliError(f"--not-before: {value!r} is neither a relative time (30m, 48h, 2d) nor an "
                        "ISO 8601 timestamp") from None
+
+
+def page_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--limit`` (1-200, default 50) and ``--offset`` of a paginated list command."""
+    fn = click.option("--offset", type=click.IntRange(0), default=0)(fn)
+    return click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)(fn)

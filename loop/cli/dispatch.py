@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from loop.cli.common import client, command, default_project
+from loop.cli.common import client, command, default_project, page_options
 from loop.cli.issues import resolve_issue
 from loop.cli.output import Column, Out, priority
 
@@ -69,8 +69,7 @@ dispatch.add_command(next_task, name="next")
 
 @dispatch.command(name="queue")
 @click.option("--project", "-p")
-@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
-@click.option("--offset", type=click.IntRange(0), default=0)
+@page_options
 @command
 def queue(out: Out, project: str | None, limit: int, offset: int) -> None:
     """Preview what dispatch would hand out, best first (claims nothing)."""
@@ -79,8 +78,7 @@ def queue(out: Out, project: str | None, limit: int, offset: int) -> None:
 
 
 @dispatch.command(name="scheduled")
-@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
-@click.option("--offset", type=click.IntRange(0), default=0)
+@page_options
 @command
 def scheduled(out: Out, limit: int, offset: int) -> None:
     """Issues waiting for their notBefore, soonest first (dispatch hands them out once due)."""

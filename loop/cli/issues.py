@@ -13,6 +13,7 @@ from loop.cli.common import (
     command,
     confirm_delete,
     default_project,
+    page_options,
     parse_json,
     read_text,
     when,
@@ -82,8 +83,7 @@ def issues() -> None:
 @click.option("--label", "-l", help="Label id or name.")
 @click.option("--priority", type=PRIORITY_CHOICE, help="Exact priority 0-4.")
 @click.option("--parent", help="Parent issue id or #number.")
-@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
-@click.option("--offset", type=click.IntRange(0), default=0)
+@page_options
 @click.option("--all", "all_", is_flag=True, help="Page through every matching issue.")
 @command
 def list_issues(out: Out, status: str | None, type_: str | None, project: str | None, label: str | None,

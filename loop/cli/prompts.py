@@ -6,7 +6,16 @@ from typing import Any
 
 import click
 
-from loop.cli.common import CliError, author_name, client, command, confirm_delete, parse_json, read_text
+from loop.cli.common import (
+    CliError,
+    author_name,
+    client,
+    command,
+    confirm_delete,
+    page_options,
+    parse_json,
+    read_text,
+)
 from loop.cli.issues import resolve_issue
 from loop.cli.output import Column, Out
 from loop.client import LoopClient
@@ -47,8 +56,7 @@ def templates() -> None:
 
 
 @templates.command(name="list")
-@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
-@click.option("--offset", type=click.IntRange(0), default=0)
+@page_options
 @command
 def templates_list(out: Out, limit: int, offset: int) -> None:
     """List templates."""
@@ -309,8 +317,7 @@ def reviews() -> None:
 
 @reviews.command(name="list")
 @click.argument("template")
-@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
-@click.option("--offset", type=click.IntRange(0), default=0)
+@page_options
 @command
 def reviews_list(out: Out, template: str, limit: int, offset: int) -> None:
     """List the reviews of a template's versions, newest first."""

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from loop.cli.common import CliError, author_name, client, command, parse_json, read_text
+from loop.cli.common import CliError, author_name, client, command, page_options, parse_json, read_text
 from loop.cli.issues import ISSUE_COLUMNS, resolve_issue
 from loop.cli.output import Column, Out
 from loop.models import SEVERITIES
@@ -57,8 +57,7 @@ def ingest(out: Out, source: str, type_: str, severity: str, message: str | None
 @click.option("--source")
 @click.option("--severity", type=click.Choice(SEVERITIES))
 @click.option("--project", "-p")
-@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
-@click.option("--offset", type=click.IntRange(0), default=0)
+@page_options
 @command
 def signals_list(out: Out, source: str | None, severity: str | None, project: str | None, limit: int,
                  offset: int) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from loop.cli.common import CliError, client, command, confirm_delete
+from loop.cli.common import CliError, client, command, confirm_delete, page_options
 from loop.cli.output import Column, Out
 from loop.models import GOAL_STATUSES, PROJECT_HEALTH, PROJECT_STATUSES
 
@@ -41,9 +41,7 @@ def _listing(out: Out, svc: Any, columns: list[Column], limit: int, offset: int,
 
 
 def _paging(fn: Any) -> Any:
-    fn = click.option("--all", "all_", is_flag=True, help="Page through everything.")(fn)
-    fn = click.option("--offset", type=click.IntRange(0), default=0)(fn)
-    return click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)(fn)
+    return page_options(click.option("--all", "all_", is_flag=True, help="Page through everything.")(fn))
 
 
 # ------------------------------------------------------------------ projects
