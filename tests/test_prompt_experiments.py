@@ -249,6 +249,28 @@ def test_setting_a_candidate_that_does_not_compile_is_a_422_that_changes_nothing
 
 
 # ---------------------------------------------------------------------- the atomic switch
+def test_a_promotion_commits_although_a_dispatch_counts_usage_during_every_attempt(
+        store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    tid, active, cand = make_template(store, share=10)
+    rows = store.prompts.versions.s
+    real_now = rows.now
+    raced: list[int] = []
+
+    def now_while_dispatching() -> int:
+        # Called between the transaction's reads and its EXEC: a dispatch of each version lands there.
+        for version_id in (active, cand):
+            store.r.hincrby(store.keys.row(VERSION, version_id), "usageCount", 1)
+        raced.append(1)
+        return real_now()
+
+    monkeypatch.setattr(rows, "now", now_while_dispatching)
+    store.prompts.experiments.promote_candidate(tid, "key:test")
+    monkeypatch.undo()
+    assert raced
+    assert [status(store, v) for v in (active, cand)] == ["retired", "active"]
+    assert store.prompts.versions.get(active)["usageCount"] == len(raced)
+
+
 def test_concurrent_dispatch_sees_the_old_or_the_new_active_version_never_a_mix(store: RedisStore) -> None:
     tid, active, cand = make_template(store, share=10)
     script(store, active, 10, 20)

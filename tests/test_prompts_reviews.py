@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from loop.prompts import reviews as reviews_module
+from loop.prompts.fields import VERSION
 from loop.prompts.templates import outcome_rates
 from loop.store import RedisStore
 from tests.conftest import Client, keys_of
@@ -89,6 +91,28 @@ def test_review_scores_are_an_ewma_with_alpha_0_3(client: Client, first: tuple[i
     assert score(client, t["id"], v["id"]) == pytest.approx(after_first)
     review(client, v["id"], *then)
     assert score(client, t["id"], v["id"]) == pytest.approx(after_then)
+
+
+def test_a_review_commits_although_a_dispatch_counts_usage_during_every_attempt(
+        store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    t = store.prompts.templates.create({"slug": "hot", "name": "Hot"})
+    v = store.prompts.versions.create(t["id"], {"content": "x", "authorType": "human", "authorName": "h"})
+    real_ewma = reviews_module.ewma
+    raced: list[int] = []
+
+    def ewma_while_dispatching(previous: float | None, value: float) -> float:
+        # Runs between the transaction's reads and its EXEC: a dispatch of the version lands there.
+        store.r.hincrby(store.keys.row(VERSION, v["id"]), "usageCount", 1)
+        raced.append(1)
+        return real_ewma(previous, value)
+
+    monkeypatch.setattr(reviews_module, "ewma", ewma_while_dispatching)
+    store.prompts.reviews.create({"versionId": v["id"], "issueId": "i", "authorType": "agent",
+                                  "clarity": 2, "completeness": 2, "relevance": 2})
+    monkeypatch.undo()
+    version = store.prompts.versions.get(v["id"])
+    assert raced and version["usageCount"] == len(raced)
+    assert version["reviewScore"] == pytest.approx(2)
 
 
 @pytest.mark.slow

@@ -114,7 +114,10 @@ class Reviews:
             pipe.hincrby(evidence, "reviewSum", int(data["clarity"]) + int(data["completeness"]) + int(data["relevance"]))
             return {**version, "reviewScore": score}, score, count
 
-        version, score, count = self.s.transact(tx, vkey)
+        # The watched key is the version's review index, not its row: reviewScore only changes with a
+        # review (which adds to that index in the same MULTI), while the row's usageCount changes with
+        # every dispatch; watching the row would starve a review of a busy version.
+        version, score, count = self.s.transact(tx, self.k.version_reviews(version_id))
         if needs_improvement(score, count):
             self.file_improvement(version, score, count)
         return review

@@ -192,9 +192,6 @@ class Versions:
             if version["status"] == "active":
                 raise BusinessRuleError("Version is already active")
             previous = template["activeVersionId"]
-            if previous and previous != version_id:
-                # The retired version must be the one active at commit time: watch it too.
-                pipe.watch(self.k.row(VERSION, previous))
             now = self.s.now()
             changes: dict[str, Any] = {"activeVersionId": version_id, "updatedAt": now}
             if template["candidateVersionId"] == version_id:
@@ -208,7 +205,11 @@ class Versions:
             pipe.incr(self.k.prompts_generation())
             return {**version, "status": "active"}
 
-        return self.s.transact(tx, tkey, vkey)
+        # Only the template row is watched: every change of a version's status (here, and a first
+        # version's activation in create) writes the template row in the same MULTI, so a changed
+        # status fails this EXEC anyway. Watching the version rows would also watch their usage
+        # counters, which every dispatch increments: a promotion under load would never commit.
+        return self.s.transact(tx, tkey)
 
     def check_renders(self, version: Row) -> None:
         """A version that does not compile, or failed to render at dispatch, never becomes active (422)."""
