@@ -82,12 +82,24 @@ def submit(driver: Any, form_css: str, **fields: str) -> None:
 
 def click(driver: Any, element: Any) -> None:
     """Click and wait for the next page to replace this one (forms POST, then redirect)."""
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element("tag name", "html")
     element.click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))
+
+    def replaced(_: Any) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:  # chromium, caught mid-navigation, names the old node this way
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    WebDriverWait(driver, 10).until(replaced)
 
 
 def log_in(driver: Any, live: Any, key: str) -> None:
