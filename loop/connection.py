@@ -34,23 +34,16 @@ SCHEMES = (*SINGLE_SCHEMES, CLUSTER_SCHEME, SENTINEL_SCHEME)
 AnyRedis: TypeAlias = "redis.Redis | RedisCluster"
 
 
-class LoopClusterPipeline(ClusterPipeline):
-    """A cluster pipeline that queues EVAL like ``redis.Redis``'s does (redis-py refuses it; the
-    cluster routes it by its KEYS, which Loop's scripts keep in one namespace's slot)."""
-
-    def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any:  # type: ignore[override]
-        return self.execute_command("EVAL", script, numkeys, *keys_and_args)  # type: ignore[no-untyped-call]
-
-
 class LoopCluster(RedisCluster):
     """redis-py's cluster client whose ``pipeline()`` is a MULTI/EXEC transaction by default, as
-    ``redis.Redis``'s is (Loop's ``transact`` and every atomic write rely on that default), and
-    takes EVAL (:class:`LoopClusterPipeline`)."""
+    ``redis.Redis``'s is (Loop's ``transact`` and every atomic write rely on that default).
 
-    def pipeline(self, transaction: bool | None = True, shard_hint: None = None) -> LoopClusterPipeline:
-        pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)  # type: ignore[no-untyped-call]
-        pipe.__class__ = LoopClusterPipeline  # adds a method only: no state to convert
-        return pipe  # type: ignore[no-any-return]
+    A script staged inside such a transaction goes as a raw ``EVAL`` command
+    (:func:`loop.dispatch.index.stage_script`): redis-py's cluster pipeline refuses its ``eval``
+    method, but routes the raw command by its KEYS, which Loop's scripts keep in one slot."""
+
+    def pipeline(self, transaction: bool | None = True, shard_hint: None = None) -> ClusterPipeline:
+        return super().pipeline(transaction=transaction, shard_hint=shard_hint)  # type: ignore[no-any-return,no-untyped-call]
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,10 @@ def stage_script(pipe: Pipe, name: str, keys: list[str], args: list[Any]) -> Non
     Not EVALSHA: inside MULTI a NOSCRIPT error (after SCRIPT FLUSH or a restart) would fail
     that one command while the rest of the transaction still applies; and redis-py would add a
     SCRIPT EXISTS round trip before every such transaction. The body is sent without its
-    header comment.
+    header comment. A raw ``EVAL`` command: redis-py's cluster pipeline refuses its ``eval``
+    method but routes the raw command by its KEYS (one namespace's slot).
     """
-    pipe.eval(script_body(name), len(keys), *keys, *args)
+    pipe.execute_command("EVAL", script_body(name), len(keys), *keys, *args)
 
 
 @functools.cache
