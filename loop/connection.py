@@ -46,6 +46,12 @@ class LoopCluster(RedisCluster):
         return super().pipeline(transaction=transaction, shard_hint=shard_hint)  # type: ignore[no-any-return,no-untyped-call]
 
 
+def primaries(client: RedisCluster) -> list[tuple[str, redis.Redis]]:
+    """Each master of ``client``'s cluster as ``("host:port", its own client)``."""
+    nodes: list[ClusterNode] = client.get_primaries()  # type: ignore[no-untyped-call]
+    return [(f"{n.host}:{n.port}", client.get_redis_connection(n)) for n in nodes]
+
+
 @dataclass(frozen=True)
 class Target:
     """A parsed Redis URL."""

@@ -15,12 +15,13 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 import redis
+from redis.cluster import RedisCluster
 from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.utils import utcparse
 
-from loop.connection import AnyRedis
+from loop.connection import AnyRedis, primaries
 from loop.redis_errors import unavailable_reason
 from loop.store.commands import Client, decoded
 from loop.tunables import (
@@ -162,8 +163,9 @@ def _leases_report(swept: str | None, unswept: int, now: int, problems: list[str
 
 
 # ------------------------------------------------------------------ start-up check
-def check_redis_config(client: Client) -> list[str]:
-    """Warnings about a Redis that can lose Loop's data silently (each also logged)."""
+def check_redis_config(client: Client, name: str = "Redis") -> list[str]:
+    """Warnings about a Redis that can lose Loop's data silently (each also logged), ``name``
+    naming the server in them."""
     warnings: list[str] = []
     try:
         memory = client.info("memory")
@@ -173,14 +175,14 @@ def check_redis_config(client: Client) -> list[str]:
         return []
     policy = memory.get("maxmemory_policy")
     if policy and policy != "noeviction":
-        warnings.append(f"Redis maxmemory-policy is {policy}: a full Redis will evict Loop's data; "
+        warnings.append(f"{name} maxmemory-policy is {policy}: a full Redis will evict Loop's data; "
                         "set maxmemory-policy noeviction (docs/operations.md)")
     if not int(persistence.get("aof_enabled", 0)) and not _rdb_saves(client):
-        warnings.append("Redis has no persistence (appendonly no, no save points): a restart loses every "
+        warnings.append(f"{name} has no persistence (appendonly no, no save points): a restart loses every "
                         "issue; enable AOF (docs/operations.md)")
     limit = _hash_value_limit(client)
     if limit is not None and limit < REDIS_HASH_VALUE_BYTES:
-        warnings.append(f"Redis hash-max-listpack-value is {limit}: an issue with a longer description, title "
+        warnings.append(f"{name} hash-max-listpack-value is {limit}: an issue with a longer description, title "
                         "or summary leaves Redis's compact hash encoding (about twice the memory); set "
                         f"hash-max-listpack-value {REDIS_HASH_VALUE_BYTES} (docs/operations.md)")
     for warning in warnings:
@@ -216,4 +218,8 @@ def check_redis_config_once(client: AnyRedis, url: str) -> None:
     """:func:`check_redis_config` the first time a process connects to ``url``."""
     if url not in _checked:
         _checked.add(url)
-        check_redis_config(decoded(client))
+        if isinstance(client, RedisCluster):  # every master holds namespaces: check each, by name
+            for where, node in primaries(client):
+                check_redis_config(decoded(node), f"Redis {where}")
+        else:
+            check_redis_config(decoded(client))

@@ -102,3 +102,23 @@ def test_a_sentinel_url_gives_the_current_master_for_data_and_queue() -> None:
         assert loop.raw.connection_pool.get_master_address()[1] == setup.master_port  # type: ignore[union-attr]
     finally:
         setup.stop()
+
+
+@pytest.mark.cluster
+def test_the_start_up_check_names_every_cluster_master_that_lacks_persistence(
+        cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    import redis
+
+    from loop.health import check_redis_config_once
+
+    durable = redis.Redis(port=cluster.ports[0])
+    durable.config_set("appendonly", "yes")
+    try:
+        with caplog.at_level("WARNING", logger="loop.health"):
+            check_redis_config_once(connection.connect(cluster.url), cluster.url + "#persistence-check")
+    finally:
+        durable.config_set("appendonly", "no")
+        durable.close()
+    named = {port for port in cluster.ports
+             for r in caplog.records if f"127.0.0.1:{port} has no persistence" in r.getMessage()}
+    assert named == set(cluster.ports[1:])  # the AOF master is not named; the two others are
