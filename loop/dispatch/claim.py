@@ -68,8 +68,11 @@ class Claimer:
         k = self.k
         source = k.dispatch_ready(project_id)
         if members is None:
+            # Shared, not taken: every thread of the process starts from the remembered head (the
+            # script claims the set's current best if it is among them, whichever thread's list it
+            # came from), instead of all but one paying a ZREVRANGE round trip of their own.
             with self._lock:
-                members = self._next.pop(source, None)
+                members = self._next.get(source) or None
         if members is None:
             members = self.s.r.zrevrange(source, 0, CANDIDATES - 1)
             if not members and not check_due:
