@@ -91,7 +91,10 @@ def app_from_env() -> falcon.App[Any, Any]:
 
     settings = Settings.from_env()
     logs.configure(settings.log_format)
+    from loop.prompts import seeds
+
     store = from_settings(settings)
+    seeds.warm()  # before the first request: see seeds.warm
     return create_app(store, store.clock, settings)
 
 

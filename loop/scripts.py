@@ -20,6 +20,14 @@ def source(name: str) -> str:
     return resources.files("loop").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
 
+
+@cache
+def body(name: str) -> str:
+    """:func:`source` without its header comment: what to send with EVAL (inside MULTI, or on a
+    watching pipeline, where redis-py would add a SCRIPT EXISTS round trip before the EXEC)."""
+    text = source(name)
+    return text[text.index("]]") + 2:].lstrip() if text.startswith("--[[") else text
+
 class Scripts:
     """Per-connection registry of Loop's scripts."""
 

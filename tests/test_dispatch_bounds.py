@@ -91,3 +91,30 @@ def test_a_claim_that_finds_expired_leases_sweeps_only_a_handful_and_leaves_the_
     assert 1 <= 30 - left <= 10  # the claim swept a handful (then claimed one of them)
     assert 30 - left == service_mod.CLAIM_SWEEP
     assert store.dispatch.expire_due() == left  # the worker's sweep takes the rest
+
+
+def test_a_claim_made_while_another_is_in_flight_starts_from_the_shared_head_without_reading_the_set(
+        client, store, monkeypatch) -> None:
+    _todo(client, 12)
+    assert store.dispatch.claim("a") is not None  # remembers the head of the ready set
+    real = store.scripts[claim_mod.CLAIM_SCRIPT]
+    reads: list[Any] = []
+    nested: list[Any] = []
+    real_zrevrange = store.r.zrevrange
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        reads.append(args)
+        return real_zrevrange(*args, **kw)
+
+    def in_flight(keys: list[str], args: list[Any]) -> Any:
+        if not nested:  # another thread of the process claims while this claim is in flight
+            nested.append(None)
+            nested[0] = store.dispatch.claimer.claim("b", None)
+        return real(keys=keys, args=args)
+
+    monkeypatch.setattr(store.r, "zrevrange", counting)
+    monkeypatch.setattr(store, "scripts", Replaced(store.scripts, claim_mod.CLAIM_SCRIPT, in_flight))
+    outer = store.dispatch.claimer.claim("a", None)
+    assert reads == []
+    assert outer is not None and nested[0] is not None
+    assert outer.issue["id"] != nested[0].issue["id"]

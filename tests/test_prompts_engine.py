@@ -226,3 +226,39 @@ def test_the_each_helper_renders_exactly_like_pybars_each() -> None:
         context = {"xs": xs, "ys": [1, 2]}
         theirs = str(fn(dict(context), helpers=engine.HELPERS, partials={}))
         assert engine.render(fn, context, {}) == theirs, xs
+
+
+def test_threads_that_miss_the_cache_together_compile_a_source_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    builds: list[object] = []
+    real = engine._build
+
+    def counting(tree: object) -> engine.Renderer:
+        builds.append(tree)
+        return real(tree)
+
+    monkeypatch.setattr(engine, "_build", counting)
+    source = "Once per process: {{issue.title}} " + str(threading.get_ident())
+    gate = threading.Barrier(6)
+    out: list[engine.Renderer] = []
+
+    def claim_like() -> None:
+        gate.wait()
+        out.append(engine.compile_cached(source))
+
+    threads = [threading.Thread(target=claim_like) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1
+    assert len({id(fn) for fn in out}) == 1
+
+
+def test_a_warmed_process_renders_every_seeded_template_without_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loop.prompts import seeds
+
+    seeds.warm()
+    monkeypatch.setattr(engine, "_build", lambda tree: pytest.fail("compiled after warm()"))
+    for seed in seeds.SEEDS:
+        fn = engine.compile_cached(seed.content())
+        assert engine.render(fn, {"issue": {"title": "t"}}, engine.partials())

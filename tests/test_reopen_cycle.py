@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from loop.dispatch import sessions
+from loop.dispatch.service import ClaimFence
 from loop.errors import Conflict
 from loop.runtime import Loop
 from tests.redis_server import monitored
@@ -24,10 +26,16 @@ def test_reopening_a_claimed_issue_with_its_token_reads_the_session_once(private
     issue_id, sid, token = claimed(store)
     lines = monitored(store.r, lambda: store.issues.update(issue_id, {"status": "todo"},
                                                            check=store.dispatch.fence(token)))
-    reads = [ln["command"] for ln in lines
-             if ln.get("client_type") != "lua" and ln["command"].startswith(("HGETALL", "HGET "))]
+    reads = [ln["command"] for ln in lines if ln["command"].startswith(("HGETALL", "HGET "))
+             and not ln["command"].endswith(" blocked")]  # (the ready-set script's own read, in the MULTI)
     assert reads == [f"HGETALL {store.keys.issue(issue_id)}", f"HGET {store.keys.dispatch_state(issue_id)} session",
                      f"HGETALL {store.keys.session(sid)}"]
+    # Sent by the client: one WATCH of the issue, its dispatch state and the token's session, one
+    # EVAL reading all three, then the MULTI ... EXEC: 3 round trips (7 before).
+    sent = [ln["command"].split(" ")[0] for ln in lines if ln.get("client_type") != "lua"][:-1]  # (less the ECHO)
+    assert sent[:3] == ["WATCH", "EVAL", "MULTI"] and sent[-1] == "EXEC"
+    assert lines[0]["command"] == (f"WATCH {store.keys.issue(issue_id)} {store.keys.dispatch_state(issue_id)} "
+                                   f"{store.keys.session(sid)}")
     assert store.r.hget(store.keys.session(sid), "status") == "released"
     assert (store.issues.get(issue_id) or {})["status"] == "todo"
 
@@ -47,3 +55,54 @@ def test_a_retried_reopen_reads_the_session_again_and_sees_it_released_meanwhile
         store.issues.update(issue_id, {"status": "todo"}, check=check)
     assert len(attempts) == 2  # the first EXEC failed (watched session changed), the retry re-read it
     assert (store.issues.get(issue_id) or {})["status"] == "in_progress"
+
+
+def test_a_retried_fenced_reopen_reads_the_session_again_and_sees_it_released_meanwhile(store: Loop) -> None:
+    issue_id, sid, token = claimed(store)
+    attempts: list[int] = []
+
+    class Racing(ClaimFence):
+        def __call__(self, pipe: Any, old: Any) -> None:
+            attempts.append(1)
+            super().__call__(pipe, old)
+            if len(attempts) == 1:  # another client releases the claim after the first attempt's read
+                store.r.hset(store.keys.session(sid), "status", "released")
+
+    with pytest.raises(Conflict):
+        store.issues.update(issue_id, {"status": "todo"}, check=Racing(store.dispatch, token))
+    assert len(attempts) == 2
+    assert (store.issues.get(issue_id) or {})["status"] == "in_progress"
+
+
+def test_a_token_without_a_session_id_from_an_older_loop_still_fences(store: Loop) -> None:
+    issue_id, sid, _ = claimed(store)
+    old_style = "claim_" + "ab" * 32
+    store.r.hset(store.keys.session(sid), "tokenHash", sessions.token_digest(old_style))
+    assert sessions.token_session(old_style) is None
+    with pytest.raises(Conflict):
+        store.issues.update(issue_id, {"status": "todo"}, check=store.dispatch.fence("claim_" + "cd" * 32))
+    store.issues.update(issue_id, {"status": "todo"}, check=store.dispatch.fence(old_style))
+    assert store.r.hget(store.keys.session(sid), "status") == "released"
+
+
+def test_the_token_of_a_previous_claim_is_refused_after_the_issue_was_claimed_again(store: Loop) -> None:
+    issue_id, first, old_token = claimed(store)
+    store.issues.update(issue_id, {"status": "todo"}, check=store.dispatch.fence(old_token))
+    again: Any = store.dispatch.next("agent")
+    assert again["issue"]["id"] == issue_id
+    with pytest.raises(Conflict):
+        store.issues.update(issue_id, {"status": "todo"}, check=store.dispatch.fence(old_token))
+    second = again["claim"]["sessionId"]
+    assert store.r.hget(store.keys.session(second), "status") == "active"
+    assert (store.issues.get(issue_id) or {})["status"] == "in_progress"
+    store.issues.update(issue_id, {"status": "todo"}, check=store.dispatch.fence(again["claim"]["token"]))
+    assert store.r.hget(store.keys.session(second), "status") == "released"
+
+
+def test_a_token_naming_a_session_of_another_issue_is_refused(store: Loop) -> None:
+    issue_a, _, token_a = claimed(store)
+    issue_b, sid_b, _ = claimed(store)
+    with pytest.raises(Conflict):
+        store.issues.update(issue_b, {"status": "todo"}, check=store.dispatch.fence(token_a))
+    assert store.r.hget(store.keys.session(sid_b), "status") == "active"
+    assert (store.issues.get(issue_b) or {})["status"] == "in_progress"

@@ -17,7 +17,7 @@ from loop import models
 from loop.dispatch import scoring, sessions
 from loop.dispatch.schedule import Scheduler
 from loop.errors import Conflict
-from loop.ids import new_id, new_token
+from loop.ids import new_id
 from loop.models import ISSUE_FIELDS, Row
 from loop.tunables import CLAIM_BACKOFF_UNIT as BACKOFF_UNIT
 from loop.tunables import CLAIM_CANDIDATES as CANDIDATES
@@ -68,8 +68,11 @@ class Claimer:
         k = self.k
         source = k.dispatch_ready(project_id)
         if members is None:
+            # Shared, not taken: every thread of the process starts from the remembered head (the
+            # script claims the set's current best if it is among them, whichever thread's list it
+            # came from), instead of all but one paying a ZREVRANGE round trip of their own.
             with self._lock:
-                members = self._next.pop(source, None)
+                members = self._next.get(source) or None
         if members is None:
             members = self.s.r.zrevrange(source, 0, CANDIDATES - 1)
             if not members and not check_due:
@@ -82,7 +85,8 @@ class Claimer:
                  k.issue_bits("status", "in_progress"), k.counts("project_status"), k.issue_roots()]
         script = self.s.scripts[CLAIM_SCRIPT]
         # One id and token per claim: a losing attempt creates nothing, so they can be reused.
-        sid, token = new_id(), new_token("claim_")
+        sid = new_id()
+        token = sessions.new_claim_token(sid)
         digest = sessions.token_digest(token)
         # Bounded by wall time too: backoff sleeps add up, and a claim runs in a sync worker.
         deadline = self.s.now() + self.s.settings.claim_timeout_ms

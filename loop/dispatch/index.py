@@ -13,7 +13,6 @@ the write, so a blocker's resolution and its dependents' release happen in one a
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,7 @@ from loop import models
 from loop.dispatch import scoring, sessions
 from loop.errors import BusinessRuleError
 from loop.models import ISSUE_FIELDS, RESOLVED_STATUSES, Row
-from loop.scripts import source
+from loop.scripts import body
 from loop.store.relations import RelationHook
 from loop.store.types import IssueHook, Pipe, SessionClose, WriteIntent
 from loop.tunables import CYCLE_CHECK_LIMIT
@@ -48,10 +47,8 @@ def stage_script(pipe: Pipe, name: str, keys: list[str], args: list[Any]) -> Non
     pipe.execute_command("EVAL", script_body(name), len(keys), *keys, *args)
 
 
-@functools.cache
 def script_body(name: str) -> str:
-    text = source(name)
-    return text[text.index("]]") + 2:].lstrip() if text.startswith("--[[") else text
+    return body(name)
 
 
 def eligible(row: Row | None, blocked: int) -> bool:

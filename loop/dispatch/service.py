@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from loop.clock import iso
@@ -13,7 +12,7 @@ from loop.dispatch.goals import GoalBonus
 from loop.dispatch.index import Index
 from loop.errors import Conflict, Forbidden, LoopError, NotFound
 from loop.models import Row
-from loop.store.types import Pipe, SessionClose, WriteIntent
+from loop.store.types import Fence, Pipe, SessionClose, WriteIntent
 from loop.tunables import CLAIM_SWEEP, SCHEDULE_MAX_BATCHES, SWEEP_BATCH
 
 if TYPE_CHECKING:
@@ -273,17 +272,9 @@ class Dispatch:
         return self.s.transact(tx, skey)
 
     # ------------------------------------------------------------------ fencing
-    def fence(self, token: str) -> Callable[[Pipe, Row], None]:
+    def fence(self, token: str) -> Fence:
         """A ``check`` for ``issues.update``: 409 unless ``token`` is the issue's live claim token."""
-        def check(pipe: Pipe, old: Row) -> None:
-            sid, session = sessions.watched_active(pipe, self.k, old["id"])
-            if not sid:
-                raise Conflict(STALE_TOKEN)
-            if session.get("status") != "active" or not sessions.token_matches(session, token):
-                raise Conflict(STALE_TOKEN)
-            if int(session["expiresAt"]) <= self.s.now():
-                raise Conflict(LEASE_EXPIRED)
-        return check
+        return ClaimFence(self, token)
 
     # ------------------------------------------------------------------ schedule
     def promote_due(self, max_batches: int = SCHEDULE_MAX_BATCHES) -> int:
@@ -313,3 +304,21 @@ class Dispatch:
             parts = scoring.breakdown(row, bonuses.get(row["projectId"] or "", 0), now)
             items.append({"issue": self.s.issues.wire(row), "score": sum(parts.values()), "breakdown": parts})
         return items, int(total)
+
+
+class ClaimFence(Fence):
+    """:meth:`Dispatch.fence`'s check; names the token's session so the write reads it with the issue."""
+
+    def __init__(self, dispatch: Dispatch, token: str) -> None:
+        self.dispatch = dispatch
+        self.token = token
+        self.session_id = sessions.token_session(token)
+
+    def __call__(self, pipe: Pipe, old: Row) -> None:
+        sid, session = sessions.watched_active(pipe, self.dispatch.k, old["id"])
+        if not sid:
+            raise Conflict(STALE_TOKEN)
+        if session.get("status") != "active" or not sessions.token_matches(session, self.token):
+            raise Conflict(STALE_TOKEN)
+        if int(session["expiresAt"]) <= self.dispatch.s.now():
+            raise Conflict(LEASE_EXPIRED)

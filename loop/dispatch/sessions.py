@@ -9,12 +9,13 @@ issue change that caused it (see :class:`loop.dispatch.index.DispatchIssueHook`)
 from __future__ import annotations
 
 import hmac
+import secrets
 
 from loop import models
 from loop.ids import token_digest as token_digest  # re-exported: loop.dispatch.claim
 from loop.keys import Keys
 from loop.models import Row
-from loop.store.types import Client, Pipe
+from loop.store.types import ATTEMPT_SESSION, Client, Pipe, is_id
 from loop.tunables import EXPERIMENT_DURATION_SAMPLE
 
 SESSION_FIELDS: dict[str, str] = {
@@ -32,6 +33,19 @@ NEEDS_REVIEW_COLOR = "#d93f0b"
 PARKED_STATUS = "backlog"
 
 
+def new_claim_token(session_id: str) -> str:
+    """A claim token naming its session: ``claim_<sessionId>_<64 hex>`` (the hex is the secret;
+    the id, public anyway, lets a fenced write read the session with its issue in one round trip)."""
+    return f"claim_{session_id}_{secrets.token_hex(32)}"
+
+
+def token_session(token: str) -> str | None:
+    """The session id a claim token names; ``None`` for a token without one (``claim_`` + 64 hex,
+    from an older Loop: its fenced writes take the longer path)."""
+    parts = token.split("_")
+    return parts[1] if len(parts) == 3 and parts[0] == "claim" and is_id(parts[1]) else None
+
+
 def token_matches(session: dict[str, str], token: str) -> bool:
     return hmac.compare_digest(session.get("tokenHash", ""), token_digest(token))
 
@@ -42,8 +56,8 @@ def watched_active(pipe: Pipe, keys: Keys, issue_id: str) -> tuple[str | None, d
     token checks the fence, then the dispatch hook closes the same session (4 round trips saved;
     see ``RedisStore.transact``'s ``attempt_reads``)."""
     memo: dict[object, object] | None = getattr(pipe, "attempt_reads", None)
-    if memo is not None and ("session", issue_id) in memo:
-        found = memo[("session", issue_id)]
+    if memo is not None and (ATTEMPT_SESSION, issue_id) in memo:
+        found = memo[(ATTEMPT_SESSION, issue_id)]
         assert isinstance(found, tuple)
         return found
     state_key = keys.dispatch_state(issue_id)
@@ -54,7 +68,7 @@ def watched_active(pipe: Pipe, keys: Keys, issue_id: str) -> tuple[str | None, d
         pipe.watch(keys.session(sid))
         session = pipe.hgetall(keys.session(sid))
     if memo is not None:
-        memo[("session", issue_id)] = (sid, session)
+        memo[(ATTEMPT_SESSION, issue_id)] = (sid, session)
     return sid, session
 
 

@@ -286,8 +286,12 @@ def compile_cached(source: str) -> Renderer:
     rendering (pybars parses with OMeta), and equal sources compile to equal functions."""
     fn = _CACHE.get(source)
     if fn is None:
-        fn = compile_template(source)
-        _remember(source, fn)
+        # Checked again under the lock: threads that miss together compile once, not once each.
+        with COMPILE_LOCK:
+            fn = _CACHE.get(source)
+            if fn is None:
+                fn = _build(_parse(source))
+                _remember(source, fn)
     return fn
 
 

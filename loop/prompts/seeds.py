@@ -60,6 +60,15 @@ SEEDS = (
 )
 
 
+def warm() -> None:
+    """Compile the shared partials and every seeded template now (about 0.5 s of CPU: pybars
+    parses with OMeta), so a server process does not pay it in the first claims it serves,
+    when threads that miss the cache together would each wait on the compile lock."""
+    engine.partials()
+    for s in SEEDS:
+        engine.compile_cached(s.content())
+
+
 def rows(seed: Seed, now: int) -> tuple[Row, Row]:
     template: Row = dict.fromkeys(TEMPLATE_FIELDS)
     template.update(id=seed.template_id, slug=seed.slug, name=seed.name, description=seed.description,

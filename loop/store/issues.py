@@ -20,7 +20,8 @@ from loop.errors import BusinessRuleError, NotFound, ValidationError
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import ISSUE_FIELDS, OUTCOME_TYPES, Row
-from loop.store.types import PLAIN, Pipe, WriteIntent, is_id
+from loop.scripts import body
+from loop.store.types import ATTEMPT_SESSION, PLAIN, Fence, Pipe, WriteIntent, is_id
 from loop.tunables import CHILDREN_LIMIT, LIST_BLOCK_BYTES
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ BITMAPS = {"status": "status", "type": "type", "priority": "priority"}
 #: Issue fields indexed by zsets.
 INDEXED = {"project": "projectId", "parent": "parentId"}
 LIST_SCRIPT = "issue_list"
+FENCED_READ = "issue_fenced_read"
 #: Live issues are counted per project and these fields (P:counts:project_<fields>): the exact
 #: totals of lists filtered by a project and exactly these fields.
 COUNTED = (("status",), ("type",), ("status", "type"))
@@ -261,7 +263,8 @@ class Issues:
                 check(pipe, old)
             return True
 
-        new = self.update_if(issue_id, changes, proceed, intent)
+        session = check.session_id if isinstance(check, Fence) else None
+        new = self.update_if(issue_id, changes, proceed, intent, session)
         assert new is not None  # proceed never declines
         return new
 
@@ -271,17 +274,25 @@ class Issues:
         changes: Mapping[str, Any],
         proceed: Callable[[Pipe, Row], bool],
         intent: WriteIntent = PLAIN,
+        session: str | None = None,
     ) -> Row | None:
         """:meth:`update`, unless ``proceed(pipe, old)`` (run under WATCH, it may watch more keys)
-        returns ``False``: then nothing is written and the answer is ``None``."""
+        returns ``False``: then nothing is written and the answer is ``None``.
+
+        ``session``: the claim session a fenced write expects the issue to hold; it is watched and
+        read with the issue and its dispatch state in one command (``issue_fenced_read.lua``), so
+        the fence and the dispatch hook find it in ``pipe.attempt_reads``."""
         if not is_id(issue_id):
             raise NotFound("Issue not found")
         key = self.k.issue(issue_id)
         if changes.get("parentId"):
             self._check_parent(changes["parentId"], issue_id)
+        if session is not None and not is_id(session):
+            session = None
+        watch = [key] if session is None else [key, self.k.dispatch_state(issue_id), self.k.session(session)]
 
         def tx(pipe: Pipe) -> Row | None:
-            old = self._live_in_tx(pipe, key)
+            old = self._live_in_tx(pipe, key) if session is None else self._fenced_read(pipe, issue_id, session)
             check_outcome(changes.get("type") or old["type"], changes.get("outcome", old["outcome"]))
             if changes.get("parentId"):
                 # Watched: a child created under this issue meanwhile aborts the write.
@@ -299,7 +310,24 @@ class Issues:
             self.stage_update(pipe, old, new, states)
             return new
 
-        return self.s.transact(tx, key)
+        return self.s.transact(tx, *watch)
+
+    def _fenced_read(self, pipe: Pipe, issue_id: str, session: str) -> Row:
+        """:meth:`_live_in_tx` of the issue, keeping its active session in ``pipe.attempt_reads``
+        when it is ``session`` (the caller watches all three keys)."""
+        keys = [self.k.issue(issue_id), self.k.dispatch_state(issue_id), self.k.session(session)]
+        # EVAL of the body, not the registered script: that would add a SCRIPT EXISTS round trip.
+        issue, named, held = pipe.eval(body(FENCED_READ), len(keys), *keys)
+        raw = dict(zip(issue[::2], issue[1::2], strict=True))
+        row = models.decode(ISSUE_FIELDS, raw) if raw else None
+        if row is None or row["deletedAt"] is not None:
+            raise NotFound("Issue not found")
+        if not named:
+            pipe.attempt_reads[(ATTEMPT_SESSION, issue_id)] = (None, {})
+        elif named == session:
+            pipe.attempt_reads[(ATTEMPT_SESSION, issue_id)] = (named, dict(zip(held[::2], held[1::2], strict=True)))
+        # else the issue holds another session: the fence reads (and watches) that one itself
+        return row
 
     def prepare_update(self, pipe: Pipe, old: Row, changes: Mapping[str, Any],
                        intent: WriteIntent = PLAIN) -> tuple[Row, builtins.list[Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 from loop import models
 from loop.store.commands import Client, Pipe
 
-__all__ = ["PLAIN", "Client", "IssueHook", "Pipe", "SessionClose", "WriteIntent", "is_id"]
+__all__ = ["ATTEMPT_SESSION", "PLAIN", "Client", "Fence", "IssueHook", "Pipe", "SessionClose", "WriteIntent", "is_id"]
 
 # An id from a URL or a body becomes part of a key name: one containing ':' could name
 # another key of the namespace (``P:issue:<id>:labels`` is a set, so HGETALL would fail
@@ -25,6 +25,23 @@ _ID_RE = re.compile(r"[^:{}\s]{1,200}")
 def is_id(value: object) -> bool:
     """Whether ``value`` could name a row (no key separators, no braces, not empty)."""
     return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
+
+#: ``pipe.attempt_reads[(ATTEMPT_SESSION, issue_id)]``: ``(session id or None, that session's hash)``,
+#: the issue's active session as read under WATCH in this attempt (loop.dispatch.sessions.watched_active).
+ATTEMPT_SESSION = "session"
+
+
+class Fence:
+    """A ``check`` for ``Issues.update`` that vetoes the write unless a claim is live.
+
+    ``session_id``: the session the claim names (``None``: not known), which the write watches
+    and reads with the issue in one round trip (``Issues.update_if``'s ``session``)."""
+
+    session_id: str | None = None
+
+    def __call__(self, pipe: Pipe, old: models.Row) -> None:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
