@@ -26,6 +26,7 @@ copy, which is served as is.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,19 +37,28 @@ import orjson
 
 from loop import models
 from loop.clock import iso
-from loop.errors import Conflict, NotFound
+from loop.errors import Conflict
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import Row
+from loop.scripts import source
 from loop.store.goals import Reading, ReadingWrite
-from loop.store.types import IssueHook, Pipe, WriteIntent
-from loop.tunables import GROUP_ATTEMPTS, GROUP_RECENT_PAYLOAD_BYTES, GROUP_RECENT_SIGNALS, LIST_BLOCK_BYTES
+from loop.store.types import IssueHook, Pipe, WriteIntent, is_id
+from loop.tunables import (
+    GROUP_ATTEMPTS,
+    GROUP_HINTS,
+    GROUP_RECENT_PAYLOAD_BYTES,
+    GROUP_RECENT_SIGNALS,
+    LIST_BLOCK_BYTES,
+)
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
 #: ``loop/lua/issue_list.lua``, whose zset walk serves signal filters too.
 LIST_SCRIPT = "issue_list"
+#: The reads of a grouped signal's / a new group's transaction (``loop/lua/signal_*.lua``).
+JOIN_SCRIPT, OPEN_SCRIPT = "signal_join", "signal_open"
 SIGNAL_FIELDS: dict[str, str] = {
     "id": "s", "source": "s", "sourceId": "s", "type": "s", "severity": "s", "payload": "j",
     "issueId": "s", "projectId": "s", "deliveryId": "s", "createdAt": "t", "fingerprint": "s",
@@ -127,8 +137,7 @@ class GuardHook(IssueHook):
             return None
         s = self.signals.s
         if w.group is not None:
-            pipe.watch(w.group)
-            current = pipe.get(w.group)
+            current = watched_group(pipe, w.group)
             if old is not None and current != new["id"]:
                 raise Regroup()
             if old is None:
@@ -167,6 +176,27 @@ class GuardHook(IssueHook):
             pipe.zadd(s.keys.issue_relations_in(rel["relatedIssueId"]), {rel["id"]: seq})
             for h, st in zip(s.relations.hooks, state.relation_states, strict=True):
                 h.stage(pipe, rel, True, st)
+
+
+def watched_group(pipe: Pipe, group: str) -> str | None:
+    """The issue id ``group`` names, WATCHed: read once per transaction attempt (the signal's own
+    transaction reads it with the issue, ``signal_join.lua``/``signal_open.lua``, and leaves it in
+    ``pipe.attempt_reads``; a change after that read fails the EXEC anyway)."""
+    memo: dict[object, object] | None = getattr(pipe, "attempt_reads", None)
+    if memo is not None and ("group", group) in memo:
+        found = memo[("group", group)]
+        return found if isinstance(found, str) else None
+    pipe.watch(group)
+    current = pipe.get(group)
+    if memo is not None:
+        memo[("group", group)] = current
+    return current
+
+
+def _remember_group(pipe: Pipe, group: str, current: str | None) -> None:
+    memo: dict[object, object] | None = getattr(pipe, "attempt_reads", None)
+    if memo is not None:
+        memo[("group", group)] = current
 
 
 def _issue_in(pipe: Pipe, store: RedisStore, issue_id: str) -> Row | None:
@@ -225,6 +255,8 @@ class Signals:
         self.s = store
         self.k = store.keys
         self.guard_hook = GuardHook(self)
+        #: Group key -> the issue id this process last saw it name (see :meth:`_hint`).
+        self.hints: dict[str, str] = {}
 
     # ------------------------------------------------------------------ reads
     def get(self, signal_id: str) -> Row | None:
@@ -335,18 +367,32 @@ class Signals:
             write.group = self.k.signal_group(fingerprint_digest(fingerprint))
             for _ in range(GROUP_ATTEMPTS):
                 try:
-                    current = self.s.r.get(write.group)
-                    if current is not None:
-                        joined = self._join(write, current)
+                    # The hint says which issue to WATCH with the group; each write re-reads the
+                    # group under that WATCH and starts over (Regroup) when it names another.
+                    hint = self.hints.get(write.group)
+                    if hint is not None:
+                        joined = self._join(write, hint)
                         if joined is not None:
                             return joined
-                    write.expect = current
+                    write.expect = hint  # None, or the closed issue the group still names
                     return self._open(write, issue_data)
                 except (Regroup, Conflict):  # the group moved, or heavy contention on its issue
                     continue
             raise Conflict("The signal's group is being modified concurrently; retry the request.")
         except AlreadyRecorded as exc:
             return self._recorded(exc.signal_id)
+
+    def _hint(self, group: str, current: str | None) -> None:
+        """Remember what ``group`` was read (under WATCH) to name. A hint only picks which issue
+        the next write of that fingerprint WATCHes and reads along with the group, saving the
+        group's read before the transaction; it never answers anything (a stale one costs one
+        Regroup). Bounded: cleared whole past GROUP_HINTS groups (atomic under threads)."""
+        if current is None:
+            self.hints.pop(group, None)
+            return
+        if len(self.hints) >= GROUP_HINTS and group not in self.hints:
+            self.hints.clear()
+        self.hints[group] = current
 
     def _open(self, write: SignalWrite, issue_data: Mapping[str, Any]) -> Recorded:
         """A new triage issue for the signal (a recurrence when ``write.expect`` names a closed one)."""
@@ -359,30 +405,65 @@ class Signals:
                 note = (f"Recurrence: signals with this fingerprint were grouped under #{prev['number']} "
                         f"({'deleted' if prev['deletedAt'] is not None else prev['status']}), now closed.")
                 data["description"] = f"{note}\n\n{data['description']}" if data.get("description") else note
-        issue = self.s.issues.create(data, intent=WriteIntent(guard=write.guard, signal=write))
+        intent = WriteIntent(guard=write.guard, signal=write)
+        group = write.group
+        if group is None:
+            return Recorded(signal, self.s.issues.create(data, intent=intent), created=True)
+        issues = self.s.issues
+        drawn: list[int] = []  # the number, drawn once however many times the transaction runs
+
+        def tx(pipe: Pipe) -> Row:
+            # Under WATCH of the group: its check and the number in one round trip (signal_open.lua).
+            current, number = pipe.eval(_body(OPEN_SCRIPT), 2, group, self.k.issue_seq(),
+                                        write.expect or "", 0 if drawn else 1)
+            _remember_group(pipe, group, current)
+            if current != write.expect:
+                self._hint(group, current)
+                raise Regroup()
+            if number is not None:
+                drawn.append(int(number))
+            issue = issues.new_row(data, number=drawn[0])
+            states = issues.prepare_create(pipe, issue, intent)  # the guard hook re-checks the group
+            pipe.multi()
+            issues.stage_create(pipe, issue, states)
+            return issue
+
+        issue = self.s.transact(tx, group)
+        self._hint(group, issue["id"])
         return Recorded(signal, issue, created=True)
 
     def _join(self, write: SignalWrite, issue_id: str) -> Recorded | None:
-        """Attach the signal to open issue ``issue_id``; ``None`` when it is closed (or gone)."""
-        signal = write.signal
-        changes: Row = {}
+        """Attach the signal to open issue ``issue_id``; ``None`` when it is closed (or gone).
 
-        def proceed(pipe: Pipe, old: Row) -> bool:
-            if not is_open(old):
-                return False
-            changes.clear()
-            changes.update(signalCount=(old["signalCount"] or 1) + 1,
-                           lastSignalAt=max(old["lastSignalAt"] or 0, signal["createdAt"]),
-                           signalRecent=recent(old["signalRecent"], signal))
+        One WATCH of the group and the issue, one read of both (``signal_join.lua``), one MULTI:
+        ``issue_id`` (the hint) only said which issue to watch."""
+        if not is_id(issue_id):
+            return None
+        signal, group, key = write.signal, write.group, self.k.issue(issue_id)
+        assert group is not None
+        issues = self.s.issues
+
+        def tx(pipe: Pipe) -> Row | None:
+            current, raw = pipe.eval(_body(JOIN_SCRIPT), 2, group, key)
+            _remember_group(pipe, group, current)
+            if current != issue_id:
+                self._hint(group, current)
+                raise Regroup()
+            old = models.decode(models.ISSUE_FIELDS, dict(zip(raw[::2], raw[1::2], strict=True))) if raw else None
+            if old is None or not is_open(old):
+                return None
+            changes: Row = {"signalCount": (old["signalCount"] or 1) + 1,
+                            "lastSignalAt": max(old["lastSignalAt"] or 0, signal["createdAt"]),
+                            "signalRecent": recent(old["signalRecent"], signal)}
             raised = PRIORITY[signal["severity"]]
             if not old["priority"] or raised < old["priority"]:  # 0 = none: any severity raises it
                 changes["priority"] = raised
-            return True
-        try:
-            issue = self.s.issues.update_if(issue_id, changes, proceed,
-                                            intent=WriteIntent(signal=write))
-        except NotFound:
-            return None
+            new, states = issues.prepare_update(pipe, old, changes, WriteIntent(signal=write))
+            pipe.multi()
+            issues.stage_update(pipe, old, new, states)
+            return new
+
+        issue = self.s.transact(tx, group, key)
         if issue is None:
             return None
         return Recorded(signal, issue, created=True, grouped=True)
@@ -394,7 +475,8 @@ class Signals:
         sid, score = signal["id"], issue["number"]
         # Scored by the issue's number like every signal: a grouped signal is listed with its group,
         # and retention finds an issue's signals by that score.
-        self.s.write_row(pipe, "signal", SIGNAL_FIELDS, sid, {**signal, "payload": payload})
+        # A new row: the HSET of its set fields only (no HDEL of the null ones, which it never had).
+        pipe.hset(self.k.row("signal", sid), mapping=models.encode(SIGNAL_FIELDS, {**signal, "payload": payload}))
         pipe.zadd(self.k.signal_index(), {sid: score})
         pipe.zadd(self.k.retention("payloads"), {sid: signal["createdAt"]})
         for name, field in FILTERS.items():
@@ -404,6 +486,14 @@ class Signals:
             pipe.hincrby(self.k.counts("signals"), field, 1)
         if write.guard is not None:
             pipe.set(write.guard, sid, ex=write.guard_ttl)
+
+
+@functools.cache
+def _body(name: str) -> str:
+    """A script's text without its header comment, sent as EVAL: run under WATCH, before MULTI
+    (EVALSHA's NOSCRIPT fallback would be one more round trip after a SCRIPT FLUSH)."""
+    text = source(name)
+    return text[text.index("]]") + 2:].lstrip()
 
 
 def fingerprint_digest(fingerprint: str) -> str:
