@@ -14,8 +14,11 @@ others, stopping once the page is full (``issue_list.lua`` with zsets only): O(p
 intersection of whole indexes.
 
 A signal with a ``fingerprint`` whose group (``P:signal:group:<digest>``) names an open issue joins
-it instead (docs/signals.md): one ``Issues.update_if`` transaction, :class:`GuardHook` WATCHing
-the group and staging the signal.
+it instead (docs/signals.md): one transaction WATCHing the group and the issue, reading both in
+one command (``signal_join.lua``), the issue update staged by ``Issues.prepare_update`` and
+:class:`GuardHook` staging the signal. A fingerprint's first signal WATCHes the group, checks it
+and draws the issue number in one command (``signal_open.lua``). Which issue to WATCH comes from a
+per-process hint (``Signals.hints``), re-checked under WATCH: 3 round trips either way.
 
 A new issue's payload is stored once, as the triage issue's ``signalPayload`` (a grouped signal
 keeps its own); a signal's ``payload``
