@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -50,6 +51,7 @@ from loop.store.types import IssueHook, Pipe, WriteIntent, is_id
 from loop.tunables import (
     GROUP_ATTEMPTS,
     GROUP_HINTS,
+    GROUP_LOCK_STRIPES,
     GROUP_RECENT_PAYLOAD_BYTES,
     GROUP_RECENT_SIGNALS,
     LIST_BLOCK_BYTES,
@@ -260,6 +262,8 @@ class Signals:
         self.guard_hook = GuardHook(self)
         #: Group key -> the issue id this process last saw it name (see :meth:`_hint`).
         self.hints: dict[str, str] = {}
+        #: Striped locks serializing this process's writes to one group (:meth:`create`).
+        self.group_locks = [threading.Lock() for _ in range(GROUP_LOCK_STRIPES)]
 
     # ------------------------------------------------------------------ reads
     def get(self, signal_id: str) -> Row | None:
@@ -368,22 +372,31 @@ class Signals:
             if fingerprint is None:
                 return self._open(write, issue_data)
             write.group = self.k.signal_group(fingerprint_digest(fingerprint))
-            for _ in range(GROUP_ATTEMPTS):
-                try:
-                    # The hint says which issue to WATCH with the group; each write re-reads the
-                    # group under that WATCH and starts over (Regroup) when it names another.
-                    hint = self.hints.get(write.group)
-                    if hint is not None:
-                        joined = self._join(write, hint)
-                        if joined is not None:
-                            return joined
-                    write.expect = hint  # None, or the closed issue the group still names
-                    return self._open(write, issue_data)
-                except (Regroup, Conflict):  # the group moved, or heavy contention on its issue
-                    continue
-            raise Conflict("The signal's group is being modified concurrently; retry the request.")
+            # One write per group at a time in this process: its threads would only fail each
+            # other's EXECs (4 threads on one group: 3 EXECs per signal). WATCH still guards
+            # against the other processes.
+            with self.group_locks[hash(write.group) % GROUP_LOCK_STRIPES]:
+                return self._grouped(write, issue_data)
         except AlreadyRecorded as exc:
             return self._recorded(exc.signal_id)
+
+    def _grouped(self, write: SignalWrite, issue_data: Mapping[str, Any]) -> Recorded:
+        group = write.group
+        assert group is not None
+        for _ in range(GROUP_ATTEMPTS):
+            try:
+                # The hint says which issue to WATCH with the group; each write re-reads the
+                # group under that WATCH and starts over (Regroup) when it names another.
+                hint = self.hints.get(group)
+                if hint is not None:
+                    joined = self._join(write, hint)
+                    if joined is not None:
+                        return joined
+                write.expect = hint  # None, or the closed issue the group still names
+                return self._open(write, issue_data)
+            except (Regroup, Conflict):  # the group moved, or heavy contention on its issue
+                continue
+        raise Conflict("The signal's group is being modified concurrently; retry the request.")
 
     def _hint(self, group: str, current: str | None) -> None:
         """Remember what ``group`` was read (under WATCH) to name. A hint only picks which issue
