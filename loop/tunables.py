@@ -129,6 +129,12 @@ GOAL_READINGS_KEPT = 1000
 GOAL_TREND_READINGS = 5
 #: Attempts of a grouped signal write when its group moved under it (issue closed, regrouped).
 GROUP_ATTEMPTS = 20
+#: Fingerprint groups whose issue id an API process remembers as a hint of which issue to WATCH
+#: (a hint is always re-checked under WATCH; the map is cleared whole past this size).
+GROUP_HINTS = 10_000
+#: Locks an API process stripes its fingerprint groups over, so its threads write one group one
+#: at a time instead of failing each other's WATCH (two groups rarely share one).
+GROUP_LOCK_STRIPES = 64
 # ---------------------------------------------------------------- dashboard (api/ui, docs/dashboard.md)
 #: Lifetime of a dashboard session cookie: a working day, so a forgotten tab stops acting on its own.
 UI_SESSION_SECONDS = 12 * 3600

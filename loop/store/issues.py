@@ -215,14 +215,15 @@ class Issues:
         self.s.transact(tx)
         return issue
 
-    def new_row(self, data: Mapping[str, Any]) -> Row:
-        """The row of a new issue from validated ``data`` (draws its number)."""
+    def new_row(self, data: Mapping[str, Any], number: int | None = None) -> Row:
+        """The row of a new issue from validated ``data`` (draws its number unless given one drawn
+        from ``issue_seq`` already, e.g. by ``signal_open.lua``)."""
         now = self.s.now()
         issue: Row = dict.fromkeys(ISSUE_FIELDS)
         issue.update({k: v for k, v in data.items() if k in ISSUE_FIELDS})
         issue.update(
             id=new_id(),
-            number=int(self.s.r.incr(self.k.issue_seq())),
+            number=number if number is not None else int(self.s.r.incr(self.k.issue_seq())),
             status=data.get("status") or "triage",
             priority=data.get("priority") or 0,
             agentSessionId=None, agentSummary=None, commits=None, pullRequests=None,

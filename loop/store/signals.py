@@ -14,8 +14,11 @@ others, stopping once the page is full (``issue_list.lua`` with zsets only): O(p
 intersection of whole indexes.
 
 A signal with a ``fingerprint`` whose group (``P:signal:group:<digest>``) names an open issue joins
-it instead (docs/signals.md): one ``Issues.update_if`` transaction, :class:`GuardHook` WATCHing
-the group and staging the signal.
+it instead (docs/signals.md): one transaction WATCHing the group and the issue, reading both in
+one command (``signal_join.lua``), the issue update staged by ``Issues.prepare_update`` and
+:class:`GuardHook` staging the signal. A fingerprint's first signal WATCHes the group, checks it
+and draws the issue number in one command (``signal_open.lua``). Which issue to WATCH comes from a
+per-process hint (``Signals.hints``), re-checked under WATCH: 3 round trips either way.
 
 A new issue's payload is stored once, as the triage issue's ``signalPayload`` (a grouped signal
 keeps its own); a signal's ``payload``
@@ -25,8 +28,9 @@ copy, which is served as is.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import hashlib
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -36,19 +40,39 @@ import orjson
 
 from loop import models
 from loop.clock import iso
-from loop.errors import Conflict, NotFound
+from loop.errors import Conflict
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import Row
-from loop.store.goals import Reading, ReadingWrite
-from loop.store.types import IssueHook, Pipe, WriteIntent
-from loop.tunables import GROUP_ATTEMPTS, GROUP_RECENT_PAYLOAD_BYTES, GROUP_RECENT_SIGNALS, LIST_BLOCK_BYTES
+from loop.scripts import source
+from loop.store.goals import Reading
+from loop.store.signal_guard import (
+    AlreadyRecorded,
+    GuardHook,
+    Regroup,
+    SignalWrite,
+    is_open,
+    remember_group,
+)
+from loop.store.types import Pipe, WriteIntent, is_id
+from loop.tunables import (
+    GROUP_ATTEMPTS,
+    GROUP_HINTS,
+    GROUP_LOCK_STRIPES,
+    GROUP_RECENT_PAYLOAD_BYTES,
+    GROUP_RECENT_SIGNALS,
+    LIST_BLOCK_BYTES,
+)
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
 #: ``loop/lua/issue_list.lua``, whose zset walk serves signal filters too.
 LIST_SCRIPT = "issue_list"
+#: The reads of a grouped signal's / a new group's transaction (``loop/lua/signal_*.lua``).
+JOIN_SCRIPT, OPEN_SCRIPT = "signal_join", "signal_open"
+#: A new signal's row, indexes and counts, queued in its issue's MULTI (``loop/lua/signal_stage.lua``).
+STAGE_SCRIPT = "signal_stage"
 SIGNAL_FIELDS: dict[str, str] = {
     "id": "s", "source": "s", "sourceId": "s", "type": "s", "severity": "s", "payload": "j",
     "issueId": "s", "projectId": "s", "deliveryId": "s", "createdAt": "t", "fingerprint": "s",
@@ -58,126 +82,6 @@ PRIORITY = {"critical": 1, "high": 2, "medium": 3, "low": 4}
 #: Filters of ``GET /api/signals`` -> index field name.
 FILTERS = {"source": "source", "severity": "severity", "projectId": "project"}
 MAX_TITLE = 500
-
-class AlreadyRecorded(Exception):
-    """The delivery's guard key exists: another run already recorded it."""
-
-    def __init__(self, signal_id: str) -> None:
-        super().__init__(signal_id)
-        self.signal_id = signal_id
-
-
-class Regroup(Exception):
-    """The fingerprint's group moved between the read and the write (its issue closed, reopened,
-    or another signal opened the next one): the signal write starts over."""
-
-
-@dataclass
-class SignalWrite:
-    """The signal an issue write carries (``WriteIntent.signal``), staged in that write's MULTI.
-
-    ``group``: the fingerprint's ``P:signal:group:<digest>`` key; ``expect``: on a create, the
-    issue the group named when the write was planned (``None``, or the closed previous issue);
-    ``previous``: that closed issue, which the new one relates to; ``reading``: a goal reading
-    recorded with the signal.
-    """
-
-    signal: Row
-    guard: str | None = None
-    guard_ttl: int | None = None
-    group: str | None = None
-    expect: str | None = None
-    previous: Row | None = None
-    readings: list[tuple[str, Reading]] = dataclasses.field(default_factory=list)
-
-
-@dataclass
-class _Staged:
-    write: SignalWrite
-    readings: list[ReadingWrite]
-    relation: Row | None
-    relation_states: list[Any]
-
-
-class GuardHook(IssueHook):
-    """Checks, inside the issue write's transaction, what the signal it carries depends on.
-
-    Registered FIRST among the issue hooks (:func:`loop.runtime.build`), so its WATCHes precede
-    any read another hook makes in ``prepare``.
-
-    ``prepare`` runs before MULTI: the delivery guard (``intent.guard``) existing abandons the
-    write (:class:`AlreadyRecorded`); a fingerprint group that no longer names what the write was
-    planned on abandons it too (:class:`Regroup`); a goal reading is read. Everything read is
-    WATCHed, so a concurrent change fails the EXEC and the transaction re-runs these checks.
-    ``stage`` queues the signal (and its reading, group mapping, recurrence relation).
-    """
-
-    def __init__(self, signals: Signals) -> None:
-        self.signals = signals
-
-    def prepare(self, pipe: Pipe, old: Row | None, new: Row, intent: WriteIntent) -> Any:
-        w = intent.signal if isinstance(intent.signal, SignalWrite) else None
-        guard = w.guard if w is not None else intent.guard if old is None else None
-        if guard is not None:
-            pipe.watch(guard)
-            existing = pipe.get(guard)
-            if existing is not None:
-                raise AlreadyRecorded(existing)
-        if w is None:
-            return None
-        s = self.signals.s
-        if w.group is not None:
-            pipe.watch(w.group)
-            current = pipe.get(w.group)
-            if old is not None and current != new["id"]:
-                raise Regroup()
-            if old is None:
-                if current != w.expect:
-                    raise Regroup()
-                if current is not None:  # the previous issue must still be closed
-                    pipe.watch(s.keys.issue(current))
-                    if is_open(_issue_in(pipe, s, current)):
-                        raise Regroup()
-        readings = [s.goals.prepare_reading(pipe, goal_id, r) for goal_id, r in w.readings]
-        relation = None
-        states: list[Any] = []
-        if old is None and w.previous is not None and w.previous["deletedAt"] is None:
-            relation = {"id": new_id(), "type": "related", "issueId": new["id"],
-                        "relatedIssueId": w.previous["id"], "createdAt": new["createdAt"]}
-            states = [h.prepare(pipe, relation, True) for h in s.relations.hooks]
-        return _Staged(w, readings, relation, states)
-
-    def stage(self, pipe: Pipe, old: Row | None, new: Row, state: Any) -> None:
-        if not isinstance(state, _Staged):
-            return
-        s, w = self.signals.s, state.write
-        # A grouped signal keeps its own payload; a new issue's is stored once, as its signalPayload.
-        self.signals.stage_signal(pipe, w, new, payload=w.signal.get("payload") if old is not None else None)
-        if old is None and w.group is not None:
-            pipe.set(w.group, new["id"])
-        for reading in state.readings:
-            s.goals.stage_reading(pipe, reading)
-        if state.relation is not None:
-            rel = state.relation
-            s.write_row(pipe, "relation", models.RELATION_FIELDS, rel["id"], rel)
-            seq = s.next_seq()
-            pipe.zadd(s.keys.issue_relations(new["id"]), {rel["id"]: seq})
-            # Both directions, as Relations.create: the previous issue's incomingRelations, and
-            # retention purging it finds (and removes) this relation.
-            pipe.zadd(s.keys.issue_relations_in(rel["relatedIssueId"]), {rel["id"]: seq})
-            for h, st in zip(s.relations.hooks, state.relation_states, strict=True):
-                h.stage(pipe, rel, True, st)
-
-
-def _issue_in(pipe: Pipe, store: RedisStore, issue_id: str) -> Row | None:
-    raw = pipe.hgetall(store.keys.issue(issue_id))
-    return models.decode(models.ISSUE_FIELDS, raw) if raw else None
-
-
-def is_open(issue: Row | None) -> bool:
-    """Whether a group's issue still collects its signals: live and not done or canceled."""
-    return issue is not None and issue["deletedAt"] is None and issue["status"] not in models.RESOLVED_STATUSES
-
 
 @dataclass(frozen=True)
 class Recorded:
@@ -225,6 +129,10 @@ class Signals:
         self.s = store
         self.k = store.keys
         self.guard_hook = GuardHook(self)
+        #: Group key -> the issue id this process last saw it name (see :meth:`_hint`).
+        self.hints: dict[str, str] = {}
+        #: Striped locks serializing this process's writes to one group (:meth:`create`).
+        self.group_locks = [threading.Lock() for _ in range(GROUP_LOCK_STRIPES)]
 
     # ------------------------------------------------------------------ reads
     def get(self, signal_id: str) -> Row | None:
@@ -333,20 +241,43 @@ class Signals:
             if fingerprint is None:
                 return self._open(write, issue_data)
             write.group = self.k.signal_group(fingerprint_digest(fingerprint))
-            for _ in range(GROUP_ATTEMPTS):
-                try:
-                    current = self.s.r.get(write.group)
-                    if current is not None:
-                        joined = self._join(write, current)
-                        if joined is not None:
-                            return joined
-                    write.expect = current
-                    return self._open(write, issue_data)
-                except (Regroup, Conflict):  # the group moved, or heavy contention on its issue
-                    continue
-            raise Conflict("The signal's group is being modified concurrently; retry the request.")
+            # One write per group at a time in this process: its threads would only fail each
+            # other's EXECs (4 threads on one group: 3 EXECs per signal). WATCH still guards
+            # against the other processes.
+            with self.group_locks[hash(write.group) % GROUP_LOCK_STRIPES]:
+                return self._grouped(write, issue_data)
         except AlreadyRecorded as exc:
             return self._recorded(exc.signal_id)
+
+    def _grouped(self, write: SignalWrite, issue_data: Mapping[str, Any]) -> Recorded:
+        group = write.group
+        assert group is not None
+        for _ in range(GROUP_ATTEMPTS):
+            try:
+                # The hint says which issue to WATCH with the group; each write re-reads the
+                # group under that WATCH and starts over (Regroup) when it names another.
+                hint = self.hints.get(group)
+                if hint is not None:
+                    joined = self._join(write, hint)
+                    if joined is not None:
+                        return joined
+                write.expect = hint  # None, or the closed issue the group still names
+                return self._open(write, issue_data)
+            except (Regroup, Conflict):  # the group moved, or heavy contention on its issue
+                continue
+        raise Conflict("The signal's group is being modified concurrently; retry the request.")
+
+    def _hint(self, group: str, current: str | None) -> None:
+        """Remember what ``group`` was read (under WATCH) to name. A hint only picks which issue
+        the next write of that fingerprint WATCHes and reads along with the group, saving the
+        group's read before the transaction; it never answers anything (a stale one costs one
+        Regroup). Bounded: cleared whole past GROUP_HINTS groups (atomic under threads)."""
+        if current is None:
+            self.hints.pop(group, None)
+            return
+        if len(self.hints) >= GROUP_HINTS and group not in self.hints:
+            self.hints.clear()
+        self.hints[group] = current
 
     def _open(self, write: SignalWrite, issue_data: Mapping[str, Any]) -> Recorded:
         """A new triage issue for the signal (a recurrence when ``write.expect`` names a closed one)."""
@@ -359,30 +290,65 @@ class Signals:
                 note = (f"Recurrence: signals with this fingerprint were grouped under #{prev['number']} "
                         f"({'deleted' if prev['deletedAt'] is not None else prev['status']}), now closed.")
                 data["description"] = f"{note}\n\n{data['description']}" if data.get("description") else note
-        issue = self.s.issues.create(data, intent=WriteIntent(guard=write.guard, signal=write))
+        intent = WriteIntent(guard=write.guard, signal=write)
+        group = write.group
+        if group is None:
+            return Recorded(signal, self.s.issues.create(data, intent=intent), created=True)
+        issues = self.s.issues
+        drawn: list[int] = []  # the number, drawn once however many times the transaction runs
+
+        def tx(pipe: Pipe) -> Row:
+            # Under WATCH of the group: its check and the number in one round trip (signal_open.lua).
+            current, number = pipe.eval(_body(OPEN_SCRIPT), 2, group, self.k.issue_seq(),
+                                        write.expect or "", 0 if drawn else 1)
+            remember_group(pipe, group, current)
+            if current != write.expect:
+                self._hint(group, current)
+                raise Regroup()
+            if number is not None:
+                drawn.append(int(number))
+            issue = issues.new_row(data, number=drawn[0])
+            states = issues.prepare_create(pipe, issue, intent)  # the guard hook re-checks the group
+            pipe.multi()
+            issues.stage_create(pipe, issue, states)
+            return issue
+
+        issue = self.s.transact(tx, group)
+        self._hint(group, issue["id"])
         return Recorded(signal, issue, created=True)
 
     def _join(self, write: SignalWrite, issue_id: str) -> Recorded | None:
-        """Attach the signal to open issue ``issue_id``; ``None`` when it is closed (or gone)."""
-        signal = write.signal
-        changes: Row = {}
+        """Attach the signal to open issue ``issue_id``; ``None`` when it is closed (or gone).
 
-        def proceed(pipe: Pipe, old: Row) -> bool:
-            if not is_open(old):
-                return False
-            changes.clear()
-            changes.update(signalCount=(old["signalCount"] or 1) + 1,
-                           lastSignalAt=max(old["lastSignalAt"] or 0, signal["createdAt"]),
-                           signalRecent=recent(old["signalRecent"], signal))
+        One WATCH of the group and the issue, one read of both (``signal_join.lua``), one MULTI:
+        ``issue_id`` (the hint) only said which issue to watch."""
+        if not is_id(issue_id):
+            return None
+        signal, group, key = write.signal, write.group, self.k.issue(issue_id)
+        assert group is not None
+        issues = self.s.issues
+
+        def tx(pipe: Pipe) -> Row | None:
+            current, raw = pipe.eval(_body(JOIN_SCRIPT), 2, group, key)
+            remember_group(pipe, group, current)
+            if current != issue_id:
+                self._hint(group, current)
+                raise Regroup()
+            old = models.decode(models.ISSUE_FIELDS, dict(zip(raw[::2], raw[1::2], strict=True))) if raw else None
+            if old is None or not is_open(old):
+                return None
+            changes: Row = {"signalCount": (old["signalCount"] or 1) + 1,
+                            "lastSignalAt": max(old["lastSignalAt"] or 0, signal["createdAt"]),
+                            "signalRecent": recent(old["signalRecent"], signal)}
             raised = PRIORITY[signal["severity"]]
             if not old["priority"] or raised < old["priority"]:  # 0 = none: any severity raises it
                 changes["priority"] = raised
-            return True
-        try:
-            issue = self.s.issues.update_if(issue_id, changes, proceed,
-                                            intent=WriteIntent(signal=write))
-        except NotFound:
-            return None
+            new, states = issues.prepare_update(pipe, old, changes, WriteIntent(signal=write))
+            pipe.multi()
+            issues.stage_update(pipe, old, new, states)
+            return new
+
+        issue = self.s.transact(tx, group, key)
         if issue is None:
             return None
         return Recorded(signal, issue, created=True, grouped=True)
@@ -394,16 +360,26 @@ class Signals:
         sid, score = signal["id"], issue["number"]
         # Scored by the issue's number like every signal: a grouped signal is listed with its group,
         # and retention finds an issue's signals by that score.
-        self.s.write_row(pipe, "signal", SIGNAL_FIELDS, sid, {**signal, "payload": payload})
-        pipe.zadd(self.k.signal_index(), {sid: score})
-        pipe.zadd(self.k.retention("payloads"), {sid: signal["createdAt"]})
-        for name, field in FILTERS.items():
-            if signal.get(name) is not None:
-                pipe.zadd(self.k.signal_index(field, str(signal[name])), {sid: score})
-        for field in combo_fields(signal):
-            pipe.hincrby(self.k.counts("signals"), field, 1)
+        # One command (signal_stage.lua) for the row (its set fields: a new row has no null one
+        # to HDEL), the indexes and the counts: 1 queued command instead of 7.
+        row = models.encode(SIGNAL_FIELDS, {**signal, "payload": payload})
+        indexes = [self.k.signal_index(field, str(signal[name]))
+                   for name, field in FILTERS.items() if signal.get(name) is not None]
+        keys = [self.k.row("signal", sid), self.k.signal_index(), self.k.retention("payloads"),
+                self.k.counts("signals"), *indexes]
+        pipe.eval(_body(STAGE_SCRIPT), len(keys), *keys, sid, score, signal["createdAt"], len(row),
+                  *(x for item in row.items() for x in item), *combo_fields(signal))
         if write.guard is not None:
             pipe.set(write.guard, sid, ex=write.guard_ttl)
+
+
+@functools.cache
+def _body(name: str) -> str:
+    """A script's text without its header comment, sent as EVAL: under WATCH, EVALSHA's NOSCRIPT
+    fallback (after a SCRIPT FLUSH) would be one more round trip, and inside MULTI it would fail
+    that one command while the rest of the transaction applies."""
+    text = source(name)
+    return text[text.index("]]") + 2:].lstrip()
 
 
 def fingerprint_digest(fingerprint: str) -> str:

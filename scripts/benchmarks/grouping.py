@@ -11,22 +11,27 @@ the delivery guard, the Sentry normalizer and its fingerprint, the grouped write
 in-process with the job spec the API would have queued: the HTTP accept path is measured by the
 webhooks scenario, and 10,000 RQ jobs would time the queue, not the grouping.
 
-Options: ``-o parts=http,sentry`` (default both), ``-o deliveries=10000``.
+Options: ``-o parts=http,sentry`` (default both), ``-o deliveries=10000``, ``-o base=<worktree>``:
+the http part also runs a second server from that worktree (e.g. the commit before a change,
+``git worktree add``) on the same Redis, its rounds alternating with this one's, so a before/after
+comparison shares one run's load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
 import statistics
 import time
 import uuid
+from typing import Any
 
 import orjson
 
 from benchmarks.foundation import new_keys_by_group
-from benchmarks.harness import ROOT, Bench, Request, Result
+from benchmarks.harness import ROOT, Bench, Request, Result, Server
 from loop.clock import SystemClock
 from loop.runtime import build
 from loop.settings import Settings
@@ -55,11 +60,43 @@ def _merge(name: str, parts: list[Result]) -> Result:
                   app_cpu=sum(p.app_cpu for p in parts), redis_cpu=sum(p.redis_cpu for p in parts))
 
 
+class _Worktree(Server):
+    """The server run from another worktree (``-o base=``): gunicorn imports the app from there."""
+
+    def __init__(self, root: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.root = root
+
+    def app_args(self) -> list[str]:
+        return ["--chdir", self.root, "api.app:app"]
+
+
 def http_vs_health(bench: Bench) -> None:
     print("\n== /health vs POST /api/signals, grouped and new (alternating rounds on one server)", flush=True)
+    base = bench.options.get("base")
+    with contextlib.ExitStack() as stack:
+        servers = {"": stack.enter_context(bench.server())}
+        if base:
+            srv = _Worktree(str(base), bench.redis_url, bench.workers, None, bench.gunicorn_args)
+            stack.callback(srv.stop)
+            servers["base "] = srv.start()
+        series = {label: _series() for label in servers}
+        for r in range(1, bench.rounds + 1):
+            for label, srv in servers.items():
+                _round(bench, srv, label, r, series[label])
+        for label, srv in servers.items():
+            _report(bench, srv, label, series[label])
+
+
+def _series() -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:8]
+    return {"run": run_id, "health": [], "grouped": [], "new": [], "ratios": {"grouped": [], "new": []}}
+
+
+def _round(bench: Bench, srv: Server, label: str, r: int, series: dict[str, Any]) -> None:
     body = {"source": "bench", "type": "error", "severity": "medium",
             "payload": {"message": "KeyError: 'user' in checkout", "count": 1}}
-    run_id = uuid.uuid4().hex[:8]
+    run_id = series["run"]
 
     def grouped(i: int) -> Request:
         return Request("POST", "/api/signals", {**body, "fingerprint": f"bench:{run_id}:one"})
@@ -68,31 +105,31 @@ def http_vs_health(bench: Bench) -> None:
         # A fresh fingerprint per request: each opens its own issue (and group).
         return Request("POST", "/api/signals", {**body, "fingerprint": f"bench:{run_id}:{uuid.uuid4().hex}"})
 
-    with bench.server() as srv:
-        series: dict[str, list[Result]] = {"health": [], "grouped": [], "new": []}
-        ratios: dict[str, list[float]] = {"grouped": [], "new": []}
-        for r in range(1, bench.rounds + 1):
-            health = bench.record(bench.load(srv, f"GET /health (round {r})", lambda i: Request("GET", "/health")))
-            series["health"].append(health)
-            for name, make in (("grouped", grouped), ("new", new)):
-                res = bench.record(bench.load(srv, f"POST /api/signals, {name} (round {r})", make))
-                series[name].append(res)
-                ratios[name].append(res.rps / health.rps)
-        h = _merge("health", series["health"])
-        for name in ("grouped", "new"):
-            med = statistics.median(ratios[name])
-            bench.ratio(f"signal {name} req/s / GET /health req/s", med, ">= 0.5", med >= 0.5,
-                        "median of rounds " + ", ".join(f"{x:.2f}" for x in ratios[name]))
-            c = _merge(name, series[name])
-            est = h.cpu_ms / c.cpu_ms
-            bench.ratio(f"signal {name} / GET /health, from server CPU per request", est, ">= 0.5", est >= 0.5,
-                        f"{c.cpu_ms:.3f} ms (app {c.app_cpu * 1000 / c.requests:.3f} + redis "
-                        f"{c.redis_cpu * 1000 / c.requests:.3f}) vs {h.cpu_ms:.3f} ms per request, all rounds")
-        one = srv.store.r.get(srv.store.keys.signal_group(_digest(f"bench:{run_id}:one")))
-        issue = srv.store.issues.get(one) if one else None
-        sent = sum(x.requests for x in series["grouped"])
-        bench.note(f"grouped fingerprint: one issue, signalCount {issue and issue['signalCount']} "
-                   f"({sent} measured requests plus the warm-ups)")
+    health = bench.record(bench.load(srv, f"{label}GET /health (round {r})", lambda i: Request("GET", "/health")))
+    series["health"].append(health)
+    for name, make in (("grouped", grouped), ("new", new)):
+        res = bench.record(bench.load(srv, f"{label}POST /api/signals, {name} (round {r})", make))
+        series[name].append(res)
+        series["ratios"][name].append(res.rps / health.rps)
+
+
+def _report(bench: Bench, srv: Server, label: str, series: dict[str, Any]) -> None:
+    h = _merge("health", series["health"])
+    for name in ("grouped", "new"):
+        ratios = series["ratios"][name]
+        med = statistics.median(ratios)
+        bench.ratio(f"{label}signal {name} req/s / GET /health req/s", med, ">= 0.5", med >= 0.5,
+                    "median of rounds " + ", ".join(f"{x:.2f}" for x in ratios))
+        c = _merge(name, series[name])
+        est = h.cpu_ms / c.cpu_ms
+        bench.ratio(f"{label}signal {name} / GET /health, from server CPU per request", est, ">= 0.5", est >= 0.5,
+                    f"{c.cpu_ms:.3f} ms (app {c.app_cpu * 1000 / c.requests:.3f} + redis "
+                    f"{c.redis_cpu * 1000 / c.requests:.3f}) vs {h.cpu_ms:.3f} ms per request, all rounds")
+    one = srv.store.r.get(srv.store.keys.signal_group(_digest(f"bench:{series['run']}:one")))
+    issue = srv.store.issues.get(one) if one else None
+    sent = sum(x.requests for x in series["grouped"])
+    bench.note(f"{label}grouped fingerprint: one issue, signalCount {issue and issue['signalCount']} "
+               f"({sent} measured requests plus the warm-ups)")
 
 
 def _digest(fingerprint: str) -> str:
