@@ -318,7 +318,7 @@ class Issues:
         when it is ``session`` (the caller watches all three keys)."""
         keys = [self.k.issue(issue_id), self.k.dispatch_state(issue_id), self.k.session(session)]
         # EVAL of the body, not the registered script: that would add a SCRIPT EXISTS round trip.
-        issue, named, held = pipe.eval(body(FENCED_READ), len(keys), *keys)
+        issue, named, held = pipe.execute_command("EVAL", body(FENCED_READ), len(keys), *keys)
         raw = dict(zip(issue[::2], issue[1::2], strict=True))
         row = models.decode(ISSUE_FIELDS, raw) if raw else None
         if row is None or row["deletedAt"] is not None:

@@ -299,7 +299,7 @@ class Signals:
 
         def tx(pipe: Pipe) -> Row:
             # Under WATCH of the group: its check and the number in one round trip (signal_open.lua).
-            current, number = pipe.eval(_body(OPEN_SCRIPT), 2, group, self.k.issue_seq(),
+            current, number = pipe.execute_command("EVAL", _body(OPEN_SCRIPT), 2, group, self.k.issue_seq(),
                                         write.expect or "", 0 if drawn else 1)
             remember_group(pipe, group, current)
             if current != write.expect:
@@ -329,7 +329,7 @@ class Signals:
         issues = self.s.issues
 
         def tx(pipe: Pipe) -> Row | None:
-            current, raw = pipe.eval(_body(JOIN_SCRIPT), 2, group, key)
+            current, raw = pipe.execute_command("EVAL", _body(JOIN_SCRIPT), 2, group, key)
             remember_group(pipe, group, current)
             if current != issue_id:
                 self._hint(group, current)
@@ -367,7 +367,7 @@ class Signals:
                    for name, field in FILTERS.items() if signal.get(name) is not None]
         keys = [self.k.row("signal", sid), self.k.signal_index(), self.k.retention("payloads"),
                 self.k.counts("signals"), *indexes]
-        pipe.eval(_body(STAGE_SCRIPT), len(keys), *keys, sid, score, signal["createdAt"], len(row),
+        pipe.execute_command("EVAL", _body(STAGE_SCRIPT), len(keys), *keys, sid, score, signal["createdAt"], len(row),
                   *(x for item in row.items() for x in item), *combo_fields(signal))
         if write.guard is not None:
             pipe.set(write.guard, sid, ex=write.guard_ttl)
