@@ -124,6 +124,11 @@ def _joined(raw: Mapping[str, str], field: str, first: str) -> str:
     return "".join(parts)
 
 
+def pairs(flat: Sequence[Any]) -> dict[Any, Any]:
+    """A flat ``[field, value, ...]`` reply (HGETALL inside a Lua script) as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 def decode(fields: Mapping[str, str], raw: Mapping[str, str]) -> Row:
     """HGETALL (or HMGET, as a dict) result -> row with every known field present (absent = ``None``).
 

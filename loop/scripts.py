@@ -6,12 +6,15 @@ script on NOSCRIPT, so a ``SCRIPT FLUSH`` or a Redis restart is harmless.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
+
+from loop.store.commands import Pipe, Value
 
 
 @cache
@@ -20,13 +23,24 @@ def source(name: str) -> str:
     return resources.files("loop").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
 
-
 @cache
 def body(name: str) -> str:
-    """:func:`source` without its header comment: what to send with EVAL (inside MULTI, or on a
-    watching pipeline, where redis-py would add a SCRIPT EXISTS round trip before the EXEC)."""
+    """:func:`source` without its header comment: what :func:`eval_body` sends."""
     text = source(name)
     return text[text.index("]]") + 2:].lstrip() if text.startswith("--[[") else text
+
+
+def eval_body(pipe: Pipe, name: str, keys: Sequence[str], *args: Value) -> Any:
+    """Run (on a watching pipeline) or queue (after MULTI) ``loop/lua/<name>.lua`` as EVAL of its body.
+
+    Not EVALSHA: inside MULTI a NOSCRIPT error (after SCRIPT FLUSH or a restart) would fail that
+    one command while the rest of the transaction still applies, and redis-py would add a SCRIPT
+    EXISTS round trip before every such transaction. A raw ``EVAL`` command, since redis-py's
+    cluster pipeline refuses its ``eval`` method but routes the raw command by its KEYS (one
+    namespace's slot).
+    """
+    return pipe.execute_command("EVAL", body(name), len(keys), *keys, *args)
+
 
 class Scripts:
     """Per-connection registry of Loop's scripts."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from loop.dispatch.audit import audit
-from loop.dispatch.index import script_body
+from loop.scripts import body as script_body
 from loop.dispatch.scoring import member
 from tests.redis_server import monitored
 

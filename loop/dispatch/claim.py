@@ -121,7 +121,7 @@ class Claimer:
                 with self._lock:
                     self._next[source] = head
                 values = out[3 + nk:]
-                row = (dict(zip(values[::2], values[1::2], strict=True)) if full else
+                row = (models.pairs(values) if full else
                        {f: v for f, v in zip(BRIEF, values, strict=True) if v is not None})
                 return Claim(models.decode(ISSUE_FIELDS, row), sid, token, expires)
             if out[0] == "empty":

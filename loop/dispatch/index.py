@@ -21,7 +21,7 @@ from loop import models
 from loop.dispatch import scoring, sessions
 from loop.errors import BusinessRuleError
 from loop.models import ISSUE_FIELDS, RESOLVED_STATUSES, Row
-from loop.scripts import body
+from loop.scripts import eval_body
 from loop.store.relations import RelationHook
 from loop.store.types import IssueHook, Pipe, SessionClose, WriteIntent
 from loop.tunables import CYCLE_CHECK_LIMIT
@@ -36,19 +36,8 @@ BLOCKING_TYPES = ("blocks", "blocked_by")
 
 
 def stage_script(pipe: Pipe, name: str, keys: list[str], args: list[Any]) -> None:
-    """Queue ``loop/lua/<name>.lua`` on a MULTI pipeline as EVAL with its body.
-
-    Not EVALSHA: inside MULTI a NOSCRIPT error (after SCRIPT FLUSH or a restart) would fail
-    that one command while the rest of the transaction still applies; and redis-py would add a
-    SCRIPT EXISTS round trip before every such transaction. The body is sent without its
-    header comment. A raw ``EVAL`` command: redis-py's cluster pipeline refuses its ``eval``
-    method but routes the raw command by its KEYS (one namespace's slot).
-    """
-    pipe.execute_command("EVAL", script_body(name), len(keys), *keys, *args)
-
-
-def script_body(name: str) -> str:
-    return body(name)
+    """Queue ``loop/lua/<name>.lua`` on a MULTI pipeline (:func:`loop.scripts.eval_body`)."""
+    eval_body(pipe, name, keys, *args)
 
 
 def eligible(row: Row | None, blocked: int) -> bool:

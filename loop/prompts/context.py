@@ -70,7 +70,7 @@ def _hash(fields: Mapping[str, str], flat: Any) -> Row | None:
     for an empty reply (no such hash; cjson encodes it ``{}``)."""
     if not isinstance(flat, list) or not flat:
         return None
-    return models.wire(fields, models.decode(fields, dict(zip(flat[::2], flat[1::2], strict=True))))
+    return models.wire(fields, models.decode(fields, models.pairs(flat)))
 
 
 def _flag(value: Any) -> str:
@@ -84,8 +84,7 @@ def _list(value: Any) -> list[Any]:
 
 def _pairs(flat: Any) -> dict[str, Any]:
     """A flat HGETALL reply ``[field, value, ...]`` as a dict."""
-    items = _list(flat)
-    return dict(zip(items[::2], items[1::2], strict=True))
+    return models.pairs(_list(flat))
 
 
 def _ref(row: Row) -> Row:

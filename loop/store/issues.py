@@ -20,7 +20,7 @@ from loop.errors import BusinessRuleError, NotFound, ValidationError
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import ISSUE_FIELDS, OUTCOME_TYPES, Row
-from loop.scripts import body
+from loop.scripts import eval_body
 from loop.store.types import ATTEMPT_SESSION, PLAIN, Fence, Pipe, WriteIntent, is_id
 from loop.tunables import CHILDREN_LIMIT, LIST_BLOCK_BYTES
 
@@ -167,7 +167,11 @@ class Issues:
     @staticmethod
     def _live_in_tx(pipe: Pipe, key: str) -> Row:
         """The issue at ``key`` read inside a WATCH transaction, or NotFound if gone or deleted."""
-        raw = pipe.hgetall(key)
+        return Issues._live(pipe.hgetall(key))
+
+    @staticmethod
+    def _live(raw: Mapping[str, str]) -> Row:
+        """The issue of HGETALL reply ``raw``, or NotFound if empty (gone) or deleted."""
         row = models.decode(ISSUE_FIELDS, raw) if raw else None
         if row is None or row["deletedAt"] is not None:
             raise NotFound("Issue not found")
@@ -317,16 +321,12 @@ class Issues:
         """:meth:`_live_in_tx` of the issue, keeping its active session in ``pipe.attempt_reads``
         when it is ``session`` (the caller watches all three keys)."""
         keys = [self.k.issue(issue_id), self.k.dispatch_state(issue_id), self.k.session(session)]
-        # EVAL of the body, not the registered script: that would add a SCRIPT EXISTS round trip.
-        issue, named, held = pipe.execute_command("EVAL", body(FENCED_READ), len(keys), *keys)
-        raw = dict(zip(issue[::2], issue[1::2], strict=True))
-        row = models.decode(ISSUE_FIELDS, raw) if raw else None
-        if row is None or row["deletedAt"] is not None:
-            raise NotFound("Issue not found")
+        issue, named, held = eval_body(pipe, FENCED_READ, keys)
+        row = self._live(models.pairs(issue))
         if not named:
             pipe.attempt_reads[(ATTEMPT_SESSION, issue_id)] = (None, {})
         elif named == session:
-            pipe.attempt_reads[(ATTEMPT_SESSION, issue_id)] = (named, dict(zip(held[::2], held[1::2], strict=True)))
+            pipe.attempt_reads[(ATTEMPT_SESSION, issue_id)] = (named, models.pairs(held))
         # else the issue holds another session: the fence reads (and watches) that one itself
         return row
 

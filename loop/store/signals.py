@@ -28,7 +28,6 @@ copy, which is served as is.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import threading
 from collections.abc import Mapping, Sequence
@@ -44,7 +43,7 @@ from loop.errors import Conflict
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import Row
-from loop.scripts import source
+from loop.scripts import eval_body
 from loop.store.goals import Reading
 from loop.store.signal_guard import (
     AlreadyRecorded,
@@ -299,7 +298,7 @@ class Signals:
 
         def tx(pipe: Pipe) -> Row:
             # Under WATCH of the group: its check and the number in one round trip (signal_open.lua).
-            current, number = pipe.execute_command("EVAL", _body(OPEN_SCRIPT), 2, group, self.k.issue_seq(),
+            current, number = eval_body(pipe, OPEN_SCRIPT, [group, self.k.issue_seq()],
                                         write.expect or "", 0 if drawn else 1)
             remember_group(pipe, group, current)
             if current != write.expect:
@@ -329,12 +328,12 @@ class Signals:
         issues = self.s.issues
 
         def tx(pipe: Pipe) -> Row | None:
-            current, raw = pipe.execute_command("EVAL", _body(JOIN_SCRIPT), 2, group, key)
+            current, raw = eval_body(pipe, JOIN_SCRIPT, [group, key])
             remember_group(pipe, group, current)
             if current != issue_id:
                 self._hint(group, current)
                 raise Regroup()
-            old = models.decode(models.ISSUE_FIELDS, dict(zip(raw[::2], raw[1::2], strict=True))) if raw else None
+            old = models.decode(models.ISSUE_FIELDS, models.pairs(raw)) if raw else None
             if old is None or not is_open(old):
                 return None
             changes: Row = {"signalCount": (old["signalCount"] or 1) + 1,
@@ -367,19 +366,10 @@ class Signals:
                    for name, field in FILTERS.items() if signal.get(name) is not None]
         keys = [self.k.row("signal", sid), self.k.signal_index(), self.k.retention("payloads"),
                 self.k.counts("signals"), *indexes]
-        pipe.execute_command("EVAL", _body(STAGE_SCRIPT), len(keys), *keys, sid, score, signal["createdAt"], len(row),
+        eval_body(pipe, STAGE_SCRIPT, keys, sid, score, signal["createdAt"], len(row),
                   *(x for item in row.items() for x in item), *combo_fields(signal))
         if write.guard is not None:
             pipe.set(write.guard, sid, ex=write.guard_ttl)
-
-
-@functools.cache
-def _body(name: str) -> str:
-    """A script's text without its header comment, sent as EVAL: under WATCH, EVALSHA's NOSCRIPT
-    fallback (after a SCRIPT FLUSH) would be one more round trip, and inside MULTI it would fail
-    that one command while the rest of the transaction applies."""
-    text = source(name)
-    return text[text.index("]]") + 2:].lstrip()
 
 
 def fingerprint_digest(fingerprint: str) -> str:
