@@ -47,7 +47,7 @@ from loop.errors import Conflict
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import Row
-from loop.scripts import eval_body
+from loop.scripts import eval_body, watch_eval
 from loop.store.goals import Reading
 from loop.store.signal_guard import (
     AlreadyRecorded,
@@ -306,9 +306,9 @@ class Signals:
         drawn: list[int] = []  # the number, drawn once however many times the transaction runs
 
         def tx(pipe: Pipe) -> Row:
-            # Under WATCH of the group: its check and the number in one round trip (signal_open.lua).
-            current, number = eval_body(pipe, OPEN_SCRIPT, [group, self.k.issue_seq()],
-                                        write.expect or "", 0 if drawn else 1)
+            # WATCH of the group, its check and the number in one round trip (signal_open.lua).
+            current, number = watch_eval(pipe, [group], OPEN_SCRIPT, [group, self.k.issue_seq()],
+                                         write.expect or "", 0 if drawn else 1)
             remember_group(pipe, group, current)
             if current != write.expect:
                 self._hint(group, current)
@@ -321,7 +321,7 @@ class Signals:
             issues.stage_create(pipe, issue, states)
             return issue
 
-        issue = self.s.transact(tx, group)
+        issue = self.s.transact(tx)  # tx WATCHes the group
         self._hint(group, issue["id"])
         return Recorded(signal, issue, created=True)
 
@@ -363,7 +363,7 @@ class Signals:
         issues = self.s.issues
 
         def tx(pipe: Pipe) -> Row | None:
-            current, raw = eval_body(pipe, JOIN_SCRIPT, [group, key])
+            current, raw = watch_eval(pipe, [group, key], JOIN_SCRIPT, [group, key])
             remember_group(pipe, group, current)
             if current != issue_id:
                 self._hint(group, current)
@@ -382,7 +382,7 @@ class Signals:
             issues.stage_update(pipe, old, new, states)
             return new
 
-        issue = self.s.transact(tx, group, key)
+        issue = self.s.transact(tx)  # tx WATCHes the group and the issue
         if issue is None:
             return None
         return Recorded(signal, issue, created=True, grouped=True)
