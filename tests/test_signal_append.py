@@ -87,9 +87,11 @@ def test_the_one_command_join_writes_what_the_watch_path_writes(store, clock, mo
         assert models.wire(SIGNAL_FIELDS, a.signal)["payload"] == models.wire(SIGNAL_FIELDS, b.signal)["payload"]
 
 
-def test_entries_that_are_not_objects_are_dropped_as_the_watch_path_drops_them(store):
+@pytest.mark.parametrize("stored", ['[1,"x, ]",{"a":[1,"]"]},null,{"b":{}}]',
+                                    '[ 1 , "x, ]" ,\n {"a": [1, "]"]} , null, {"b": {}} ]'])
+def test_entries_that_are_not_objects_are_dropped_as_the_watch_path_drops_them(store, stored):
     first = send(store, "fp:legacy", {"n": 0}).issue
-    store.r.hset(store.keys.issue(first["id"]), "signalRecent", '[1,"x, ]",{"a":[1,"]"]},null,{"b":{}}]')
+    store.r.hset(store.keys.issue(first["id"]), "signalRecent", stored)
     joined = send(store, "fp:legacy", {"n": 1})
     assert joined.grouped and joined.issue["signalCount"] == 2
     assert [r.get("payload", r) for r in joined.issue["signalRecent"]] == [{"n": 1}, {"a": [1, "]"]}, {"b": {}}]

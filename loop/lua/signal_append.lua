@@ -11,7 +11,7 @@ one group never fail each other's EXEC (two API processes on one group did, ~0.5
 
 What it writes is what the WATCH path writes for such a signal: the issue's signalCount + 1,
 lastSignalAt (the later of the two), signalRecent (the new entry first, then the older entries
-that are objects, GROUP_RECENT_SIGNALS at most, copied verbatim), updatedAt, completedAt removed
+that are objects, GROUP_RECENT_SIGNALS at most, copied verbatim but for surrounding blanks), updatedAt, completedAt removed
 (an open issue has none), its roots-zset activity; and the signal as signal_stage.lua writes it,
 scored by the issue's number. Every key shares the namespace hash tag.
 
@@ -76,7 +76,7 @@ if old and string.sub(old, 1, 1) == '[' then
     elseif (c == ']' or c == '}') and depth > 0 then
       depth = depth - 1
     elseif depth == 0 and (c == ',' or c == ']') then
-      local item = string.sub(old, start, at - 1)
+      local item = string.match(string.sub(old, start, at - 1), '^%s*(.-)%s*$')
       if string.sub(item, 1, 1) == '{' then kept[#kept + 1] = item end
       if c == ']' then break end
       start = at + 1
