@@ -18,6 +18,7 @@ from loop.store.signals import (
     fingerprint_digest,
     title_for,
 )
+from tests.redis_server import monitored, undeclared
 
 #: Payloads whose JSON holds what a naive split of signalRecent would trip on.
 PAYLOADS: list[Any] = [
@@ -153,3 +154,24 @@ def test_two_processes_joining_one_group_concurrently_lose_no_signal(store, redi
     assert issue is not None and issue["signalCount"] == 42
     assert len(issue["signalRecent"]) == 3
     assert store.r.zcount(store.keys.signal_index(), issue["number"], issue["number"]) == 42
+
+
+def test_the_signal_and_issue_create_scripts_touch_only_their_declared_keys(private_store):
+    store = private_store
+    prefix = store.keys.prefix + ":"
+
+    def work() -> None:
+        send(store, "fp:keys", {"n": 0})  # signal_open, issue_create, signal_stage (with the group), stats_count
+        send(store, "fp:keys", {"n": 1})  # signal_append
+        send(store, "fp:keys", {"n": 2}, severity="critical")  # signal_join: the priority rises
+
+    def declared_of(args: list[str]) -> set[str] | None:
+        if args[0].upper() == "EVALSHA":
+            return set(args[3:3 + int(args[2])])
+        if args[0].upper() == "EVAL":  # the body has spaces: its keys are the prefixed words after it
+            return {a for a in args if a.startswith(prefix)}
+        return None
+
+    touched, bad = undeclared(monitored(store.r, work), declared_of)
+    assert bad == []
+    assert {"SETRANGE", "SETBIT", "ZADD", "HSET", "HINCRBY", "EXPIRE", "SET", "HMGET", "HGETALL"} <= set(touched)

@@ -12,6 +12,7 @@ audit them; they are state, approximate by design. :meth:`DayStats.window` reads
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +31,16 @@ COUNT_SCRIPT = "stats_count"
 HOURS, DAYS = 24, 7
 
 
-def _stamps(ms: int) -> tuple[str, str]:
-    """``(day, hour)`` bucket names of an epoch-ms instant (UTC)."""
-    at = datetime.fromtimestamp(ms / 1000, UTC)
+@functools.lru_cache(maxsize=4)
+def _hour_stamps(hour: int) -> tuple[str, str]:
+    at = datetime.fromtimestamp(hour * 3600, UTC)
     return at.strftime("%Y-%m-%d"), at.strftime("%Y-%m-%dT%H")
+
+
+def _stamps(ms: int) -> tuple[str, str]:
+    """``(day, hour)`` bucket names of an epoch-ms instant (UTC); formatted once per hour (every
+    issue create asks)."""
+    return _hour_stamps(ms // 3_600_000)
 
 
 class DayStatsHook(IssueHook):

@@ -387,8 +387,9 @@ class Signals:
             return None
         return Recorded(signal, issue, created=True, grouped=True)
 
-    def stage_signal(self, pipe: Pipe, write: SignalWrite, issue: Row, payload: Any) -> None:
-        """Queue the signal row, its indexes and counts, and its delivery guard (after MULTI)."""
+    def stage_signal(self, pipe: Pipe, write: SignalWrite, issue: Row, payload: Any, group: str | None = None) -> None:
+        """Queue the signal row, its indexes and counts, ``group`` (a new issue's fingerprint
+        group) set to name ``issue``, and its delivery guard (after MULTI)."""
         signal = write.signal
         signal["issueId"] = issue["id"]
         sid, score = signal["id"], issue["number"]
@@ -398,9 +399,10 @@ class Signals:
         # to HDEL), the indexes and the counts: 1 queued command instead of 7.
         row, indexes, combos = self._signal_parts(signal, payload)
         keys = [self.k.row("signal", sid), self.k.signal_index(), self.k.retention("payloads"),
-                self.k.counts("signals"), *indexes]
+                self.k.counts("signals"), *indexes, *([group] if group is not None else [])]
         eval_body(pipe, STAGE_SCRIPT, keys, sid, score, signal["createdAt"], len(row),
-                  *(x for item in row.items() for x in item), *combos)
+                  *(x for item in row.items() for x in item), len(indexes),
+                  issue["id"] if group is not None else "", *combos)
         if write.guard is not None:
             pipe.set(write.guard, sid, ex=write.guard_ttl)
 
