@@ -42,6 +42,44 @@ def eval_body(pipe: Pipe, name: str, keys: Sequence[str], *args: Value) -> Any:
     return pipe.execute_command("EVAL", body(name), len(keys), *keys, *args)
 
 
+def watch_eval(pipe: Pipe, watch: Sequence[str], name: str, keys: Sequence[str], *args: Value) -> Any:
+    """``pipe.watch(*watch)`` then :func:`eval_body`: the first read of a transaction, in ONE round
+    trip (both commands sent together) on a plain redis-py pipeline not yet watching; in two
+    otherwise (a cluster pipeline routes its own WATCH).
+
+    A dropped connection takes the two-command path, with redis-py's retries, on a new connection
+    (the WATCH died with the old one); any other error closes the connection (a reply may be
+    unread) and is raised as redis-py would raise it (a timeout is never retried)."""
+    if not isinstance(pipe, redis.client.Pipeline) or pipe.watching or pipe.explicit_transaction:
+        pipe.watch(*watch)
+        return eval_body(pipe, name, keys, *args)
+    conn = pipe.connection or pipe.connection_pool.get_connection()
+    pipe.connection = conn
+    try:
+        conn.send_packed_command(conn.pack_commands([("WATCH", *watch), ("EVAL", body(name), len(keys), *keys, *args)]))
+        pipe.parse_response(conn, "WATCH")
+        pipe.watching = True
+        return pipe.parse_response(conn, "EVAL")
+    except redis.ResponseError:  # an error reply: the connection is sound once both are read
+        if not pipe.watching:
+            _drop(pipe, conn)
+        raise
+    except redis.ConnectionError:
+        _drop(pipe, conn)
+        pipe.watch(*watch)
+        return eval_body(pipe, name, keys, *args)
+    except BaseException:
+        _drop(pipe, conn)
+        raise
+
+
+def _drop(pipe: redis.client.Pipeline, conn: redis.connection.AbstractConnection) -> None:
+    """Close ``conn`` (its WATCH with it) and give ``pipe`` back its unwatched state."""
+    conn.disconnect()  # type: ignore[no-untyped-call]
+    pipe.watching = False
+    pipe.reset()
+
+
 class Scripts:
     """Per-connection registry of Loop's scripts."""
 

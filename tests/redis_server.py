@@ -141,7 +141,8 @@ def monitored(client: redis.Redis, work: Callable[[], None]) -> list[dict[str, A
 
 #: Commands Loop's scripts run whose one key is their first argument.
 SINGLE_KEY = {"GET", "SET", "EXISTS", "HGET", "HGETALL", "HMGET", "HKEYS", "HSET", "HINCRBY", "SMEMBERS",
-              "ZCARD", "ZSCORE", "ZRANGE", "ZREVRANGE", "LREM", "BITCOUNT", "GETBIT", "GETRANGE", "STRLEN"}
+              "ZCARD", "ZSCORE", "ZRANGE", "ZREVRANGE", "LREM", "BITCOUNT", "GETBIT", "GETRANGE", "STRLEN",
+              "ZADD", "ZREM", "ZINCRBY", "INCR", "SETRANGE", "SETBIT", "EXPIRE", "HDEL"}
 
 
 def script_keys(args: list[str]) -> list[str]:

@@ -1,5 +1,6 @@
 """The per-process hint of which issue a fingerprint's group names never answers by itself:
-every write re-reads the group under WATCH (loop/store/signals.py, ``Signals.hints``)."""
+every write re-checks the group, inside signal_append.lua or under WATCH (loop/store/signals.py,
+``Signals.hints``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 --[[
 signal_open.lua: check a fingerprint's group and draw the new issue's number, in one command.
 
-Run under WATCH of KEYS[1] (loop/store/signals.py, Signals._open), in place of a GET and an
+Sent with the WATCH of KEYS[1] (loop/store/signals.py, Signals._open; loop.scripts.watch_eval), in place of a GET and an
 INCR (one round trip instead of two). The number is drawn only when the group still names what
 the write was planned on: a signal that must join an issue instead draws none. Every key shares
 the namespace hash tag (one slot).

@@ -33,6 +33,8 @@ BITMAPS = {"status": "status", "type": "type", "priority": "priority"}
 INDEXED = {"project": "projectId", "parent": "parentId"}
 LIST_SCRIPT = "issue_list"
 FENCED_READ = "issue_fenced_read"
+#: A new issue's row and indexes, queued in its MULTI (``loop/lua/issue_create.lua``).
+CREATE_SCRIPT = "issue_create"
 #: Live issues are counted per project and these fields (P:counts:project_<fields>): the exact
 #: totals of lists filtered by a project and exactly these fields.
 COUNTED = (("status",), ("type",), ("status", "type"))
@@ -245,13 +247,31 @@ class Issues:
     def stage_create(self, pipe: Pipe, issue: Row, states: builtins.list[Any],
                      label_ids: Sequence[str] = ()) -> None:
         """The MULTI half: the issue's hash, indexes, labels and the hooks' writes."""
-        self.s.write_row(pipe, "issue", ISSUE_FIELDS, issue["id"], issue)
-        self._reindex(pipe, None, issue)
+        self._stage_new(pipe, issue)
         for lid in label_ids:
             pipe.sadd(self.k.issue_labels(issue["id"]), lid)
             pipe.zadd(self.k.issue_index("label", lid), {issue["id"]: issue["number"]})
         for h, st in zip(self.s.issue_hooks, states, strict=True):
             h.stage(pipe, None, issue, st)
+
+    def _stage_new(self, pipe: Pipe, issue: Row) -> None:
+        """Queue the row and indexes of new live ``issue`` as one ``issue_create.lua``: what
+        :meth:`_reindex` (from no issue) and ``write_row`` would queue as 8 or more commands."""
+        k, iid, num = self.k, issue["id"], issue["number"]
+        assert issue["deletedAt"] is None  # a new issue is live
+        bitmaps = [k.issue_bits(), *(k.issue_bits(name, str(issue[field]))
+                                     for name, field in BITMAPS.items() if issue[field] is not None)]
+        zsets = [k.issue_index(name, str(issue[field])) for name, field in INDEXED.items() if issue[field] is not None]
+        counted = [(k.counts("_".join(("project", *fields))), "|".join((issue["projectId"], *(issue[f] for f in fields))))
+                   for fields in COUNTED] if issue["projectId"] else []
+        row = models.encode(ISSUE_FIELDS, issue)
+        eval_body(pipe, CREATE_SCRIPT, [k.issue(iid), k.issue_ids(), k.issue_roots(), *bitmaps, *zsets,
+                                        *(key for key, _ in counted)],
+                  iid, num, (num - 1) * ID_WIDTH, issue["updatedAt"], issue["parentId"] or "",
+                  len(bitmaps), len(zsets), len(row), *(x for item in row.items() for x in item),
+                  *(field for _, field in counted))
+        if issue["status"] == "done" and issue["completedAt"] is not None:
+            pipe.zadd(k.issues_completed(), {iid: issue["completedAt"]})
 
     def update(
         self,

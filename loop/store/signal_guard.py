@@ -115,9 +115,9 @@ class GuardHook(IssueHook):
             return
         s, w = self.signals.s, state.write
         # A grouped signal keeps its own payload; a new issue's is stored once, as its signalPayload.
-        self.signals.stage_signal(pipe, w, new, payload=w.signal.get("payload") if old is not None else None)
-        if old is None and w.group is not None:
-            pipe.set(w.group, new["id"])
+        # A new issue's group is set to name it by the same command (signal_stage.lua).
+        self.signals.stage_signal(pipe, w, new, payload=w.signal.get("payload") if old is not None else None,
+                                  group=w.group if old is None else None)
         for reading in state.readings:
             s.goals.stage_reading(pipe, reading)
         if state.relation is not None:

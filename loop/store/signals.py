@@ -14,11 +14,14 @@ others, stopping once the page is full (``issue_list.lua`` with zsets only): O(p
 intersection of whole indexes.
 
 A signal with a ``fingerprint`` whose group (``P:signal:group:<digest>``) names an open issue joins
-it instead (docs/signals.md): one transaction WATCHing the group and the issue, reading both in
-one command (``signal_join.lua``), the issue update staged by ``Issues.prepare_update`` and
+it instead (docs/signals.md). When no issue hook has anything to stage (no delivery guard, no goal
+reading, no priority raise: the usual repeat), one atomic command checks the group and the issue
+and writes the join (``signal_append.lua``): 1 round trip, and concurrent joins of one group never
+fail each other. Otherwise one transaction WATCHes the group and the issue, reading both in one
+command (``signal_join.lua``), the issue update staged by ``Issues.prepare_update`` and
 :class:`GuardHook` staging the signal. A fingerprint's first signal WATCHes the group, checks it
-and draws the issue number in one command (``signal_open.lua``). Which issue to WATCH comes from a
-per-process hint (``Signals.hints``), re-checked under WATCH: 3 round trips either way.
+and draws the issue number in one command (``signal_open.lua``). Which issue to check comes from a
+per-process hint (``Signals.hints``), re-checked by the script or under WATCH: never trusted.
 
 A new issue's payload is stored once, as the triage issue's ``signalPayload`` (a grouped signal
 keeps its own); a signal's ``payload``
@@ -28,6 +31,7 @@ copy, which is served as is.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import threading
 from collections.abc import Mapping, Sequence
@@ -43,7 +47,7 @@ from loop.errors import Conflict
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import Row
-from loop.scripts import eval_body
+from loop.scripts import eval_body, watch_eval
 from loop.store.goals import Reading
 from loop.store.signal_guard import (
     AlreadyRecorded,
@@ -72,6 +76,8 @@ LIST_SCRIPT = "issue_list"
 JOIN_SCRIPT, OPEN_SCRIPT = "signal_join", "signal_open"
 #: A new signal's row, indexes and counts, queued in its issue's MULTI (``loop/lua/signal_stage.lua``).
 STAGE_SCRIPT = "signal_stage"
+#: A grouped signal joining its open issue in one atomic command (``loop/lua/signal_append.lua``).
+APPEND_SCRIPT = "signal_append"
 SIGNAL_FIELDS: dict[str, str] = {
     "id": "s", "source": "s", "sourceId": "s", "type": "s", "severity": "s", "payload": "j",
     "issueId": "s", "projectId": "s", "deliveryId": "s", "createdAt": "t", "fingerprint": "s",
@@ -257,6 +263,9 @@ class Signals:
                 # group under that WATCH and starts over (Regroup) when it names another.
                 hint = self.hints.get(group)
                 if hint is not None:
+                    joined = self._append(write, hint) if write.guard is None and not write.readings else None
+                    if joined is not None:
+                        return joined
                     joined = self._join(write, hint)
                     if joined is not None:
                         return joined
@@ -297,9 +306,9 @@ class Signals:
         drawn: list[int] = []  # the number, drawn once however many times the transaction runs
 
         def tx(pipe: Pipe) -> Row:
-            # Under WATCH of the group: its check and the number in one round trip (signal_open.lua).
-            current, number = eval_body(pipe, OPEN_SCRIPT, [group, self.k.issue_seq()],
-                                        write.expect or "", 0 if drawn else 1)
+            # WATCH of the group, its check and the number in one round trip (signal_open.lua).
+            current, number = watch_eval(pipe, [group], OPEN_SCRIPT, [group, self.k.issue_seq()],
+                                         write.expect or "", 0 if drawn else 1)
             remember_group(pipe, group, current)
             if current != write.expect:
                 self._hint(group, current)
@@ -312,9 +321,35 @@ class Signals:
             issues.stage_create(pipe, issue, states)
             return issue
 
-        issue = self.s.transact(tx, group)
+        issue = self.s.transact(tx)  # tx WATCHes the group
         self._hint(group, issue["id"])
         return Recorded(signal, issue, created=True)
+
+    def _append(self, write: SignalWrite, issue_id: str) -> Recorded | None:
+        """Join open issue ``issue_id`` in one atomic command (``signal_append.lua``), when no issue
+        hook has anything to stage (no guard, no reading, no priority raise); ``None`` when it
+        wrote nothing (that, or the group moved, or the issue is closed): :meth:`_join` decides.
+
+        No WATCH: concurrent signals of one group, from any process, never fail each other."""
+        if not is_id(issue_id):
+            return None
+        signal, group = write.signal, write.group
+        assert group is not None
+        signal["issueId"] = issue_id
+        row, indexes, combos = self._signal_parts(signal, signal.get("payload"))
+        k, sid = self.k, signal["id"]
+        keys = [group, k.issue(issue_id), k.issue_roots(), k.row("signal", sid), k.signal_index(),
+                k.retention("payloads"), k.counts("signals"), *indexes]
+        out = self.s.scripts[APPEND_SCRIPT](keys=keys, args=[
+            issue_id, self.s.now(), PRIORITY[signal["severity"]], GROUP_RECENT_SIGNALS,
+            orjson.dumps(recent_entry(signal)), sid, signal["createdAt"],
+            len(models.RESOLVED_STATUSES), *models.RESOLVED_STATUSES,
+            len(row), *(x for item in row.items() for x in item), *combos])
+        if not int(out[0]):
+            signal["issueId"] = None
+            return None
+        issue = models.decode(models.ISSUE_FIELDS, models.pairs(out[1]))
+        return Recorded(signal, issue, created=True, grouped=True)
 
     def _join(self, write: SignalWrite, issue_id: str) -> Recorded | None:
         """Attach the signal to open issue ``issue_id``; ``None`` when it is closed (or gone).
@@ -328,7 +363,7 @@ class Signals:
         issues = self.s.issues
 
         def tx(pipe: Pipe) -> Row | None:
-            current, raw = eval_body(pipe, JOIN_SCRIPT, [group, key])
+            current, raw = watch_eval(pipe, [group, key], JOIN_SCRIPT, [group, key])
             remember_group(pipe, group, current)
             if current != issue_id:
                 self._hint(group, current)
@@ -347,13 +382,14 @@ class Signals:
             issues.stage_update(pipe, old, new, states)
             return new
 
-        issue = self.s.transact(tx, group, key)
+        issue = self.s.transact(tx)  # tx WATCHes the group and the issue
         if issue is None:
             return None
         return Recorded(signal, issue, created=True, grouped=True)
 
-    def stage_signal(self, pipe: Pipe, write: SignalWrite, issue: Row, payload: Any) -> None:
-        """Queue the signal row, its indexes and counts, and its delivery guard (after MULTI)."""
+    def stage_signal(self, pipe: Pipe, write: SignalWrite, issue: Row, payload: Any, group: str | None = None) -> None:
+        """Queue the signal row, its indexes and counts, ``group`` (a new issue's fingerprint
+        group) set to name ``issue``, and its delivery guard (after MULTI)."""
         signal = write.signal
         signal["issueId"] = issue["id"]
         sid, score = signal["id"], issue["number"]
@@ -361,15 +397,23 @@ class Signals:
         # and retention finds an issue's signals by that score.
         # One command (signal_stage.lua) for the row (its set fields: a new row has no null one
         # to HDEL), the indexes and the counts: 1 queued command instead of 7.
+        row, indexes, combos = self._signal_parts(signal, payload)
+        keys = [self.k.row("signal", sid), self.k.signal_index(), self.k.retention("payloads"),
+                self.k.counts("signals"), *indexes, *([group] if group is not None else [])]
+        eval_body(pipe, STAGE_SCRIPT, keys, sid, score, signal["createdAt"], len(row),
+                  *(x for item in row.items() for x in item), len(indexes),
+                  issue["id"] if group is not None else "", *combos)
+        if write.guard is not None:
+            pipe.set(write.guard, sid, ex=write.guard_ttl)
+
+    def _signal_parts(self, signal: Row, payload: Any
+                      ) -> tuple[dict[str, str], builtins.list[str], builtins.list[str]]:
+        """A new signal's row (non-null fields, ``payload`` as its payload), filter indexes and
+        ``P:counts:signals`` fields: what signal_stage.lua and signal_append.lua write."""
         row = models.encode(SIGNAL_FIELDS, {**signal, "payload": payload})
         indexes = [self.k.signal_index(field, str(signal[name]))
                    for name, field in FILTERS.items() if signal.get(name) is not None]
-        keys = [self.k.row("signal", sid), self.k.signal_index(), self.k.retention("payloads"),
-                self.k.counts("signals"), *indexes]
-        eval_body(pipe, STAGE_SCRIPT, keys, sid, score, signal["createdAt"], len(row),
-                  *(x for item in row.items() for x in item), *combo_fields(signal))
-        if write.guard is not None:
-            pipe.set(write.guard, sid, ex=write.guard_ttl)
+        return row, indexes, combo_fields(signal)
 
 
 def fingerprint_digest(fingerprint: str) -> str:
@@ -380,11 +424,16 @@ def fingerprint_digest(fingerprint: str) -> str:
 def recent(previous: Any, signal: Row) -> list[Row]:
     """The issue's ``signalRecent`` with ``signal`` first, capped (GROUP_RECENT_SIGNALS), each
     payload whole up to GROUP_RECENT_PAYLOAD_BYTES of JSON, else an excerpt of that JSON."""
+    older = [r for r in previous if isinstance(r, dict)] if isinstance(previous, list) else []
+    return [recent_entry(signal), *older][:GROUP_RECENT_SIGNALS]
+
+
+def recent_entry(signal: Row) -> Row:
+    """The signal's ``signalRecent`` entry: its payload whole up to GROUP_RECENT_PAYLOAD_BYTES of
+    JSON, else an excerpt of that JSON."""
     payload = signal.get("payload")
     raw = orjson.dumps(payload)
     kept: Any = payload if len(raw) <= GROUP_RECENT_PAYLOAD_BYTES else \
         raw[:GROUP_RECENT_PAYLOAD_BYTES].decode("utf-8", "ignore") + "…"
-    entry = {"signalId": signal["id"], "severity": signal["severity"], "at": iso(signal["createdAt"]),
-             "payload": kept}
-    older = [r for r in previous if isinstance(r, dict)] if isinstance(previous, list) else []
-    return [entry, *older][:GROUP_RECENT_SIGNALS]
+    return {"signalId": signal["id"], "severity": signal["severity"], "at": iso(signal["createdAt"]),
+            "payload": kept}
