@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from loop.clock import iso
+from loop.tunables import ISO_MEMO_MAX
 
 ISSUE_TYPES = ("signal", "hypothesis", "plan", "task", "monitor")
 ISSUE_STATUSES = ("triage", "backlog", "todo", "in_progress", "done", "canceled")
@@ -71,16 +72,6 @@ COMMENT_FIELDS: dict[str, str] = {
 #: rewrites the description deletes them (:func:`legacy_piece_names`).
 LEGACY_PIECE_SEP = "~"
 LEGACY_MAX_PIECES = 16
-
-
-#: The fields an older Loop stored in pieces: a page read by :func:`wire_values` also asks for
-#: their first extra piece (:func:`legacy_probes`) and falls back to :func:`decode` when present.
-LEGACY_PIECED = ("description",)
-
-
-def legacy_probes(fields: Mapping[str, str]) -> list[str]:
-    """The hash fields whose presence shows a row was stored in pieces by an older Loop."""
-    return [f"{f}{LEGACY_PIECE_SEP}1" for f in LEGACY_PIECED if f in fields]
 
 
 def legacy_piece_names(field: str) -> list[str]:
@@ -156,8 +147,19 @@ def wire(fields: Mapping[str, str], row: Mapping[str, Any]) -> Row:
     return {k: iso(v) if kind == "t" and v is not None else v for k, kind in fields.items() for v in (row.get(k),)}
 
 
+#: ISO-8601 forms of raw timestamps already seen: a memo of a pure function (the same raw value
+#: always gives the same string), so it cannot serve anything stale. Pages re-read the same rows and
+#: rows written together share timestamps; cleared when full to bound memory.
+_ISO_MEMO: dict[str, str | None] = {}
+
+
 def _iso_of(raw: str) -> str | None:
-    return iso(int(raw))
+    text = _ISO_MEMO.get(raw)
+    if text is None:
+        if len(_ISO_MEMO) >= ISO_MEMO_MAX:
+            _ISO_MEMO.clear()
+        text = _ISO_MEMO[raw] = iso(int(raw))
+    return text
 
 
 #: Raw hash value -> wire value, per field kind: :data:`_DECODERS`, timestamps straight to ISO-8601.
@@ -180,33 +182,44 @@ def wire_values(fields: Mapping[str, str], values: Sequence[Any]) -> Row | None:
 
 
 def convert_page(fields: Mapping[str, str], replies: Sequence[Sequence[Any]],
-                 decoders: Mapping[str, Callable[[str], Any]]) -> list[Row | None]:
-    """Rows (or ``None`` for a missing hash) from HMGET replies of every field of ``fields``, each
-    value converted by ``decoders[kind]`` (:data:`_DECODERS`: rows; :data:`_WIRE_DECODERS`: wire
-    form). A page's hot loop: the plan is made once per page, then each row is one C-level
-    ``dict(zip(...))`` plus a conversion of its non-string values (~2 us a row where
-    :func:`decode` then :func:`wire` cost ~12)."""
-    names = list(fields)
-    fixups = [(k, decoders[kind]) for k, kind in fields.items() if kind != "s"]
+                 decoders: Mapping[str, Callable[[str], Any]],
+                 fallback: Callable[[Mapping[str, str]], Row]) -> list[Row | None]:
+    """Rows (or ``None`` for a missing hash) from flat HGETALL replies (``rows_read.lua``), each
+    known value converted by ``decoders[kind]`` (:data:`_DECODERS`: rows; :data:`_WIRE_DECODERS`:
+    wire form), every field of ``fields`` present and in its order.
+
+    A page's hot loop: per row one C-level copy of the all-null row, one ``update`` from the
+    pairs, then a conversion of only the non-string fields the row holds (~1.5 us a row where
+    :func:`decode` then :func:`wire` cost ~12). A row holding a field Loop does not know (an
+    older Loop's description pieces) goes through ``fallback`` (:func:`decode`, which joins them).
+    """
+    blank: Row = dict.fromkeys(fields)
+    size = len(blank)
+    convert = {k: decoders[kind] for k, kind in fields.items() if kind != "s"}
     out: list[Row | None] = []
-    for values in replies:
-        if values.count(None) == len(values):
+    for flat in replies:
+        if not flat:
             out.append(None)
             continue
-        row = dict(zip(names, values, strict=True))
-        for k, conv in fixups:
-            v = row[k]
-            if v is not None:
-                row[k] = conv(v)
+        row = blank.copy()
+        it = iter(flat)
+        row.update(zip(it, it, strict=True))
+        if len(row) != size:
+            out.append(fallback(pairs(flat)))
+            continue
+        for k in flat[::2]:
+            conv = convert.get(k)
+            if conv is not None:
+                row[k] = conv(row[k])
         out.append(row)
     return out
 
 
 def wire_page(fields: Mapping[str, str], replies: Sequence[Sequence[Any]]) -> list[Row | None]:
     """:func:`convert_page` to the wire form (timestamps as ISO-8601 strings)."""
-    return convert_page(fields, replies, _WIRE_DECODERS)
+    return convert_page(fields, replies, _WIRE_DECODERS, lambda raw: wire(fields, decode(fields, raw)))
 
 
 def decode_page(fields: Mapping[str, str], replies: Sequence[Sequence[Any]]) -> list[Row | None]:
     """:func:`convert_page` to rows (timestamps as epoch ms)."""
-    return convert_page(fields, replies, _DECODERS)
+    return convert_page(fields, replies, _DECODERS, lambda raw: decode(fields, raw))

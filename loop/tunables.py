@@ -64,6 +64,9 @@ CYCLE_CHECK_LIMIT = 1000
 #: Issue bitmaps are skipped through in blocks of this many bytes (8x as many issues) when a
 #: list starts at an offset: one BITCOUNT per block, then a bisection inside the block.
 LIST_BLOCK_BYTES = 1024
+#: Raw timestamps whose ISO-8601 form a process remembers (``models._iso_of``, a memo of a pure
+#: function): ~10 MB at most; a page's rows share a few thousand distinct timestamps.
+ISO_MEMO_MAX = 65_536
 #: An issue's detail and each dashboard activity chain list at most this many children (the most
 #: recent, in creation order) plus ``childrenTotal``: one request must not load them all.
 CHILDREN_LIMIT = 50

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from loop.dispatch.audit import audit
-from loop.scripts import body as script_body
 from loop.dispatch.scoring import member
+from loop.scripts import body as script_body
 from tests.redis_server import monitored
 
 NAMES = ("dispatch_claim", "dispatch_rescore", "dispatch_enter")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from loop import models
 from loop.models import ISSUE_FIELDS
 from loop.runtime import Loop
@@ -13,21 +15,34 @@ from tests.conftest import Client
 from tests.test_models_pieces import legacy_issue
 
 
-def top_level_calls(store: RedisStore) -> dict[str, int]:
+def server_calls(store: RedisStore) -> dict[str, int]:
+    """Calls per command since the last reset, the ones scripts make included."""
     stats = store.r.info("commandstats")
     return {c: int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("hgetall", "evalsha")}
 
 
-def test_a_page_of_50_issues_reads_its_rows_in_one_command_not_one_per_row(private_store: Loop) -> None:
+def test_a_page_of_50_issues_reads_its_rows_in_one_command_not_one_per_row(
+        private_store: Loop, monkeypatch: pytest.MonkeyPatch) -> None:
     store = private_store  # commandstats are server-wide: a Redis of its own
     for i in range(60):
         store.issues.create({"title": f"i{i}", "type": "task", "status": "todo"})
     store.issues.list({}, 1, 0)  # the scripts are loaded (a first EVALSHA answers NOSCRIPT)
+    sent: list[str] = []
+    send = store.r.execute_command
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        sent.append(str(args[0]))
+        return send(*args, **kw)
+
+    monkeypatch.setattr(store.r, "execute_command", counted)
     store.r.config_resetstat()
+    sent.clear()
     rows, total = store.issues.list({"status": ["todo"]}, 50, 0)
     assert (len(rows), total) == (50, 60)
-    # the list script for the ids, rows_read.lua for the rows; no HGETALL per row
-    assert top_level_calls(store) == {"hgetall": 0, "evalsha": 2}
+    # two commands on the wire: the list script for the ids, rows_read.lua for the rows...
+    assert sent == ["EVALSHA", "EVALSHA"]
+    # ...whose one HGETALL per row runs inside Redis
+    assert server_calls(store) == {"hgetall": 50, "evalsha": 2}
 
 
 def test_the_listed_page_equals_each_issue_read_on_its_own_for_every_field_kind(store: RedisStore,
@@ -58,3 +73,18 @@ def test_every_list_that_reads_rows_decodes_them_as_a_single_read_does(store: Re
     rows: Any = store.get_rows("label", models.LABEL_FIELDS, [lb["id"] for lb in labels])
     assert rows == [store.get_row("label", models.LABEL_FIELDS, lb["id"]) for lb in labels]
     assert all(isinstance(r["createdAt"], int) for r in rows)
+
+
+def test_a_row_holding_a_field_loop_does_not_know_lists_as_a_single_read_shows_it(store: RedisStore,
+                                                                                   client: Client) -> None:
+    issue = store.issues.create({"title": "extra", "type": "task", "priority": 1})
+    store.r.hset(store.keys.issue(issue["id"]), "someFutureField", "x")  # e.g. written by a newer Loop
+    page = client.get("/api/issues?limit=50").json["data"]
+    assert page == [models.wire(ISSUE_FIELDS, store.issues.get(issue["id"]) or {})]
+    assert "someFutureField" not in page[0] and page[0]["priority"] == 1
+
+
+def test_a_timestamp_converts_to_the_same_iso_string_first_and_when_remembered() -> None:
+    raw = ["1771588800123", "0", "1771588800123"]
+    assert [models.wire_page({"t": "t"}, [["t", r]])[0] for r in raw] == [
+        {"t": "2026-02-20T12:00:00.123Z"}, {"t": "1970-01-01T00:00:00.000Z"}, {"t": "2026-02-20T12:00:00.123Z"}]

@@ -189,14 +189,32 @@ else
       seen = seen + redis.call('BITCOUNT', R, lo, a - 1)
     end
     -- Read bits from byte a on: skip (offset - seen) more set bits, then collect.
+    local numbers = {}
     each_bit(a, function(n)
       if seen < offset then
         seen = seen + 1
         return false
       end
-      out[#out + 1] = id_of(n)
-      return #out >= limit
+      numbers[#numbers + 1] = n
+      return #numbers >= limit
     end)
+    -- The page's ids: one GETRANGE of the span they lie in when it is dense (a page of live
+    -- issues usually is), instead of one per id.
+    local count = #numbers
+    if count > 0 then
+      local first, last = numbers[1], numbers[count]
+      if last - first < 4 * count then
+        local span = redis.call('GETRANGE', KEYS[1], (first - 1) * width, last * width - 1)
+        for j = 1, count do
+          local at = (numbers[j] - first) * width
+          out[j] = string.sub(span, at + 1, at + width)
+        end
+      else
+        for j = 1, count do
+          out[j] = id_of(numbers[j])
+        end
+      end
+    end
   end
 end
 
