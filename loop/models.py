@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from loop.clock import iso
-from loop.tunables import ISO_MEMO_MAX
+from loop.tunables import ISO_MEMO_MAX, WIRE_MEMO_MAX
 
 ISSUE_TYPES = ("signal", "hypothesis", "plan", "task", "monitor")
 ISSUE_STATUSES = ("triage", "backlog", "todo", "in_progress", "done", "canceled")
@@ -142,9 +142,27 @@ def decode(fields: Mapping[str, str], raw: Mapping[str, str]) -> Row:
     return row
 
 
+#: Per fields mapping (by identity; the mapping is kept so its id cannot be reused): its names and
+#: its timestamp fields, for :func:`wire`.
+_WIRE_PLANS: dict[int, tuple[Mapping[str, str], list[str], list[str]]] = {}
+
+
 def wire(fields: Mapping[str, str], row: Mapping[str, Any]) -> Row:
-    """Row -> JSON-ready dict: timestamps as ISO-8601 strings."""
-    return {k: iso(v) if kind == "t" and v is not None else v for k, kind in fields.items() for v in (row.get(k),)}
+    """Row -> JSON-ready dict: timestamps as ISO-8601 strings, every field of ``fields`` in order.
+
+    A row as :func:`decode` makes it (exactly the fields, in order) is copied in C and only its
+    timestamps converted; any other row is rebuilt field by field."""
+    plan = _WIRE_PLANS.get(id(fields))
+    if plan is None or plan[0] is not fields:
+        plan = _WIRE_PLANS[id(fields)] = (fields, list(fields), [k for k, kind in fields.items() if kind == "t"])
+    if list(row) != plan[1]:
+        return {k: iso(v) if kind == "t" and v is not None else v for k, kind in fields.items() for v in (row.get(k),)}
+    out = dict(row)
+    for k in plan[2]:
+        v = out[k]
+        if v is not None:
+            out[k] = iso(v)
+    return out
 
 
 #: ISO-8601 forms of raw timestamps already seen: a memo of a pure function (the same raw value
@@ -223,3 +241,37 @@ def wire_page(fields: Mapping[str, str], replies: Sequence[Sequence[Any]]) -> li
 def decode_page(fields: Mapping[str, str], replies: Sequence[Sequence[Any]]) -> list[Row | None]:
     """:func:`convert_page` to rows (timestamps as epoch ms)."""
     return convert_page(fields, replies, _DECODERS, lambda raw: decode(fields, raw))
+
+
+#: Per fields mapping (by identity, the mapping kept so its id cannot be reused): the encoded row
+#: (``rows_read.lua`` "json": the JSON of its whole HGETALL reply) -> its wire form, encoded.
+_WIRE_MEMOS: dict[int, tuple[Mapping[str, str], dict[str, orjson.Fragment]]] = {}
+
+
+def wire_fragments(fields: Mapping[str, str], encoded: Sequence[str]) -> list[orjson.Fragment]:
+    """The wire form of each row of a page read by ``rows_read.lua`` with "json", as JSON fragments
+    ``orjson.dumps`` embeds as they are; a missing hash (``"{}"``) is skipped.
+
+    A memo of a pure function: the key is the row's whole content as Redis returned it for this
+    request, so a row changed by any write (an HTTP PATCH, the Lua claim, a delete) is a new key
+    and is converted afresh; nothing can be served stale. A page re-read unchanged (a dashboard
+    polling, agents listing the backlog) costs one dict lookup a row instead of a conversion and
+    an encoding. Bounded: cleared when full (:data:`loop.tunables.WIRE_MEMO_MAX`)."""
+    entry = _WIRE_MEMOS.get(id(fields))
+    if entry is None or entry[0] is not fields:
+        entry = _WIRE_MEMOS[id(fields)] = (fields, {})
+    memo = entry[1]
+    out: list[orjson.Fragment] = []
+    for text in encoded:
+        fragment = memo.get(text)
+        if fragment is None:
+            if text == "{}":
+                continue
+            row = wire_page(fields, [orjson.loads(text)])[0]
+            if row is None:
+                continue
+            if len(memo) >= WIRE_MEMO_MAX:
+                memo.clear()
+            fragment = memo[text] = orjson.Fragment(orjson.dumps(row))
+        out.append(fragment)
+    return out

@@ -67,6 +67,10 @@ LIST_BLOCK_BYTES = 1024
 #: Raw timestamps whose ISO-8601 form a process remembers (``models._iso_of``, a memo of a pure
 #: function): ~10 MB at most; a page's rows share a few thousand distinct timestamps.
 ISO_MEMO_MAX = 65_536
+#: Rows whose encoded wire form a process remembers, keyed by their whole raw content
+#: (``models.wire_fragments``, a memo of a pure function: never stale): ~1.5 KB a row with a
+#: 400-character description, so ~30 MB at most per process.
+WIRE_MEMO_MAX = 20_000
 #: An issue's detail and each dashboard activity chain list at most this many children (the most
 #: recent, in creation order) plus ``childrenTotal``: one request must not load them all.
 CHILDREN_LIMIT = 50

@@ -88,3 +88,58 @@ def test_a_timestamp_converts_to_the_same_iso_string_first_and_when_remembered()
     raw = ["1771588800123", "0", "1771588800123"]
     assert [models.wire_page({"t": "t"}, [["t", r]])[0] for r in raw] == [
         {"t": "2026-02-20T12:00:00.123Z"}, {"t": "1970-01-01T00:00:00.000Z"}, {"t": "2026-02-20T12:00:00.123Z"}]
+
+
+def test_wire_gives_the_same_form_for_a_decoded_row_and_for_any_other_row() -> None:
+    raw = {"id": "a" * 24, "number": "7", "title": "t", "createdAt": "1771588800123", "commits": "[]"}
+    decoded = models.decode(ISSUE_FIELDS, raw)
+    shuffled = {k: decoded[k] for k in reversed(list(decoded))}
+    extra = {**decoded, "notAField": 1}
+    by_field = {k: (None if decoded[k] is None else models.iso(decoded[k])) if kind == "t" else decoded[k]
+                for k, kind in ISSUE_FIELDS.items()}
+    for row in (decoded, shuffled, extra):
+        out = models.wire(ISSUE_FIELDS, row)
+        assert out == by_field and list(out) == list(ISSUE_FIELDS)
+    assert by_field["createdAt"] == "2026-02-20T12:00:00.123Z" and decoded["createdAt"] == 1771588800123
+
+
+def test_a_listed_page_shows_every_acknowledged_write_at_once_whoever_wrote_it(store: RedisStore,
+                                                                              client: Client) -> None:
+    """The page's rows come through a memo of row content -> encoded wire form: interleave every
+    kind of write with reads (the test clock is frozen, so updatedAt never changes) and the next
+    read must show each one, as reading each row on its own does."""
+    ids = [client.post("/api/issues", json={"title": f"t{i}", "type": "task", "status": "todo"}).json["data"]["id"]
+           for i in range(6)]
+
+    def page() -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = client.get("/api/issues?limit=50").json["data"]
+        assert rows == [models.wire(ISSUE_FIELDS, r) for r in store.issues.list({}, 50, 0)[0]]
+        return rows
+
+    def row(rows: list[dict[str, Any]], issue_id: str) -> dict[str, Any]:
+        return next(r for r in rows if r["id"] == issue_id)
+
+    first = page()
+    assert page() == first  # the second read is served from the memo...
+    memo = models._WIRE_MEMOS[id(ISSUE_FIELDS)][1]
+    assert len(memo) >= 6
+    # ...and each write below must show in the very next read
+    assert client.patch(f"/api/issues/{ids[0]}", json={"title": "renamed"}).status_code == 200
+    assert row(page(), ids[0])["title"] == "renamed"
+    claim = client.get("/api/dispatch/next")  # the Lua claim writes the issue hash
+    assert claim.status_code == 200
+    claimed = claim.json["issue"]["id"]
+    after_claim = row(page(), claimed)
+    assert after_claim["status"] == "in_progress" and after_claim["agentSessionId"]
+    token = claim.json["claim"]["token"]
+    assert client.patch(f"/api/issues/{claimed}", json={"status": "todo"},
+                        headers={"X-Loop-Claim-Token": token}).status_code == 200
+    assert row(page(), claimed)["status"] == "todo"
+    assert client.delete(f"/api/issues/{ids[1]}").status_code == 204
+    assert ids[1] not in [r["id"] for r in page()]
+    store.r.hset(store.keys.issue(ids[2]), "priority", "4")  # a writer that bypasses Loop entirely
+    assert row(page(), ids[2])["priority"] == 4
+    store.r.hdel(store.keys.issue(ids[3]), "title")
+    assert row(page(), ids[3])["title"] is None
+    store.r.delete(store.keys.issue(ids[4]))  # gone between the id lookup and the rows: skipped
+    assert ids[4] not in [r["id"] for r in page()]

@@ -289,13 +289,20 @@ class Dispatch:
     def queue(self, project_id: str | None, limit: int, offset: int) -> tuple[list[Row], int]:
         """One page of the eligible issues, best first, with score and breakdown; and the total.
         Scheduled issues are left out until they fall due (:meth:`scheduled` lists them)."""
-        self.expire_due()
-        self.scheduler.promote_due()
-        source = self.k.dispatch_ready(project_id)
-        pipe = self.s.r.pipeline(transaction=False)
-        pipe.zrevrange(source, offset, offset + limit - 1)
-        pipe.zcard(source)
-        members, total = pipe.execute()
+        source, now = self.k.dispatch_ready(project_id), self.s.now()
+        # One round trip in the usual case: whether a lease has expired or a scheduled issue is
+        # due, read with the page; only then expire/promote (as before reading) and read again.
+        for _ in range(2):
+            pipe = self.s.r.pipeline(transaction=False)
+            pipe.zrangebyscore(self.k.dispatch_leases(), "-inf", now, start=0, num=1)
+            pipe.zrangebyscore(self.k.dispatch_scheduled(), "-inf", now, start=0, num=1)
+            pipe.zrevrange(source, offset, offset + limit - 1)
+            pipe.zcard(source)
+            expired, due, members, total = pipe.execute()
+            if not expired and not due:
+                break
+            self.expire_due()
+            self.scheduler.promote_due()
         rows = self.s.issues.get_many([scoring.parse_member(m)[0] for m in members])
         bonuses = self.index.bonuses(r["projectId"] for r in rows)
         now = self.s.now()

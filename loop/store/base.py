@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
 import redis
 from redis.cluster import RedisCluster
 
@@ -173,12 +174,22 @@ class RedisStore:
         hot path: no intermediate row per issue)."""
         return self._read_rows(kind, fields, ids, models.wire_page)
 
+    def wire_fragments(self, kind: str, fields: Mapping[str, str], ids: Iterable[str]) -> list[orjson.Fragment]:
+        """:meth:`wire_rows` already encoded (``models.wire_fragments``), for a response that
+        only embeds them: ``GET /api/issues``."""
+        head = self.keys.row_prefix(kind)
+        keys = [head + i for i in ids if is_id(i)]
+        if not keys:
+            return []
+        encoded: list[str] = self.scripts[ROWS_SCRIPT](keys=keys, args=["json"])
+        return models.wire_fragments(fields, encoded)
+
     def _read_rows(self, kind: str, fields: Mapping[str, str], ids: Iterable[str],
                    convert: Callable[[Mapping[str, str], list[list[str]]], list[models.Row | None]],
                    ) -> list[models.Row]:
         """One ``rows_read.lua`` call (one reply hiredis parses in C, instead of a command per row)."""
-        row_key = self.keys.row
-        keys = [row_key(kind, i) for i in ids if is_id(i)]
+        head = self.keys.row_prefix(kind)
+        keys = [head + i for i in ids if is_id(i)]
         if not keys:
             return []
         replies: list[list[str]] = self.scripts[ROWS_SCRIPT](keys=keys)

@@ -15,6 +15,8 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from loop import models
 from loop.errors import BusinessRuleError, NotFound, ValidationError
 from loop.ids import new_id
@@ -128,10 +130,12 @@ class Issues:
         ids, total = self._page_ids(filters, limit, offset)
         return self.get_many(ids), total
 
-    def list_wire(self, filters: Mapping[str, Any], limit: int, offset: int) -> tuple[builtins.list[Row], int]:
-        """:meth:`list` in wire form, read straight from the raw values (``GET /api/issues``)."""
+    def list_wire(self, filters: Mapping[str, Any], limit: int, offset: int,
+                  ) -> tuple[builtins.list[orjson.Fragment], int]:
+        """:meth:`list` in wire form, each row already encoded (``GET /api/issues``; the
+        response embeds them: ``RedisStore.wire_fragments``)."""
         ids, total = self._page_ids(filters, limit, offset)
-        return self.s.wire_rows("issue", ISSUE_FIELDS, ids), total
+        return self.s.wire_fragments("issue", ISSUE_FIELDS, ids), total
 
     def _page_ids(self, filters: Mapping[str, Any], limit: int, offset: int) -> tuple[builtins.list[str], int]:
         k = self.k
