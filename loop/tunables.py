@@ -67,6 +67,9 @@ LIST_BLOCK_BYTES = 1024
 #: Raw timestamps whose ISO-8601 form a process remembers (``models._iso_of``, a memo of a pure
 #: function): ~10 MB at most; a page's rows share a few thousand distinct timestamps.
 ISO_MEMO_MAX = 65_536
+#: Distinct ``GET /api/issues`` queries whose last page of ids a process keeps as the next read's
+#: hint (``Issues.list_wire``: a hint of which rows to read with the ids, checked by the script).
+LIST_HINTS_MAX = 256
 #: Rows whose encoded wire form a process remembers, keyed by their whole raw content
 #: (``models.wire_fragments``, a memo of a pure function: never stale): ~1.5 KB a row with a
 #: 400-character description, so ~30 MB at most per process.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from loop import models
@@ -143,3 +144,33 @@ def test_a_listed_page_shows_every_acknowledged_write_at_once_whoever_wrote_it(s
     assert row(page(), ids[3])["title"] is None
     store.r.delete(store.keys.issue(ids[4]))  # gone between the id lookup and the rows: skipped
     assert ids[4] not in [r["id"] for r in page()]
+
+
+def test_reading_the_same_page_again_is_one_command_and_a_changed_page_is_read_afresh(
+        private_store: Loop, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = private_store
+    ids = [store.issues.create({"title": f"i{i}", "type": "task", "status": "todo"})["id"] for i in range(8)]
+    store.issues.list({}, 1, 0)  # the scripts are loaded (a first EVALSHA answers NOSCRIPT)
+    sent: list[str] = []
+    send = store.r.execute_command
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        sent.append(str(args[0]))
+        return send(*args, **kw)
+
+    monkeypatch.setattr(store.r, "execute_command", counted)
+
+    def page() -> tuple[list[Any], int]:
+        sent.clear()
+        rows, total = store.issues.list_wire({"status": ["todo"]}, 5, 1)
+        return orjson.loads(orjson.dumps(rows)), total
+
+    first, total = page()
+    assert (len(sent), total, [r["id"] for r in first]) == (2, 8, ids[1:6])  # ids, then rows
+    assert page() == (first, 8) and len(sent) == 1  # the hint matched: the rows came with the ids
+    store.issues.update(ids[2], {"title": "renamed"})  # same members, new content: still one command
+    again, _ = page()
+    assert len(sent) == 1 and again[1]["title"] == "renamed"
+    store.issues.delete(ids[3])  # the page's members changed: the hint is refused, two commands
+    changed, total = page()
+    assert (len(sent), total, [r["id"] for r in changed]) == (2, 7, [ids[1], ids[2], ids[4], ids[5], ids[6]])
