@@ -244,13 +244,15 @@ def decode_page(fields: Mapping[str, str], replies: Sequence[Sequence[Any]]) -> 
 
 
 #: Per fields mapping (by identity, the mapping kept so its id cannot be reused): the encoded row
-#: (``rows_read.lua`` "json": the JSON of its whole HGETALL reply) -> its wire form, encoded.
-_WIRE_MEMOS: dict[int, tuple[Mapping[str, str], dict[str, orjson.Fragment]]] = {}
+#: (``rows_read.lua`` "json": the JSON of its whole HGETALL reply) -> its wire form, encoded, and
+#: its decoded row (which callers only read).
+_WIRE_MEMOS: dict[int, tuple[Mapping[str, str], dict[str, tuple[orjson.Fragment, Row]]]] = {}
 
 
-def wire_fragments(fields: Mapping[str, str], encoded: Sequence[str]) -> list[orjson.Fragment]:
-    """The wire form of each row of a page read by ``rows_read.lua`` with "json", as JSON fragments
-    ``orjson.dumps`` embeds as they are; a missing hash (``"{}"``) is skipped.
+def wire_entries(fields: Mapping[str, str], encoded: Sequence[str]) -> list[tuple[orjson.Fragment, Row]]:
+    """Each row of a page read by ``rows_read.lua`` with "json": its wire form as a JSON fragment
+    (``orjson.dumps`` embeds it as it is) and its decoded row, not to be modified (the dispatch
+    queue scores it); a missing hash (``"{}"``) is skipped.
 
     A memo of a pure function: the key is the row's whole content as Redis returned it for this
     request, so a row changed by any write (an HTTP PATCH, the Lua claim, a delete) is a new key
@@ -261,17 +263,22 @@ def wire_fragments(fields: Mapping[str, str], encoded: Sequence[str]) -> list[or
     if entry is None or entry[0] is not fields:
         entry = _WIRE_MEMOS[id(fields)] = (fields, {})
     memo = entry[1]
-    out: list[orjson.Fragment] = []
+    out: list[tuple[orjson.Fragment, Row]] = []
     for text in encoded:
-        fragment = memo.get(text)
-        if fragment is None:
+        found = memo.get(text)
+        if found is None:
             if text == "{}":
                 continue
-            row = wire_page(fields, [orjson.loads(text)])[0]
+            row = decode_page(fields, [orjson.loads(text)])[0]
             if row is None:
                 continue
             if len(memo) >= WIRE_MEMO_MAX:
                 memo.clear()
-            fragment = memo[text] = orjson.Fragment(orjson.dumps(row))
-        out.append(fragment)
+            found = memo[text] = (orjson.Fragment(orjson.dumps(wire(fields, row))), row)
+        out.append(found)
     return out
+
+
+def wire_fragments(fields: Mapping[str, str], encoded: Sequence[str]) -> list[orjson.Fragment]:
+    """:func:`wire_entries`' wire forms only (``GET /api/issues``)."""
+    return [fragment for fragment, _ in wire_entries(fields, encoded)]

@@ -106,9 +106,10 @@ def test_wire_gives_the_same_form_for_a_decoded_row_and_for_any_other_row() -> N
 
 def test_a_listed_page_shows_every_acknowledged_write_at_once_whoever_wrote_it(store: RedisStore,
                                                                               client: Client) -> None:
-    """The page's rows come through a memo of row content -> encoded wire form: interleave every
-    kind of write with reads (the test clock is frozen, so updatedAt never changes) and the next
-    read must show each one, as reading each row on its own does."""
+    """The page's rows (and the queue preview's issues) come through a memo of row content ->
+    encoded wire form: interleave every kind of write with reads (the test clock is frozen, so
+    updatedAt never changes) and the next read must show each one, as reading each row on its
+    own does."""
     ids = [client.post("/api/issues", json={"title": f"t{i}", "type": "task", "status": "todo"}).json["data"]["id"]
            for i in range(6)]
 
@@ -118,6 +119,9 @@ def test_a_listed_page_shows_every_acknowledged_write_at_once_whoever_wrote_it(s
         return rows
 
     def row(rows: list[dict[str, Any]], issue_id: str) -> dict[str, Any]:
+        queued = client.get("/api/dispatch/queue?limit=50").json["data"]  # the same memo, scored
+        assert queued == orjson.loads(orjson.dumps(store.dispatch.queue(None, 50, 0)[0]))
+        assert {q["issue"]["id"]: q["issue"] for q in queued} == {r["id"]: r for r in rows if r["status"] == "todo"}
         return next(r for r in rows if r["id"] == issue_id)
 
     first = page()

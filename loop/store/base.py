@@ -177,12 +177,17 @@ class RedisStore:
     def wire_fragments(self, kind: str, fields: Mapping[str, str], ids: Iterable[str]) -> list[orjson.Fragment]:
         """:meth:`wire_rows` already encoded (``models.wire_fragments``), for a response that
         only embeds them: ``GET /api/issues``."""
+        return models.wire_fragments(fields, self.read_encoded(kind, ids))
+
+    def read_encoded(self, kind: str, ids: Iterable[str]) -> list[str]:
+        """Each row as one JSON string of its HGETALL reply (``rows_read.lua`` "json"; ``"{}"``
+        for a missing one), in ``ids`` order: the input of ``models.wire_fragments``/``wire_entries``."""
         head = self.keys.row_prefix(kind)
         keys = [head + i for i in ids if is_id(i)]
         if not keys:
             return []
         encoded: list[str] = self.scripts[ROWS_SCRIPT](keys=keys, args=["json"])
-        return models.wire_fragments(fields, encoded)
+        return encoded
 
     def _read_rows(self, kind: str, fields: Mapping[str, str], ids: Iterable[str],
                    convert: Callable[[Mapping[str, str], list[list[str]]], list[models.Row | None]],
