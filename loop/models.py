@@ -244,41 +244,48 @@ def decode_page(fields: Mapping[str, str], replies: Sequence[Sequence[Any]]) -> 
 
 
 #: Per fields mapping (by identity, the mapping kept so its id cannot be reused): the encoded row
-#: (``rows_read.lua`` "json": the JSON of its whole HGETALL reply) -> its wire form, encoded, and
-#: its decoded row (which callers only read).
-_WIRE_MEMOS: dict[int, tuple[Mapping[str, str], dict[str, tuple[orjson.Fragment, Row]]]] = {}
+#: (``rows_read.lua`` "json": the JSON of its whole HGETALL reply) -> its wire form as JSON bytes
+#: (str -> bytes: objects the garbage collector never scans), and -> its decoded row for the
+#: callers that want it (the dispatch queue; they only read it).
+_WIRE_MEMOS: dict[int, tuple[Mapping[str, str], dict[str, bytes], dict[str, Row]]] = {}
 
 
-def wire_entries(fields: Mapping[str, str], encoded: Sequence[str]) -> list[tuple[orjson.Fragment, Row]]:
-    """Each row of a page read by ``rows_read.lua`` with "json": its wire form as a JSON fragment
-    (``orjson.dumps`` embeds it as it is) and its decoded row, not to be modified (the dispatch
-    queue scores it); a missing hash (``"{}"``) is skipped.
+def wire_entries(fields: Mapping[str, str], encoded: Sequence[str],
+                 rows: bool = False) -> tuple[list[orjson.Fragment], list[Row]]:
+    """The rows of a page read by ``rows_read.lua`` with "json", in order, a missing hash
+    (``"{}"``) skipped: their wire forms as JSON fragments (``orjson.dumps`` embeds them as they
+    are) and, with ``rows``, their decoded rows (not to be modified; else an empty list).
 
     A memo of a pure function: the key is the row's whole content as Redis returned it for this
     request, so a row changed by any write (an HTTP PATCH, the Lua claim, a delete) is a new key
     and is converted afresh; nothing can be served stale. A page re-read unchanged (a dashboard
     polling, agents listing the backlog) costs one dict lookup a row instead of a conversion and
-    an encoding. Bounded: cleared when full (:data:`loop.tunables.WIRE_MEMO_MAX`)."""
+    an encoding; the rows it has not seen are converted together (:func:`wire_page`, one plan).
+    Bounded: cleared when full (:data:`loop.tunables.WIRE_MEMO_MAX`)."""
     entry = _WIRE_MEMOS.get(id(fields))
     if entry is None or entry[0] is not fields:
-        entry = _WIRE_MEMOS[id(fields)] = (fields, {})
-    memo = entry[1]
-    out: list[tuple[orjson.Fragment, Row]] = []
-    for text in encoded:
-        found = memo.get(text)
-        if found is None:
-            if text == "{}":
-                continue
-            row = decode_page(fields, [orjson.loads(text)])[0]
-            if row is None:
-                continue
-            if len(memo) >= WIRE_MEMO_MAX:
-                memo.clear()
-            found = memo[text] = (orjson.Fragment(orjson.dumps(wire(fields, row))), row)
-        out.append(found)
-    return out
+        entry = _WIRE_MEMOS[id(fields)] = (fields, {}, {})
+    _, wires, decoded = entry
+    present = [text for text in encoded if text != "{}"]
+    missing = [text for text in present if text not in wires]
+    if missing:
+        if len(wires) + len(missing) > WIRE_MEMO_MAX:
+            wires.clear()
+        flats = [orjson.loads(text) for text in missing]
+        for text, w in zip(missing, wire_page(fields, flats), strict=True):
+            wires[text] = orjson.dumps(w)
+    out_rows: list[Row] = []
+    if rows:
+        unseen = [text for text in present if text not in decoded]
+        if unseen:
+            if len(decoded) + len(unseen) > WIRE_MEMO_MAX:
+                decoded.clear()
+            for text, row in zip(unseen, decode_page(fields, [orjson.loads(t) for t in unseen]), strict=True):
+                decoded[text] = row or {}
+        out_rows = [decoded[text] for text in present]
+    return [orjson.Fragment(wires[text]) for text in present], out_rows
 
 
 def wire_fragments(fields: Mapping[str, str], encoded: Sequence[str]) -> list[orjson.Fragment]:
     """:func:`wire_entries`' wire forms only (``GET /api/issues``)."""
-    return [fragment for fragment, _ in wire_entries(fields, encoded)]
+    return wire_entries(fields, encoded)[0]

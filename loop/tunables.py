@@ -70,9 +70,10 @@ ISO_MEMO_MAX = 65_536
 #: Distinct ``GET /api/issues`` queries whose last page of ids a process keeps as the next read's
 #: hint (``Issues.list_wire``: a hint of which rows to read with the ids, checked by the script).
 LIST_HINTS_MAX = 256
-#: Rows whose encoded wire form (and decoded row) a process remembers, keyed by their whole raw
-#: content (``models.wire_entries``, a memo of a pure function: never stale): ~3.5 KB a row with
-#: a 400-character description, so ~35 MB at most per process; 10,000 rows is 200 pages of 50.
+#: Rows whose encoded wire form (and, for the dispatch queue, decoded row) a process remembers,
+#: keyed by their whole raw content (``models.wire_entries``, a memo of a pure function: never
+#: stale): ~1.5 KB a row (+2 KB decoded) with a 400-character description, so ~35 MB at most per
+#: process; 10,000 rows is 200 pages of 50.
 WIRE_MEMO_MAX = 10_000
 #: An issue's detail and each dashboard activity chain list at most this many children (the most
 #: recent, in creation order) plus ``childrenTotal``: one request must not load them all.

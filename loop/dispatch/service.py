@@ -298,7 +298,8 @@ class Dispatch:
         """:meth:`queue` with each issue already encoded (``GET /api/dispatch/queue``: the
         response embeds them; ``models.wire_entries``, the memo of row content -> wire form)."""
         ids, total = self._queue_ids(project_id, limit, offset)
-        return self._scored(models.wire_entries(ISSUE_FIELDS, self.s.read_encoded("issue", ids))), total
+        issues, rows = models.wire_entries(ISSUE_FIELDS, self.s.read_encoded("issue", ids), rows=True)
+        return self._scored(list(zip(issues, rows, strict=True))), total
 
     def _queue_ids(self, project_id: str | None, limit: int, offset: int) -> tuple[list[str], int]:
         source, now = self.k.dispatch_ready(project_id), self.s.now()

@@ -9,7 +9,10 @@ and gunicorn + Redis CPU per page (what the load of the box barely moves). The r
 ``new / base`` (the first tree is the base, the last is new); the figure is their median.
 
 Options: ``trees`` (comma list of ``name=path[:sync]``, as ``claims``; default ``new=<this tree>``),
-``sizes`` (default 1000,1000000), ``c`` (default 8), ``only`` (comma list of list,queue; default both).
+``sizes`` (default 1000,1000000), ``c`` (default 8), ``only`` (comma list of list,queue; default both),
+``spread`` (default 1: every request reads the first page; N: each reads one of N pages spread
+evenly over the backlog, in a pseudo-random order, so a process rarely serves the same page
+twice in a row: the cold case of the row memo and the page hint).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def run(bench: Bench) -> None:
     sizes = [int(x) for x in str(bench.options.get("sizes") or "1000,1000000").split(",")]
     c = int(bench.options.get("c") or 8)
     only = str(bench.options.get("only") or "list,queue").split(",")
+    spread = int(bench.options.get("spread") or 1)
     description = _text(random.Random(12), 400)
     for size in sizes:
         servers: dict[str, Server] = {}
@@ -49,7 +53,10 @@ def run(bench: Bench) -> None:
                 for r in range(1, bench.rounds + 1):
                     for name, srv in servers.items():
                         load = _load()
-                        res = _steady(srv, lambda i, p=PATHS[key]: Request("GET", p), c, bench.duration)
+                        pages = min(spread, max(1, (size - 50) // 50 + 1))
+                        step = (size - 50) // max(1, pages - 1)
+                        res = _steady(srv, lambda i, p=PATHS[key], n=pages, st=step: Request(
+                            "GET", f"{p}&offset={(i * 7919) % n * st}"), c, bench.duration)
                         res["load"] = load
                         rows[name].append(res)
                         print(f"  {size:>9,} {key:<5} round {r} {name:<8} {res['rps']:>7,.0f} req/s  p99 "
