@@ -266,24 +266,32 @@ def wire_entries(fields: Mapping[str, str], encoded: Sequence[str],
     if entry is None or entry[0] is not fields:
         entry = _WIRE_MEMOS[id(fields)] = (fields, {}, {})
     _, wires, decoded = entry
+    # Read into locals: another thread may clear the shared memo between two lines here.
     present = [text for text in encoded if text != "{}"]
-    missing = [text for text in present if text not in wires]
+    found: dict[str, bytes] = {}
+    for text in present:
+        if (hit := wires.get(text)) is not None:
+            found[text] = hit
+    missing = [text for text in present if text not in found]
     if missing:
         if len(wires) + len(missing) > WIRE_MEMO_MAX:
             wires.clear()
-        flats = [orjson.loads(text) for text in missing]
-        for text, w in zip(missing, wire_page(fields, flats), strict=True):
-            wires[text] = orjson.dumps(w)
+        for text, w in zip(missing, wire_page(fields, [orjson.loads(t) for t in missing]), strict=True):
+            found[text] = wires[text] = orjson.dumps(w)
     out_rows: list[Row] = []
     if rows:
-        unseen = [text for text in present if text not in decoded]
+        have: dict[str, Row] = {}
+        for text in present:
+            if (row := decoded.get(text)) is not None:
+                have[text] = row
+        unseen = [text for text in present if text not in have]
         if unseen:
             if len(decoded) + len(unseen) > WIRE_MEMO_MAX:
                 decoded.clear()
-            for text, row in zip(unseen, decode_page(fields, [orjson.loads(t) for t in unseen]), strict=True):
-                decoded[text] = row or {}
-        out_rows = [decoded[text] for text in present]
-    return [orjson.Fragment(wires[text]) for text in present], out_rows
+            for text, new in zip(unseen, decode_page(fields, [orjson.loads(t) for t in unseen]), strict=True):
+                have[text] = decoded[text] = new or {}
+        out_rows = [have[text] for text in present]
+    return [orjson.Fragment(found[text]) for text in present], out_rows
 
 
 def wire_fragments(fields: Mapping[str, str], encoded: Sequence[str]) -> list[orjson.Fragment]:

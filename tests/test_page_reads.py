@@ -3,6 +3,8 @@ wire form, and it is the same page, field for field, as reading each row on its 
 
 from __future__ import annotations
 
+import sys
+import threading
 from typing import Any
 
 import orjson
@@ -178,3 +180,33 @@ def test_reading_the_same_page_again_is_one_command_and_a_changed_page_is_read_a
     store.issues.delete(ids[3])  # the page's members changed: the hint is refused, two commands
     changed, total = page()
     assert (len(sent), total, [r["id"] for r in changed]) == (2, 7, [ids[1], ids[2], ids[4], ids[5], ids[6]])
+
+
+def test_the_row_memo_gives_right_pages_while_threads_fill_and_clear_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models, "WIRE_MEMO_MAX", 4)  # cleared by nearly every page
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    fields = {"id": "s", "n": "i", "at": "t"}
+    pages = [[orjson.dumps(["id", f"r{p}-{i}", "n", str(i), "at", str(1771588800000 + i)]).decode() for i in range(5)]
+             for p in range(20)]
+    expected = [[{"id": f"r{p}-{i}", "n": i, "at": f"2026-02-20T12:00:00.00{i}Z"} for i in range(5)] for p in range(20)]
+    wrong: list[str] = []
+
+    def work(k: int) -> None:
+        for rep in range(300):
+            p = (k * 7 + rep) % 20
+            try:
+                issues, rows = models.wire_entries(fields, pages[p], rows=True)
+                if orjson.loads(orjson.dumps(issues)) != expected[p] or [r["n"] for r in rows] != list(range(5)):
+                    wrong.append(f"page {p}")
+            except Exception as exc:  # noqa: BLE001 - a KeyError from a cleared memo is the failure sought
+                wrong.append(repr(exc))
+
+    try:
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(0.005)
+    assert wrong == []

@@ -4,8 +4,9 @@ Servers of several source trees side by side on one private Redis (``claims.Tree
 in its own namespace seeded with the same backlog (``dispatch.seed``: todo issues, 10% blocked, a
 400-character description), measured in alternating rounds so the box's load hits every tree
 alike. Per backlog size and round, for each tree: the list (and ``queue``: the dispatch queue
-preview) closed loop at C = ``c`` for ``--duration`` seconds after a 0.5-s warm-up; req/s, p99,
-and gunicorn + Redis CPU per page (what the load of the box barely moves). The ratio per round is
+preview) closed loop at C = ``c`` for ``--duration`` seconds after a 0.5-s warm-up; pages/s (200
+answers only; any other is printed), p99, and gunicorn + Redis CPU per page (what the load of
+the box barely moves). The ratio per round is
 ``new / base`` (the first tree is the base, the last is new); the figure is their median.
 
 Options: ``trees`` (comma list of ``name=path[:sync]``, as ``claims``; default ``new=<this tree>``),
@@ -22,12 +23,24 @@ import statistics
 import time
 from typing import Any
 
-from benchmarks.claims import TreeServer, _load, _steady
+from benchmarks.claims import TreeServer, _cpu_per, _load
 from benchmarks.dispatch import seed
 from benchmarks.foundation import _text
-from benchmarks.harness import ROOT, Bench, Request, Server
+from benchmarks.harness import ROOT, Bench, Request, Server, _drive
 
 PATHS = {"list": "/api/issues?limit=50", "queue": "/api/dispatch/queue?limit=50"}
+
+
+def _steady(srv: Server, make: Any, c: int, seconds: float) -> dict[str, float]:
+    """``claims._steady``, plus the count of answers that were not 200 (a failure is no page)."""
+    _drive(srv, make, 0.5, c)
+    before = srv.cpu()
+    lat, statuses, took = _drive(srv, make, seconds, c)
+    ok = statuses.get(200, 0)
+    app, red = _cpu_per(srv, before, ok)
+    lat.sort()
+    return {"rps": ok / took, "p99_ms": lat[int(0.99 * (len(lat) - 1))] * 1000, "app_ms": app, "redis_ms": red,
+            "errors": len(lat) - ok}
 
 
 def run(bench: Bench) -> None:
@@ -61,7 +74,8 @@ def run(bench: Bench) -> None:
                         rows[name].append(res)
                         print(f"  {size:>9,} {key:<5} round {r} {name:<8} {res['rps']:>7,.0f} req/s  p99 "
                               f"{res['p99_ms']:>6.1f} ms  CPU/page {res['app_ms']:.2f} app + {res['redis_ms']:.2f} "
-                              f"Redis = {res['app_ms'] + res['redis_ms']:.2f} ms  load {load}", flush=True)
+                              f"Redis = {res['app_ms'] + res['redis_ms']:.2f} ms  load {load}"
+                              + (f"  NOT 200: {res['errors']:.0f}" if res["errors"] else ""), flush=True)
                 base, new = trees[0][0], trees[-1][0]
                 per_round = [n["rps"] / b["rps"] for b, n in zip(rows[base], rows[new], strict=True)]
                 cpu = [(b["app_ms"] + b["redis_ms"]) / (n["app_ms"] + n["redis_ms"])
