@@ -133,6 +133,11 @@ class Keys:
     def row(self, kind: str, row_id: str) -> str:
         return self._k(kind, row_id)
 
+    def row_prefix(self, kind: str) -> str:
+        """What :meth:`row` puts before the id (``row(kind, i) == row_prefix(kind) + i``): a page's
+        50 keys are built with one join."""
+        return self._k(kind, "")
+
     def issue(self, issue_id: str) -> str:
         return self._k("issue", issue_id)
 

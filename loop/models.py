@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from loop.clock import iso
+from loop.tunables import ISO_MEMO_MAX, WIRE_MEMO_MAX
 
 ISSUE_TYPES = ("signal", "hypothesis", "plan", "task", "monitor")
 ISSUE_STATUSES = ("triage", "backlog", "todo", "in_progress", "done", "canceled")
@@ -71,16 +72,6 @@ COMMENT_FIELDS: dict[str, str] = {
 #: rewrites the description deletes them (:func:`legacy_piece_names`).
 LEGACY_PIECE_SEP = "~"
 LEGACY_MAX_PIECES = 16
-
-
-#: The fields an older Loop stored in pieces: a page read by :func:`wire_values` also asks for
-#: their first extra piece (:func:`legacy_probes`) and falls back to :func:`decode` when present.
-LEGACY_PIECED = ("description",)
-
-
-def legacy_probes(fields: Mapping[str, str]) -> list[str]:
-    """The hash fields whose presence shows a row was stored in pieces by an older Loop."""
-    return [f"{f}{LEGACY_PIECE_SEP}1" for f in LEGACY_PIECED if f in fields]
 
 
 def legacy_piece_names(field: str) -> list[str]:
@@ -151,13 +142,42 @@ def decode(fields: Mapping[str, str], raw: Mapping[str, str]) -> Row:
     return row
 
 
+#: Per fields mapping (by identity; the mapping is kept so its id cannot be reused): its names and
+#: its timestamp fields, for :func:`wire`.
+_WIRE_PLANS: dict[int, tuple[Mapping[str, str], list[str], list[str]]] = {}
+
+
 def wire(fields: Mapping[str, str], row: Mapping[str, Any]) -> Row:
-    """Row -> JSON-ready dict: timestamps as ISO-8601 strings."""
-    return {k: iso(v) if kind == "t" and v is not None else v for k, kind in fields.items() for v in (row.get(k),)}
+    """Row -> JSON-ready dict: timestamps as ISO-8601 strings, every field of ``fields`` in order.
+
+    A row as :func:`decode` makes it (exactly the fields, in order) is copied in C and only its
+    timestamps converted; any other row is rebuilt field by field."""
+    plan = _WIRE_PLANS.get(id(fields))
+    if plan is None or plan[0] is not fields:
+        plan = _WIRE_PLANS[id(fields)] = (fields, list(fields), [k for k, kind in fields.items() if kind == "t"])
+    if list(row) != plan[1]:
+        return {k: iso(v) if kind == "t" and v is not None else v for k, kind in fields.items() for v in (row.get(k),)}
+    out = dict(row)
+    for k in plan[2]:
+        v = out[k]
+        if v is not None:
+            out[k] = iso(v)
+    return out
+
+
+#: ISO-8601 forms of raw timestamps already seen: a memo of a pure function (the same raw value
+#: always gives the same string), so it cannot serve anything stale. Pages re-read the same rows and
+#: rows written together share timestamps; cleared when full to bound memory.
+_ISO_MEMO: dict[str, str | None] = {}
 
 
 def _iso_of(raw: str) -> str | None:
-    return iso(int(raw))
+    text = _ISO_MEMO.get(raw)
+    if text is None:
+        if len(_ISO_MEMO) >= ISO_MEMO_MAX:
+            _ISO_MEMO.clear()
+        text = _ISO_MEMO[raw] = iso(int(raw))
+    return text
 
 
 #: Raw hash value -> wire value, per field kind: :data:`_DECODERS`, timestamps straight to ISO-8601.
@@ -180,33 +200,100 @@ def wire_values(fields: Mapping[str, str], values: Sequence[Any]) -> Row | None:
 
 
 def convert_page(fields: Mapping[str, str], replies: Sequence[Sequence[Any]],
-                 decoders: Mapping[str, Callable[[str], Any]]) -> list[Row | None]:
-    """Rows (or ``None`` for a missing hash) from HMGET replies of every field of ``fields``, each
-    value converted by ``decoders[kind]`` (:data:`_DECODERS`: rows; :data:`_WIRE_DECODERS`: wire
-    form). A page's hot loop: the plan is made once per page, then each row is one C-level
-    ``dict(zip(...))`` plus a conversion of its non-string values (~2 us a row where
-    :func:`decode` then :func:`wire` cost ~12)."""
-    names = list(fields)
-    fixups = [(k, decoders[kind]) for k, kind in fields.items() if kind != "s"]
+                 decoders: Mapping[str, Callable[[str], Any]],
+                 fallback: Callable[[Mapping[str, str]], Row]) -> list[Row | None]:
+    """Rows (or ``None`` for a missing hash) from flat HGETALL replies (``rows_read.lua``), each
+    known value converted by ``decoders[kind]`` (:data:`_DECODERS`: rows; :data:`_WIRE_DECODERS`:
+    wire form), every field of ``fields`` present and in its order.
+
+    A page's hot loop: per row one C-level copy of the all-null row, one ``update`` from the
+    pairs, then a conversion of only the non-string fields the row holds (~1.5 us a row where
+    :func:`decode` then :func:`wire` cost ~12). A row holding a field Loop does not know (an
+    older Loop's description pieces) goes through ``fallback`` (:func:`decode`, which joins them).
+    """
+    blank: Row = dict.fromkeys(fields)
+    size = len(blank)
+    convert = {k: decoders[kind] for k, kind in fields.items() if kind != "s"}
     out: list[Row | None] = []
-    for values in replies:
-        if values.count(None) == len(values):
+    for flat in replies:
+        if not flat:
             out.append(None)
             continue
-        row = dict(zip(names, values, strict=True))
-        for k, conv in fixups:
-            v = row[k]
-            if v is not None:
-                row[k] = conv(v)
+        row = blank.copy()
+        it = iter(flat)
+        row.update(zip(it, it, strict=True))
+        if len(row) != size:
+            out.append(fallback(pairs(flat)))
+            continue
+        for k in flat[::2]:
+            conv = convert.get(k)
+            if conv is not None:
+                row[k] = conv(row[k])
         out.append(row)
     return out
 
 
 def wire_page(fields: Mapping[str, str], replies: Sequence[Sequence[Any]]) -> list[Row | None]:
     """:func:`convert_page` to the wire form (timestamps as ISO-8601 strings)."""
-    return convert_page(fields, replies, _WIRE_DECODERS)
+    return convert_page(fields, replies, _WIRE_DECODERS, lambda raw: wire(fields, decode(fields, raw)))
 
 
 def decode_page(fields: Mapping[str, str], replies: Sequence[Sequence[Any]]) -> list[Row | None]:
     """:func:`convert_page` to rows (timestamps as epoch ms)."""
-    return convert_page(fields, replies, _DECODERS)
+    return convert_page(fields, replies, _DECODERS, lambda raw: decode(fields, raw))
+
+
+#: Per fields mapping (by identity, the mapping kept so its id cannot be reused): the encoded row
+#: (``rows_read.lua`` "json": the JSON of its whole HGETALL reply) -> its wire form as JSON bytes
+#: (str -> bytes: objects the garbage collector never scans), and -> its decoded row for the
+#: callers that want it (the dispatch queue; they only read it).
+_WIRE_MEMOS: dict[int, tuple[Mapping[str, str], dict[str, bytes], dict[str, Row]]] = {}
+
+
+def wire_entries(fields: Mapping[str, str], encoded: Sequence[str],
+                 rows: bool = False) -> tuple[list[orjson.Fragment], list[Row]]:
+    """The rows of a page read by ``rows_read.lua`` with "json", in order, a missing hash
+    (``"{}"``) skipped: their wire forms as JSON fragments (``orjson.dumps`` embeds them as they
+    are) and, with ``rows``, their decoded rows (not to be modified; else an empty list).
+
+    A memo of a pure function: the key is the row's whole content as Redis returned it for this
+    request, so a row changed by any write (an HTTP PATCH, the Lua claim, a delete) is a new key
+    and is converted afresh; nothing can be served stale. A page re-read unchanged (a dashboard
+    polling, agents listing the backlog) costs one dict lookup a row instead of a conversion and
+    an encoding; the rows it has not seen are converted together (:func:`wire_page`, one plan).
+    Bounded: cleared when full (:data:`loop.tunables.WIRE_MEMO_MAX`)."""
+    entry = _WIRE_MEMOS.get(id(fields))
+    if entry is None or entry[0] is not fields:
+        entry = _WIRE_MEMOS[id(fields)] = (fields, {}, {})
+    _, wires, decoded = entry
+    # Read into locals: another thread may clear the shared memo between two lines here.
+    present = [text for text in encoded if text != "{}"]
+    found: dict[str, bytes] = {}
+    for text in present:
+        if (hit := wires.get(text)) is not None:
+            found[text] = hit
+    missing = [text for text in present if text not in found]
+    if missing:
+        if len(wires) + len(missing) > WIRE_MEMO_MAX:
+            wires.clear()
+        for text, w in zip(missing, wire_page(fields, [orjson.loads(t) for t in missing]), strict=True):
+            found[text] = wires[text] = orjson.dumps(w)
+    out_rows: list[Row] = []
+    if rows:
+        have: dict[str, Row] = {}
+        for text in present:
+            if (row := decoded.get(text)) is not None:
+                have[text] = row
+        unseen = [text for text in present if text not in have]
+        if unseen:
+            if len(decoded) + len(unseen) > WIRE_MEMO_MAX:
+                decoded.clear()
+            for text, new in zip(unseen, decode_page(fields, [orjson.loads(t) for t in unseen]), strict=True):
+                have[text] = decoded[text] = new or {}
+        out_rows = [have[text] for text in present]
+    return [orjson.Fragment(found[text]) for text in present], out_rows
+
+
+def wire_fragments(fields: Mapping[str, str], encoded: Sequence[str]) -> list[orjson.Fragment]:
+    """:func:`wire_entries`' wire forms only (``GET /api/issues``)."""
+    return wire_entries(fields, encoded)[0]

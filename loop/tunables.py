@@ -64,6 +64,17 @@ CYCLE_CHECK_LIMIT = 1000
 #: Issue bitmaps are skipped through in blocks of this many bytes (8x as many issues) when a
 #: list starts at an offset: one BITCOUNT per block, then a bisection inside the block.
 LIST_BLOCK_BYTES = 1024
+#: Raw timestamps whose ISO-8601 form a process remembers (``models._iso_of``, a memo of a pure
+#: function): ~10 MB at most; a page's rows share a few thousand distinct timestamps.
+ISO_MEMO_MAX = 65_536
+#: Distinct ``GET /api/issues`` queries whose last page of ids a process keeps as the next read's
+#: hint (``Issues.list_wire``: a hint of which rows to read with the ids, checked by the script).
+LIST_HINTS_MAX = 256
+#: Rows whose encoded wire form (and, for the dispatch queue, decoded row) a process remembers,
+#: keyed by their whole raw content (``models.wire_entries``, a memo of a pure function: never
+#: stale): ~1.5 KB a row (+2 KB decoded) with a 400-character description, so ~35 MB at most per
+#: process; 10,000 rows is 200 pages of 50.
+WIRE_MEMO_MAX = 10_000
 #: An issue's detail and each dashboard activity chain list at most this many children (the most
 #: recent, in creation order) plus ``childrenTotal``: one request must not load them all.
 CHILDREN_LIMIT = 50

@@ -55,3 +55,8 @@ def test_a_namespace_that_would_break_the_hash_tag_is_refused(namespace: str) ->
     if namespace != "a b":  # a space is no hash-tag hazard: only the setting refuses it
         with pytest.raises(ValueError, match="namespace"):
             Keys(namespace)
+
+
+def test_a_row_key_is_its_kind_prefix_followed_by_the_id() -> None:
+    keys = Keys("team-a")
+    assert keys.row_prefix("issue") + "abc" == keys.row("issue", "abc") == keys.issue("abc")

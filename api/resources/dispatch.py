@@ -36,7 +36,7 @@ class DispatchQueue:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         q = self.api.query(req, QUEUE_QUERY)
-        items, total = self.api.store.dispatch.queue(q.get("projectId"), q["limit"], q["offset"])
+        items, total = self.api.store.dispatch.queue_wire(q.get("projectId"), q["limit"], q["offset"])
         send(resp, {"data": items, "total": total})
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Literal
 
+from loop import models
 from loop.clock import iso
 from loop.dispatch import scoring, sessions
 from loop.dispatch.claim import Claim, Claimer, LeaseDue
 from loop.dispatch.goals import GoalBonus
 from loop.dispatch.index import Index
 from loop.errors import Conflict, Forbidden, LoopError, NotFound
-from loop.models import Row
+from loop.models import ISSUE_FIELDS, Row
 from loop.store.types import Fence, Pipe, SessionClose, WriteIntent
 from loop.tunables import CLAIM_SWEEP, SCHEDULE_MAX_BATCHES, SWEEP_BATCH
 
@@ -289,21 +290,43 @@ class Dispatch:
     def queue(self, project_id: str | None, limit: int, offset: int) -> tuple[list[Row], int]:
         """One page of the eligible issues, best first, with score and breakdown; and the total.
         Scheduled issues are left out until they fall due (:meth:`scheduled` lists them)."""
-        self.expire_due()
-        self.scheduler.promote_due()
-        source = self.k.dispatch_ready(project_id)
-        pipe = self.s.r.pipeline(transaction=False)
-        pipe.zrevrange(source, offset, offset + limit - 1)
-        pipe.zcard(source)
-        members, total = pipe.execute()
-        rows = self.s.issues.get_many([scoring.parse_member(m)[0] for m in members])
-        bonuses = self.index.bonuses(r["projectId"] for r in rows)
+        ids, total = self._queue_ids(project_id, limit, offset)
+        rows = self.s.issues.get_many(ids)
+        return self._scored([(self.s.issues.wire(row), row) for row in rows]), total
+
+    def queue_wire(self, project_id: str | None, limit: int, offset: int) -> tuple[list[Row], int]:
+        """:meth:`queue` with each issue already encoded (``GET /api/dispatch/queue``: the
+        response embeds them; ``models.wire_entries``, the memo of row content -> wire form)."""
+        ids, total = self._queue_ids(project_id, limit, offset)
+        issues, rows = models.wire_entries(ISSUE_FIELDS, self.s.read_encoded("issue", ids), rows=True)
+        return self._scored(list(zip(issues, rows, strict=True))), total
+
+    def _queue_ids(self, project_id: str | None, limit: int, offset: int) -> tuple[list[str], int]:
+        source, now = self.k.dispatch_ready(project_id), self.s.now()
+        # One round trip in the usual case: whether a lease has expired or a scheduled issue is
+        # due, read with the page; only then expire/promote (as before reading) and read again.
+        for _ in range(2):
+            pipe = self.s.r.pipeline(transaction=False)
+            pipe.zrangebyscore(self.k.dispatch_leases(), "-inf", now, start=0, num=1)
+            pipe.zrangebyscore(self.k.dispatch_scheduled(), "-inf", now, start=0, num=1)
+            pipe.zrevrange(source, offset, offset + limit - 1)
+            pipe.zcard(source)
+            expired, due, members, total = pipe.execute()
+            if not expired and not due:
+                break
+            self.expire_due()
+            self.scheduler.promote_due()
+        return [scoring.parse_member(m)[0] for m in members], int(total)
+
+    def _scored(self, entries: list[tuple[Any, Row]]) -> list[Row]:
+        """Queue items from (issue in wire form, its row) pairs: the score and its breakdown."""
+        bonuses = self.index.bonuses(row["projectId"] for _, row in entries)
         now = self.s.now()
         items = []
-        for row in rows:
+        for issue, row in entries:
             parts = scoring.breakdown(row, bonuses.get(row["projectId"] or "", 0), now)
-            items.append({"issue": self.s.issues.wire(row), "score": sum(parts.values()), "breakdown": parts})
-        return items, int(total)
+            items.append({"issue": issue, "score": sum(parts.values()), "breakdown": parts})
+        return items
 
 
 class ClaimFence(Fence):

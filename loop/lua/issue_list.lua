@@ -19,7 +19,9 @@ KEYS[4..]        the filter terms, in the order ARGV describes:
                  g groups of bitmaps (string; P:bits:issues, P:bits:issues:<field>:<value>),
                  then z zsets (P:idx:issues:<project|parent|label>:<id>, score = number),
                  then, when c > 0, the counts hash: P:counts:project_status, project_type or
-                 project_status_type ("<projectId>|<status>|<type>" -> count), or P:counts:signals
+                 project_status_type ("<projectId>|<status>|<type>" -> count), or P:counts:signals,
+                 then, when h > 0, h hashes P:issue:<id>: the hint, the rows the caller expects
+                 the page to hold (read, and only read, when the page's ids are exactly these)
 
 ARGV[1]  offset (>= 0)
 ARGV[2]  limit (>= 1)
@@ -33,9 +35,14 @@ ARGV[7 + g]  c: number of count fields; ARGV[7 + g + j] field j of the counts ha
          "<projectId>|<status>" per status (or per type, or "<projectId>|<status>|<type>" per pair;
          for signals one combination field): the total is their sum and the zset walk stops once
          the page is full.
+ARGV[8 + g + c]  optional h: number of hint keys (absent: 0)
+ARGV[9 + g + c]  with h > 0: the row key prefix (P:issue:), so hint key j is prefix .. id j
 At least one group or one zset.
 
-Returns {total, id1, id2, ...}: the exact number of matches, then the page's ids in order.
+Returns {total, r, id1, id2, ..., row1, ..., row_r}: the exact number of matches, how many rows
+follow the ids (0, or the page's size when the hint matched the page), the page's ids in order,
+then each row's HGETALL reply as one JSON string (cjson; as rows_read.lua "json"). The hint saves
+the caller the round trip of reading the rows after the ids when a page has not changed members.
 Cost: bitmaps only, O(N/8) bytes of BITOP/BITCOUNT for N issues (memory speed) plus the page;
 with zsets, O(min(M, B)) for the smallest zset's M members and the bitmap's B matches (up to the
 page only, when the counts give the total; with zsets only, the count is one ZINTERCARD, O(M) in C,
@@ -189,17 +196,56 @@ else
       seen = seen + redis.call('BITCOUNT', R, lo, a - 1)
     end
     -- Read bits from byte a on: skip (offset - seen) more set bits, then collect.
+    local numbers = {}
     each_bit(a, function(n)
       if seen < offset then
         seen = seen + 1
         return false
       end
-      out[#out + 1] = id_of(n)
-      return #out >= limit
+      numbers[#numbers + 1] = n
+      return #numbers >= limit
     end)
+    -- The page's ids: one GETRANGE of the span they lie in when it is dense (a page of live
+    -- issues usually is), instead of one per id.
+    local count = #numbers
+    if count > 0 then
+      local first, last = numbers[1], numbers[count]
+      if last - first < 4 * count then
+        local span = redis.call('GETRANGE', KEYS[1], (first - 1) * width, last * width - 1)
+        for j = 1, count do
+          local at = (numbers[j] - first) * width
+          out[j] = string.sub(span, at + 1, at + width)
+        end
+      else
+        for j = 1, count do
+          out[j] = id_of(numbers[j])
+        end
+      end
+    end
+  end
+end
+
+-- The hint: when the page is exactly the hinted rows, read them in this same call.
+local h = tonumber(ARGV[8 + g + c] or '0')
+local rows = 0
+if h > 0 and h == #out then
+  local prefix, first = ARGV[9 + g + c], pos + z + (c > 0 and 1 or 0)
+  local same = true
+  for j = 1, h do
+    if KEYS[first + j - 1] ~= prefix .. out[j] then
+      same = false
+      break
+    end
+  end
+  if same then
+    for j = 1, h do
+      out[h + j] = cjson.encode(redis.call('HGETALL', KEYS[first + j - 1]))
+    end
+    rows = h
   end
 end
 
 redis.call('DEL', KEYS[2], KEYS[3])
+table.insert(out, 1, rows)
 table.insert(out, 1, total)
 return out

@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
 import redis
 from redis.cluster import RedisCluster
 
@@ -166,37 +167,38 @@ class RedisStore:
 
     def get_rows(self, kind: str, fields: Mapping[str, str], ids: Iterable[str]) -> list[models.Row]:
         """Several rows in one command, in ``ids`` order, skipping missing ones."""
-        return self._read_rows(kind, fields, ids, models.decode_page, lambda row: row)
+        return self._read_rows(kind, fields, ids, models.decode_page)
 
     def wire_rows(self, kind: str, fields: Mapping[str, str], ids: Iterable[str]) -> list[models.Row]:
         """``[models.wire(fields, r) for r in get_rows(...)]``, straight from the raw values (a page's
         hot path: no intermediate row per issue)."""
-        return self._read_rows(kind, fields, ids, models.wire_page, lambda row: models.wire(fields, row))
+        return self._read_rows(kind, fields, ids, models.wire_page)
+
+    def wire_fragments(self, kind: str, fields: Mapping[str, str], ids: Iterable[str]) -> list[orjson.Fragment]:
+        """:meth:`wire_rows` already encoded (``models.wire_fragments``), for a response that
+        only embeds them: ``GET /api/issues``."""
+        return models.wire_fragments(fields, self.read_encoded(kind, ids))
+
+    def read_encoded(self, kind: str, ids: Iterable[str]) -> list[str]:
+        """Each row as one JSON string of its HGETALL reply (``rows_read.lua`` "json"; ``"{}"``
+        for a missing one), in ``ids`` order: the input of ``models.wire_fragments``/``wire_entries``."""
+        head = self.keys.row_prefix(kind)
+        keys = [head + i for i in ids if is_id(i)]
+        if not keys:
+            return []
+        encoded: list[str] = self.scripts[ROWS_SCRIPT](keys=keys, args=["json"])
+        return encoded
 
     def _read_rows(self, kind: str, fields: Mapping[str, str], ids: Iterable[str],
-                   convert: Callable[[Mapping[str, str], list[list[str | None]]], list[models.Row | None]],
-                   legacy: Callable[[models.Row], models.Row]) -> list[models.Row]:
+                   convert: Callable[[Mapping[str, str], list[list[str]]], list[models.Row | None]],
+                   ) -> list[models.Row]:
         """One ``rows_read.lua`` call (one reply hiredis parses in C, instead of a command per row)."""
-        ids = [i for i in ids if is_id(i)]
-        if not ids:
+        head = self.keys.row_prefix(kind)
+        keys = [head + i for i in ids if is_id(i)]
+        if not keys:
             return []
-        names = list(fields)
-        probes = models.legacy_probes(fields)
-        replies: list[list[str | None]] = self.scripts[ROWS_SCRIPT](
-            keys=[self.keys.row(kind, i) for i in ids], args=[*names, *probes])
-        n = len(names)
-        pieced = {i for i, values in enumerate(replies) if probes and values[n:].count(None) != len(probes)}
-        rows = convert(fields, [values[:n] for values in replies])
-        out: list[models.Row] = []
-        for i, row in enumerate(rows):
-            if i in pieced:
-                # Stored in pieces by an older Loop: HGETALL and decode join them.
-                old = self.get_row(kind, fields, ids[i])
-                if old is not None:
-                    out.append(legacy(old))
-            elif row is not None:
-                out.append(row)
-        return out
+        replies: list[list[str]] = self.scripts[ROWS_SCRIPT](keys=keys)
+        return [row for row in convert(fields, replies) if row is not None]
 
     def live_row(self, kind: str, fields: Mapping[str, str], row_id: str, message: str) -> models.Row:
         """The row, or :class:`NotFound` with ``message`` if missing or soft-deleted."""

@@ -15,6 +15,8 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from loop import models
 from loop.errors import BusinessRuleError, NotFound, ValidationError
 from loop.ids import new_id
@@ -22,7 +24,7 @@ from loop.keys import ID_WIDTH
 from loop.models import ISSUE_FIELDS, OUTCOME_TYPES, Row
 from loop.scripts import eval_body
 from loop.store.types import ATTEMPT_SESSION, PLAIN, Fence, Pipe, WriteIntent, is_id
-from loop.tunables import CHILDREN_LIMIT, LIST_BLOCK_BYTES
+from loop.tunables import CHILDREN_LIMIT, LIST_BLOCK_BYTES, LIST_HINTS_MAX
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -59,6 +61,8 @@ class Issues:
     def __init__(self, store: RedisStore) -> None:
         self.s = store
         self.k = store.keys
+        #: GET /api/issues query -> the ids of its page last time (:meth:`list_wire`'s hint).
+        self._hints: dict[tuple[Any, ...], builtins.list[str]] = {}
 
     # ------------------------------------------------------------------ reads
     def get(self, issue_id: str) -> Row | None:
@@ -127,15 +131,30 @@ class Issues:
 
         ``filters`` keys: status/type (lists, OR-ed), projectId, labelId, priority, parentId.
         """
-        ids, total = self._page_ids(filters, limit, offset)
+        ids, total, _ = self._page(filters, limit, offset, ())
         return self.get_many(ids), total
 
-    def list_wire(self, filters: Mapping[str, Any], limit: int, offset: int) -> tuple[builtins.list[Row], int]:
-        """:meth:`list` in wire form, read straight from the raw values (``GET /api/issues``)."""
-        ids, total = self._page_ids(filters, limit, offset)
-        return self.s.wire_rows("issue", ISSUE_FIELDS, ids), total
+    def list_wire(self, filters: Mapping[str, Any], limit: int, offset: int,
+                  ) -> tuple[builtins.list[orjson.Fragment], int]:
+        """:meth:`list` in wire form, each row already encoded (``GET /api/issues``; the
+        response embeds them: ``models.wire_fragments``).
 
-    def _page_ids(self, filters: Mapping[str, Any], limit: int, offset: int) -> tuple[builtins.list[str], int]:
+        One round trip when the page holds the same issues as the last time this process served
+        the same query: the list script is handed those rows' keys as a hint and, when its page
+        matches, reads them in the same call (fresh, like any read: the hint is only which keys)."""
+        query = (tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in filters.items())), limit, offset)
+        ids, total, rows = self._page(filters, limit, offset, self._hints.get(query, ()))
+        if len(self._hints) >= LIST_HINTS_MAX:
+            self._hints.clear()
+        self._hints[query] = ids
+        if rows is None:
+            return self.s.wire_fragments("issue", ISSUE_FIELDS, ids), total
+        return models.wire_fragments(ISSUE_FIELDS, rows), total
+
+    def _page(self, filters: Mapping[str, Any], limit: int, offset: int, hint: Sequence[str],
+              ) -> tuple[builtins.list[str], int, builtins.list[str] | None]:
+        """The page's ids, the total, and the page's rows encoded (``rows_read.lua`` "json") when
+        ``hint`` (ids) turned out to be the page's ids, else ``None``."""
         k = self.k
         groups: list[list[str]] = []
         for name in ("status", "type"):
@@ -147,7 +166,7 @@ class Issues:
                  for name, field in (("project", "projectId"), ("parent", "parentId"), ("label", "labelId"))
                  if filters.get(field) is not None]
         if zsets and not groups and len(zsets) == 1:
-            return self.s.page_ids(zsets[0], limit, offset)
+            return (*self.s.page_ids(zsets[0], limit, offset), None)
         if not groups and not zsets:
             groups.append([k.issue_bits()])
         # Project + statuses (the usual "what is open in this project"), + types, or + both: the
@@ -162,8 +181,13 @@ class Issues:
                 len(counted), *counted]
         if by:
             keys.append(k.counts("_".join(("project", *by))))
+        if hint:
+            head = k.row_prefix("issue")
+            keys.extend(head + i for i in hint)
+            args.extend((len(hint), head))
         out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
-        return out[1:], int(out[0])
+        total, n = int(out[0]), int(out[1])
+        return (out[2:len(out) - n], total, out[len(out) - n:]) if n else (out[2:], total, None)
 
     # ------------------------------------------------------------------ writes
     @staticmethod

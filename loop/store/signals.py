@@ -194,7 +194,8 @@ class Signals:
         keys = [k.issue_ids(), k.tmp("signals:a"), k.tmp("signals:b"), *sets, k.counts("signals")]
         args = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, 0, len(sets), 1, combo]
         out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
-        return self._with_payloads(self.s.get_rows("signal", SIGNAL_FIELDS, out[1:]), counts=True), int(out[0])
+        # out: {total, 0 (no hint: no rows), ids...}
+        return self._with_payloads(self.s.get_rows("signal", SIGNAL_FIELDS, out[2:]), counts=True), int(out[0])
 
     def _recorded(self, signal_id: str) -> Recorded:
         signal = self.get(signal_id)
