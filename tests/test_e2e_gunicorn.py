@@ -113,11 +113,10 @@ def _raw(server: Server, method: str, path: str, headers: dict[str, str], chunks
         conn.putrequest(method, path)
         for name, value in headers.items():
             conn.putheader(name, value)
-        conn.endheaders()
-        for chunk in chunks or []:
-            conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        if chunks is not None:
-            conn.send(b"0\r\n\r\n")
+        # The head and every chunk in one send: a server that answers 413 part way through the
+        # body closes the connection, and a client still sending then sees a reset, not the answer.
+        body = None if chunks is None else b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+        conn.endheaders(message_body=body)
         resp = conn.getresponse()
         return resp.status, json.loads(resp.read() or b"null")
     finally:
