@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import redis
 
 from loop.dispatch import sessions
 from loop.dispatch.service import ClaimFence
@@ -24,14 +25,26 @@ def claimed(store: Loop) -> tuple[str, str, str]:
 def test_reopening_a_claimed_issue_with_its_token_reads_the_session_once(private_store: Loop) -> None:
     store = private_store
     issue_id, sid, token = claimed(store)
-    lines = monitored(store.r, lambda: store.issues.update(issue_id, {"status": "todo"},
-                                                           check=store.dispatch.fence(token)))
+    sent_packets: list[int] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def send(conn: Any, command: Any, check_health: bool = True) -> None:
+        sent_packets.append(1)
+        original(conn, command, check_health)
+
+    def reopen() -> None:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(redis.connection.AbstractConnection, "send_packed_command", send)
+            store.issues.update(issue_id, {"status": "todo"}, check=store.dispatch.fence(token))
+
+    lines = monitored(store.r, reopen)
     reads = [ln["command"] for ln in lines if ln["command"].startswith(("HGETALL", "HGET "))
              and not ln["command"].endswith(" blocked")]  # (the ready-set script's own read, in the MULTI)
     assert reads == [f"HGETALL {store.keys.issue(issue_id)}", f"HGET {store.keys.dispatch_state(issue_id)} session",
                      f"HGETALL {store.keys.session(sid)}"]
-    # Sent by the client: one WATCH of the issue, its dispatch state and the token's session, one
-    # EVAL reading all three, then the MULTI ... EXEC: 3 round trips (7 before).
+    # Sent by the client: one WATCH of the issue, its dispatch state and the token's session with
+    # one EVAL reading all three (one packet), then the MULTI ... EXEC: 2 round trips (7 before).
+    assert len(sent_packets) == 2
     sent = [ln["command"].split(" ")[0] for ln in lines if ln.get("client_type") != "lua"][:-1]  # (less the ECHO)
     assert sent[:3] == ["WATCH", "EVAL", "MULTI"] and sent[-1] == "EXEC"
     assert lines[0]["command"] == (f"WATCH {store.keys.issue(issue_id)} {store.keys.dispatch_state(issue_id)} "
