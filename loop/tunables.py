@@ -32,6 +32,9 @@ CLAIM_CANDIDATES = 8
 CLAIM_REFILL_BELOW = CLAIM_CANDIDATES // 2
 #: Candidates of every retry: more than the claims others make while we get back to Redis.
 CLAIM_MAX_CANDIDATES = 48
+#: Issues this process last put into a ready set (e.g. a re-open), passed as extra candidates of
+#: its next claim: a re-opened issue usually outranks the remembered head.
+CLAIM_ENTERED_HINTS = 4
 #: First backoff (seconds) between lost claim attempts; doubled per attempt, jittered.
 CLAIM_BACKOFF_UNIT = 0.001
 #: Cap of that backoff: a retrying claim never waits longer than this between attempts.

@@ -7,12 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import redis
 
+from loop.clock import FrozenClock
 from loop.dispatch import sessions
+from loop.dispatch.claim import CLAIM_SCRIPT
 from loop.dispatch.service import ClaimFence
 from loop.errors import Conflict
 from loop.runtime import Loop
 from tests.redis_server import monitored
+from tests.test_dispatch_bounds import Replaced
 
 
 def claimed(store: Loop) -> tuple[str, str, str]:
@@ -24,14 +28,26 @@ def claimed(store: Loop) -> tuple[str, str, str]:
 def test_reopening_a_claimed_issue_with_its_token_reads_the_session_once(private_store: Loop) -> None:
     store = private_store
     issue_id, sid, token = claimed(store)
-    lines = monitored(store.r, lambda: store.issues.update(issue_id, {"status": "todo"},
-                                                           check=store.dispatch.fence(token)))
+    sent_packets: list[int] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def send(conn: Any, command: Any, check_health: bool = True) -> None:
+        sent_packets.append(1)
+        original(conn, command, check_health)
+
+    def reopen() -> None:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(redis.connection.AbstractConnection, "send_packed_command", send)
+            store.issues.update(issue_id, {"status": "todo"}, check=store.dispatch.fence(token))
+
+    lines = monitored(store.r, reopen)
     reads = [ln["command"] for ln in lines if ln["command"].startswith(("HGETALL", "HGET "))
              and not ln["command"].endswith(" blocked")]  # (the ready-set script's own read, in the MULTI)
     assert reads == [f"HGETALL {store.keys.issue(issue_id)}", f"HGET {store.keys.dispatch_state(issue_id)} session",
                      f"HGETALL {store.keys.session(sid)}"]
-    # Sent by the client: one WATCH of the issue, its dispatch state and the token's session, one
-    # EVAL reading all three, then the MULTI ... EXEC: 3 round trips (7 before).
+    # Sent by the client: one WATCH of the issue, its dispatch state and the token's session with
+    # one EVAL reading all three (one packet), then the MULTI ... EXEC: 2 round trips (7 before).
+    assert len(sent_packets) == 2
     sent = [ln["command"].split(" ")[0] for ln in lines if ln.get("client_type") != "lua"][:-1]  # (less the ECHO)
     assert sent[:3] == ["WATCH", "EVAL", "MULTI"] and sent[-1] == "EXEC"
     assert lines[0]["command"] == (f"WATCH {store.keys.issue(issue_id)} {store.keys.dispatch_state(issue_id)} "
@@ -106,3 +122,41 @@ def test_a_token_naming_a_session_of_another_issue_is_refused(store: Loop) -> No
         store.issues.update(issue_b, {"status": "todo"}, check=store.dispatch.fence(token_a))
     assert store.r.hget(store.keys.session(sid_b), "status") == "active"
     assert (store.issues.get(issue_b) or {})["status"] == "in_progress"
+
+
+def test_the_claim_after_a_reopen_names_the_reopened_issue_and_wins_its_first_script_call(
+        store: Loop, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The oldest todo issue is the best; the claim of it remembers the rest of the head.
+    ids = []
+    for i in range(3):
+        ids.append(store.issues.create({"title": f"t{i}", "type": "task", "status": "todo"})["id"])
+        clock.advance(60)
+    first = store.dispatch.claim("agent")
+    assert first is not None and first.issue["id"] == ids[0]
+    store.issues.update(ids[0], {"status": "todo"}, check=store.dispatch.fence(first.token))
+    real = store.scripts[CLAIM_SCRIPT]
+    replies: list[Any] = []
+
+    def counted(keys: list[str], args: list[Any]) -> Any:
+        reply = real(keys=keys, args=args)
+        replies.append(reply[0])
+        return reply
+
+    monkeypatch.setattr(store, "scripts", Replaced(store.scripts, CLAIM_SCRIPT, counted))
+    again = store.dispatch.claim("agent")
+    # Re-opened, it is the best again: the remembered head (read before) could not name it, so
+    # without the re-open's hint this claim's first call answered "retry".
+    assert again is not None and again.issue["id"] == ids[0]
+    assert replies == ["ok"]
+    nxt = store.dispatch.claim("agent")  # the remembered head still serves the claim after it
+    assert nxt is not None and nxt.issue["id"] == ids[1]
+    assert replies == ["ok", "ok"]
+
+
+def test_a_hint_naming_an_issue_no_longer_ready_costs_nothing_but_its_keys(store: Loop) -> None:
+    ids = [store.issues.create({"title": f"t{i}", "type": "task", "status": "todo"})["id"] for i in range(2)]
+    store.dispatch.claimer.entered(f"{ids[1]}|", None)  # a member not in the set at all
+    store.issues.update(ids[1], {"status": "backlog"})  # and the hinted issue left the ready set
+    claim = store.dispatch.claim("agent")
+    assert claim is not None and claim.issue["id"] == ids[0]
+    assert store.dispatch.claim("agent") is None

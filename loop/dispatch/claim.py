@@ -21,6 +21,7 @@ from loop.ids import new_id
 from loop.models import ISSUE_FIELDS, Row
 from loop.tunables import CLAIM_BACKOFF_UNIT as BACKOFF_UNIT
 from loop.tunables import CLAIM_CANDIDATES as CANDIDATES
+from loop.tunables import CLAIM_ENTERED_HINTS as ENTERED_HINTS
 from loop.tunables import CLAIM_MAX_ATTEMPTS as MAX_ATTEMPTS
 from loop.tunables import CLAIM_MAX_BACKOFF as MAX_BACKOFF
 from loop.tunables import CLAIM_MAX_CANDIDATES as MAX_CANDIDATES
@@ -55,6 +56,20 @@ class Claimer:
         self._lock = threading.Lock()
         #: source ready-set key -> the head of that set as the last claim saw it
         self._next: dict[str, list[str]] = {}
+        #: source ready-set key -> members this process last put into it (newest first)
+        self._entered: dict[str, list[str]] = {}
+
+    def entered(self, member: str, project_id: str | None) -> None:
+        """``member`` is (being) put into the ready sets by a write of this process: pass it as an
+        extra candidate of the next claims. A re-opened issue keeps its score, so it is usually
+        the best again, which the remembered head (read before) cannot name: without the hint
+        the claim after a re-open misses once and retries. Only a hint: the script still claims
+        the set's current best only, and ignores a member not in the set."""
+        sources = [self.k.dispatch_ready(), *([self.k.dispatch_ready(project_id)] if project_id else [])]
+        with self._lock:
+            for source in sources:
+                recent = [member, *(m for m in self._entered.get(source, ()) if m != member)]
+                self._entered[source] = recent[:ENTERED_HINTS]
 
     def claim(self, agent: str, project_id: str | None, members: list[str] | None = None,
               check_due: bool = False, full: bool = True) -> Claim | None:
@@ -67,12 +82,14 @@ class Claimer:
         """
         k = self.k
         source = k.dispatch_ready(project_id)
+        extra: list[str] = []
         if members is None:
             # Shared, not taken: every thread of the process starts from the remembered head (the
             # script claims the set's current best if it is among them, whichever thread's list it
             # came from), instead of all but one paying a ZREVRANGE round trip of their own.
             with self._lock:
                 members = self._next.get(source) or None
+                extra = list(self._entered.get(source, ()))
         if members is None:
             members = self.s.r.zrevrange(source, 0, CANDIDATES - 1)
             if not members and not check_due:
@@ -81,6 +98,7 @@ class Claimer:
                 if self.scheduler.promote_due()[0] == 0:
                     return None
                 members = self.s.r.zrevrange(source, 0, CANDIDATES - 1)
+        extra = [m for m in extra if m not in members]
         fixed = [k.dispatch_ready(), source, k.dispatch_leases(), k.issue_bits("status", "todo"),
                  k.issue_bits("status", "in_progress"), k.counts("project_status"), k.issue_roots()]
         script = self.s.scripts[CLAIM_SCRIPT]
@@ -103,7 +121,7 @@ class Claimer:
             now = self.s.now()
             expires = now + self.s.settings.lease_seconds * 1000
             keys = [*fixed, k.session(sid), k.counts("project_status_type"), k.dispatch_scheduled()]
-            for m in members:
+            for m in (*members, *extra):
                 iid, pid = scoring.parse_member(m)
                 keys += [k.issue(iid), k.dispatch_state(iid), k.dispatch_ready(pid), k.issue_sessions(iid)]
             want = CANDIDATES if attempt == 0 else MAX_CANDIDATES
@@ -112,14 +130,18 @@ class Claimer:
             after = want if len(members) <= REFILL_BELOW else 0
             args: list[Any] = [now, expires, sid, agent, digest, want, after,
                                "1" if check_due and attempt == 0 else "0", "full" if full else "brief",
-                               "1" if check_scheduled else "0", len(members), *members]
+                               "1" if check_scheduled else "0", len(members) + len(extra), *members, *extra]
             out = script(keys=keys, args=args)
             tries += 1
             if out[0] == "ok":
-                nk = int(out[2])
-                head = list(out[3:3 + nk]) if nk else members[members.index(out[1]) + 1:]
+                nk, won = int(out[2]), out[1]
+                # Claimed from the extras, the remembered head is still the head behind it.
+                head = list(out[3:3 + nk]) if nk else members[members.index(won) + 1:] if won in members else members
                 with self._lock:
                     self._next[source] = head
+                    for source_key, recent in self._entered.items():
+                        if won in recent:
+                            self._entered[source_key] = [m for m in recent if m != won]
                 values = out[3 + nk:]
                 row = (models.pairs(values) if full else
                        {f: v for f, v in zip(BRIEF, values, strict=True) if v is not None})
@@ -132,7 +154,7 @@ class Claimer:
                 # Due issues may now outrank the candidates: the next attempt retries with the new head.
                 check_scheduled = False
                 self.scheduler.promote_due()
-                members = self.s.r.zrevrange(source, 0, CANDIDATES - 1)
+                members, extra = self.s.r.zrevrange(source, 0, CANDIDATES - 1), []
                 continue
-            members = list(out[1:])
+            members, extra = list(out[1:]), []
         raise Conflict(CONTENDED.format(ms=self.s.settings.claim_timeout_ms, n=tries))

@@ -13,7 +13,7 @@ the write, so a blocker's resolution and its dependents' release happen in one a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +84,8 @@ class Index:
     def __init__(self, store: RedisStore) -> None:
         self.s = store
         self.k = store.keys
+        #: told ``(member, projectId)`` of every issue a write stages into the ready sets
+        self.on_enter: Callable[[str, str | None], None] | None = None
 
     def bonuses(self, project_ids: Iterable[str | None]) -> dict[str, int]:
         ids = sorted({p for p in project_ids if p})
@@ -114,6 +116,8 @@ class Index:
             keys = [self.k.dispatch_goal_bonus(), self.k.dispatch_ready(), self.k.dispatch_ready(pid),
                     self.k.dispatch_state(iid)]
             stage_script(pipe, ENTER_SCRIPT, keys, [member, repr(base), pid or ""])
+            if self.on_enter is not None:
+                self.on_enter(member, pid)
 
     def schedule(self, row: Row | None) -> tuple[str, int] | None:
         """``(member, notBefore)`` when the issue belongs in the scheduled set (live, todo, not yet due)."""

@@ -47,6 +47,7 @@ class Dispatch:
         self.index = Index(store)
         self.goals = GoalBonus(store)
         self.claimer = Claimer(store)
+        self.index.on_enter = self.claimer.entered  # a re-opened issue: a candidate of the next claim
         self.scheduler = self.claimer.scheduler
 
     # ------------------------------------------------------------------ claim

@@ -3,7 +3,8 @@ dispatch_claim.lua: atomically claim the best eligible issue, if the caller pass
 
 A script may only touch keys listed in KEYS (Redis Cluster) and the winning issue is not known
 in advance, so the caller passes candidates: the head of the source ready set as it last saw
-it (a fresh ZREVRANGE, or the list this script returned after the caller's previous claim).
+it (a fresh ZREVRANGE, or the list this script returned after the caller's previous claim),
+plus the members the caller's process last put into the set (a re-opened issue: Claimer.entered).
 The script claims the set's *current* best member if it is among the candidates (dropping any
 stale entry it meets at the head: no longer todo, deleted or blocked); otherwise it claims
 nothing and returns the current head so the caller can retry. So a claim is always the best

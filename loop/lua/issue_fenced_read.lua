@@ -3,8 +3,9 @@ issue_fenced_read.lua: an issue, the session its dispatch state names, and the s
 token names, in one command. Read only.
 
 A fenced write (a PATCH with X-Loop-Claim-Token, Issues.update_if's ``session``) used to WATCH and
-read these one by one: 6 round trips before its MULTI. The caller WATCHes the three keys first
-(one WATCH, RedisStore.transact), so a change to any of them after this read fails the EXEC.
+read these one by one: 6 round trips before its MULTI. Sent with the WATCH of the three keys
+(loop.scripts.watch_eval: both in one round trip), so a change to any of them after this read
+fails the EXEC.
 
 KEYS[1]  hash  P:issue:<id>                 the issue
 KEYS[2]  hash  P:dispatch:issue:<id>        its dispatch state (field session: the active session)

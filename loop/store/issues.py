@@ -22,7 +22,7 @@ from loop.errors import BusinessRuleError, NotFound, ValidationError
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import ISSUE_FIELDS, OUTCOME_TYPES, Row
-from loop.scripts import eval_body
+from loop.scripts import eval_body, watch_eval
 from loop.store.types import ATTEMPT_SESSION, PLAIN, Fence, Pipe, WriteIntent, is_id
 from loop.tunables import CHILDREN_LIMIT, LIST_BLOCK_BYTES, LIST_HINTS_MAX
 
@@ -338,10 +338,13 @@ class Issues:
             self._check_parent(changes["parentId"], issue_id)
         if session is not None and not is_id(session):
             session = None
-        watch = [key] if session is None else [key, self.k.dispatch_state(issue_id), self.k.session(session)]
 
         def tx(pipe: Pipe) -> Row | None:
-            old = self._live_in_tx(pipe, key) if session is None else self._fenced_read(pipe, issue_id, session)
+            if session is None:
+                pipe.watch(key)
+                old = self._live_in_tx(pipe, key)
+            else:
+                old = self._fenced_read(pipe, issue_id, session)
             check_outcome(changes.get("type") or old["type"], changes.get("outcome", old["outcome"]))
             if changes.get("parentId"):
                 # Watched: a child created under this issue meanwhile aborts the write.
@@ -359,13 +362,14 @@ class Issues:
             self.stage_update(pipe, old, new, states)
             return new
 
-        return self.s.transact(tx, *watch)
+        return self.s.transact(tx)  # tx WATCHes
 
     def _fenced_read(self, pipe: Pipe, issue_id: str, session: str) -> Row:
         """:meth:`_live_in_tx` of the issue, keeping its active session in ``pipe.attempt_reads``
-        when it is ``session`` (the caller watches all three keys)."""
+        when it is ``session``. WATCHes all three keys and reads them in one round trip
+        (``watch_eval``), so a change to any of them fails the EXEC."""
         keys = [self.k.issue(issue_id), self.k.dispatch_state(issue_id), self.k.session(session)]
-        issue, named, held = eval_body(pipe, FENCED_READ, keys)
+        issue, named, held = watch_eval(pipe, keys, FENCED_READ, keys)
         row = self._live(models.pairs(issue))
         if not named:
             pipe.attempt_reads[(ATTEMPT_SESSION, issue_id)] = (None, {})
