@@ -97,6 +97,7 @@ built by the methods further down.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 #: Width of an issue id in ``P:issues:ids`` (ids are fixed-width, see ``loop.ids``).
 ID_WIDTH = 24
@@ -115,12 +116,13 @@ class Keys:
         if not self.namespace or "{" in self.namespace or "}" in self.namespace or len(self.namespace) > 64:
             raise ValueError(f"a key namespace is 1-64 characters without braces, got {self.namespace!r}")
 
-    @property
+    @cached_property
     def prefix(self) -> str:
+        # Built once per Keys (a write names ~20 keys); cached_property bypasses the frozen setattr.
         return "{" + self.namespace + "}"
 
     def _k(self, *parts: str) -> str:
-        return ":".join((self.prefix, *parts))
+        return self.prefix + ":" + ":".join(parts)
 
     # counters
     def issue_seq(self) -> str:
