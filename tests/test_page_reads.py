@@ -24,12 +24,8 @@ def server_calls(store: RedisStore) -> dict[str, int]:
     return {c: int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("hgetall", "evalsha")}
 
 
-def test_a_page_of_50_issues_reads_its_rows_in_one_command_not_one_per_row(
-        private_store: Loop, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = private_store  # commandstats are server-wide: a Redis of its own
-    for i in range(60):
-        store.issues.create({"title": f"i{i}", "type": "task", "status": "todo"})
-    store.issues.list({}, 1, 0)  # the scripts are loaded (a first EVALSHA answers NOSCRIPT)
+def commands_sent(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the commands the store's client sends from now on (not a pipeline's)."""
     sent: list[str] = []
     send = store.r.execute_command
 
@@ -38,6 +34,16 @@ def test_a_page_of_50_issues_reads_its_rows_in_one_command_not_one_per_row(
         return send(*args, **kw)
 
     monkeypatch.setattr(store.r, "execute_command", counted)
+    return sent
+
+
+def test_a_page_of_50_issues_reads_its_rows_in_one_command_not_one_per_row(
+        private_store: Loop, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = private_store  # commandstats are server-wide: a Redis of its own
+    for i in range(60):
+        store.issues.create({"title": f"i{i}", "type": "task", "status": "todo"})
+    store.issues.list({}, 1, 0)  # the scripts are loaded (a first EVALSHA answers NOSCRIPT)
+    sent = commands_sent(store, monkeypatch)
     store.r.config_resetstat()
     sent.clear()
     rows, total = store.issues.list({"status": ["todo"]}, 50, 0)
@@ -157,14 +163,7 @@ def test_reading_the_same_page_again_is_one_command_and_a_changed_page_is_read_a
     store = private_store
     ids = [store.issues.create({"title": f"i{i}", "type": "task", "status": "todo"})["id"] for i in range(8)]
     store.issues.list({}, 1, 0)  # the scripts are loaded (a first EVALSHA answers NOSCRIPT)
-    sent: list[str] = []
-    send = store.r.execute_command
-
-    def counted(*args: Any, **kw: Any) -> Any:
-        sent.append(str(args[0]))
-        return send(*args, **kw)
-
-    monkeypatch.setattr(store.r, "execute_command", counted)
+    sent = commands_sent(store, monkeypatch)
 
     def page() -> tuple[list[Any], int]:
         sent.clear()
