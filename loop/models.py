@@ -8,7 +8,7 @@ JSON. On the wire, timestamps become ISO-8601 strings and absent fields ``null``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -27,6 +27,7 @@ SEVERITIES = ("low", "medium", "high", "critical")
 VERSION_STATUSES = ("active", "draft", "retired")
 
 Row = dict[str, Any]
+V = TypeVar("V")
 
 # Field kinds: s = string, i = int, f = float, j = JSON, t = timestamp (epoch ms), b = bool
 ISSUE_FIELDS: dict[str, str] = {
@@ -266,32 +267,31 @@ def wire_entries(fields: Mapping[str, str], encoded: Sequence[str],
     if entry is None or entry[0] is not fields:
         entry = _WIRE_MEMOS[id(fields)] = (fields, {}, {})
     _, wires, decoded = entry
-    # Read into locals: another thread may clear the shared memo between two lines here.
     present = [text for text in encoded if text != "{}"]
-    found: dict[str, bytes] = {}
-    for text in present:
-        if (hit := wires.get(text)) is not None:
-            found[text] = hit
-    missing = [text for text in present if text not in found]
-    if missing:
-        if len(wires) + len(missing) > WIRE_MEMO_MAX:
-            wires.clear()
-        for text, w in zip(missing, wire_page(fields, [orjson.loads(t) for t in missing]), strict=True):
-            found[text] = wires[text] = orjson.dumps(w)
+    found = _memoized(wires, present, lambda texts: [orjson.dumps(w) for w in wire_page(fields, texts)])
     out_rows: list[Row] = []
     if rows:
-        have: dict[str, Row] = {}
-        for text in present:
-            if (row := decoded.get(text)) is not None:
-                have[text] = row
-        unseen = [text for text in present if text not in have]
-        if unseen:
-            if len(decoded) + len(unseen) > WIRE_MEMO_MAX:
-                decoded.clear()
-            for text, new in zip(unseen, decode_page(fields, [orjson.loads(t) for t in unseen]), strict=True):
-                have[text] = decoded[text] = new or {}
+        have = _memoized(decoded, present, lambda texts: [r or {} for r in decode_page(fields, texts)])
         out_rows = [have[text] for text in present]
     return [orjson.Fragment(found[text]) for text in present], out_rows
+
+
+def _memoized(memo: dict[str, V], texts: Sequence[str],
+              convert: Callable[[list[list[Any]]], Sequence[V]]) -> dict[str, V]:
+    """``text -> convert(text)`` for each encoded row, from ``memo`` or converted together (the
+    rows not in it, decoded from their JSON) and remembered; ``memo`` is cleared when full.
+    Read into locals: another thread may clear the shared memo between two lines here."""
+    found: dict[str, V] = {}
+    for text in texts:
+        if (hit := memo.get(text)) is not None:
+            found[text] = hit
+    missing = [text for text in texts if text not in found]
+    if missing:
+        if len(memo) + len(missing) > WIRE_MEMO_MAX:
+            memo.clear()
+        for text, value in zip(missing, convert([orjson.loads(t) for t in missing]), strict=True):
+            found[text] = memo[text] = value
+    return found
 
 
 def wire_fragments(fields: Mapping[str, str], encoded: Sequence[str]) -> list[orjson.Fragment]:

@@ -182,8 +182,7 @@ class RedisStore:
     def read_encoded(self, kind: str, ids: Iterable[str]) -> list[str]:
         """Each row as one JSON string of its HGETALL reply (``rows_read.lua`` "json"; ``"{}"``
         for a missing one), in ``ids`` order: the input of ``models.wire_fragments``/``wire_entries``."""
-        head = self.keys.row_prefix(kind)
-        keys = [head + i for i in ids if is_id(i)]
+        keys = self._row_keys(kind, ids)
         if not keys:
             return []
         encoded: list[str] = self.scripts[ROWS_SCRIPT](keys=keys, args=["json"])
@@ -193,12 +192,16 @@ class RedisStore:
                    convert: Callable[[Mapping[str, str], list[list[str]]], list[models.Row | None]],
                    ) -> list[models.Row]:
         """One ``rows_read.lua`` call (one reply hiredis parses in C, instead of a command per row)."""
-        head = self.keys.row_prefix(kind)
-        keys = [head + i for i in ids if is_id(i)]
+        keys = self._row_keys(kind, ids)
         if not keys:
             return []
         replies: list[list[str]] = self.scripts[ROWS_SCRIPT](keys=keys)
         return [row for row in convert(fields, replies) if row is not None]
+
+    def _row_keys(self, kind: str, ids: Iterable[str]) -> list[str]:
+        """The row keys of ``ids`` (anything not shaped like an id skipped: it names no row)."""
+        head = self.keys.row_prefix(kind)
+        return [head + i for i in ids if is_id(i)]
 
     def live_row(self, kind: str, fields: Mapping[str, str], row_id: str, message: str) -> models.Row:
         """The row, or :class:`NotFound` with ``message`` if missing or soft-deleted."""
