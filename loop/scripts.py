@@ -6,6 +6,7 @@ script on NOSCRIPT, so a ``SCRIPT FLUSH`` or a Redis restart is harmless.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
@@ -16,11 +17,18 @@ from redis.cluster import RedisCluster
 
 from loop.store.commands import Pipe, Value
 
+#: ``--! function <name>``: a line a script includes another script by, as a local function.
+INCLUDE = re.compile(r"^--! function (\w+)$", re.MULTILINE)
+
 
 @cache
 def source(name: str) -> str:
-    """The text of ``loop/lua/<name>.lua``."""
-    return resources.files("loop").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    """The text of ``loop/lua/<name>.lua``, each ``--! function <other>`` line replaced by
+    ``local function <other>(KEYS, ARGV) <other's body> end``: a script that composes others
+    (``signal_new.lua``) runs exactly their code, each with its own KEYS and ARGV (Lua scripts
+    cannot call one another)."""
+    text = resources.files("loop").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    return INCLUDE.sub(lambda m: f"local function {m[1]}(KEYS, ARGV)\n{body(m[1])}\nend", text)
 
 
 @cache
@@ -71,6 +79,53 @@ def watch_eval(pipe: Pipe, watch: Sequence[str], name: str, keys: Sequence[str],
     except BaseException:
         _drop(pipe, conn)
         raise
+
+
+class NotComposable(Exception):
+    """A transaction staged on a :class:`Stager` sent a command before MULTI (a WATCH or a read):
+    it depends on what it reads, so it cannot run as one composed script."""
+
+
+#: The pool a :class:`Stager` is built with: it never hands out a connection (nothing is sent).
+_NO_POOL = redis.ConnectionPool()
+
+
+class Stager(redis.client.Pipeline):
+    """A MULTI pipeline that is never sent: the same staging code queues a transaction's writes on
+    it, and :meth:`parts` says whether they are all scripts a composing script can run in one
+    command (``signal_new.lua``). Any command before ``multi()`` raises :class:`NotComposable`:
+    a hook that must read (under WATCH) needs the WATCH path."""
+
+    def __init__(self, attempt_reads: dict[object, object]) -> None:
+        super().__init__(_NO_POOL, {}, True, None)
+        #: What the transaction would have read, known already (``Pipe.attempt_reads``).
+        self.attempt_reads = attempt_reads
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        if not self.explicit_transaction:
+            raise NotComposable(str(args[0]))
+        return self.pipeline_execute_command(*args, **options)
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        raise NotComposable("EXEC")
+
+    def parts(self, names: Sequence[str]) -> list[tuple[str, list[Value], list[Value]]] | None:
+        """The queued commands as ``(script name, keys, args)`` when every one is an
+        :func:`eval_body` of a script in ``names``; else ``None``."""
+        by_body = _bodies(tuple(names))
+        out: list[tuple[str, list[Value], list[Value]]] = []
+        for args, _options in self.command_stack:
+            name = by_body.get(args[1]) if len(args) > 2 and args[0] == "EVAL" else None
+            if name is None:
+                return None
+            n = int(args[2])
+            out.append((name, list(args[3:3 + n]), list(args[3 + n:])))
+        return out
+
+
+@cache
+def _bodies(names: tuple[str, ...]) -> dict[str, str]:
+    return {body(name): name for name in names}
 
 
 def _drop(pipe: redis.client.Pipeline, conn: redis.connection.AbstractConnection) -> None:

@@ -28,7 +28,7 @@ SUITES = [
     "tests/test_webhooks_worker.py", "tests/test_webhook_outbox.py", "tests/test_prompts_engine.py",
     "tests/test_prompts_context.py", "tests/test_templates_api.py", "tests/test_namespace_transfer.py",
     "tests/test_scheduling.py", "tests/test_signal_grouping.py", "tests/test_signal_append.py",
-    "tests/test_goal_readings.py",
+    "tests/test_goal_readings.py", "tests/test_signal_new.py",
     "tests/test_prompt_experiments.py", "tests/test_fencing_comments_relations.py",
     "tests/test_reopen_cycle.py",  # more namespaces for issue_fenced_read.lua: two masters, not by luck
 ]

@@ -37,7 +37,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -47,7 +47,7 @@ from loop.errors import Conflict
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import Row
-from loop.scripts import eval_body, watch_eval
+from loop.scripts import NotComposable, Stager, eval_body, watch_eval
 from loop.store.goals import Reading
 from loop.store.signal_guard import (
     AlreadyRecorded,
@@ -78,6 +78,10 @@ JOIN_SCRIPT, OPEN_SCRIPT = "signal_join", "signal_open"
 STAGE_SCRIPT = "signal_stage"
 #: A grouped signal joining its open issue in one atomic command (``loop/lua/signal_append.lua``).
 APPEND_SCRIPT = "signal_append"
+#: A fingerprint's first signal and its new issue in one atomic command (``loop/lua/signal_new.lua``),
+#: and the scripts it composes: a new issue's transaction made of these alone can run as it.
+NEW_SCRIPT = "signal_new"
+NEW_PARTS = ("issue_create", "signal_stage", "dispatch_enter", "stats_count")
 SIGNAL_FIELDS: dict[str, str] = {
     "id": "s", "source": "s", "sourceId": "s", "type": "s", "severity": "s", "payload": "j",
     "issueId": "s", "projectId": "s", "deliveryId": "s", "createdAt": "t", "fingerprint": "s",
@@ -303,6 +307,11 @@ class Signals:
         group = write.group
         if group is None:
             return Recorded(signal, self.s.issues.create(data, intent=intent), created=True)
+        if write.expect is None and write.guard is None and not write.readings:
+            opened = self._open_one(write, data, intent)
+            if opened is not None:
+                self._hint(group, opened["id"])
+                return Recorded(signal, opened, created=True)
         issues = self.s.issues
         drawn: list[int] = []  # the number, drawn once however many times the transaction runs
 
@@ -325,6 +334,43 @@ class Signals:
         issue = self.s.transact(tx)  # tx WATCHes the group
         self._hint(group, issue["id"])
         return Recorded(signal, issue, created=True)
+
+    def _open_one(self, write: SignalWrite, data: Mapping[str, Any], intent: WriteIntent) -> Row | None:
+        """A fingerprint's first signal and its issue in one atomic command (``signal_new.lua``),
+        when the issue's transaction is made of scripts alone (nothing to read under WATCH, no
+        plain command to queue); ``None`` when it is not (the WATCH path writes it). Raises
+        :class:`Regroup` when the group names an issue meanwhile (nothing written).
+
+        The transaction is staged as usual, by the same code, on a MULTI pipeline that is never
+        sent (:class:`loop.scripts.Stager`): its queued scripts become the parts ``signal_new.lua`` runs after checking the group
+        and drawing the number, so the one command writes exactly what that MULTI would have."""
+        group = write.group
+        assert group is not None
+        issues = self.s.issues
+        issue = issues.new_row(data, number=0)  # a placeholder: the script draws the number
+        stager = Stager({("group", group): None})  # the group is checked by the script, atomically
+        pipe = cast(Pipe, stager)
+        try:
+            states = issues.prepare_create(pipe, issue, intent)
+            stager.multi()
+            issues.stage_create(pipe, issue, states)
+        except NotComposable:  # a hook reads under WATCH: the transaction depends on it
+            return None
+        parts = stager.parts(NEW_PARTS)
+        if parts is None:
+            return None
+        keys = [group, self.k.issue_seq(), *(key for _, part_keys, _ in parts for key in part_keys)]
+        args: list[Any] = ["", ID_WIDTH, len(parts)]
+        for name, part_keys, part_args in parts:
+            args.extend((name, len(part_keys), len(part_args)))
+        for _, _, part_args in parts:
+            args.extend(part_args)
+        current, number = self.s.scripts[NEW_SCRIPT](keys=keys, args=args)
+        if number is None:
+            self._hint(group, current)
+            raise Regroup()
+        issue["number"] = int(number)
+        return issue
 
     def _append(self, write: SignalWrite, issue_id: str) -> Recorded | None:
         """Join open issue ``issue_id`` in one atomic command (``signal_append.lua``), when no issue

@@ -1,0 +1,174 @@
+"""A fingerprint's first signal opens its issue in one command (``signal_new.lua``): it must write
+exactly what the WATCH/MULTI path writes, draw a number only when it writes, and leave every
+transaction that is not made of scripts alone to that path."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+import uuid
+from typing import Any
+
+import pytest
+import redis
+
+from loop.runtime import build
+from loop.scripts import NotComposable, Stager, eval_body
+from loop.store.signals import NEW_SCRIPT, Signals, fingerprint_digest, title_for
+
+ID = re.compile(r"\b[a-z][a-z0-9]{23}\b")
+
+
+def send(store, fingerprint: str, payload: Any, severity: str = "low", project_id: str | None = None):
+    data = {"source": "sentry", "type": "error", "severity": severity, "payload": payload,
+            "fingerprint": fingerprint, "projectId": project_id}
+    issue = store.signals.issue_data("sentry", severity, payload, title_for("sentry", "error", payload),
+                                     project_id=project_id)
+    return store.signals.create(data, issue)
+
+
+def dump(store) -> dict[str, Any]:
+    """Every key of the namespace and its value, prefix stripped and each id replaced by a name
+    (ids are random; everything else must match): issues by number, then signals in index order,
+    then the rest (a project, a goal) in the order first seen."""
+    r, prefix = store.r, store.keys.prefix
+    numbered = r.get(store.keys.issue_ids()) or ""
+    names: dict[str, str] = {}
+    for n in range(0, len(numbered), 24):
+        names[numbered[n:n + 24]] = f"<issue{n // 24 + 1}>"
+    for i, sid in enumerate(r.zrange(store.keys.signal_index(), 0, -1)):
+        names[sid] = f"<signal{i}>"
+
+    def norm(text: str) -> str:
+        text = text.replace(prefix, "P")
+        return ID.sub(lambda m: names.setdefault(m[0], f"<id{len(names)}>"), text)
+
+    out: dict[str, Any] = {}
+    for key in sorted(r.scan_iter(match=store.keys.all_pattern(), count=1000)):
+        kind = r.type(key)
+        if kind == "hash":
+            value: Any = sorted((norm(k), norm(v)) for k, v in r.hgetall(key).items())
+        elif kind == "zset":
+            value = sorted((norm(m), s) for m, s in r.zrange(key, 0, -1, withscores=True))
+        elif kind == "set":
+            value = sorted(norm(m) for m in r.smembers(key))
+        elif kind == "string" and key == store.keys.issue_ids():
+            value = [names[numbered[n:n + 24]] for n in range(0, len(numbered), 24)]
+        elif kind == "string":
+            value = norm(r.get(key) or "")
+        else:
+            value = kind
+        out[norm(key)] = (value, r.ttl(key) > 0)
+    return out
+
+
+@pytest.mark.parametrize("case", ["todo", "project", "triage", "critical"])
+def test_the_one_command_open_writes_what_the_watch_path_writes(store, redis_client, settings, clock,
+                                                                 monkeypatch, case):
+    slow = build(redis_client, dataclasses.replace(settings, namespace=f"t-{uuid.uuid4().hex[:12]}"), clock)
+    if case == "triage":
+        for s in (store, slow):
+            s.settings = dataclasses.replace(s.settings, promote_signals_to_todo=False)
+    try:
+        for s in (store, slow):
+            clock.advance(-3 if s is slow else 0)  # the same times in both
+            pid = None
+            if case == "project":
+                pid = s.projects.create({"name": "P"})["id"]
+                s.goals.create({"title": "G", "projectId": pid})  # a goal bonus the ready score adds
+            for i in range(3):
+                clock.advance(1)
+                send(s, f"fp:{i}", {"message": f"m{i}", "n": [i, {"x": "]"}]},
+                     severity="critical" if case == "critical" else "low", project_id=pid)
+            monkeypatch.setattr(Signals, "_open_one", lambda self, *a: None)  # slow: the WATCH path
+        monkeypatch.undo()
+        assert dump(store) == dump(slow)
+        assert store.r.get(store.keys.issue_seq()) == "3"
+    finally:
+        slow.delete_namespace()
+
+
+def test_a_fingerprints_first_signal_is_one_command_and_no_transaction(private_store):
+    store = private_store  # commandstats are server-wide: a Redis of its own
+    send(store, "fp:warm", {"n": 0})  # the script is loaded (a first EVALSHA answers NOSCRIPT)
+    store.r.config_resetstat()
+    opened = send(store, "fp:new", {"n": 1})
+    stats = store.r.info("commandstats")
+    assert not opened.grouped and opened.issue["number"] == 2
+    # The commands a client sent (the script's own HSETs, ZADDs... are counted too, but no WATCH,
+    # MULTI, EXEC, EVAL nor INCR: the number is drawn inside the script).
+    assert not {"cmdstat_watch", "cmdstat_multi", "cmdstat_exec", "cmdstat_eval"} & set(stats)
+    assert stats["cmdstat_evalsha"]["calls"] == 1 and stats["cmdstat_incr"]["calls"] == 1
+
+
+def test_a_group_opened_meanwhile_makes_the_signal_join_it_and_draws_no_number(store, redis_client, settings, clock):
+    other = build(redis_client, settings, clock)  # another process: this one has no hint for the group
+    first = send(other, "fp:race", {"n": 0}).issue
+    joined = send(store, "fp:race", {"n": 1})
+    assert joined.grouped and joined.issue["id"] == first["id"] and joined.issue["signalCount"] == 2
+    assert store.r.get(store.keys.issue_seq()) == "1"  # the script drew nothing
+    assert store.signals.hints[store.keys.signal_group(fingerprint_digest("fp:race"))] == first["id"]
+
+
+def test_concurrent_first_signals_of_one_fingerprint_open_one_issue(store, redis_client, settings, clock):
+    other = build(redis_client, settings, clock)
+    barrier = threading.Barrier(30)
+    issues: list[str] = []
+    errors: list[BaseException] = []
+
+    def run(s, i: int) -> None:
+        try:
+            barrier.wait()
+            issues.append(send(s, "fp:rush", {"n": i}).issue["id"])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(store if i % 2 else other, i)) for i in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(issues)) == 1
+    assert store.issues.get(issues[0])["signalCount"] == 30
+    assert store.r.get(store.keys.issue_seq()) == "1"
+
+
+def test_a_guarded_signal_takes_the_watch_path(store, monkeypatch):
+    calls: list[object] = []
+    monkeypatch.setattr(Signals, "_open_one", lambda self, *a: calls.append(a))
+    data = {"source": "sentry", "type": "error", "severity": "low", "payload": {"n": 1}, "fingerprint": "fp:g"}
+    issue = store.signals.issue_data("sentry", "low", data["payload"], "t")
+    opened = store.signals.create(data, issue, guard=f"{store.keys.prefix}:test:guard", guard_ttl=60)
+    assert calls == [] and not opened.grouped
+    assert store.r.get(f"{store.keys.prefix}:test:guard") == opened.signal["id"]
+
+
+def test_only_a_transaction_of_named_scripts_is_composable(store):
+    k = store.keys
+    day, hour = k.stats_bucket("day", "d"), k.stats_bucket("hour", "h")
+    stager = Stager({})
+    stager.multi()
+    eval_body(stager, "stats_count", [day, hour], "x", 1, 2)
+    assert stager.parts(["stats_count"]) == [("stats_count", [day, hour], ["x", 1, 2])]
+    assert stager.parts(["issue_create"]) is None  # not a part it may run
+    stager.set(k.tmp("x"), 1)
+    assert stager.parts(["stats_count"]) is None  # a plain command
+    with pytest.raises(NotComposable):
+        stager.execute()
+
+
+@pytest.mark.parametrize("read", ["watch", "get"])
+def test_a_staged_transaction_that_reads_before_multi_is_not_composable(read):
+    stager = Stager({})
+    with pytest.raises(NotComposable):
+        stager.watch("k") if read == "watch" else stager.get("k")
+
+
+def test_an_unknown_part_is_refused_before_anything_is_written(store):
+    group = store.keys.signal_group("0" * 32)
+    with pytest.raises(redis.ResponseError, match="unknown part"):
+        store.scripts[NEW_SCRIPT](keys=[group, store.keys.issue_seq(), store.keys.tmp("x")],
+                                  args=["", 24, 1, "nope", 1, 0])
+    assert store.r.get(store.keys.issue_seq()) is None and store.r.get(group) is None
