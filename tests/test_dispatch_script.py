@@ -10,7 +10,7 @@ from loop.scripts import body as script_body
 from tests.redis_server import monitored
 
 NAMES = ("dispatch_claim", "dispatch_rescore", "dispatch_enter")
-#: Every script: an issue create also queues issue_create.lua and stats_count.lua.
+#: Every script: an issue create runs issue_new.lua, or queues issue_create.lua and stats_count.lua.
 ALL = tuple(sorted(f.name[:-4] for f in resources.files("loop").joinpath("lua").iterdir() if f.name.endswith(".lua")))
 
 
@@ -42,12 +42,16 @@ def test_every_key_the_scripts_touch_is_declared_in_keys(private_store):
     project, a, *_ = _seed(store)
     other = store.projects.create({"name": "P2"})
     store.issues.create({"title": "d", "type": "task", "status": "todo", "projectId": other["id"]})
+    label = store.labels.create({"name": "L"})
 
     def work():
         store.dispatch.claim("x", project["id"])
         store.dispatch.claim("x")
         store.goals.create({"title": "G3", "projectId": other["id"]})  # rescores P2's ready issue
-        store.issues.create({"title": "e", "type": "task", "status": "todo", "projectId": other["id"]})  # enters
+        store.issues.create({"title": "e", "type": "task", "status": "todo", "projectId": other["id"]})  # issue_new
+        # A label is a plain command: the MULTI path, each script on its own (enters the ready sets).
+        store.issues.create({"title": "f", "type": "task", "status": "todo", "projectId": other["id"],
+                             "labelIds": [label["id"]]})
 
     lines = monitored(store.r, work)
     prefix = store.keys.prefix + ":"
@@ -69,7 +73,7 @@ def test_every_key_the_scripts_touch_is_declared_in_keys(private_store):
             assert touched <= declared, f"{args[0]} touched undeclared {touched - declared}"
             checked.append(name)
     assert {"ZREVRANGE", "HSET", "ZADD", "HINCRBY", "ZINCRBY"} <= set(checked)
-    assert scripts >= {*NAMES, "issue_create", "stats_count"}
+    assert scripts >= {*NAMES, "issue_create", "stats_count", "issue_new"}
 
 
 def test_stale_ready_entries_are_dropped_by_the_claim(store):

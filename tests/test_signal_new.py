@@ -1,6 +1,7 @@
-"""A fingerprint's first signal opens its issue in one command (``signal_new.lua``): it must write
-exactly what the WATCH/MULTI path writes, draw a number only when it writes, and leave every
-transaction that is not made of scripts alone to that path."""
+"""A new issue's transaction runs as one command (``issue_new.lua``) when it is made of scripts
+alone: a plain create, a signal's, a fingerprint's first signal (its group checked by the same
+command). It must write exactly what the MULTI path writes, draw a number only when it writes,
+and leave every transaction that is not made of scripts alone to that path."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import redis
 
 from loop.runtime import build
 from loop.scripts import NotComposable, Stager, eval_body
-from loop.store.signals import NEW_SCRIPT, Signals, fingerprint_digest, title_for
+from loop.store.issues import NEW_SCRIPT, Issues
+from loop.store.signals import Signals, fingerprint_digest, title_for
 
 ID = re.compile(r"\b[a-z][a-z0-9]{23}\b")
 
@@ -63,7 +65,7 @@ def dump(store) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.parametrize("case", ["todo", "project", "triage", "critical"])
+@pytest.mark.parametrize("case", ["todo", "project", "triage", "critical", "no fingerprint"])
 def test_the_one_command_open_writes_what_the_watch_path_writes(store, redis_client, settings, clock,
                                                                  monkeypatch, case):
     slow = build(redis_client, dataclasses.replace(settings, namespace=f"t-{uuid.uuid4().hex[:12]}"), clock)
@@ -79,14 +81,45 @@ def test_the_one_command_open_writes_what_the_watch_path_writes(store, redis_cli
                 s.goals.create({"title": "G", "projectId": pid})  # a goal bonus the ready score adds
             for i in range(3):
                 clock.advance(1)
-                send(s, f"fp:{i}", {"message": f"m{i}", "n": [i, {"x": "]"}]},
+                send(s, None if case == "no fingerprint" else f"fp:{i}", {"message": f"m{i}", "n": [i, {"x": "]"}]},
                      severity="critical" if case == "critical" else "low", project_id=pid)
-            monkeypatch.setattr(Signals, "_open_one", lambda self, *a: None)  # slow: the WATCH path
+            monkeypatch.setattr(Issues, "create_one", lambda self, *a, **kw: None)  # slow: the MULTI path
         monkeypatch.undo()
         assert dump(store) == dump(slow)
         assert store.r.get(store.keys.issue_seq()) == "3"
     finally:
         slow.delete_namespace()
+
+
+@pytest.mark.parametrize("status", ["todo", "backlog"])
+def test_a_plain_create_writes_what_the_multi_path_writes(store, redis_client, settings, clock, monkeypatch, status):
+    slow = build(redis_client, dataclasses.replace(settings, namespace=f"t-{uuid.uuid4().hex[:12]}"), clock)
+    try:
+        for s in (store, slow):
+            clock.advance(-3 if s is slow else 0)
+            pid = s.projects.create({"name": "P"})["id"]
+            for i, fields in enumerate(({}, {"projectId": pid}, {"type": "monitor", "priority": 2})):
+                clock.advance(1)
+                s.issues.create({"title": f"t{i}", "description": "d", "type": "task", "status": status, **fields})
+            monkeypatch.setattr(Issues, "create_one", lambda self, *a, **kw: None)
+        monkeypatch.undo()
+        assert dump(store) == dump(slow)
+    finally:
+        slow.delete_namespace()
+
+
+def test_a_create_with_labels_a_parent_or_done_takes_the_multi_path(store, monkeypatch):
+    made: list[object] = []
+    original = Issues.create_one
+    monkeypatch.setattr(Issues, "create_one", lambda self, *a, **kw: made.append(original(self, *a, **kw)) or made[-1])
+    label = store.labels.create({"name": "L"})
+    root = store.issues.create({"title": "root", "type": "plan"})
+    assert made == [root]  # this one went through the script
+    store.issues.create({"title": "child", "type": "task", "parentId": root["id"]})
+    store.issues.create({"title": "done", "type": "task", "status": "done"})
+    store.issues.create({"title": "labelled", "type": "task", "labelIds": [label["id"]]})  # never tried
+    assert made[1:] == [None, None]
+    assert store.r.get(store.keys.issue_seq()) == "4"
 
 
 def test_a_fingerprints_first_signal_is_one_command_and_no_transaction(private_store):
@@ -169,6 +202,6 @@ def test_a_staged_transaction_that_reads_before_multi_is_not_composable(read):
 def test_an_unknown_part_is_refused_before_anything_is_written(store):
     group = store.keys.signal_group("0" * 32)
     with pytest.raises(redis.ResponseError, match="unknown part"):
-        store.scripts[NEW_SCRIPT](keys=[group, store.keys.issue_seq(), store.keys.tmp("x")],
-                                  args=["", 24, 1, "nope", 1, 0])
+        store.scripts[NEW_SCRIPT](keys=[store.keys.issue_seq(), group, store.keys.tmp("x")],
+                                  args=["1", "", 24, 1, "nope", 1, 0])
     assert store.r.get(store.keys.issue_seq()) is None and store.r.get(group) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from unittest import mock
 
@@ -10,6 +11,7 @@ import redis
 
 from api.app import create_app
 from loop.runtime import build
+from loop.store.issues import Issues
 from tests.conftest import Client, keys_of
 
 SIGNAL = {"source": "posthog", "type": "metric_spike", "severity": "critical",
@@ -84,7 +86,8 @@ def test_invalid_bodies_are_a_400_that_writes_nothing(client, store, body, field
     assert keys_of(store) == before
 
 
-def test_signal_and_issue_are_one_atomic_write_nothing_half_done_when_redis_fails(client, store):
+@pytest.mark.parametrize("path", ["one command", "transaction"])
+def test_signal_and_issue_are_one_atomic_write_nothing_half_done_when_redis_fails(client, store, path):
     before = keys_of(store)
     real = store.r.pipeline
 
@@ -93,7 +96,13 @@ def test_signal_and_issue_are_one_atomic_write_nothing_half_done_when_redis_fail
         pipe.execute = mock.Mock(side_effect=redis.ConnectionError("connection lost at EXEC"))
         return pipe
 
-    with mock.patch.object(store.r, "pipeline", side_effect=failing_pipeline):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(store.r, "pipeline", side_effect=failing_pipeline))
+        if path == "one command":  # issue_new.lua: the connection is lost as it is sent
+            stack.enter_context(mock.patch.object(store.r, "evalsha",
+                                                  side_effect=redis.ConnectionError("connection lost")))
+        else:
+            stack.enter_context(mock.patch.object(Issues, "create_one", lambda self, *a, **kw: None))
         r = post(client)
     assert r.status_code == 503
     # Only the issue-number counter (INCR, outside the transaction) may have moved.

@@ -13,7 +13,7 @@ import builtins
 import itertools
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -22,7 +22,7 @@ from loop.errors import BusinessRuleError, NotFound, ValidationError
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import ISSUE_FIELDS, OUTCOME_TYPES, Row
-from loop.scripts import eval_body, watch_eval
+from loop.scripts import NotComposable, Stager, eval_body, watch_eval
 from loop.store.types import ATTEMPT_SESSION, PLAIN, Fence, Pipe, WriteIntent, is_id
 from loop.tunables import CHILDREN_LIMIT, LIST_BLOCK_BYTES, LIST_HINTS_MAX
 
@@ -37,6 +37,10 @@ LIST_SCRIPT = "issue_list"
 FENCED_READ = "issue_fenced_read"
 #: A new issue's row and indexes, queued in its MULTI (``loop/lua/issue_create.lua``).
 CREATE_SCRIPT = "issue_create"
+#: A new issue's whole transaction in one command (``loop/lua/issue_new.lua``), and the scripts it
+#: composes: a create whose transaction is made of these alone runs as it.
+NEW_SCRIPT = "issue_new"
+NEW_PARTS = ("issue_create", "signal_stage", "dispatch_enter", "stats_count")
 #: Live issues are counted per project and these fields (P:counts:project_<fields>): the exact
 #: totals of lists filtered by a project and exactly these fields.
 COUNTED = (("status",), ("type",), ("status", "type"))
@@ -53,6 +57,14 @@ def check_outcome(issue_type: str | None, outcome: str | None) -> None:
         raise ValidationError(f"Invalid request: {OUTCOME_TYPE}", {"outcome": [OUTCOME_TYPE]})
 
 Stage = Callable[[Pipe, Row], object]  # what it returns is ignored
+
+
+class Unexpected(Exception):
+    """:meth:`Issues.create_one`'s expected key held another value: nothing was written."""
+
+    def __init__(self, value: str | None) -> None:
+        super().__init__(value)
+        self.value = value
 
 
 class Issues:
@@ -233,6 +245,10 @@ class Issues:
         label_ids = list(dict.fromkeys(data.get("labelIds") or []))
         if label_ids:
             self._check_labels(label_ids)
+        if extra is None and not label_ids:
+            made = self.create_one(data, intent)
+            if made is not None:
+                return made
         issue = self.new_row(data)
 
         def tx(pipe: Pipe) -> None:
@@ -243,6 +259,43 @@ class Issues:
                 extra(pipe, issue)
 
         self.s.transact(tx)
+        return issue
+
+    def create_one(self, data: Mapping[str, Any], intent: WriteIntent = PLAIN,
+                   expect: tuple[str, str] | None = None, known: dict[object, object] | None = None) -> Row | None:
+        """Create the issue in ONE command (``issue_new.lua``) when its transaction is made of
+        scripts alone (no hook reads under WATCH, no plain command to queue); ``None`` (nothing
+        written) when it is not: :meth:`create`'s transaction writes it.
+
+        The transaction is staged as usual, by the same code, on a MULTI pipeline that is never
+        sent (:class:`loop.scripts.Stager`); its queued scripts become the parts the script runs
+        after drawing the number, so the one command writes exactly what that MULTI would have.
+        ``expect``: ``(key, value)`` the script checks first (a fingerprint's group: ``''`` = unset),
+        raising :class:`Unexpected` with what it holds instead; ``known``: the reads the hooks
+        would make, answered already (``Pipe.attempt_reads``: that group's value)."""
+        issue = self.new_row(data, number=0)  # a placeholder: the script draws the number
+        stager = Stager(dict(known or {}))
+        pipe = cast(Pipe, stager)
+        try:
+            states = self.prepare_create(pipe, issue, intent)
+            stager.multi()
+            self.stage_create(pipe, issue, states)
+        except NotComposable:  # a hook reads under WATCH: the transaction depends on it
+            return None
+        parts = stager.parts(NEW_PARTS)
+        if parts is None:
+            return None
+        keys: list[str] = [self.k.issue_seq(), *([expect[0]] if expect else [])]
+        args: list[Any] = ["1" if expect else "0", expect[1] if expect else "", ID_WIDTH, len(parts)]
+        for name, part_keys, part_args in parts:
+            keys.extend(str(key) for key in part_keys)
+            args.extend((name, len(part_keys), len(part_args)))
+        for _, _, part_args in parts:
+            args.extend(part_args)
+        current, number = self.s.scripts[NEW_SCRIPT](keys=keys, args=args)
+        if number is None:
+            raise Unexpected(current)
+        issue["number"] = int(number)
         return issue
 
     def new_row(self, data: Mapping[str, Any], number: int | None = None) -> Row:

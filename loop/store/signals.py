@@ -1,7 +1,8 @@
 """Signals: what the outside world reported, each tied to the triage issue it created.
 
-A signal and its issue are written in ONE MULTI/EXEC (the issue create's transaction,
-extended through ``Issues.create(extra=...)``). A webhook delivery additionally carries a
+A signal and its issue are written in ONE atomic step: the issue create's transaction (its
+issue hooks stage the signal), or the one command that transaction composes into when it is made
+of scripts alone (``Issues.create_one``). A webhook delivery additionally carries a
 *guard* key: the "already normalized" marker, written in that same MULTI and WATCHed while
 the transaction prepares, so a job that runs twice (retry after a crash) or concurrently
 (two workers) leaves exactly one signal and one issue.
@@ -19,8 +20,10 @@ reading, no priority raise: the usual repeat), one atomic command checks the gro
 and writes the join (``signal_append.lua``): 1 round trip, and concurrent joins of one group never
 fail each other. Otherwise one transaction WATCHes the group and the issue, reading both in one
 command (``signal_join.lua``), the issue update staged by ``Issues.prepare_update`` and
-:class:`GuardHook` staging the signal. A fingerprint's first signal WATCHes the group, checks it
-and draws the issue number in one command (``signal_open.lua``). Which issue to check comes from a
+:class:`GuardHook` staging the signal. A fingerprint's first signal is one command when its issue's
+transaction is made of scripts alone (``Issues.create_one``: ``issue_new.lua`` checks the group,
+draws the number and writes); otherwise (a delivery guard, a reading, a recurrence) it WATCHes the
+group, checks it and draws the issue number in one command (``signal_open.lua``). Which issue to check comes from a
 per-process hint (``Signals.hints``), re-checked by the script or under WATCH: never trusted.
 
 A new issue's payload is stored once, as the triage issue's ``signalPayload`` (a grouped signal
@@ -37,7 +40,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -47,8 +50,9 @@ from loop.errors import Conflict
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import Row
-from loop.scripts import NotComposable, Stager, eval_body, watch_eval
+from loop.scripts import eval_body, watch_eval
 from loop.store.goals import Reading
+from loop.store.issues import Unexpected
 from loop.store.signal_guard import (
     AlreadyRecorded,
     GuardHook,
@@ -78,10 +82,6 @@ JOIN_SCRIPT, OPEN_SCRIPT = "signal_join", "signal_open"
 STAGE_SCRIPT = "signal_stage"
 #: A grouped signal joining its open issue in one atomic command (``loop/lua/signal_append.lua``).
 APPEND_SCRIPT = "signal_append"
-#: A fingerprint's first signal and its new issue in one atomic command (``loop/lua/signal_new.lua``),
-#: and the scripts it composes: a new issue's transaction made of these alone can run as it.
-NEW_SCRIPT = "signal_new"
-NEW_PARTS = ("issue_create", "signal_stage", "dispatch_enter", "stats_count")
 SIGNAL_FIELDS: dict[str, str] = {
     "id": "s", "source": "s", "sourceId": "s", "type": "s", "severity": "s", "payload": "j",
     "issueId": "s", "projectId": "s", "deliveryId": "s", "createdAt": "t", "fingerprint": "s",
@@ -336,41 +336,17 @@ class Signals:
         return Recorded(signal, issue, created=True)
 
     def _open_one(self, write: SignalWrite, data: Mapping[str, Any], intent: WriteIntent) -> Row | None:
-        """A fingerprint's first signal and its issue in one atomic command (``signal_new.lua``),
-        when the issue's transaction is made of scripts alone (nothing to read under WATCH, no
-        plain command to queue); ``None`` when it is not (the WATCH path writes it). Raises
-        :class:`Regroup` when the group names an issue meanwhile (nothing written).
-
-        The transaction is staged as usual, by the same code, on a MULTI pipeline that is never
-        sent (:class:`loop.scripts.Stager`): its queued scripts become the parts ``signal_new.lua`` runs after checking the group
-        and drawing the number, so the one command writes exactly what that MULTI would have."""
+        """A fingerprint's first signal and its issue in one atomic command
+        (:meth:`Issues.create_one`: the group checked, then the issue's whole transaction), or
+        ``None`` when that transaction needs the WATCH path. Raises :class:`Regroup` when the
+        group names an issue meanwhile (nothing written)."""
         group = write.group
         assert group is not None
-        issues = self.s.issues
-        issue = issues.new_row(data, number=0)  # a placeholder: the script draws the number
-        stager = Stager({("group", group): None})  # the group is checked by the script, atomically
-        pipe = cast(Pipe, stager)
         try:
-            states = issues.prepare_create(pipe, issue, intent)
-            stager.multi()
-            issues.stage_create(pipe, issue, states)
-        except NotComposable:  # a hook reads under WATCH: the transaction depends on it
-            return None
-        parts = stager.parts(NEW_PARTS)
-        if parts is None:
-            return None
-        keys = [group, self.k.issue_seq(), *(key for _, part_keys, _ in parts for key in part_keys)]
-        args: list[Any] = ["", ID_WIDTH, len(parts)]
-        for name, part_keys, part_args in parts:
-            args.extend((name, len(part_keys), len(part_args)))
-        for _, _, part_args in parts:
-            args.extend(part_args)
-        current, number = self.s.scripts[NEW_SCRIPT](keys=keys, args=args)
-        if number is None:
-            self._hint(group, current)
-            raise Regroup()
-        issue["number"] = int(number)
-        return issue
+            return self.s.issues.create_one(data, intent, expect=(group, ""), known={("group", group): None})
+        except Unexpected as exc:
+            self._hint(group, exc.value)
+            raise Regroup() from None
 
     def _append(self, write: SignalWrite, issue_id: str) -> Recorded | None:
         """Join open issue ``issue_id`` in one atomic command (``signal_append.lua``), when no issue
