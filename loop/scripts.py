@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from loop.store.commands import Pipe, Value
+from loop.redis_commands import Pipe, Value
 
 
 @cache
