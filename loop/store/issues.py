@@ -4,14 +4,12 @@ Status, type and priority (a handful of values each) and liveness are bitmaps wi
 ``<number>`` set: a bit per issue instead of a ~120-byte zset entry. Project, parent and label
 (many values, each with few issues) are zsets scored by the number. Either way lists come
 back in creation order with an exact total, from ``issue_list.lua``, never a scan of issue
-hashes.
+hashes (the page reads: :mod:`loop.store.issue_pages`).
 """
 
 from __future__ import annotations
 
 import builtins
-import itertools
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +21,9 @@ from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import ISSUE_FIELDS, OUTCOME_TYPES, Row
 from loop.scripts import eval_body, watch_eval
+from loop.store.issue_pages import COUNTED, IssuePages
 from loop.store.types import ATTEMPT_SESSION, PLAIN, Fence, Pipe, WriteIntent, is_id
-from loop.tunables import CHILDREN_LIMIT, LIST_BLOCK_BYTES, LIST_HINTS_MAX
+from loop.tunables import CHILDREN_LIMIT
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -33,14 +32,9 @@ if TYPE_CHECKING:
 BITMAPS = {"status": "status", "type": "type", "priority": "priority"}
 #: Issue fields indexed by zsets.
 INDEXED = {"project": "projectId", "parent": "parentId"}
-LIST_SCRIPT = "issue_list"
 FENCED_READ = "issue_fenced_read"
 #: A new issue's row and indexes, queued in its MULTI (``loop/lua/issue_create.lua``).
 CREATE_SCRIPT = "issue_create"
-#: Live issues are counted per project and these fields (P:counts:project_<fields>): the exact
-#: totals of lists filtered by a project and exactly these fields.
-COUNTED = (("status",), ("type",), ("status", "type"))
-FILTERS = ("status", "type", "priority", "projectId", "parentId", "labelId")
 
 PARENT_NOT_FOUND = "Parent issue not found"
 HIERARCHY_LIMIT = "Cannot create a child of an issue that already has a parent (1-level hierarchy limit)"
@@ -61,8 +55,8 @@ class Issues:
     def __init__(self, store: RedisStore) -> None:
         self.s = store
         self.k = store.keys
-        #: GET /api/issues query -> the ids of its page last time (:meth:`list_wire`'s hint).
-        self._hints: dict[tuple[Any, ...], builtins.list[str]] = {}
+        #: The page reads (``list``/``list_wire`` delegate to it), with their per-query hints.
+        self.pages = IssuePages(store)
 
     # ------------------------------------------------------------------ reads
     def get(self, issue_id: str) -> Row | None:
@@ -127,67 +121,13 @@ class Issues:
 
     def list(  # noqa: A003
         self, filters: Mapping[str, Any], limit: int, offset: int) -> tuple[list[Row], int]:
-        """Live issues matching every filter, creation order, one page plus the exact total.
-
-        ``filters`` keys: status/type (lists, OR-ed), projectId, labelId, priority, parentId.
-        """
-        ids, total, _ = self._page(filters, limit, offset, ())
-        return self.get_many(ids), total
+        """:meth:`IssuePages.list <loop.store.issue_pages.IssuePages.list>`."""
+        return self.pages.list(filters, limit, offset)
 
     def list_wire(self, filters: Mapping[str, Any], limit: int, offset: int,
                   ) -> tuple[builtins.list[orjson.Fragment], int]:
-        """:meth:`list` in wire form, each row already encoded (``GET /api/issues``; the
-        response embeds them: ``models.wire_fragments``).
-
-        One round trip when the page holds the same issues as the last time this process served
-        the same query: the list script is handed those rows' keys as a hint and, when its page
-        matches, reads them in the same call (fresh, like any read: the hint is only which keys)."""
-        query = (tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in filters.items())), limit, offset)
-        ids, total, rows = self._page(filters, limit, offset, self._hints.get(query, ()))
-        if len(self._hints) >= LIST_HINTS_MAX:
-            self._hints.clear()
-        self._hints[query] = ids
-        if rows is None:
-            return self.s.wire_fragments("issue", ISSUE_FIELDS, ids), total
-        return models.wire_fragments(ISSUE_FIELDS, rows), total
-
-    def _page(self, filters: Mapping[str, Any], limit: int, offset: int, hint: Sequence[str],
-              ) -> tuple[builtins.list[str], int, builtins.list[str] | None]:
-        """The page's ids, the total, and the page's rows encoded (``rows_read.lua`` "json") when
-        ``hint`` (ids) turned out to be the page's ids, else ``None``."""
-        k = self.k
-        groups: list[list[str]] = []
-        for name in ("status", "type"):
-            if filters.get(name):
-                groups.append([k.issue_bits(name, v) for v in filters[name]])
-        if filters.get("priority") is not None:
-            groups.append([k.issue_bits("priority", str(filters["priority"]))])
-        zsets = [k.issue_index(name, str(filters[field]))
-                 for name, field in (("project", "projectId"), ("parent", "parentId"), ("label", "labelId"))
-                 if filters.get(field) is not None]
-        if zsets and not groups and len(zsets) == 1:
-            return (*self.s.page_ids(zsets[0], limit, offset), None)
-        if not groups and not zsets:
-            groups.append([k.issue_bits()])
-        # Project + statuses (the usual "what is open in this project"), + types, or + both: the
-        # per-project counts give the total, so the script stops walking the project once the
-        # page is full.
-        used = {n for n in FILTERS if filters.get(n) is not None and filters.get(n) != []}
-        by = next((c for c in COUNTED if used == {"projectId", *c}), None)
-        counted = ["|".join((filters["projectId"], *vs)) for vs in itertools.product(*(filters[f] for f in by))] if by else []
-        token = secrets.token_hex(8)
-        keys = [k.issue_ids(), k.tmp(f"{token}:a"), k.tmp(f"{token}:b"), *(key for g in groups for key in g), *zsets]
-        args = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, len(groups), *(len(g) for g in groups), len(zsets),
-                len(counted), *counted]
-        if by:
-            keys.append(k.counts("_".join(("project", *by))))
-        if hint:
-            head = k.row_prefix("issue")
-            keys.extend(head + i for i in hint)
-            args.extend((len(hint), head))
-        out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
-        total, n = int(out[0]), int(out[1])
-        return (out[2:len(out) - n], total, out[len(out) - n:]) if n else (out[2:], total, None)
+        """:meth:`IssuePages.list_wire <loop.store.issue_pages.IssuePages.list_wire>`."""
+        return self.pages.list_wire(filters, limit, offset)
 
     # ------------------------------------------------------------------ writes
     @staticmethod
