@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -47,6 +47,21 @@ def check_outcome(issue_type: str | None, outcome: str | None) -> None:
         raise ValidationError(f"Invalid request: {OUTCOME_TYPE}", {"outcome": [OUTCOME_TYPE]})
 
 Stage = Callable[[Pipe, Row], object]  # what it returns is ignored
+
+
+class Indexes(NamedTuple):
+    """The secondary indexes a live issue is in (:meth:`Issues._indexes`)."""
+
+    #: Bitmaps with its bit ``<number>`` set: every live issue's, then status, type, priority.
+    bitmaps: list[str]
+    #: Zsets holding its id scored by its number: project, parent.
+    zsets: list[str]
+    #: ``(counts hash, field)`` pairs counting it: one per :data:`COUNTED`, with a project only.
+    counted: list[tuple[str, str]]
+
+
+#: A deleted (or not yet existing) issue's indexes.
+NO_INDEXES = Indexes([], [], [])
 
 
 class Issues:
@@ -223,11 +238,7 @@ class Issues:
         :meth:`_reindex` (from no issue) and ``write_row`` would queue as 8 or more commands."""
         k, iid, num = self.k, issue["id"], issue["number"]
         assert issue["deletedAt"] is None  # a new issue is live
-        bitmaps = [k.issue_bits(), *(k.issue_bits(name, str(issue[field]))
-                                     for name, field in BITMAPS.items() if issue[field] is not None)]
-        zsets = [k.issue_index(name, str(issue[field])) for name, field in INDEXED.items() if issue[field] is not None]
-        counted = [(k.counts("_".join(("project", *fields))), "|".join((issue["projectId"], *(issue[f] for f in fields))))
-                   for fields in COUNTED] if issue["projectId"] else []
+        bitmaps, zsets, counted = self._indexes(issue)
         row = models.encode(ISSUE_FIELDS, issue)
         eval_body(pipe, CREATE_SCRIPT, [k.issue(iid), k.issue_ids(), k.issue_roots(), *bitmaps, *zsets,
                                         *(key for key, _ in counted)],
@@ -373,41 +384,46 @@ class Issues:
 
         return self.s.transact(tx, key)
 
+    def _indexes(self, issue: Row) -> Indexes:
+        """The bitmaps, zsets and per-project counts ``issue`` is in while live: what
+        :meth:`_stage_new` writes and what :meth:`_reindex` moves the issue out of and into."""
+        k = self.k
+        return Indexes(
+            [k.issue_bits(), *(k.issue_bits(name, str(issue[field]))
+                               for name, field in BITMAPS.items() if issue[field] is not None)],
+            [k.issue_index(name, str(issue[field])) for name, field in INDEXED.items() if issue[field] is not None],
+            [(k.counts("_".join(("project", *fields))), "|".join((issue["projectId"], *(issue[f] for f in fields))))
+             for fields in COUNTED] if issue["projectId"] else [])
+
     def _reindex(self, pipe: Pipe, old: Row | None, new: Row) -> None:
-        """Move the issue between secondary indexes for whatever changed."""
+        """Move the issue between secondary indexes for whatever changed: out of those ``old``
+        was in (when live) and ``new`` is not, into those ``new`` is in (when live) and ``old`` was
+        not. An index in both is left alone: a write that changes no indexed field, no command."""
         iid, num = new["id"], new["number"]
         was_live = old is not None and old["deletedAt"] is None
         is_live = new["deletedAt"] is None
         if old is None:  # a new issue: its number names it from now on
             pipe.setrange(self.k.issue_ids(), (num - 1) * ID_WIDTH, iid)
-        if is_live != was_live:
-            pipe.setbit(self.k.issue_bits(), num, 1 if is_live else 0)
-        for name, field in (*BITMAPS.items(), *INDEXED.items()):
-            before = old[field] if was_live and old is not None else None
-            after = new[field] if is_live else None
-            if before == after:
-                continue
-            bitmap = name in BITMAPS
-            if before is not None:
-                if bitmap:
-                    pipe.setbit(self.k.issue_bits(name, str(before)), num, 0)
-                else:
-                    pipe.zrem(self.k.issue_index(name, str(before)), iid)
-            if after is not None:
-                if bitmap:
-                    pipe.setbit(self.k.issue_bits(name, str(after)), num, 1)
-                else:
-                    pipe.zadd(self.k.issue_index(name, str(after)), {iid: num})
-        for fields in COUNTED:  # P:counts:project_status, project_type, project_status_type
-            counts = self.k.counts("_".join(("project", *fields)))
-            before_ps = "|".join((old["projectId"], *(old[f] for f in fields))) if (
-                was_live and old is not None and old["projectId"]) else None
-            after_ps = "|".join((new["projectId"], *(new[f] for f in fields))) if is_live and new["projectId"] else None
-            if before_ps != after_ps:
-                if before_ps:
-                    pipe.hincrby(counts, before_ps, -1)
-                if after_ps:
-                    pipe.hincrby(counts, after_ps, 1)
+        before = self._indexes(old) if was_live and old is not None else NO_INDEXES
+        after = self._indexes(new) if is_live else NO_INDEXES
+        for key in before.bitmaps:
+            if key not in after.bitmaps:
+                pipe.setbit(key, num, 0)
+        for key in after.bitmaps:
+            if key not in before.bitmaps:
+                pipe.setbit(key, num, 1)
+        for key in before.zsets:
+            if key not in after.zsets:
+                pipe.zrem(key, iid)
+        for key in after.zsets:
+            if key not in before.zsets:
+                pipe.zadd(key, {iid: num})
+        for counts, field in before.counted:  # P:counts:project_status, project_type, project_status_type
+            if (counts, field) not in after.counted:
+                pipe.hincrby(counts, field, -1)
+        for counts, field in after.counted:
+            if (counts, field) not in before.counted:
+                pipe.hincrby(counts, field, 1)
         self._reindex_activity(pipe, old if was_live else None, new if is_live else None)
 
     def _reindex_activity(self, pipe: Pipe, old: Row | None, new: Row | None) -> None:
