@@ -22,8 +22,8 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.utils import utcparse
 
 from loop.connection import AnyRedis, primaries
+from loop.redis_commands import Client, decoded
 from loop.redis_errors import unavailable_reason
-from loop.store.commands import Client, decoded
 from loop.tunables import (
     HEALTH_MEMORY_RATIO,
     HEALTH_PROBE_TTL_MS,

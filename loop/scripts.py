@@ -15,7 +15,7 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from loop.store.commands import Pipe, Value
+from loop.redis_commands import Pipe, Value
 
 #: ``--! function <name>``: a line a script includes another script by, as a local function.
 INCLUDE = re.compile(r"^--! function (\w+)$", re.MULTILINE)

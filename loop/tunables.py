@@ -71,7 +71,7 @@ LIST_BLOCK_BYTES = 1024
 #: function): ~10 MB at most; a page's rows share a few thousand distinct timestamps.
 ISO_MEMO_MAX = 65_536
 #: Distinct ``GET /api/issues`` queries whose last page of ids a process keeps as the next read's
-#: hint (``Issues.list_wire``: a hint of which rows to read with the ids, checked by the script).
+#: hint (``IssuePages.list_wire``: a hint of which rows to read with the ids, checked by the script).
 LIST_HINTS_MAX = 256
 #: Rows whose encoded wire form (and, for the dispatch queue, decoded row) a process remembers,
 #: keyed by their whole raw content (``models.wire_entries``, a memo of a pure function: never

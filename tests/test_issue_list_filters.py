@@ -86,7 +86,7 @@ def _filters(refs: dict[str, list[str]]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("block", [1, 2, 1024])
 def test_every_filter_pages_like_filtering_by_hand(mixed, monkeypatch: pytest.MonkeyPatch, block: int) -> None:
     store, ids, refs = mixed
-    monkeypatch.setattr("loop.store.issues.LIST_BLOCK_BYTES", block)
+    monkeypatch.setattr("loop.store.issue_pages.LIST_BLOCK_BYTES", block)
     checked = 0
     for filters in _filters(refs):
         expected = _by_hand(store, ids, filters)

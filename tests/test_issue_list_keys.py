@@ -8,7 +8,7 @@ from typing import Any
 
 from loop.store import RedisStore
 from loop.store.base import ROWS_SCRIPT
-from loop.store.issues import LIST_SCRIPT
+from loop.store.issue_pages import LIST_SCRIPT
 from tests.redis_server import monitored, undeclared
 
 

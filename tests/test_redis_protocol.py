@@ -1,4 +1,4 @@
-"""loop/store/commands.py: the Client/Pipe protocols name redis-py's real parameters, and
+"""loop/redis_commands.py: the Client/Pipe protocols name redis-py's real parameters, and
 their replies are what a decoding client returns (against a real redis-server)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import redis
 import redis.client
 from redis.cluster import ClusterPipeline
 
+from loop import redis_commands
 from loop.connection import LoopCluster
-from loop.store import commands
 from loop.store.base import connect
 from tests.redis_server import spawn_redis
 
@@ -35,9 +35,9 @@ def _signatures(proto: type) -> list[tuple[str, inspect.Signature]]:
 
 
 @pytest.mark.parametrize(("proto", "impl"), [
-    (commands.Client, redis.Redis), (commands.Pipe, redis.client.Pipeline),
+    (redis_commands.Client, redis.Redis), (redis_commands.Pipe, redis.client.Pipeline),
     # A redis+cluster URL's client (loop/connection.py) must serve the same protocol.
-    (commands.Client, LoopCluster), (commands.Pipe, ClusterPipeline)])
+    (redis_commands.Client, LoopCluster), (redis_commands.Pipe, ClusterPipeline)])
 def test_every_protocol_method_takes_the_arguments_redis_py_takes(proto: type, impl: type) -> None:
     signatures = _signatures(proto)
     assert len(signatures) > 40
@@ -68,7 +68,7 @@ def test_no_transaction_stages_a_script_with_the_eval_method_a_cluster_pipeline_
 def test_a_decoding_client_returns_the_reply_types_the_protocol_promises() -> None:
     server = spawn_redis()
     try:
-        r = commands.decoded(connect(server.url))
+        r = redis_commands.decoded(connect(server.url))
         r.hset("h", mapping={"a": 1})
         r.zadd("z", {"m": 2})
         r.sadd("s", "x")

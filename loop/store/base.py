@@ -15,9 +15,9 @@ from loop.clock import Clock, SystemClock
 from loop.connection import AnyRedis
 from loop.errors import ConfigError, Conflict, NotFound
 from loop.keys import Keys
+from loop.redis_commands import decoded
 from loop.scripts import Scripts
 from loop.settings import Settings
-from loop.store.commands import decoded
 from loop.store.types import Client, IssueHook, Pipe, is_id
 from loop.tunables import MAX_TX_RETRIES, REPLICA_WAIT_MS
 
@@ -73,7 +73,7 @@ class RedisStore:
         from loop.store.projects import Projects
         from loop.store.relations import Relations
 
-        #: The client as Loop sees it: the commands it uses, ``str`` replies (loop/store/commands.py).
+        #: The client as Loop sees it: the commands it uses, ``str`` replies (loop/redis_commands.py).
         self.r: Client = decoded(client)
         #: The redis-py client itself, for what takes one (RQ queues) and the rare undecoded read.
         self.raw: AnyRedis = client

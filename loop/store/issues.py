@@ -4,16 +4,14 @@ Status, type and priority (a handful of values each) and liveness are bitmaps wi
 ``<number>`` set: a bit per issue instead of a ~120-byte zset entry. Project, parent and label
 (many values, each with few issues) are zsets scored by the number. Either way lists come
 back in creation order with an exact total, from ``issue_list.lua``, never a scan of issue
-hashes.
+hashes (the page reads: :mod:`loop.store.issue_pages`).
 """
 
 from __future__ import annotations
 
 import builtins
-import itertools
-import secrets
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import orjson
 
@@ -23,8 +21,9 @@ from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import ISSUE_FIELDS, OUTCOME_TYPES, Row
 from loop.scripts import NotComposable, Stager, eval_body, watch_eval
+from loop.store.issue_pages import COUNTED, IssuePages
 from loop.store.types import ATTEMPT_SESSION, PLAIN, Fence, Pipe, WriteIntent, is_id
-from loop.tunables import CHILDREN_LIMIT, LIST_BLOCK_BYTES, LIST_HINTS_MAX
+from loop.tunables import CHILDREN_LIMIT
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 BITMAPS = {"status": "status", "type": "type", "priority": "priority"}
 #: Issue fields indexed by zsets.
 INDEXED = {"project": "projectId", "parent": "parentId"}
-LIST_SCRIPT = "issue_list"
 FENCED_READ = "issue_fenced_read"
 #: A new issue's row and indexes, queued in its MULTI (``loop/lua/issue_create.lua``).
 CREATE_SCRIPT = "issue_create"
@@ -41,10 +39,6 @@ CREATE_SCRIPT = "issue_create"
 #: composes: a create whose transaction is made of these alone runs as it.
 NEW_SCRIPT = "issue_new"
 NEW_PARTS = ("issue_create", "signal_stage", "dispatch_enter", "stats_count")
-#: Live issues are counted per project and these fields (P:counts:project_<fields>): the exact
-#: totals of lists filtered by a project and exactly these fields.
-COUNTED = (("status",), ("type",), ("status", "type"))
-FILTERS = ("status", "type", "priority", "projectId", "parentId", "labelId")
 
 PARENT_NOT_FOUND = "Parent issue not found"
 HIERARCHY_LIMIT = "Cannot create a child of an issue that already has a parent (1-level hierarchy limit)"
@@ -67,14 +61,29 @@ class Unexpected(Exception):
         self.value = value
 
 
+class Indexes(NamedTuple):
+    """The secondary indexes a live issue is in (:meth:`Issues._indexes`)."""
+
+    #: Bitmaps with its bit ``<number>`` set: every live issue's, then status, type, priority.
+    bitmaps: list[str]
+    #: Zsets holding its id scored by its number: project, parent.
+    zsets: list[str]
+    #: ``(counts hash, field)`` pairs counting it: one per :data:`COUNTED`, with a project only.
+    counted: list[tuple[str, str]]
+
+
+#: A deleted (or not yet existing) issue's indexes.
+NO_INDEXES = Indexes([], [], [])
+
+
 class Issues:
     """Issue CRUD, listing, label links."""
 
     def __init__(self, store: RedisStore) -> None:
         self.s = store
         self.k = store.keys
-        #: GET /api/issues query -> the ids of its page last time (:meth:`list_wire`'s hint).
-        self._hints: dict[tuple[Any, ...], builtins.list[str]] = {}
+        #: The page reads (``list``/``list_wire`` delegate to it), with their per-query hints.
+        self.pages = IssuePages(store)
 
     # ------------------------------------------------------------------ reads
     def get(self, issue_id: str) -> Row | None:
@@ -139,67 +148,13 @@ class Issues:
 
     def list(  # noqa: A003
         self, filters: Mapping[str, Any], limit: int, offset: int) -> tuple[list[Row], int]:
-        """Live issues matching every filter, creation order, one page plus the exact total.
-
-        ``filters`` keys: status/type (lists, OR-ed), projectId, labelId, priority, parentId.
-        """
-        ids, total, _ = self._page(filters, limit, offset, ())
-        return self.get_many(ids), total
+        """:meth:`IssuePages.list <loop.store.issue_pages.IssuePages.list>`."""
+        return self.pages.list(filters, limit, offset)
 
     def list_wire(self, filters: Mapping[str, Any], limit: int, offset: int,
                   ) -> tuple[builtins.list[orjson.Fragment], int]:
-        """:meth:`list` in wire form, each row already encoded (``GET /api/issues``; the
-        response embeds them: ``models.wire_fragments``).
-
-        One round trip when the page holds the same issues as the last time this process served
-        the same query: the list script is handed those rows' keys as a hint and, when its page
-        matches, reads them in the same call (fresh, like any read: the hint is only which keys)."""
-        query = (tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in filters.items())), limit, offset)
-        ids, total, rows = self._page(filters, limit, offset, self._hints.get(query, ()))
-        if len(self._hints) >= LIST_HINTS_MAX:
-            self._hints.clear()
-        self._hints[query] = ids
-        if rows is None:
-            return self.s.wire_fragments("issue", ISSUE_FIELDS, ids), total
-        return models.wire_fragments(ISSUE_FIELDS, rows), total
-
-    def _page(self, filters: Mapping[str, Any], limit: int, offset: int, hint: Sequence[str],
-              ) -> tuple[builtins.list[str], int, builtins.list[str] | None]:
-        """The page's ids, the total, and the page's rows encoded (``rows_read.lua`` "json") when
-        ``hint`` (ids) turned out to be the page's ids, else ``None``."""
-        k = self.k
-        groups: list[list[str]] = []
-        for name in ("status", "type"):
-            if filters.get(name):
-                groups.append([k.issue_bits(name, v) for v in filters[name]])
-        if filters.get("priority") is not None:
-            groups.append([k.issue_bits("priority", str(filters["priority"]))])
-        zsets = [k.issue_index(name, str(filters[field]))
-                 for name, field in (("project", "projectId"), ("parent", "parentId"), ("label", "labelId"))
-                 if filters.get(field) is not None]
-        if zsets and not groups and len(zsets) == 1:
-            return (*self.s.page_ids(zsets[0], limit, offset), None)
-        if not groups and not zsets:
-            groups.append([k.issue_bits()])
-        # Project + statuses (the usual "what is open in this project"), + types, or + both: the
-        # per-project counts give the total, so the script stops walking the project once the
-        # page is full.
-        used = {n for n in FILTERS if filters.get(n) is not None and filters.get(n) != []}
-        by = next((c for c in COUNTED if used == {"projectId", *c}), None)
-        counted = ["|".join((filters["projectId"], *vs)) for vs in itertools.product(*(filters[f] for f in by))] if by else []
-        token = secrets.token_hex(8)
-        keys = [k.issue_ids(), k.tmp(f"{token}:a"), k.tmp(f"{token}:b"), *(key for g in groups for key in g), *zsets]
-        args = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, len(groups), *(len(g) for g in groups), len(zsets),
-                len(counted), *counted]
-        if by:
-            keys.append(k.counts("_".join(("project", *by))))
-        if hint:
-            head = k.row_prefix("issue")
-            keys.extend(head + i for i in hint)
-            args.extend((len(hint), head))
-        out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
-        total, n = int(out[0]), int(out[1])
-        return (out[2:len(out) - n], total, out[len(out) - n:]) if n else (out[2:], total, None)
+        """:meth:`IssuePages.list_wire <loop.store.issue_pages.IssuePages.list_wire>`."""
+        return self.pages.list_wire(filters, limit, offset)
 
     # ------------------------------------------------------------------ writes
     @staticmethod
@@ -336,11 +291,7 @@ class Issues:
         :meth:`_reindex` (from no issue) and ``write_row`` would queue as 8 or more commands."""
         k, iid, num = self.k, issue["id"], issue["number"]
         assert issue["deletedAt"] is None  # a new issue is live
-        bitmaps = [k.issue_bits(), *(k.issue_bits(name, str(issue[field]))
-                                     for name, field in BITMAPS.items() if issue[field] is not None)]
-        zsets = [k.issue_index(name, str(issue[field])) for name, field in INDEXED.items() if issue[field] is not None]
-        counted = [(k.counts("_".join(("project", *fields))), "|".join((issue["projectId"], *(issue[f] for f in fields))))
-                   for fields in COUNTED] if issue["projectId"] else []
+        bitmaps, zsets, counted = self._indexes(issue)
         row = models.encode(ISSUE_FIELDS, issue)
         eval_body(pipe, CREATE_SCRIPT, [k.issue(iid), k.issue_ids(), k.issue_roots(), *bitmaps, *zsets,
                                         *(key for key, _ in counted)],
@@ -486,41 +437,46 @@ class Issues:
 
         return self.s.transact(tx, key)
 
+    def _indexes(self, issue: Row) -> Indexes:
+        """The bitmaps, zsets and per-project counts ``issue`` is in while live: what
+        :meth:`_stage_new` writes and what :meth:`_reindex` moves the issue out of and into."""
+        k = self.k
+        return Indexes(
+            [k.issue_bits(), *(k.issue_bits(name, str(issue[field]))
+                               for name, field in BITMAPS.items() if issue[field] is not None)],
+            [k.issue_index(name, str(issue[field])) for name, field in INDEXED.items() if issue[field] is not None],
+            [(k.counts("_".join(("project", *fields))), "|".join((issue["projectId"], *(issue[f] for f in fields))))
+             for fields in COUNTED] if issue["projectId"] else [])
+
     def _reindex(self, pipe: Pipe, old: Row | None, new: Row) -> None:
-        """Move the issue between secondary indexes for whatever changed."""
+        """Move the issue between secondary indexes for whatever changed: out of those ``old``
+        was in (when live) and ``new`` is not, into those ``new`` is in (when live) and ``old`` was
+        not. An index in both is left alone: a write that changes no indexed field, no command."""
         iid, num = new["id"], new["number"]
         was_live = old is not None and old["deletedAt"] is None
         is_live = new["deletedAt"] is None
         if old is None:  # a new issue: its number names it from now on
             pipe.setrange(self.k.issue_ids(), (num - 1) * ID_WIDTH, iid)
-        if is_live != was_live:
-            pipe.setbit(self.k.issue_bits(), num, 1 if is_live else 0)
-        for name, field in (*BITMAPS.items(), *INDEXED.items()):
-            before = old[field] if was_live and old is not None else None
-            after = new[field] if is_live else None
-            if before == after:
-                continue
-            bitmap = name in BITMAPS
-            if before is not None:
-                if bitmap:
-                    pipe.setbit(self.k.issue_bits(name, str(before)), num, 0)
-                else:
-                    pipe.zrem(self.k.issue_index(name, str(before)), iid)
-            if after is not None:
-                if bitmap:
-                    pipe.setbit(self.k.issue_bits(name, str(after)), num, 1)
-                else:
-                    pipe.zadd(self.k.issue_index(name, str(after)), {iid: num})
-        for fields in COUNTED:  # P:counts:project_status, project_type, project_status_type
-            counts = self.k.counts("_".join(("project", *fields)))
-            before_ps = "|".join((old["projectId"], *(old[f] for f in fields))) if (
-                was_live and old is not None and old["projectId"]) else None
-            after_ps = "|".join((new["projectId"], *(new[f] for f in fields))) if is_live and new["projectId"] else None
-            if before_ps != after_ps:
-                if before_ps:
-                    pipe.hincrby(counts, before_ps, -1)
-                if after_ps:
-                    pipe.hincrby(counts, after_ps, 1)
+        before = self._indexes(old) if was_live and old is not None else NO_INDEXES
+        after = self._indexes(new) if is_live else NO_INDEXES
+        for key in before.bitmaps:
+            if key not in after.bitmaps:
+                pipe.setbit(key, num, 0)
+        for key in after.bitmaps:
+            if key not in before.bitmaps:
+                pipe.setbit(key, num, 1)
+        for key in before.zsets:
+            if key not in after.zsets:
+                pipe.zrem(key, iid)
+        for key in after.zsets:
+            if key not in before.zsets:
+                pipe.zadd(key, {iid: num})
+        for counts, field in before.counted:  # P:counts:project_status, project_type, project_status_type
+            if (counts, field) not in after.counted:
+                pipe.hincrby(counts, field, -1)
+        for counts, field in after.counted:
+            if (counts, field) not in before.counted:
+                pipe.hincrby(counts, field, 1)
         self._reindex_activity(pipe, old if was_live else None, new if is_live else None)
 
     def _reindex_activity(self, pipe: Pipe, old: Row | None, new: Row | None) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loop import models
-from loop.store.commands import Client, Pipe
+from loop.redis_commands import Client, Pipe
 
 __all__ = ["ATTEMPT_SESSION", "PLAIN", "Client", "Fence", "IssueHook", "Pipe", "SessionClose", "WriteIntent", "is_id"]
 
