@@ -345,7 +345,7 @@ class Keys:
     def version_durations(self, version_id: str) -> str:
         return self._k("dispatch", "version", version_id, "durations")
 
-    # dashboard (api/resources/dashboard.py), maintained by Issues._reindex
+    # dashboard (api/resources/dashboard.py), maintained by IssueIndexes.reindex
     def issues_completed(self) -> str:
         """Live issues with status ``done``, score = completedAt (epoch ms)."""
         return self._k("idx", "issues", "completed")

@@ -126,7 +126,7 @@ def test_a_claim_updates_the_issue_indexes_exactly_as_a_status_patch_would(store
 
 
 class _KeyRecorder:
-    """Stands in for a pipeline: records every key ``Issues._reindex`` would write."""
+    """Stands in for a pipeline: records every key ``IssueIndexes.reindex`` would write."""
 
     def __init__(self) -> None:
         self.keys: set[str] = set()
@@ -137,9 +137,9 @@ class _KeyRecorder:
 
 def test_the_claim_script_is_given_every_index_key_that_reindex_writes_for_todo_to_in_progress(
         store, clock, monkeypatch):
-    # One table of which indexes a status change touches: Issues._reindex. Whatever it writes for
+    # One table of which indexes a status change touches: IssueIndexes.reindex. Whatever it writes for
     # todo -> in_progress (root and child issues, with a project and type) the claim script must
-    # receive among its KEYS, and every status index the script receives is one _reindex writes.
+    # receive among its KEYS, and every status index the script receives is one IssueIndexes.reindex writes.
     from loop.models import ISSUE_FIELDS
 
     project = store.projects.create({"name": "P"})
@@ -151,7 +151,7 @@ def test_the_claim_script_is_given_every_index_key_that_reindex_writes_for_todo_
     for issue in (root, child):
         old = store.get_row("issue", ISSUE_FIELDS, issue["id"])
         new = {**old, "status": "in_progress", "updatedAt": store.now(), "agentSessionId": "s"}
-        store.issues._reindex(reindexed, old, new)
+        store.issues.indexes.reindex(reindexed, old, new)
     passed: list[list[str]] = []
     scripts = store.dispatch.claimer.s.scripts
     real = type(scripts).__getitem__

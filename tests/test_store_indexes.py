@@ -36,7 +36,7 @@ def private_redis() -> Iterator[RedisProcess]:
 
 
 class IndexBatch:
-    """Stands in for a pipeline while ``Issues._reindex`` stages index writes, merging them so
+    """Stands in for a pipeline while ``IssueIndexes.reindex`` stages index writes, merging them so
     that 20,000 issues cost one ZADD per index key instead of one per issue and index (bitmap
     and id writes are single commands anyway: replayed as they came)."""
 
@@ -86,7 +86,7 @@ def big_store(private_redis: RedisProcess) -> RedisStore:
                    status=STATUS_MIX[n % len(STATUS_MIX)], priority=n % 5, createdAt=now + n, updatedAt=now + n,
                    projectId=f"p{n % 10}")
         store.write_row(pipe, "issue", ISSUE_FIELDS, row["id"], row)
-        store.issues._reindex(batch, None, row)
+        store.issues.indexes.reindex(batch, None, row)
     batch.flush(pipe)
     pipe.set(store.keys.issue_seq(), SEEDED)
     pipe.execute()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -20,21 +20,16 @@ from loop.errors import BusinessRuleError, NotFound, ValidationError
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import ISSUE_FIELDS, OUTCOME_TYPES, Row
-from loop.scripts import NotComposable, Stager, eval_body, watch_eval
-from loop.store.issue_pages import COUNTED, IssuePages
+from loop.scripts import NotComposable, Stager, watch_eval
+from loop.store.issue_indexes import IssueIndexes
+from loop.store.issue_pages import IssuePages
 from loop.store.types import ATTEMPT_SESSION, PLAIN, Fence, Pipe, WriteIntent, is_id
 from loop.tunables import CHILDREN_LIMIT
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
 
-#: Issue fields indexed by bitmaps (field name in the key -> row field).
-BITMAPS = {"status": "status", "type": "type", "priority": "priority"}
-#: Issue fields indexed by zsets.
-INDEXED = {"project": "projectId", "parent": "parentId"}
 FENCED_READ = "issue_fenced_read"
-#: A new issue's row and indexes, queued in its MULTI (``loop/lua/issue_create.lua``).
-CREATE_SCRIPT = "issue_create"
 #: A new issue's whole transaction in one command (``loop/lua/issue_new.lua``), and the scripts it
 #: composes: a create whose transaction is made of these alone runs as it.
 NEW_SCRIPT = "issue_new"
@@ -61,21 +56,6 @@ class Unexpected(Exception):
         self.value = value
 
 
-class Indexes(NamedTuple):
-    """The secondary indexes a live issue is in (:meth:`Issues._indexes`)."""
-
-    #: Bitmaps with its bit ``<number>`` set: every live issue's, then status, type, priority.
-    bitmaps: list[str]
-    #: Zsets holding its id scored by its number: project, parent.
-    zsets: list[str]
-    #: ``(counts hash, field)`` pairs counting it: one per :data:`COUNTED`, with a project only.
-    counted: list[tuple[str, str]]
-
-
-#: A deleted (or not yet existing) issue's indexes.
-NO_INDEXES = Indexes([], [], [])
-
-
 class Issues:
     """Issue CRUD, listing, label links."""
 
@@ -84,6 +64,8 @@ class Issues:
         self.k = store.keys
         #: The page reads (``list``/``list_wire`` delegate to it), with their per-query hints.
         self.pages = IssuePages(store)
+        #: The secondary indexes' upkeep: a new issue's, and each write's moves.
+        self.indexes = IssueIndexes(store.keys)
 
     # ------------------------------------------------------------------ reads
     def get(self, issue_id: str) -> Row | None:
@@ -279,27 +261,12 @@ class Issues:
     def stage_create(self, pipe: Pipe, issue: Row, states: builtins.list[Any],
                      label_ids: Sequence[str] = ()) -> None:
         """The MULTI half: the issue's hash, indexes, labels and the hooks' writes."""
-        self._stage_new(pipe, issue)
+        self.indexes.stage_new(pipe, issue)
         for lid in label_ids:
             pipe.sadd(self.k.issue_labels(issue["id"]), lid)
             pipe.zadd(self.k.issue_index("label", lid), {issue["id"]: issue["number"]})
         for h, st in zip(self.s.issue_hooks, states, strict=True):
             h.stage(pipe, None, issue, st)
-
-    def _stage_new(self, pipe: Pipe, issue: Row) -> None:
-        """Queue the row and indexes of new live ``issue`` as one ``issue_create.lua``: what
-        :meth:`_reindex` (from no issue) and ``write_row`` would queue as 8 or more commands."""
-        k, iid, num = self.k, issue["id"], issue["number"]
-        assert issue["deletedAt"] is None  # a new issue is live
-        bitmaps, zsets, counted = self._indexes(issue)
-        row = models.encode(ISSUE_FIELDS, issue)
-        eval_body(pipe, CREATE_SCRIPT, [k.issue(iid), k.issue_ids(), k.issue_roots(), *bitmaps, *zsets,
-                                        *(key for key, _ in counted)],
-                  iid, num, (num - 1) * ID_WIDTH, issue["updatedAt"], issue["parentId"] or "",
-                  len(bitmaps), len(zsets), len(row), *(x for item in row.items() for x in item),
-                  *(field for _, field in counted))
-        if issue["status"] == "done" and issue["completedAt"] is not None:
-            pipe.zadd(k.issues_completed(), {iid: issue["completedAt"]})
 
     def update(
         self,
@@ -411,7 +378,7 @@ class Issues:
         if "description" in diff:
             # An older Loop may have stored the description in pieces (models.LEGACY_PIECE_SEP).
             pipe.hdel(self.k.issue(new["id"]), *models.legacy_piece_names("description"))
-        self._reindex(pipe, old, new)
+        self.indexes.reindex(pipe, old, new)
 
     def delete(self, issue_id: str) -> Row:
         """Soft delete: keep the hash, drop the issue from every index."""
@@ -436,66 +403,6 @@ class Issues:
             return new
 
         return self.s.transact(tx, key)
-
-    def _indexes(self, issue: Row) -> Indexes:
-        """The bitmaps, zsets and per-project counts ``issue`` is in while live: what
-        :meth:`_stage_new` writes and what :meth:`_reindex` moves the issue out of and into."""
-        k = self.k
-        return Indexes(
-            [k.issue_bits(), *(k.issue_bits(name, str(issue[field]))
-                               for name, field in BITMAPS.items() if issue[field] is not None)],
-            [k.issue_index(name, str(issue[field])) for name, field in INDEXED.items() if issue[field] is not None],
-            [(k.counts("_".join(("project", *fields))), "|".join((issue["projectId"], *(issue[f] for f in fields))))
-             for fields in COUNTED] if issue["projectId"] else [])
-
-    def _reindex(self, pipe: Pipe, old: Row | None, new: Row) -> None:
-        """Move the issue between secondary indexes for whatever changed: out of those ``old``
-        was in (when live) and ``new`` is not, into those ``new`` is in (when live) and ``old`` was
-        not. An index in both is left alone: a write that changes no indexed field, no command."""
-        iid, num = new["id"], new["number"]
-        was_live = old is not None and old["deletedAt"] is None
-        is_live = new["deletedAt"] is None
-        if old is None:  # a new issue: its number names it from now on
-            pipe.setrange(self.k.issue_ids(), (num - 1) * ID_WIDTH, iid)
-        before = self._indexes(old) if was_live and old is not None else NO_INDEXES
-        after = self._indexes(new) if is_live else NO_INDEXES
-        for key in before.bitmaps:
-            if key not in after.bitmaps:
-                pipe.setbit(key, num, 0)
-        for key in after.bitmaps:
-            if key not in before.bitmaps:
-                pipe.setbit(key, num, 1)
-        for key in before.zsets:
-            if key not in after.zsets:
-                pipe.zrem(key, iid)
-        for key in after.zsets:
-            if key not in before.zsets:
-                pipe.zadd(key, {iid: num})
-        for counts, field in before.counted:  # P:counts:project_status, project_type, project_status_type
-            if (counts, field) not in after.counted:
-                pipe.hincrby(counts, field, -1)
-        for counts, field in after.counted:
-            if (counts, field) not in before.counted:
-                pipe.hincrby(counts, field, 1)
-        self._reindex_activity(pipe, old if was_live else None, new if is_live else None)
-
-    def _reindex_activity(self, pipe: Pipe, old: Row | None, new: Row | None) -> None:
-        """The dashboard's indexes; ``old``/``new`` are ``None`` when not live."""
-        iid: str = (new or old or {}).get("id", "")  # "": neither is live, nothing is written
-        done, roots = self.k.issues_completed(), self.k.issue_roots()
-        before = old["completedAt"] if old and old["status"] == "done" else None
-        after = new["completedAt"] if new and new["status"] == "done" else None
-        if after is not None and after != before:
-            pipe.zadd(done, {iid: after})
-        elif after is None and before is not None:
-            pipe.zrem(done, iid)
-        if new is not None and not new["parentId"]:
-            pipe.zadd(roots, {iid: new["updatedAt"]}, gt=True)
-        elif old is not None and not old["parentId"]:
-            pipe.zrem(roots, iid)
-        if new is not None and new["parentId"]:
-            # A child's write is activity of its chain: raise the root's score, never add it.
-            pipe.zadd(roots, {new["parentId"]: new["updatedAt"]}, xx=True, gt=True)
 
     # ------------------------------------------------------------------ labels
     def attach_label(self, issue_id: str, label_id: str) -> None:

@@ -16,8 +16,8 @@ from collections import Counter
 
 from loop.settings import Settings
 from loop.store.base import DEFAULT_REDIS_URL, RedisStore, connect
+from loop.store.issue_indexes import BITMAPS
 from loop.store.issue_pages import COUNTED
-from loop.store.issues import BITMAPS
 from loop.store.signals import FILTERS, combo_fields
 from loop.tunables import RECOUNT_BATCH as BATCH
 

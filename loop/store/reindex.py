@@ -32,7 +32,7 @@ from loop import models
 from loop.keys import ID_WIDTH
 from loop.models import GOAL_STATUSES, ISSUE_FIELDS, Row
 from loop.settings import Settings
-from loop.store.issues import BITMAPS, INDEXED
+from loop.store.issue_indexes import BITMAPS, INDEXED
 from loop.store.recount import counters
 from loop.store.signals import fingerprint_digest
 

@@ -363,7 +363,7 @@ def _drive(srv: Server, make: Callable[[int], Request], duration: float,
 def seed_issues(store: RedisStore, rows: Sequence[Row], batch: int = 1000, hooks: bool = False) -> list[Row]:
     """Write issue rows (already holding every ISSUE_FIELDS key except id/number/timestamps).
 
-    Same hash and indexes as ``store.issues.create`` (it calls the store's own ``_reindex``),
+    Same hash and indexes as ``store.issues.create`` (it calls the store's own ``IssueIndexes.reindex``),
     in pipelined batches instead of one transaction each. ``hooks=True`` also runs the
     store's issue hooks (slower: one read round trip per hook per issue).
     """
@@ -392,7 +392,7 @@ def seed_issues(store: RedisStore, rows: Sequence[Row], batch: int = 1000, hooks
                     states.append(h.prepare(reader, None, issue))
                     reader.reset()
             store.write_row(pipe, "issue", ISSUE_FIELDS, issue["id"], issue)
-            store.issues._reindex(pipe, None, issue)  # the layout create() writes, by construction
+            store.issues.indexes.reindex(pipe, None, issue)  # the layout create() writes, by construction
             for h, st in zip(store.issue_hooks if hooks else [], states, strict=True):
                 h.stage(pipe, None, issue, st)
             out.append(issue)
