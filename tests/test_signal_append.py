@@ -3,7 +3,6 @@ it must write exactly what the WATCH/MULTI path writes, and leave every other ca
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import orjson
@@ -18,6 +17,7 @@ from loop.store.signals import (
     fingerprint_digest,
     title_for,
 )
+from tests.concurrency import at_once
 from tests.redis_server import monitored, undeclared
 
 #: Payloads whose JSON holds what a naive split of signalRecent would trip on.
@@ -134,22 +134,8 @@ def test_two_processes_joining_one_group_concurrently_lose_no_signal(store, redi
     other = build(redis_client, settings, clock)
     first = send(store, "fp:busy", {"n": 0}).issue
     send(other, "fp:busy", {"n": 0})  # the other process's hint names the issue too
-    barrier = threading.Barrier(40)
-    errors: list[BaseException] = []
-
-    def run(s, i: int) -> None:
-        try:
-            barrier.wait()
-            assert send(s, "fp:busy", {"n": i}).issue["id"] == first["id"]
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(store if i % 2 else other, i)) for i in range(40)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    joined = at_once([lambda s=s, i=i: send(s, "fp:busy", {"n": i}) for i, s in enumerate([store, other] * 20)])
+    assert {r.issue["id"] for r in joined} == {first["id"]}
     issue = store.issues.get(first["id"])
     assert issue is not None and issue["signalCount"] == 42
     assert len(issue["signalRecent"]) == 3

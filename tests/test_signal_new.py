@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
 import uuid
 from typing import Any
 
@@ -18,6 +17,7 @@ from loop.runtime import build
 from loop.scripts import NotComposable, Stager, eval_body
 from loop.store.issues import NEW_SCRIPT, Issues
 from loop.store.signals import Signals, fingerprint_digest, title_for
+from tests.concurrency import at_once
 
 ID = re.compile(r"\b[a-z][a-z0-9]{23}\b")
 
@@ -146,25 +146,11 @@ def test_a_group_opened_meanwhile_makes_the_signal_join_it_and_draws_no_number(s
 
 def test_concurrent_first_signals_of_one_fingerprint_open_one_issue(store, redis_client, settings, clock):
     other = build(redis_client, settings, clock)
-    barrier = threading.Barrier(30)
-    issues: list[str] = []
-    errors: list[BaseException] = []
-
-    def run(s, i: int) -> None:
-        try:
-            barrier.wait()
-            issues.append(send(s, "fp:rush", {"n": i}).issue["id"])
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(store if i % 2 else other, i)) for i in range(30)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert len(set(issues)) == 1
-    assert store.issues.get(issues[0])["signalCount"] == 30
+    opened = at_once([lambda s=s, i=i: send(s, "fp:rush", {"n": i})
+                      for i, s in enumerate([store, other] * 15)])
+    issues = {r.issue["id"] for r in opened}
+    assert len(issues) == 1 and sum(not r.grouped for r in opened) == 1
+    assert store.issues.get(issues.pop())["signalCount"] == 30
     assert store.r.get(store.keys.issue_seq()) == "1"
 
 
