@@ -15,19 +15,22 @@ import redis
 
 from loop.runtime import build
 from loop.scripts import NotComposable, Stager, eval_body
+from loop.store.goals import Reading
 from loop.store.issues import NEW_SCRIPT, Issues
-from loop.store.signals import Signals, fingerprint_digest, title_for
+from loop.store.signals import fingerprint_digest, title_for
 from tests.concurrency import at_once
 
 ID = re.compile(r"\b[a-z][a-z0-9]{23}\b")
 
 
-def send(store, fingerprint: str, payload: Any, severity: str = "low", project_id: str | None = None):
+def send(store, fingerprint: str | None, payload: Any, severity: str = "low", project_id: str | None = None,
+         guard: str | None = None):
     data = {"source": "sentry", "type": "error", "severity": severity, "payload": payload,
             "fingerprint": fingerprint, "projectId": project_id}
     issue = store.signals.issue_data("sentry", severity, payload, title_for("sentry", "error", payload),
                                      project_id=project_id)
-    return store.signals.create(data, issue)
+    return store.signals.create(data, issue, guard=guard and f"{store.keys.prefix}:signals:done:test:{guard}",
+                                guard_ttl=60 if guard else None)
 
 
 def dump(store) -> dict[str, Any]:
@@ -65,7 +68,8 @@ def dump(store) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.parametrize("case", ["todo", "project", "triage", "critical", "no fingerprint"])
+@pytest.mark.parametrize("case", ["todo", "project", "triage", "critical", "no fingerprint", "guarded",
+                                  "guarded, no fingerprint"])
 def test_the_one_command_open_writes_what_the_watch_path_writes(store, redis_client, settings, clock,
                                                                  monkeypatch, case):
     slow = build(redis_client, dataclasses.replace(settings, namespace=f"t-{uuid.uuid4().hex[:12]}"), clock)
@@ -81,8 +85,9 @@ def test_the_one_command_open_writes_what_the_watch_path_writes(store, redis_cli
                 s.goals.create({"title": "G", "projectId": pid})  # a goal bonus the ready score adds
             for i in range(3):
                 clock.advance(1)
-                send(s, None if case == "no fingerprint" else f"fp:{i}", {"message": f"m{i}", "n": [i, {"x": "]"}]},
-                     severity="critical" if case == "critical" else "low", project_id=pid)
+                send(s, None if "no fingerprint" in case else f"fp:{i}", {"message": f"m{i}", "n": [i, {"x": "]"}]},
+                     severity="critical" if case == "critical" else "low", project_id=pid,
+                     guard=f"d{i}" if "guarded" in case else None)
             monkeypatch.setattr(Issues, "create_one", lambda self, *a, **kw: None)  # slow: the MULTI path
         monkeypatch.undo()
         assert dump(store) == dump(slow)
@@ -122,17 +127,20 @@ def test_a_create_with_labels_a_parent_or_done_takes_the_multi_path(store, monke
     assert store.r.get(store.keys.issue_seq()) == "4"
 
 
-def test_a_fingerprints_first_signal_is_one_command_and_no_transaction(private_store):
+@pytest.mark.parametrize("kind", ["fingerprint", "fingerprint and guard", "guard", "plain"])
+def test_a_new_signal_is_one_command_and_no_transaction(private_store, kind):
     store = private_store  # commandstats are server-wide: a Redis of its own
     send(store, "fp:warm", {"n": 0})  # the script is loaded (a first EVALSHA answers NOSCRIPT)
     store.r.config_resetstat()
-    opened = send(store, "fp:new", {"n": 1})
+    opened = send(store, "fp:new" if "fingerprint" in kind else None, {"n": 1},
+                  guard="d1" if "guard" in kind else None)
     stats = store.r.info("commandstats")
     assert not opened.grouped and opened.issue["number"] == 2
     # The commands a client sent (the script's own HSETs, ZADDs... are counted too, but no WATCH,
     # MULTI, EXEC, EVAL nor INCR: the number is drawn inside the script).
     assert not {"cmdstat_watch", "cmdstat_multi", "cmdstat_exec", "cmdstat_eval"} & set(stats)
     assert stats["cmdstat_evalsha"]["calls"] == 1 and stats["cmdstat_incr"]["calls"] == 1
+    assert stats.get("cmdstat_get", {"calls": 0})["calls"] == kind.count("fingerprint") + kind.count("guard")  # the checks
 
 
 def test_a_group_opened_meanwhile_makes_the_signal_join_it_and_draws_no_number(store, redis_client, settings, clock):
@@ -154,14 +162,29 @@ def test_concurrent_first_signals_of_one_fingerprint_open_one_issue(store, redis
     assert store.r.get(store.keys.issue_seq()) == "1"
 
 
-def test_a_guarded_signal_takes_the_watch_path(store, monkeypatch):
-    calls: list[object] = []
-    monkeypatch.setattr(Signals, "_open_one", lambda self, *a: calls.append(a))
-    data = {"source": "sentry", "type": "error", "severity": "low", "payload": {"n": 1}, "fingerprint": "fp:g"}
-    issue = store.signals.issue_data("sentry", "low", data["payload"], "t")
-    opened = store.signals.create(data, issue, guard=f"{store.keys.prefix}:test:guard", guard_ttl=60)
-    assert calls == [] and not opened.grouped
-    assert store.r.get(f"{store.keys.prefix}:test:guard") == opened.signal["id"]
+@pytest.mark.parametrize("fingerprint", ["fp:g", None])
+def test_a_delivery_already_recorded_writes_nothing_more_and_answers_what_was_recorded(store, fingerprint):
+    first = send(store, fingerprint, {"n": 1}, guard="d1")
+    seq = store.r.get(store.keys.issue_seq())
+    store.signals.hints.clear()  # as another process: nothing known of the group
+    again = send(store, fingerprint, {"n": 1}, guard="d1")
+    assert not again.created and again.signal["id"] == first.signal["id"] and again.issue["id"] == first.issue["id"]
+    assert store.r.get(store.keys.issue_seq()) == seq  # no number drawn
+    assert store.r.zcard(store.keys.signal_index()) == 1
+    assert 0 < store.r.ttl(f"{store.keys.prefix}:signals:done:test:d1") <= 60
+
+
+def test_a_signal_with_a_goal_reading_takes_the_transaction(store, monkeypatch):
+    goal = store.goals.create({"title": "G", "metric": "m", "target": 10})
+    made: list[object] = []
+    original = Issues.create_one
+    monkeypatch.setattr(Issues, "create_one", lambda self, *a, **kw: made.append(original(self, *a, **kw)) or made[-1])
+    data = {"source": "x", "type": "metric", "severity": "low", "payload": {"value": 3}, "fingerprint": "fp:r",
+            "goalId": goal["id"]}
+    issue = store.signals.issue_data("x", "low", data["payload"], "t")
+    opened = store.signals.create(data, issue, readings=[(goal["id"], Reading(3.0, store.now(), "x"))])
+    assert made == [] and not opened.grouped
+    assert store.goals.get(goal["id"])["currentValue"] == 3
 
 
 def test_only_a_transaction_of_named_scripts_is_composable(store):
@@ -189,5 +212,5 @@ def test_an_unknown_part_is_refused_before_anything_is_written(store):
     group = store.keys.signal_group("0" * 32)
     with pytest.raises(redis.ResponseError, match="unknown part"):
         store.scripts[NEW_SCRIPT](keys=[store.keys.issue_seq(), group, store.keys.tmp("x")],
-                                  args=["1", "", 24, 1, "nope", 1, 0])
+                                  args=[1, "", 24, 1, "nope", 1, 0])
     assert store.r.get(store.keys.issue_seq()) is None and store.r.get(group) is None

@@ -49,10 +49,12 @@ Stage = Callable[[Pipe, Row], object]  # what it returns is ignored
 
 
 class Unexpected(Exception):
-    """:meth:`Issues.create_one`'s expected key held another value: nothing was written."""
+    """A key :meth:`Issues.create_one` checked held another value (``value``; ``None``: unset):
+    nothing was written. ``index``: which of its ``expect`` pairs."""
 
-    def __init__(self, value: str | None) -> None:
-        super().__init__(value)
+    def __init__(self, index: int, value: str | None) -> None:
+        super().__init__(index, value)
+        self.index = index
         self.value = value
 
 
@@ -199,7 +201,8 @@ class Issues:
         return issue
 
     def create_one(self, data: Mapping[str, Any], intent: WriteIntent = PLAIN,
-                   expect: tuple[str, str] | None = None, known: dict[object, object] | None = None) -> Row | None:
+                   expect: Sequence[tuple[str, str]] = (), known: Mapping[object, object] | None = None,
+                   ) -> Row | None:
         """Create the issue in ONE command (``issue_new.lua``) when its transaction is made of
         scripts alone (no hook reads under WATCH, no plain command to queue); ``None`` (nothing
         written) when it is not: :meth:`create`'s transaction writes it.
@@ -207,9 +210,10 @@ class Issues:
         The transaction is staged as usual, by the same code, on a MULTI pipeline that is never
         sent (:class:`loop.scripts.Stager`); its queued scripts become the parts the script runs
         after drawing the number, so the one command writes exactly what that MULTI would have.
-        ``expect``: ``(key, value)`` the script checks first (a fingerprint's group: ``''`` = unset),
-        raising :class:`Unexpected` with what it holds instead; ``known``: the reads the hooks
-        would make, answered already (``Pipe.attempt_reads``: that group's value)."""
+        ``expect``: ``(key, value)`` pairs the script checks first (``''``: the key is unset; a
+        fingerprint's group, a delivery's guard), raising :class:`Unexpected` at the first that
+        fails; ``known``: the reads the hooks would make, answered by those checks
+        (``Pipe.attempt_reads``)."""
         issue = self.new_row(data, number=0)  # a placeholder: the script draws the number
         stager = Stager(dict(known or {}))
         pipe = cast(Pipe, stager)
@@ -222,17 +226,17 @@ class Issues:
         parts = stager.parts(NEW_PARTS)
         if parts is None:
             return None
-        keys: list[str] = [self.k.issue_seq(), *([expect[0]] if expect else [])]
-        args: list[Any] = ["1" if expect else "0", expect[1] if expect else "", ID_WIDTH, len(parts)]
+        keys: list[str] = [self.k.issue_seq(), *(key for key, _ in expect)]
+        args: list[Any] = [len(expect), *(value for _, value in expect), ID_WIDTH, len(parts)]
         for name, part_keys, part_args in parts:
             keys.extend(str(key) for key in part_keys)
             args.extend((name, len(part_keys), len(part_args)))
         for _, _, part_args in parts:
             args.extend(part_args)
-        current, number = self.s.scripts[NEW_SCRIPT](keys=keys, args=args)
-        if number is None:
-            raise Unexpected(current)
-        issue["number"] = int(number)
+        out = self.s.scripts[NEW_SCRIPT](keys=keys, args=args)
+        if not int(out[0]):
+            raise Unexpected(int(out[1]) - 1, out[2] if len(out) > 2 else None)
+        issue["number"] = int(out[1])
         return issue
 
     def new_row(self, data: Mapping[str, Any], number: int | None = None) -> Row:

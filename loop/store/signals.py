@@ -3,8 +3,8 @@
 A signal and its issue are written in ONE atomic step: the issue create's transaction (its
 issue hooks stage the signal), or the one command that transaction composes into when it is made
 of scripts alone (``Issues.create_one``). A webhook delivery additionally carries a
-*guard* key: the "already normalized" marker, written in that same MULTI and WATCHed while
-the transaction prepares, so a job that runs twice (retry after a crash) or concurrently
+*guard* key: the "already normalized" marker, written in that same step and checked by it (WATCHed
+while a transaction prepares, or checked by the one command), so a job that runs twice (retry after a crash) or concurrently
 (two workers) leaves exactly one signal and one issue.
 
 Lists come from zset indexes scored by the issue number (creation order); a filtered
@@ -21,8 +21,8 @@ and writes the join (``signal_append.lua``): 1 round trip, and concurrent joins 
 fail each other. Otherwise one transaction WATCHes the group and the issue, reading both in one
 command (``signal_join.lua``), the issue update staged by ``Issues.prepare_update`` and
 :class:`GuardHook` staging the signal. A fingerprint's first signal is one command when its issue's
-transaction is made of scripts alone (``Issues.create_one``: ``issue_new.lua`` checks the group,
-draws the number and writes); otherwise (a delivery guard, a reading, a recurrence) it WATCHes the
+transaction is made of scripts alone (``Issues.create_one``: ``issue_new.lua`` checks the group and
+the delivery guard, draws the number and writes); otherwise (a reading, a recurrence) it WATCHes the
 group, checks it and draws the issue number in one command (``signal_open.lua``). Which issue to check comes from a
 per-process hint (``Signals.hints``), re-checked by the script or under WATCH: never trusted.
 
@@ -305,13 +305,14 @@ class Signals:
                 data["description"] = f"{note}\n\n{data['description']}" if data.get("description") else note
         intent = WriteIntent(guard=write.guard, signal=write)
         group = write.group
-        if group is None:
-            return Recorded(signal, self.s.issues.create(data, intent=intent), created=True)
-        if write.expect is None and write.guard is None and not write.readings:
+        if write.expect is None and not write.readings:
             opened = self._open_one(write, data, intent)
             if opened is not None:
-                self._hint(group, opened["id"])
+                if group is not None:
+                    self._hint(group, opened["id"])
                 return Recorded(signal, opened, created=True)
+        if group is None:
+            return Recorded(signal, self.s.issues.create(data, intent=intent), created=True)
         issues = self.s.issues
         drawn: list[int] = []  # the number, drawn once however many times the transaction runs
 
@@ -336,16 +337,20 @@ class Signals:
         return Recorded(signal, issue, created=True)
 
     def _open_one(self, write: SignalWrite, data: Mapping[str, Any], intent: WriteIntent) -> Row | None:
-        """A fingerprint's first signal and its issue in one atomic command
-        (:meth:`Issues.create_one`: the group checked, then the issue's whole transaction), or
-        ``None`` when that transaction needs the WATCH path. Raises :class:`Regroup` when the
-        group names an issue meanwhile (nothing written)."""
-        group = write.group
-        assert group is not None
+        """The signal and its new issue in one atomic command (:meth:`Issues.create_one`: the
+        fingerprint's group and the delivery's guard checked, then the issue's whole transaction),
+        or ``None`` when that transaction needs the WATCH path. Raises :class:`Regroup` when the
+        group names an issue meanwhile, :class:`AlreadyRecorded` when the guard is set (nothing
+        written either way)."""
+        checks = [(key, name) for key, name in ((write.group, "group"), (write.guard, "guard")) if key is not None]
         try:
-            return self.s.issues.create_one(data, intent, expect=(group, ""), known={("group", group): None})
+            return self.s.issues.create_one(data, intent, expect=[(key, "") for key, _ in checks],
+                                            known={(name, key): None for key, name in checks})
         except Unexpected as exc:
-            self._hint(group, exc.value)
+            key, name = checks[exc.index]
+            if name == "guard" and exc.value is not None:
+                raise AlreadyRecorded(exc.value) from None
+            self._hint(key, exc.value)
             raise Regroup() from None
 
     def _append(self, write: SignalWrite, issue_id: str) -> Recorded | None:
@@ -419,15 +424,16 @@ class Signals:
         # Scored by the issue's number like every signal: a grouped signal is listed with its group,
         # and retention finds an issue's signals by that score.
         # One command (signal_stage.lua) for the row (its set fields: a new row has no null one
-        # to HDEL), the indexes and the counts: 1 queued command instead of 7.
+        # to HDEL), the indexes, the counts, the group and the guard: 1 queued command instead of 7+.
         row, indexes, combos = self._signal_parts(signal, payload)
+        guard = write.guard
         keys = [self.k.row("signal", sid), self.k.signal_index(), self.k.retention("payloads"),
-                self.k.counts("signals"), *indexes, *([group] if group is not None else [])]
+                self.k.counts("signals"), *indexes, *([group] if group is not None else []),
+                *([guard] if guard is not None else [])]
+        ttl = "" if guard is None else str(write.guard_ttl or 0)  # "0": a guard that never expires
         eval_body(pipe, STAGE_SCRIPT, keys, sid, score, signal["createdAt"], len(row),
                   *(x for item in row.items() for x in item), len(indexes),
-                  issue["id"] if group is not None else "", *combos)
-        if write.guard is not None:
-            pipe.set(write.guard, sid, ex=write.guard_ttl)
+                  issue["id"] if group is not None else "", ttl, *combos)
 
     def _signal_parts(self, signal: Row, payload: Any
                       ) -> tuple[dict[str, str], builtins.list[str], builtins.list[str]]:
