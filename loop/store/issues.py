@@ -177,14 +177,15 @@ class Issues:
 
     def create(self, data: Mapping[str, Any], extra: Stage | None = None, intent: WriteIntent = PLAIN) -> Row:
         """Create an issue from validated ``data``; ``extra`` queues more writes in the same MULTI;
-        ``intent`` is handed to the issue hooks (e.g. a webhook delivery's guard)."""
+        ``intent`` is handed to the issue hooks (e.g. a webhook delivery's guard). One command
+        (:meth:`create_one`) when the transaction is made of scripts alone."""
         check_outcome(data.get("type"), data.get("outcome"))
         if data.get("parentId"):
             self._check_parent(data["parentId"], None)
         label_ids = list(dict.fromkeys(data.get("labelIds") or []))
         if label_ids:
             self._check_labels(label_ids)
-        if extra is None and not label_ids:
+        if extra is None and not label_ids and not data.get("parentId"):  # those need the transaction
             made = self.create_one(data, intent)
             if made is not None:
                 return made
