@@ -25,7 +25,7 @@ INCLUDE = re.compile(r"^--! function (\w+)$", re.MULTILINE)
 def source(name: str) -> str:
     """The text of ``loop/lua/<name>.lua``, each ``--! function <other>`` line replaced by
     ``local function <other>(KEYS, ARGV) <other's body> end``: a script that composes others
-    (``signal_new.lua``) runs exactly their code, each with its own KEYS and ARGV (Lua scripts
+    (``issue_new.lua``) runs exactly their code, each with its own KEYS and ARGV (Lua scripts
     cannot call one another)."""
     text = resources.files("loop").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
     return INCLUDE.sub(lambda m: f"local function {m[1]}(KEYS, ARGV)\n{body(m[1])}\nend", text)
@@ -93,7 +93,7 @@ _NO_POOL = redis.ConnectionPool()
 class Stager(redis.client.Pipeline):
     """A MULTI pipeline that is never sent: the same staging code queues a transaction's writes on
     it, and :meth:`parts` says whether they are all scripts a composing script can run in one
-    command (``signal_new.lua``). Any command before ``multi()`` raises :class:`NotComposable`:
+    command (``issue_new.lua``). Any command before ``multi()`` raises :class:`NotComposable`:
     a hook that must read (under WATCH) needs the WATCH path."""
 
     def __init__(self, attempt_reads: dict[object, object]) -> None:

@@ -83,19 +83,14 @@ class GuardHook(IssueHook):
         w = intent.signal if isinstance(intent.signal, SignalWrite) else None
         guard = w.guard if w is not None else intent.guard if old is None else None
         if guard is not None:
-            memo: dict[object, object] = getattr(pipe, "attempt_reads", None) or {}
-            if ("guard", guard) in memo:  # checked by the one command the write composes into
-                existing = memo[("guard", guard)]
-            else:
-                pipe.watch(guard)
-                existing = pipe.get(guard)
-            if isinstance(existing, str):
+            existing = watched_get(pipe, "guard", guard)
+            if existing is not None:
                 raise AlreadyRecorded(existing)
         if w is None:
             return None
         s = self.signals.s
         if w.group is not None:
-            current = watched_group(pipe, w.group)
+            current = watched_get(pipe, "group", w.group)
             if old is not None and current != new["id"]:
                 raise Regroup()
             if old is None:
@@ -136,18 +131,20 @@ class GuardHook(IssueHook):
                 h.stage(pipe, rel, True, st)
 
 
-def watched_group(pipe: Pipe, group: str) -> str | None:
-    """The issue id ``group`` names, WATCHed: read once per transaction attempt (the signal's own
-    transaction reads it with the issue, ``signal_join.lua``/``signal_open.lua``, and leaves it in
-    ``pipe.attempt_reads``; a change after that read fails the EXEC anyway)."""
+def watched_get(pipe: Pipe, kind: str, key: str) -> str | None:
+    """The value of string ``key`` (a fingerprint's group, a delivery's guard), WATCHed: read once
+    per transaction attempt and kept in ``pipe.attempt_reads[(kind, key)]``. Found there already
+    when it was read another way: the signal's own transaction reads its group with the issue
+    (``signal_join.lua``/``signal_open.lua``; a change after that read fails the EXEC anyway), and
+    the one command a new issue composes into checks both keys itself (``Issues.create_one``)."""
     memo: dict[object, object] | None = getattr(pipe, "attempt_reads", None)
-    if memo is not None and ("group", group) in memo:
-        found = memo[("group", group)]
+    if memo is not None and (kind, key) in memo:
+        found = memo[(kind, key)]
         return found if isinstance(found, str) else None
-    pipe.watch(group)
-    current = pipe.get(group)
+    pipe.watch(key)
+    current = pipe.get(key)
     if memo is not None:
-        memo[("group", group)] = current
+        memo[(kind, key)] = current
     return current
 
 

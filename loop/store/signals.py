@@ -305,7 +305,8 @@ class Signals:
                 data["description"] = f"{note}\n\n{data['description']}" if data.get("description") else note
         intent = WriteIntent(guard=write.guard, signal=write)
         group = write.group
-        if write.expect is None and not write.readings:
+        # Neither a group nor a guard to check: Issues.create tries the one command itself.
+        if (group is not None or write.guard is not None) and write.expect is None and not write.readings:
             opened = self._open_one(write, data, intent)
             if opened is not None:
                 if group is not None:
