@@ -7,7 +7,7 @@ script on NOSCRIPT, so a ``SCRIPT FLUSH`` or a Redis restart is harmless.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -109,18 +109,37 @@ class Stager(redis.client.Pipeline):
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         raise NotComposable("EXEC")
 
-    def parts(self, names: Sequence[str]) -> list[tuple[str, list[Value], list[Value]]] | None:
-        """The queued commands as ``(script name, keys, args)`` when every one is an
-        :func:`eval_body` of a script in ``names``; else ``None``."""
+    def parts(self, names: Sequence[str], commands: Collection[str] = ()
+              ) -> list[tuple[str, list[Value], list[Value]]] | None:
+        """The queued commands as ``(name, keys, args)`` when every one is an :func:`eval_body` of a
+        script in ``names`` (named by it) or a command in ``commands`` (single-key: its first
+        argument is its key); else ``None``."""
         by_body = _bodies(tuple(names))
         out: list[tuple[str, list[Value], list[Value]]] = []
         for args, _options in self.command_stack:
+            if args[0] in commands and len(args) > 1:
+                out.append((str(args[0]), [args[1]], list(args[2:])))
+                continue
             name = by_body.get(args[1]) if len(args) > 2 and args[0] == "EVAL" else None
             if name is None:
                 return None
             n = int(args[2])
             out.append((name, list(args[3:3 + n]), list(args[3 + n:])))
         return out
+
+
+def composed(parts: Sequence[tuple[str, Sequence[Value], Sequence[Value]]]) -> tuple[list[str], list[Value]]:
+    """The KEYS and ARGV tails a composing script takes its parts by (``issue_new.lua``,
+    ``issue_update.lua``): every part's keys in part order; ARGV ``P``, per part its name, key
+    count and argument count, then every part's arguments in part order."""
+    keys: list[str] = []
+    args: list[Value] = [len(parts)]
+    for name, part_keys, part_args in parts:
+        keys.extend(str(key) for key in part_keys)
+        args.extend((name, len(part_keys), len(part_args)))
+    for _, _, part_args in parts:
+        args.extend(part_args)
+    return keys, args
 
 
 @cache

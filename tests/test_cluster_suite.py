@@ -31,6 +31,7 @@ SUITES = [
     "tests/test_goal_readings.py", "tests/test_signal_new.py",
     "tests/test_prompt_experiments.py", "tests/test_fencing_comments_relations.py",
     "tests/test_reopen_cycle.py",  # more namespaces for issue_fenced_read.lua: two masters, not by luck
+    "tests/test_issue_update_one.py",
 ]
 #: Needs RQ's keys in the same MULTI: used only when RQ shares one (non-cluster) Redis with the data.
 ONE_REDIS_ONLY = {"webhook_accept"}

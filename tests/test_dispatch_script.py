@@ -52,6 +52,9 @@ def test_every_key_the_scripts_touch_is_declared_in_keys(private_store):
         # A label is a plain command: the MULTI path, each script on its own (enters the ready sets).
         store.issues.create({"title": "f", "type": "task", "status": "todo", "projectId": other["id"],
                              "labelIds": [label["id"]]})
+        # A claim of this process, re-opened with its token: issue_update.lua (it includes issue_fenced_read).
+        body = store.dispatch.next("x", other["id"])
+        store.issues.update(body["issue"]["id"], {"status": "todo"}, check=store.dispatch.fence(body["claim"]["token"]))
 
     lines = monitored(store.r, work)
     prefix = store.keys.prefix + ":"
@@ -73,7 +76,7 @@ def test_every_key_the_scripts_touch_is_declared_in_keys(private_store):
             assert touched <= declared, f"{args[0]} touched undeclared {touched - declared}"
             checked.append(name)
     assert {"ZREVRANGE", "HSET", "ZADD", "HINCRBY", "ZINCRBY"} <= set(checked)
-    assert scripts >= {*NAMES, "issue_create", "stats_count", "issue_new"}
+    assert scripts >= {*NAMES, "issue_create", "stats_count", "issue_new", "issue_update"}
 
 
 def test_stale_ready_entries_are_dropped_by_the_claim(store):

@@ -28,6 +28,9 @@ def claimed(store: Loop) -> tuple[str, str, str]:
 def test_reopening_a_claimed_issue_with_its_token_reads_the_session_once(private_store: Loop) -> None:
     store = private_store
     issue_id, sid, token = claimed(store)
+    # Claimed by another process: no read is expected, so the write takes the transaction (a claim of
+    # this process makes it one command: tests/test_issue_update_one.py).
+    store.issues.expected.take(issue_id, None)
     sent_packets: list[int] = []
     original = redis.connection.AbstractConnection.send_packed_command
 

@@ -42,6 +42,9 @@ class Claim:
     session_id: str
     token: str
     expires_at: int
+    #: The issue's and the new session's hashes as the claim left them (flat field/value lists, in
+    #: HGETALL's order); ``None`` for a brief claim. What a fenced write would read (Issues.expect).
+    written: tuple[list[str], list[str]] | None = None
 
 
 class LeaseDue(Exception):
@@ -143,9 +146,12 @@ class Claimer:
                         if won in recent:
                             self._entered[source_key] = [m for m in recent if m != won]
                 values = out[3 + nk:]
-                row = (models.pairs(values) if full else
-                       {f: v for f, v in zip(BRIEF, values, strict=True) if v is not None})
-                return Claim(models.decode(ISSUE_FIELDS, row), sid, token, expires)
+                if not full:
+                    brief = {f: v for f, v in zip(BRIEF, values, strict=True) if v is not None}
+                    return Claim(models.decode(ISSUE_FIELDS, brief), sid, token, expires)
+                session = sessions.created(sid, scoring.parse_member(won)[0], agent, now, expires, digest)
+                return Claim(models.decode(ISSUE_FIELDS, models.pairs(values)), sid, token, expires,
+                             (list(values), session))
             if out[0] == "empty":
                 return None
             if out[0] == "due":

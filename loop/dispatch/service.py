@@ -63,6 +63,12 @@ class Dispatch:
         if claim is None:
             return None
         prompt, meta = self._render(claim)
+        if claim.written is not None:
+            # The claim's fenced write (a re-open, a completion) stages from this instead of reading.
+            issue_hash, session_hash = claim.written
+            if meta is not None:  # _render recorded the version on the session
+                session_hash = [*session_hash, "versionId", str(meta["versionId"])]
+            self.s.issues.expected.put(claim.issue["id"], issue_hash, claim.session_id, session_hash)
         issue = {f: claim.issue[f] for f in ISSUE_BRIEF}
         ticket = {"sessionId": claim.session_id, "token": claim.token, "expiresAt": iso(claim.expires_at)}
         body = {"issue": issue, "prompt": prompt, "meta": meta, "claim": ticket}

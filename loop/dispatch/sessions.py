@@ -97,6 +97,12 @@ def default_outcome(new: Row) -> tuple[str, str | None]:
     return "released", f"issue status set to {new['status']}"
 
 
+def created(sid: str, issue_id: str, agent: str, now: int, expires: int, token_hash: str) -> list[str]:
+    """The hash ``dispatch_claim.lua`` creates for a new session (flat field/value list, in its HSET's order)."""
+    return ["id", sid, "issueId", issue_id, "agentName", agent, "status", "active",
+            "claimedAt", str(now), "expiresAt", str(expires), "tokenHash", token_hash]
+
+
 def stage_version(pipe: Pipe, keys: Keys, session_id: str, version_id: str) -> None:
     """Queue the writes that record which prompt version a claim was handed (on a MULTI pipeline):
     the session's ``versionId`` and the version's ``dispatched`` counter

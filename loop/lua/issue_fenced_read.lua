@@ -5,13 +5,34 @@ token names, in one command. Read only.
 A fenced write (a PATCH with X-Loop-Claim-Token, Issues.update_if's ``session``) used to WATCH and
 read these one by one: 6 round trips before its MULTI. Sent with the WATCH of the three keys
 (loop.scripts.watch_eval: both in one round trip), so a change to any of them after this read
-fails the EXEC.
+fails the EXEC. Sent alone with ARGV[1] = 'digest' by an update in one command (Issues.update's
+first try): issue_update.lua runs this again and writes only if the digest is the same.
 
 KEYS[1]  hash  P:issue:<id>                 the issue
 KEYS[2]  hash  P:dispatch:issue:<id>        its dispatch state (field session: the active session)
-KEYS[3]  hash  P:session:<sessionId>        the session the claim token names (may not exist)
-(no ARGV: nothing here depends on the clock)
+KEYS[3]  hash  P:session:<sessionId>        the session the claim token names (may not exist;
+                                            absent: no token, {} is read)
+ARGV[1]  'digest', or absent               whether to add the digest of what was read
+(nothing here depends on the clock)
 
 Returns {<KEYS[1] field/value pairs>, <the session KEYS[2] names, or nil>, <KEYS[3] field/value pairs>}
+and with 'digest' a fourth: the SHA-1 of what the first three hold, in HGETALL's order
+(loop.store.issues.read_digest computes the same from a predicted read; a large hash's order may
+change without its content, on a rehash: then a write computed from it is staged again).
 ]]
-return {redis.call('HGETALL', KEYS[1]), redis.call('HGET', KEYS[2], 'session'), redis.call('HGETALL', KEYS[3])}
+local issue = redis.call('HGETALL', KEYS[1])
+local named = redis.call('HGET', KEYS[2], 'session')
+local held = {}
+if KEYS[3] then held = redis.call('HGETALL', KEYS[3]) end
+if ARGV[1] ~= 'digest' then
+  return {issue, named, held}
+end
+local function canonical(flat)  -- length-prefixed, so no two contents give one string
+  local items = {}
+  for i = 1, #flat do
+    items[i] = #flat[i] .. ':' .. flat[i]
+  end
+  return #flat .. '|' .. table.concat(items)
+end
+local session = named and (#named .. ':' .. named) or '-'
+return {issue, named, held, redis.sha1hex(canonical(issue) .. '|' .. session .. '|' .. canonical(held))}

@@ -16,24 +16,29 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from loop import models
-from loop.errors import BusinessRuleError, NotFound, ValidationError
+from loop.errors import BusinessRuleError, LoopError, NotFound, ValidationError
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import ISSUE_FIELDS, OUTCOME_TYPES, Row
-from loop.scripts import NotComposable, Stager, watch_eval
+from loop.scripts import NotComposable, Stager, composed, watch_eval
 from loop.store.issue_indexes import IssueIndexes
 from loop.store.issue_pages import IssuePages
+from loop.store.one_command import (
+    FENCED_READ,
+    NEW_PARTS,
+    NEW_SCRIPT,
+    UPDATE_COMMANDS,
+    UPDATE_PARTS,
+    UPDATE_SCRIPT,
+    Expected,
+    Read,
+    Unexpected,
+)
 from loop.store.types import ATTEMPT_SESSION, PLAIN, Fence, Pipe, WriteIntent, is_id
-from loop.tunables import CHILDREN_LIMIT
+from loop.tunables import CHILDREN_LIMIT, MAX_TX_RETRIES
 
 if TYPE_CHECKING:
     from loop.store.base import RedisStore
-
-FENCED_READ = "issue_fenced_read"
-#: A new issue's whole transaction in one command (``loop/lua/issue_new.lua``), and the scripts it
-#: composes: a create whose transaction is made of these alone runs as it.
-NEW_SCRIPT = "issue_new"
-NEW_PARTS = ("issue_create", "signal_stage", "dispatch_enter", "stats_count")
 
 PARENT_NOT_FOUND = "Parent issue not found"
 HIERARCHY_LIMIT = "Cannot create a child of an issue that already has a parent (1-level hierarchy limit)"
@@ -48,22 +53,14 @@ def check_outcome(issue_type: str | None, outcome: str | None) -> None:
 Stage = Callable[[Pipe, Row], object]  # what it returns is ignored
 
 
-class Unexpected(Exception):
-    """A key :meth:`Issues.create_one` checked held another value (``value``; ``None``: unset):
-    nothing was written. ``index``: which of its ``expect`` pairs."""
-
-    def __init__(self, index: int, value: str | None) -> None:
-        super().__init__(index, value)
-        self.index = index
-        self.value = value
-
-
 class Issues:
     """Issue CRUD, listing, label links."""
 
     def __init__(self, store: RedisStore) -> None:
         self.s = store
         self.k = store.keys
+        #: The reads fenced writes are expected to make (a claim of this process puts them).
+        self.expected = Expected()
         #: The page reads (``list``/``list_wire`` delegate to it), with their per-query hints.
         self.pages = IssuePages(store)
         #: The secondary indexes' upkeep: a new issue's, and each write's moves.
@@ -227,13 +224,9 @@ class Issues:
         parts = stager.parts(NEW_PARTS)
         if parts is None:
             return None
-        keys: list[str] = [self.k.issue_seq(), *(key for key, _ in expect)]
-        args: list[Any] = [len(expect), *(value for _, value in expect), ID_WIDTH, len(parts)]
-        for name, part_keys, part_args in parts:
-            keys.extend(str(key) for key in part_keys)
-            args.extend((name, len(part_keys), len(part_args)))
-        for _, _, part_args in parts:
-            args.extend(part_args)
+        part_keys, part_args = composed(parts)
+        keys = [self.k.issue_seq(), *(key for key, _ in expect), *part_keys]
+        args = [len(expect), *(value for _, value in expect), ID_WIDTH, *part_args]
         out = self.s.scripts[NEW_SCRIPT](keys=keys, args=args)
         if not int(out[0]):
             raise Unexpected(int(out[1]) - 1, out[2] if len(out) > 2 else None)
@@ -289,9 +282,55 @@ class Issues:
             return True
 
         session = check.session_id if isinstance(check, Fence) else None
+        if session is not None and not is_id(session):
+            session = None
+        read = self.expected.take(issue_id, session)
+        if read is not None and session is not None and not changes.get("parentId"):
+            made = self.update_one(issue_id, changes, check, intent, session, read)  # (a parent needs WATCH)
+            if made is not None:
+                return made
         new = self.update_if(issue_id, changes, proceed, intent, session)
         assert new is not None  # proceed never declines
         return new
+
+    def update_one(self, issue_id: str, changes: Mapping[str, Any], check: Callable[[Pipe, Row], None] | None,
+                   intent: WriteIntent, session: str, read: Read) -> Row | None:
+        """:meth:`update` in ONE command, from a ``read`` :attr:`expected` from a claim of this process
+        (the issue, its active session and the token's ``session``): the write is staged from it as
+        usual, by the same code, on a :class:`~loop.scripts.Stager`, and ``issue_update.lua``
+        applies it only if that is still what Redis holds; else it answers what Redis holds and
+        the write is staged again from that. ``None`` (nothing written) when the writes are not
+        made of scripts and single-key commands alone (a hook reads under WATCH): the transaction
+        (:meth:`update_if`) writes it."""
+        read_keys = [self.k.issue(issue_id), self.k.dispatch_state(issue_id), self.k.session(session)]
+        for attempt in range(MAX_TX_RETRIES):
+            issue, named, held, digest = read
+            stager = Stager(self._session_reads(issue_id, session, named, held))
+            pipe = cast(Pipe, stager)
+            try:
+                old = self._live(models.pairs(issue))
+                check_outcome(changes.get("type") or old["type"], changes.get("outcome", old["outcome"]))
+                if check is not None:
+                    check(pipe, old)
+                new, states = self.prepare_update(pipe, old, changes, intent)
+                stager.multi()
+                self.stage_update(pipe, old, new, states)
+            except NotComposable:  # a hook reads under WATCH: the transaction depends on it
+                return None
+            except LoopError:
+                if attempt == 0:  # refused by the prediction (a lease renewed since?): the transaction reads
+                    return None
+                raise  # refused by what Redis holds
+            parts = stager.parts(UPDATE_PARTS, UPDATE_COMMANDS)
+            if parts is None:
+                return None
+            part_keys, part_args = composed(parts)
+            out = self.s.scripts[UPDATE_SCRIPT](keys=[*read_keys, *part_keys],
+                                                args=[len(read_keys), digest, *part_args])
+            if int(out[0]):
+                return new
+            read = (out[1], out[2], out[3], out[4])  # changed meanwhile: staged again from what is there
+        return None  # lost every race: the transaction's own retries take it
 
     def update_if(
         self,
@@ -347,12 +386,18 @@ class Issues:
         keys = [self.k.issue(issue_id), self.k.dispatch_state(issue_id), self.k.session(session)]
         issue, named, held = watch_eval(pipe, keys, FENCED_READ, keys)
         row = self._live(models.pairs(issue))
-        if not named:
-            pipe.attempt_reads[(ATTEMPT_SESSION, issue_id)] = (None, {})
-        elif named == session:
-            pipe.attempt_reads[(ATTEMPT_SESSION, issue_id)] = (named, models.pairs(held))
-        # else the issue holds another session: the fence reads (and watches) that one itself
+        pipe.attempt_reads.update(self._session_reads(issue_id, session, named, held))
         return row
+
+    @staticmethod
+    def _session_reads(issue_id: str, session: str | None, named: str | None, held: Any) -> dict[object, object]:
+        """``Pipe.attempt_reads`` of ``issue_fenced_read.lua``'s answer: the issue's active session when
+        it holds none or the one read (``session``); else nothing, and the hooks read it themselves."""
+        if not named:
+            return {(ATTEMPT_SESSION, issue_id): (None, {})}
+        if named == session:
+            return {(ATTEMPT_SESSION, issue_id): (named, models.pairs(held))}
+        return {}
 
     def prepare_update(self, pipe: Pipe, old: Row, changes: Mapping[str, Any],
                        intent: WriteIntent = PLAIN) -> tuple[Row, builtins.list[Any]]:

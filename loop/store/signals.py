@@ -52,7 +52,7 @@ from loop.keys import ID_WIDTH
 from loop.models import Row
 from loop.scripts import eval_body, watch_eval
 from loop.store.goals import Reading
-from loop.store.issues import Unexpected
+from loop.store.one_command import Unexpected
 from loop.store.signal_guard import (
     AlreadyRecorded,
     GuardHook,

@@ -8,7 +8,10 @@ it), measured in alternating rounds so the box's load hits every tree alike:
 * the claim/re-open cycle (``table.cycle``: ``/next``, then ``PATCH {"status":"todo"}`` with the
   claim token), claims/s and gunicorn + Redis CPU per cycle; round 1's is each server's first run;
 * the re-open PATCH alone: ``patches`` issues claimed first (not measured), then re-opened by C
-  threads; app and Redis CPU per PATCH, next to ``POST /api/issues``'s in the same round;
+  threads; app and Redis CPU per PATCH, next to ``POST /api/issues``'s in the same round. Twice:
+  each thread re-opening what it claimed on its own keep-alive connection (as an agent does: the
+  server process that claimed serves the re-open, which then needs no read), and the claims made
+  on one connection and re-opened on others (any process);
 * then one ``long`` (default 60) second cycle per server, per 10-s segment: claims/s and CPU per
   cycle (flat means the last segment within 10% of the first).
 
@@ -100,38 +103,39 @@ def _cycle(srv: Server, seconds: float, c: int, segments: int) -> dict[str, Any]
     return {"rates": rates, "p99_ms": p99, "cpu_ms": cpu}
 
 
-def _patches(srv: Server, n: int, c: int) -> dict[str, float]:
-    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
-    claims = []
-    for _ in range(n):
-        status, body = srv.call(Request("GET", "/api/dispatch/next"), conn)
+def _patches(srv: Server, n: int, c: int, own: bool) -> dict[str, float]:
+    """``n`` claims (not measured), then their re-open PATCHes from ``c`` threads; app and Redis CPU
+    per PATCH. ``own``: each thread claims its share on its keep-alive connection and re-opens
+    those on it (an agent's pattern: the same server process serves both); else one connection
+    claims them all and the threads re-open them on theirs (any process)."""
+    conns = [http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30) for _ in range(c)]
+    shares: list[list[tuple[str, str]]] = [[] for _ in range(c)]
+    for i in range(n):
+        status, body = srv.call(Request("GET", "/api/dispatch/next"), conns[i % c if own else 0])
         if status == 200:
             b = orjson.loads(body)
-            claims.append((b["issue"]["id"], b["claim"]["token"]))
-    conn.close()
-    lock, todo, ok = threading.Lock(), iter(claims), [0]
+            shares[i % c].append((b["issue"]["id"], b["claim"]["token"]))
+    if not own:
+        for conn in conns:
+            conn.close()
+    ok = [0] * c
 
-    def worker() -> None:
-        own = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
-        while True:
-            with lock:
-                item = next(todo, None)
-            if item is None:
-                break
-            if _patch(srv, own, item[0], {"X-Loop-Claim-Token": item[1]}) == 200:
-                with lock:
-                    ok[0] += 1
-        own.close()
+    def worker(t: int) -> None:
+        conn = conns[t] if own else http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        for issue_id, token in shares[t]:
+            if _patch(srv, conn, issue_id, {"X-Loop-Claim-Token": token}) == 200:
+                ok[t] += 1
+        conn.close()
 
     before, t0 = srv.cpu(), time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(c)]
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(c)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     took = time.perf_counter() - t0
-    app, red = _cpu_per(srv, before, ok[0])
-    return {"rps": ok[0] / took, "app_ms": app, "redis_ms": red, "n": ok[0]}
+    app, red = _cpu_per(srv, before, sum(ok))
+    return {"rps": sum(ok) / took, "app_ms": app, "redis_ms": red, "n": sum(ok)}
 
 
 def run(bench: Bench) -> None:
@@ -158,16 +162,18 @@ def run(bench: Bench) -> None:
                 with topped_up(srv.store, ready):
                     row["cycle"] = _cycle(srv, 3 * bench.duration, c, 3)
                     row["next"] = _steady(srv, lambda i: Request("GET", "/api/dispatch/next"), c, bench.duration)
-                    row["patch"] = _patches(srv, patches, c)
+                    row["patch"] = _patches(srv, patches, c, own=True)
+                    row["patch_any"] = _patches(srv, patches, c, own=False)
                 row["create"] = _steady(srv, lambda i, p=project: Request(
                     "POST", "/api/issues", {**bodies[i % len(bodies)], "projectId": p}), c, bench.duration)
                 row["load_end"] = _load()
                 bench.data.setdefault("claims", {}).setdefault(name, []).append(row)
-                cy, nx, pa, cr = row["cycle"], row["next"], row["patch"], row["create"]
+                cy, nx, pa, pn, cr = row["cycle"], row["next"], row["patch"], row["patch_any"], row["create"]
                 print(f"  round {r} {name:<6} load {row['load']}-{row['load_end']}  cycle claims/s "
                       + " ".join(f"{x:,.0f}" for x in cy["rates"]) + f" ({sum(cy['cpu_ms']) / 3:.2f} ms CPU/cycle)"
                       f"  /next {nx['rps']:,.0f}/s p99 {nx['p99_ms']:.0f} ms ({nx['app_ms']:.2f}+{nx['redis_ms']:.2f})"
                       f"  PATCH app {pa['app_ms']:.2f} redis {pa['redis_ms']:.2f} ms"
+                      f" (any process {pn['app_ms']:.2f}+{pn['redis_ms']:.2f})"
                       f"  create app {cr['app_ms']:.2f} redis {cr['redis_ms']:.2f} ms", flush=True)
         if long:
             segments = max(1, int(long // 10))

@@ -1,0 +1,88 @@
+"""What an issue write needs to run as ONE composed command instead of a WATCH/MULTI transaction:
+the composing scripts' names and parts, and the reads a fenced write is expected to make.
+
+``Issues.create_one`` runs a new issue's transaction as ``issue_new.lua``; ``Issues.update_one``
+runs a fenced update as ``issue_update.lua`` from a read predicted by a claim of this process
+(:class:`Expected`), which the script checks by its digest (:func:`read_digest`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from loop.tunables import EXPECTED_READS
+
+#: A new issue's whole transaction in one command (``loop/lua/issue_new.lua``), and the scripts it
+#: composes: a create whose transaction is made of these alone runs as it.
+NEW_SCRIPT = "issue_new"
+NEW_PARTS = ("issue_create", "signal_stage", "dispatch_enter", "stats_count")
+#: An update's whole transaction in one command (``loop/lua/issue_update.lua``), the scripts and the
+#: single-key commands it composes.
+UPDATE_SCRIPT = "issue_update"
+UPDATE_PARTS = ("dispatch_enter", "stats_count")
+UPDATE_COMMANDS = frozenset({"HSET", "HDEL", "HINCRBY", "SETBIT", "ZADD", "ZREM", "ZREMRANGEBYRANK", "SADD", "SREM"})
+#: The issue, the session its dispatch state names and the session a claim token names, read at once.
+FENCED_READ = "issue_fenced_read"
+
+#: ``issue_fenced_read.lua``'s answer with its digest: the issue's and a session's field/value lists,
+#: the session the issue's dispatch state names, the digest of the three.
+Read = tuple[list[str], str | None, list[str], str]
+
+
+class Unexpected(Exception):
+    """A key :meth:`Issues.create_one` checked held another value (``value``; ``None``: unset):
+    nothing was written. ``index``: which of its ``expect`` pairs."""
+
+    def __init__(self, index: int, value: str | None) -> None:
+        super().__init__(index, value)
+        self.index = index
+        self.value = value
+
+
+def read_digest(issue: Sequence[str], named: str | None, held: Sequence[str]) -> str:
+    """``issue_fenced_read.lua``'s digest of a read (flat field/value lists, in HGETALL's order): the
+    same SHA-1 of the same length-prefixed bytes."""
+    def canonical(flat: Sequence[str]) -> bytes:
+        return b"%d|" % len(flat) + b"".join(b"%d:%s" % (len(b), b) for b in (v.encode() for v in flat))
+
+    session = b"-" if named is None else b"%d:%s" % (len(named.encode()), named.encode())
+    return hashlib.sha1(canonical(issue) + b"|" + session + b"|" + canonical(held)).hexdigest()
+
+
+class Expected:
+    """Per process: issue id -> the read a fenced write of it is expected to make, newest last.
+
+    A claim of this process knows what it left in the issue's hash and in its new session's (the
+    dispatch state names that session), so the claim's re-open or completion can be staged without
+    reading first. Only a prediction: ``issue_update.lua`` writes only if it is still what Redis
+    holds, else it answers what is there. Kept for the last EXPECTED_READS claims; used once.
+    """
+
+    def __init__(self) -> None:
+        self._reads: dict[str, Read] = {}
+
+    def put(self, issue_id: str, issue: Sequence[str], session: str, held: Sequence[str]) -> None:
+        """Expect ``issue`` and the ``session`` that it holds, ``held`` (flat field/value lists)."""
+        reads = self._reads
+        reads[issue_id] = (list(issue), session, list(held), read_digest(issue, session, held))
+        while len(reads) > EXPECTED_READS:
+            try:
+                del reads[next(iter(reads))]
+            except (KeyError, StopIteration, RuntimeError):  # another thread took it meanwhile
+                break
+
+    def take(self, issue_id: str, session: str | None) -> Read | None:
+        """The read expected for a write of ``issue_id`` fenced by ``session`` (forgotten either way)."""
+        read = self._reads.pop(issue_id, None)
+        return read if read is not None and session is not None and read[1] == session else None
+
+    def __len__(self) -> int:
+        return len(self._reads)
+
+    def __contains__(self, issue_id: object) -> bool:
+        return issue_id in self._reads
+
+    def peek(self, issue_id: str) -> Read | None:
+        """The read expected for ``issue_id``, kept (for tests and diagnostics)."""
+        return self._reads.get(issue_id)
