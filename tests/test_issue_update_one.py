@@ -232,8 +232,8 @@ def test_the_predicted_digest_is_the_one_the_script_computes(store):
     assert read_digest(flat, named, held) == digest
     assert read_digest(flat, None, []) != digest
     assert read_digest(flat, named, held[:-2]) != digest
-    # what the claim predicted, before anything used it
-    assert store.issues.expected.peek(issue["id"]) == (flat, sid, held, digest)
+    assert read_digest(["a", "bc"], None, []) != read_digest(["ab", "c"], None, [])  # lengths delimit
+    assert store.issues.expected.take(issue["id"], sid) == (flat, sid, held, digest)  # what the claim predicted
 
 
 def test_the_predictions_are_bounded(store, monkeypatch):

@@ -43,11 +43,16 @@ class Unexpected(Exception):
 def read_digest(issue: Sequence[str], named: str | None, held: Sequence[str]) -> str:
     """``issue_fenced_read.lua``'s digest of a read (flat field/value lists, in HGETALL's order): the
     same SHA-1 of the same length-prefixed bytes."""
-    def canonical(flat: Sequence[str]) -> bytes:
-        return b"%d|" % len(flat) + b"".join(b"%d:%s" % (len(b), b) for b in (v.encode() for v in flat))
+    session = b"-" if named is None else _canonical([named])[2:]
+    return hashlib.sha1(_canonical(issue) + b"|" + session + b"|" + _canonical(held)).hexdigest()
 
-    session = b"-" if named is None else b"%d:%s" % (len(named.encode()), named.encode())
-    return hashlib.sha1(canonical(issue) + b"|" + session + b"|" + canonical(held)).hexdigest()
+
+def _canonical(flat: Sequence[str]) -> bytes:
+    """``<n>|`` then each value as ``<byte length>:<bytes>``."""
+    text = "".join([f"{len(v)}:{v}" for v in flat])
+    if text.isascii():  # (then a length in characters is one in bytes: the usual case, and 2x faster)
+        return b"%d|%s" % (len(flat), text.encode())
+    return b"%d|" % len(flat) + b"".join([b"%d:%s" % (len(b), b) for b in (v.encode() for v in flat)])
 
 
 class Expected:
@@ -60,12 +65,12 @@ class Expected:
     """
 
     def __init__(self) -> None:
-        self._reads: dict[str, Read] = {}
+        self._reads: dict[str, tuple[list[str], str, list[str]]] = {}
 
     def put(self, issue_id: str, issue: Sequence[str], session: str, held: Sequence[str]) -> None:
         """Expect ``issue`` and the ``session`` that it holds, ``held`` (flat field/value lists)."""
         reads = self._reads
-        reads[issue_id] = (list(issue), session, list(held), read_digest(issue, session, held))
+        reads[issue_id] = (list(issue), session, list(held))
         while len(reads) > EXPECTED_READS:
             try:
                 del reads[next(iter(reads))]
@@ -73,16 +78,16 @@ class Expected:
                 break
 
     def take(self, issue_id: str, session: str | None) -> Read | None:
-        """The read expected for a write of ``issue_id`` fenced by ``session`` (forgotten either way)."""
+        """The read expected for a write of ``issue_id`` fenced by ``session``, with its digest (computed
+        here, by the write: a claim that is never written back costs nothing); forgotten either way."""
         read = self._reads.pop(issue_id, None)
-        return read if read is not None and session is not None and read[1] == session else None
+        if read is None or session is None or read[1] != session:
+            return None
+        issue, named, held = read
+        return issue, named, held, read_digest(issue, named, held)
 
     def __len__(self) -> int:
         return len(self._reads)
 
     def __contains__(self, issue_id: object) -> bool:
         return issue_id in self._reads
-
-    def peek(self, issue_id: str) -> Read | None:
-        """The read expected for ``issue_id``, kept (for tests and diagnostics)."""
-        return self._reads.get(issue_id)
