@@ -45,6 +45,10 @@ CASES = {
     "move to a project": lambda s, b, pid: fenced(s, b, {"projectId": pid, "status": "todo"}),
     "reprioritize a todo issue": lambda s, b, pid: s.issues.update(
         s.issues.id_by_number(2), {"priority": 1, "description": None}),
+    "complete an issue that blocks another": lambda s, b, pid: (
+        s.relations.create(b["issue"]["id"], "blocks", s.issues.id_by_number(2)),
+        fenced(s, b, {"status": "done"})),
+    "cancel": lambda s, b, pid: fenced(s, b, {"status": "canceled"}),
     "changed after the claim": lambda s, b, pid: (
         s.r.hset(s.keys.issue(b["issue"]["id"]), "title", "changed meanwhile"),
         fenced(s, b, {"status": "todo"})),
@@ -102,20 +106,21 @@ def counted_scripts(store: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[s
     return calls
 
 
-def test_a_fenced_write_after_a_claim_of_this_process_is_one_command(private_store, monkeypatch):
+@pytest.mark.parametrize("status, outcome", [("todo", "released"), ("done", "completed"), ("backlog", "released")])
+def test_a_fenced_write_after_a_claim_of_this_process_is_one_command(private_store, status, outcome):
     store = private_store  # commandstats are server-wide: a Redis of its own
-    for i in range(2):
+    for i in range(3):
         store.issues.create({"title": f"t{i}", "type": "task", "status": "todo"})
     warm = store.dispatch.next("agent")
     fenced(store, warm, {"status": "todo"})  # the scripts are loaded (a first EVALSHA answers NOSCRIPT)
     body = store.dispatch.next("agent")
     store.r.config_resetstat()
-    fenced(store, body, {"status": "todo", "agentSummary": "gave up"})
+    fenced(store, body, {"status": status, "agentSummary": "summary"})
     stats = {k: v["calls"] for k, v in store.r.info("commandstats").items()}
     # (the script's own commands are counted too: HGETALL, HSET, ...; no transaction, no read before)
     assert stats["cmdstat_evalsha"] == 1 and not {"cmdstat_watch", "cmdstat_multi", "cmdstat_eval"} & stats.keys()
-    assert store.r.hget(store.keys.session(body["claim"]["sessionId"]), "status") == "released"
-    assert store.issues.get(body["issue"]["id"])["agentSummary"] == "gave up"
+    assert store.r.hget(store.keys.session(body["claim"]["sessionId"]), "status") == outcome
+    assert store.issues.get(body["issue"]["id"])["status"] == status
 
 
 def test_a_write_without_a_prediction_takes_the_transaction(private_store):
@@ -190,7 +195,9 @@ def test_a_fenced_write_that_reads_under_watch_takes_the_transaction(store, monk
     store.relations.create(blocker["id"], "blocks", blocked["id"])
     body = store.dispatch.next("agent")
     assert body["issue"]["id"] == blocker["id"]
-    fenced(store, body, {"status": "done"})  # resolving an issue reads (under WATCH) the issues it blocks
+    # Resolving an issue reads the issues it blocks: expected none, the script answers one, and reading
+    # their rows needs the transaction.
+    fenced(store, body, {"status": "done"})
     assert made == [None]
     assert store.r.zscore(store.keys.dispatch_ready(), f"{blocked['id']}|") is not None  # unblocked
     assert store.r.hget(store.keys.session(body["claim"]["sessionId"]), "status") == "completed"
@@ -228,12 +235,16 @@ def test_the_predicted_digest_is_the_one_the_script_computes(store):
     body = store.dispatch.next("agent")
     sid = body["claim"]["sessionId"]
     keys = [store.keys.issue(issue["id"]), store.keys.dispatch_state(issue["id"]), store.keys.session(sid)]
-    flat, named, held, digest = store.scripts[FENCED_READ](keys=keys, args=["digest"])
+    flat, named, held, digest, blocking = store.scripts[FENCED_READ](keys=keys, args=["digest"])
+    assert blocking == []  # (not asked for)
     assert read_digest(flat, named, held) == digest
     assert read_digest(flat, None, []) != digest
     assert read_digest(flat, named, held[:-2]) != digest
     assert read_digest(["a", "bc"], None, []) != read_digest(["ab", "c"], None, [])  # lengths delimit
-    assert store.issues.expected.take(issue["id"], sid) == (flat, sid, held, digest)  # what the claim predicted
+    assert store.issues.expected.take(issue["id"], sid) == (flat, sid, held, digest, None)  # what the claim predicted
+    keys.append(store.keys.dispatch_blocking(issue["id"]))
+    *_, with_blocking, blocking = store.scripts[FENCED_READ](keys=keys, args=["digest"])
+    assert blocking == [] and with_blocking == read_digest(flat, named, held, []) != digest
 
 
 def test_the_predictions_are_bounded(store, monkeypatch):
@@ -242,14 +253,16 @@ def test_the_predictions_are_bounded(store, monkeypatch):
         store.issues.expected.put(f"i{n}", ["id", f"i{n}"], "s", [])
     assert [n for n in range(5) if f"i{n}" in store.issues.expected] == [2, 3, 4]
     assert store.issues.expected.take("i3", "another session") is None and "i3" not in store.issues.expected
-    assert store.issues.expected.take("i4", "s") == (["id", "i4"], "s", [], read_digest(["id", "i4"], "s", []))
+    assert store.issues.expected.take("i4", "s") == (["id", "i4"], "s", [], read_digest(["id", "i4"], "s", []), None)
 
 
 def test_an_unknown_step_is_refused_before_anything_is_written(store):
     issue = store.issues.create({"title": "t", "type": "task", "status": "todo"})
-    keys = [store.keys.issue(issue["id"]), store.keys.dispatch_state(issue["id"])]
-    _, _, _, digest = store.scripts[FENCED_READ](keys=keys, args=["digest"])
+    keys = [store.keys.issue(issue["id"]), store.keys.dispatch_state(issue["id"]), store.keys.session("none")]
+    _, _, _, digest, _ = store.scripts[FENCED_READ](keys=keys, args=["digest"])
     with pytest.raises(Exception, match="unknown step"):
         store.scripts[UPDATE_SCRIPT](keys=[*keys, keys[0], keys[0]],
-                                     args=[2, digest, 2, "HSET", 1, 2, "DEL", 1, 0, "title", "x"])
+                                     args=[3, digest, 2, "HSET", 1, 2, "DEL", 1, 0, "title", "x"])
     assert store.issues.get(issue["id"])["title"] == "t"
+    store.scripts[UPDATE_SCRIPT](keys=[*keys, keys[0]], args=[3, digest, 1, "HSET", 1, 2, "title", "x"])
+    assert store.issues.get(issue["id"])["title"] == "x"  # (the same call with known steps writes)

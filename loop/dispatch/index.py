@@ -23,7 +23,7 @@ from loop.errors import BusinessRuleError
 from loop.models import ISSUE_FIELDS, RESOLVED_STATUSES, Row
 from loop.scripts import eval_body
 from loop.store.relations import RelationHook
-from loop.store.types import IssueHook, Pipe, SessionClose, WriteIntent
+from loop.store.types import ATTEMPT_BLOCKING, IssueHook, Pipe, SessionClose, WriteIntent
 from loop.tunables import CYCLE_CHECK_LIMIT
 
 if TYPE_CHECKING:
@@ -199,14 +199,22 @@ class DispatchIssueHook(IssueHook):
         # The issue's own blocked count is checked by the enter script at EXEC time.
         plan.moves.append((self.ix.entry(old), self.ix.entry(new)))
         if old is not None and unresolved(old) != unresolved(new):
-            pipe.watch(self.k.dispatch_blocking(iid))
-            dependents = sorted(pipe.hkeys(self.k.dispatch_blocking(iid)))
+            dependents = self._watched_dependents(pipe, iid)
             delta = 1 if unresolved(new) else -1
             for dep_id, (row, count) in zip(dependents, self.ix.read_dependents(pipe, dependents), strict=True):
                 self.ix.plan_dependent(plan, row, count, delta, dep_id)
         if old is not None:
             self._plan_session(pipe, plan, old, new, intent.close)
         return plan
+
+    def _watched_dependents(self, pipe: Pipe, iid: str) -> list[str]:
+        """The issues ``iid`` blocks, sorted: as this attempt read them already, else read under WATCH."""
+        memo: dict[object, object] | None = getattr(pipe, "attempt_reads", None)
+        known = memo.get((ATTEMPT_BLOCKING, iid)) if memo is not None else None
+        if isinstance(known, list):
+            return known
+        pipe.watch(self.k.dispatch_blocking(iid))
+        return sorted(pipe.hkeys(self.k.dispatch_blocking(iid)))
 
     def _plan_session(self, pipe: Pipe, plan: Plan, old: Row, new: Row, intent: SessionClose | None) -> None:
         k, iid = self.k, new["id"]

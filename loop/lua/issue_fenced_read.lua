@@ -10,20 +10,21 @@ first try): issue_update.lua runs this again and writes only if the digest is th
 
 KEYS[1]  hash  P:issue:<id>                 the issue
 KEYS[2]  hash  P:dispatch:issue:<id>        its dispatch state (field session: the active session)
-KEYS[3]  hash  P:session:<sessionId>        the session the claim token names (may not exist;
-                                            absent: no token, {} is read)
+KEYS[3]  hash  P:session:<sessionId>        the session the claim token names (may not exist)
+KEYS[4]  hash  P:dispatch:blocking:<id>     the issues it blocks (only with 'digest'; optional:
+                                            a write that resolves the issue reads them)
 ARGV[1]  'digest', or absent               whether to add the digest of what was read
 (nothing here depends on the clock)
 
 Returns {<KEYS[1] field/value pairs>, <the session KEYS[2] names, or nil>, <KEYS[3] field/value pairs>}
-and with 'digest' a fourth: the SHA-1 of what the first three hold, in HGETALL's order
+and with 'digest' a fourth, the SHA-1 of what they hold, in HGETALL's order (with KEYS[4], of
+its HKEYS too), and a fifth, those HKEYS ({} without KEYS[4])
 (loop.store.issues.read_digest computes the same from a predicted read; a large hash's order may
 change without its content, on a rehash: then a write computed from it is staged again).
 ]]
 local issue = redis.call('HGETALL', KEYS[1])
 local named = redis.call('HGET', KEYS[2], 'session')
-local held = {}
-if KEYS[3] then held = redis.call('HGETALL', KEYS[3]) end
+local held = redis.call('HGETALL', KEYS[3])
 if ARGV[1] ~= 'digest' then
   return {issue, named, held}
 end
@@ -35,4 +36,10 @@ local function canonical(flat)  -- length-prefixed, so no two contents give one 
   return #flat .. '|' .. table.concat(items)
 end
 local session = named and (#named .. ':' .. named) or '-'
-return {issue, named, held, redis.sha1hex(canonical(issue) .. '|' .. session .. '|' .. canonical(held))}
+local text = canonical(issue) .. '|' .. session .. '|' .. canonical(held)
+local blocking = {}
+if KEYS[4] then
+  blocking = redis.call('HKEYS', KEYS[4])
+  text = text .. '|' .. canonical(blocking)
+end
+return {issue, named, held, redis.sha1hex(text), blocking}

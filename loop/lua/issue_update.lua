@@ -12,7 +12,7 @@ COMMANDS, whose first argument is its key: what runs is exactly what the MULTI w
 Every key shares the namespace hash tag.
 
 KEYS[1..R]      the keys issue_fenced_read.lua read: the issue, its dispatch state, the session
-                the claim token names (R = 3) or none (R = 2)
+                the claim token names, and the issues it blocks when the write resolves it (R = 3 or 4)
 KEYS[R+1..]     each step's KEYS, in step order
 
 ARGV[1]         R
@@ -44,7 +44,7 @@ local read = {}
 for i = 1, r do read[i] = KEYS[i] end
 local now = issue_fenced_read(read, {'digest'})
 if now[4] ~= ARGV[2] then
-  return {0, now[1], now[2], now[3], now[4]}
+  return {0, now[1], now[2], now[3], now[4], now[5]}
 end
 local key, arg = r + 1, 4 + 3 * steps
 for s = 0, steps - 1 do

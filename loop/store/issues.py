@@ -19,7 +19,7 @@ from loop import models
 from loop.errors import BusinessRuleError, LoopError, NotFound, ValidationError
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
-from loop.models import ISSUE_FIELDS, OUTCOME_TYPES, Row
+from loop.models import ISSUE_FIELDS, OUTCOME_TYPES, RESOLVED_STATUSES, Row
 from loop.scripts import NotComposable, Stager, composed, watch_eval
 from loop.store.issue_indexes import IssueIndexes
 from loop.store.issue_pages import IssuePages
@@ -34,7 +34,7 @@ from loop.store.one_command import (
     Read,
     Unexpected,
 )
-from loop.store.types import ATTEMPT_SESSION, PLAIN, Fence, Pipe, WriteIntent, is_id
+from loop.store.types import ATTEMPT_BLOCKING, ATTEMPT_SESSION, PLAIN, Fence, Pipe, WriteIntent, is_id
 from loop.tunables import CHILDREN_LIMIT, MAX_TX_RETRIES
 
 if TYPE_CHECKING:
@@ -284,7 +284,8 @@ class Issues:
         session = check.session_id if isinstance(check, Fence) else None
         if session is not None and not is_id(session):
             session = None
-        read = self.expected.take(issue_id, session)
+        # A write that resolves the issue reads the issues it blocks (the dispatch hook): expected none.
+        read = self.expected.take(issue_id, session, blocking=changes.get("status") in RESOLVED_STATUSES)
         if read is not None and session is not None and not changes.get("parentId"):
             made = self.update_one(issue_id, changes, check, intent, session, read)  # (a parent needs WATCH)
             if made is not None:
@@ -296,16 +297,22 @@ class Issues:
     def update_one(self, issue_id: str, changes: Mapping[str, Any], check: Callable[[Pipe, Row], None] | None,
                    intent: WriteIntent, session: str, read: Read) -> Row | None:
         """:meth:`update` in ONE command, from a ``read`` :attr:`expected` from a claim of this process
-        (the issue, its active session and the token's ``session``): the write is staged from it as
+        (the issue, its active session and the token's ``session``; for a write that resolves the issue,
+        the issues it blocks): the write is staged from it as
         usual, by the same code, on a :class:`~loop.scripts.Stager`, and ``issue_update.lua``
         applies it only if that is still what Redis holds; else it answers what Redis holds and
         the write is staged again from that. ``None`` (nothing written) when the writes are not
         made of scripts and single-key commands alone (a hook reads under WATCH): the transaction
         (:meth:`update_if`) writes it."""
         read_keys = [self.k.issue(issue_id), self.k.dispatch_state(issue_id), self.k.session(session)]
+        if read[4] is not None:
+            read_keys.append(self.k.dispatch_blocking(issue_id))
         for attempt in range(MAX_TX_RETRIES):
-            issue, named, held, digest = read
-            stager = Stager(self._session_reads(issue_id, session, named, held))
+            issue, named, held, digest, blocking = read
+            known = self._session_reads(issue_id, session, named, held)
+            if blocking is not None:
+                known[(ATTEMPT_BLOCKING, issue_id)] = sorted(blocking)
+            stager = Stager(known)
             pipe = cast(Pipe, stager)
             try:
                 old = self._live(models.pairs(issue))
@@ -329,7 +336,8 @@ class Issues:
                                                 args=[len(read_keys), digest, *part_args])
             if int(out[0]):
                 return new
-            read = (out[1], out[2], out[3], out[4])  # changed meanwhile: staged again from what is there
+            # Changed meanwhile: staged again from what is there now.
+            read = (out[1], out[2], out[3], out[4], out[5] if blocking is not None else None)
         return None  # lost every race: the transaction's own retries take it
 
     def update_if(

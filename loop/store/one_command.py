@@ -26,8 +26,9 @@ UPDATE_COMMANDS = frozenset({"HSET", "HDEL", "HINCRBY", "SETBIT", "ZADD", "ZREM"
 FENCED_READ = "issue_fenced_read"
 
 #: ``issue_fenced_read.lua``'s answer with its digest: the issue's and a session's field/value lists,
-#: the session the issue's dispatch state names, the digest of the three.
-Read = tuple[list[str], str | None, list[str], str]
+#: the session the issue's dispatch state names, the digest of what was read, the issues it blocks
+#: (``None``: not read).
+Read = tuple[list[str], str | None, list[str], str, list[str] | None]
 
 
 class Unexpected(Exception):
@@ -40,11 +41,16 @@ class Unexpected(Exception):
         self.value = value
 
 
-def read_digest(issue: Sequence[str], named: str | None, held: Sequence[str]) -> str:
-    """``issue_fenced_read.lua``'s digest of a read (flat field/value lists, in HGETALL's order): the
-    same SHA-1 of the same length-prefixed bytes."""
+def read_digest(issue: Sequence[str], named: str | None, held: Sequence[str],
+                blocking: Sequence[str] | None = None) -> str:
+    """``issue_fenced_read.lua``'s digest of a read (flat field/value lists, in HGETALL's order;
+    ``blocking``: the HKEYS of the issue's blocking map, if read): the same SHA-1 of the same
+    length-prefixed bytes."""
     session = b"-" if named is None else _canonical([named])[2:]
-    return hashlib.sha1(_canonical(issue) + b"|" + session + b"|" + _canonical(held)).hexdigest()
+    text = _canonical(issue) + b"|" + session + b"|" + _canonical(held)
+    if blocking is not None:
+        text += b"|" + _canonical(blocking)
+    return hashlib.sha1(text).hexdigest()
 
 
 def _canonical(flat: Sequence[str]) -> bytes:
@@ -77,14 +83,17 @@ class Expected:
             except (KeyError, StopIteration, RuntimeError):  # another thread took it meanwhile
                 break
 
-    def take(self, issue_id: str, session: str | None) -> Read | None:
+    def take(self, issue_id: str, session: str | None, blocking: bool = False) -> Read | None:
         """The read expected for a write of ``issue_id`` fenced by ``session``, with its digest (computed
-        here, by the write: a claim that is never written back costs nothing); forgotten either way."""
+        here, by the write: a claim that is never written back costs nothing); forgotten either way.
+        ``blocking``: the write reads the issues it blocks too, expected to be none (most block none;
+        if some, the script answers them)."""
         read = self._reads.pop(issue_id, None)
         if read is None or session is None or read[1] != session:
             return None
         issue, named, held = read
-        return issue, named, held, read_digest(issue, named, held)
+        blocks: list[str] | None = [] if blocking else None
+        return issue, named, held, read_digest(issue, named, held, blocks), blocks
 
     def __len__(self) -> int:
         return len(self._reads)

@@ -14,7 +14,7 @@ from typing import Any
 from loop import models
 from loop.redis_commands import Client, Pipe
 
-__all__ = ["ATTEMPT_SESSION", "PLAIN", "Client", "Fence", "IssueHook", "Pipe", "SessionClose", "WriteIntent", "is_id"]
+__all__ = ["ATTEMPT_BLOCKING", "ATTEMPT_SESSION", "PLAIN", "Client", "Fence", "IssueHook", "Pipe", "SessionClose", "WriteIntent", "is_id"]
 
 # An id from a URL or a body becomes part of a key name: one containing ':' could name
 # another key of the namespace (``P:issue:<id>:labels`` is a set, so HGETALL would fail
@@ -30,6 +30,9 @@ def is_id(value: object) -> bool:
 #: ``pipe.attempt_reads[(ATTEMPT_SESSION, issue_id)]``: ``(session id or None, that session's hash)``,
 #: the issue's active session as read under WATCH in this attempt (loop.dispatch.sessions.watched_active).
 ATTEMPT_SESSION = "session"
+#: ``pipe.attempt_reads[(ATTEMPT_BLOCKING, issue_id)]``: the ids of the issues it blocks (sorted), as read
+#: in this attempt (loop.dispatch.index.DispatchIssueHook, when a write resolves or reopens the issue).
+ATTEMPT_BLOCKING = "blocking"
 
 
 class Fence:
