@@ -7,15 +7,15 @@ script on NOSCRIPT, so a ``SCRIPT FLUSH`` or a Redis restart is harmless.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.cluster import RedisCluster
 
-from loop.redis_commands import Pipe, Value
+from loop.redis_commands import Client, Pipe, Value
 
 #: ``--! function <name>``: a line a script includes another script by, as a local function.
 INCLUDE = re.compile(r"^--! function (\w+)$", re.MULTILINE)
@@ -126,6 +126,30 @@ class Stager(redis.client.Pipeline):
             n = int(args[2])
             out.append((name, list(args[3:3 + n]), list(args[3 + n:])))
         return out
+
+
+#: ``loop/lua/steps.lua``: staged writes run as one command; the scripts and the single-key commands it
+#: runs (its COMMANDS mirror these).
+STEPS_SCRIPT = "steps"
+STEP_PARTS = ("dispatch_enter", "stats_count")
+STEP_COMMANDS = frozenset({"HSET", "HDEL", "HINCRBY", "SETBIT", "ZADD", "ZREM", "ZREMRANGEBYRANK", "SADD", "SREM"})
+
+
+def run_staged(client: Client, scripts: Scripts, stage: Callable[[Pipe], object]) -> None:
+    """Apply the writes ``stage`` queues on a MULTI pipeline, atomically: as ONE ``steps.lua`` command
+    when they are all of its steps (an EVALSHA costs the client ~40% less than a MULTI/EXEC of three
+    commands), else as that MULTI on ``client``."""
+    stager = Stager({})
+    stager.multi()
+    stage(cast(Pipe, stager))
+    parts = stager.parts(STEP_PARTS, STEP_COMMANDS)
+    if parts is None:
+        pipe = client.pipeline(transaction=True)
+        stage(pipe)
+        pipe.execute()
+        return
+    keys, args = composed(parts)
+    scripts[STEPS_SCRIPT](keys=keys, args=args)
 
 
 def composed(parts: Sequence[tuple[str, Sequence[Value], Sequence[Value]]]) -> tuple[list[str], list[Value]]:

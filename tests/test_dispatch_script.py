@@ -76,7 +76,7 @@ def test_every_key_the_scripts_touch_is_declared_in_keys(private_store):
             assert touched <= declared, f"{args[0]} touched undeclared {touched - declared}"
             checked.append(name)
     assert {"ZREVRANGE", "HSET", "ZADD", "HINCRBY", "ZINCRBY"} <= set(checked)
-    assert scripts >= {*NAMES, "issue_create", "stats_count", "issue_new", "issue_update"}
+    assert scripts >= {*NAMES, "issue_create", "stats_count", "issue_new", "issue_update", "steps"}
 
 
 def test_stale_ready_entries_are_dropped_by_the_claim(store):

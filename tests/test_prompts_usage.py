@@ -1,5 +1,6 @@
 """Usage counting at dispatch: one use per rendered prompt, counted on the version that was
-rendered, after rendering, in one MULTI with dispatch's record of the claim's version."""
+rendered, after rendering, in one command (``steps.lua``: what a MULTI would write) with dispatch's
+record of the claim's version."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from loop.dispatch.service import RenderFailed
 from loop.dispatch.sessions import VERSION_COUNTERS
 from loop.errors import PromptRenderError
+from loop.scripts import STEPS_SCRIPT
 from loop.store import RedisStore
 from tests.redis_server import monitored
 
@@ -31,14 +33,28 @@ def template(store: RedisStore, slug: str, conditions: dict[str, Any], content: 
                                                        "authorName": "h"})["id"])
 
 
-def test_each_render_counts_one_use_in_one_multi_after_the_context_is_read(private_store: RedisStore) -> None:
+def scripts_and_writes(store: RedisStore, lines: list[dict[str, Any]]) -> list[str]:
+    """The scripts the client sent (by name), any MULTI/EXEC, and the writes ``steps.lua`` ran, in order."""
+    names = {store.scripts[n].sha: n for n in ("prompt_context", "prompt_rows", STEPS_SCRIPT, "dispatch_claim")}
+    out: list[str] = []
+    for line in lines:
+        words = line["command"].split()
+        if line.get("client_type") != "lua":
+            if words[0].upper() == "EVALSHA":
+                out.append(names.get(words[1], "EVALSHA"))
+            elif words[0].upper() in ("MULTI", "EXEC"):
+                out.append(words[0].upper())
+        elif out and out[-1] in (STEPS_SCRIPT, "HINCRBY", "HSET") and words[0].upper() in ("HINCRBY", "HSET"):
+            out.append(words[0].upper())
+    return out
+
+
+def test_each_render_counts_one_use_in_one_command_after_the_context_is_read(private_store: RedisStore) -> None:
     store = private_store
     i = store.issues.create({"title": "t", "type": "task"})
     render(store, i["id"])  # warms the catalog
     lines = monitored(store.r, lambda: [render(store, i["id"]) for _ in range(3)])
-    sent = [line["command"].split()[0].upper() for line in lines if line.get("client_type") != "lua"]
-    counting = [c for c in sent if c in ("MULTI", "HINCRBY", "EXEC", "EVALSHA")]
-    assert counting == ["EVALSHA", "EVALSHA", "MULTI", "HINCRBY", "EXEC"] * 3
+    assert scripts_and_writes(store, lines) == ["prompt_context", "prompt_rows", STEPS_SCRIPT, "HINCRBY"] * 3
     assert usage(store, DEFAULT_TASK) == 4
 
 
@@ -94,7 +110,7 @@ def dispatched(store: RedisStore, version_id: str) -> int:
     return store.dispatch.version_stats(version_id)["dispatched"]
 
 
-def test_a_claim_records_its_version_in_the_multi_that_counts_the_use(private_store: RedisStore) -> None:
+def test_a_claim_records_its_version_in_the_command_that_counts_the_use(private_store: RedisStore) -> None:
     store = private_store
     for n in range(3):
         store.issues.create({"title": f"t{n}", "type": "task", "status": "todo"})
@@ -102,10 +118,9 @@ def test_a_claim_records_its_version_in_the_multi_that_counts_the_use(private_st
     assert first is not None
     claims: list[Any] = []
     lines = monitored(store.r, lambda: claims.extend(store.dispatch.next("a") for _ in range(2)))
-    sent = [line["command"].split()[:2] for line in lines if line.get("client_type") != "lua"]
-    multis = [c for c, *_ in sent if c.upper() in ("MULTI", "EXEC", "HINCRBY", "HSET")]
-    # The claim itself is a script; then one MULTI per claim: usage, the session's version, dispatched.
-    assert multis == ["MULTI", "HINCRBY", "HSET", "HINCRBY", "EXEC"] * 2
+    # The claim and the context are scripts; then one command per claim: usage, the session's version, dispatched.
+    assert scripts_and_writes(store, lines) == ["dispatch_claim", "prompt_context", "prompt_rows", STEPS_SCRIPT,
+                                                "HINCRBY", "HSET", "HINCRBY"] * 2
     for body in (first, *claims):
         assert body is not None and body["meta"]["versionId"] == DEFAULT_TASK
         assert session_version(store, body["claim"]["sessionId"]) == DEFAULT_TASK

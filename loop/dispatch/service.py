@@ -84,7 +84,7 @@ class Dispatch:
             return None, None
         try:
             # record=True: the engine also writes the session's versionId and the version's
-            # dispatched counter (sessions.stage_version), in the MULTI that counts the use.
+            # dispatched counter (sessions.stage_version), in the command that counts the use.
             prompt, meta = prompts.render_for_dispatch(
                 claim.issue, {"sessionId": claim.session_id, "expiresAt": claim.expires_at}, record=True)
         except LoopError as exc:

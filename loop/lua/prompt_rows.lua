@@ -2,7 +2,7 @@
 prompt_rows.lua: phase 2 of a prompt's context: the rows phase 1 (prompt_context.lua) named, as
 one JSON string, and the template catalog generation. Also the optional third trip: the targets
 of relations phase 2 found (only the targets group). Read only: no writes, no clock (the use of
-the rendered version is counted afterwards, in one MULTI: PromptService.render_for_dispatch).
+the rendered version is counted afterwards, in one command: PromptService.render_for_dispatch).
 
 Every key this script touches is in KEYS (Redis Cluster; the project's Lua rule); all share the
 namespace hash tag. The caller passes the rows' keys in groups, in this order, with the group

@@ -22,6 +22,8 @@ from loop.prompts.experiments import Experiments, candidate_for
 from loop.prompts.fields import REVIEW_URL, TEMPLATE, TEMPLATE_FIELDS, VERSION
 from loop.prompts.reviews import Reviews
 from loop.prompts.templates import Templates, Versions
+from loop.redis_commands import Pipe
+from loop.scripts import run_staged
 from loop.tunables import PROMPT_CACHE_LIMIT as CACHE_LIMIT
 
 if TYPE_CHECKING:
@@ -168,8 +170,9 @@ class PromptService:
                             ) -> tuple[str | None, dict[str, Any] | None]:
         """The prompt and ``meta`` for a just-claimed issue (decoded row); bumps usage.
 
-        Renders first, then counts the use of the rendered version in one MULTI, with, for
-        ``record`` (dispatch's claim), the version recorded on the claim's session
+        Renders first, then counts the use of the rendered version in one command (``steps.lua``,
+        what a MULTI would write), with, for ``record`` (dispatch's claim), the version recorded on
+        the claim's session
         (``claim["sessionId"]``) and counted in dispatch's per-version counters
         (:func:`loop.dispatch.sessions.stage_version`).
 
@@ -184,12 +187,14 @@ class PromptService:
             return None, None
         choice, prompt, meta = self.render_choice(facts, choice)
         assert choice.version is not None
-        pipe = self.s.r.pipeline(transaction=True)
-        pipe.hincrby(self.s.keys.row(VERSION, choice.version.version_id), "usageCount", 1)
-        if session_id is not None:
-            from loop.dispatch.sessions import stage_version
-            stage_version(pipe, self.s.keys, session_id, choice.version.version_id)
-        pipe.execute()
+        version_id = choice.version.version_id
+
+        def count(pipe: Pipe) -> None:
+            pipe.hincrby(self.s.keys.row(VERSION, version_id), "usageCount", 1)
+            if session_id is not None:
+                sessions.stage_version(pipe, self.s.keys, session_id, version_id)
+
+        run_staged(self.s.r, self.s.scripts, count)  # one command, as atomic as the MULTI it replaces
         return prompt, {**meta, "reviewUrl": REVIEW_URL}
 
     def preview(self, issue_id: str) -> dict[str, Any]:

@@ -20,15 +20,13 @@ from loop.errors import BusinessRuleError, LoopError, NotFound, ValidationError
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import ISSUE_FIELDS, OUTCOME_TYPES, RESOLVED_STATUSES, Row
-from loop.scripts import NotComposable, Stager, composed, watch_eval
+from loop.scripts import STEP_COMMANDS, STEP_PARTS, NotComposable, Stager, composed, watch_eval
 from loop.store.issue_indexes import IssueIndexes
 from loop.store.issue_pages import IssuePages
 from loop.store.one_command import (
     FENCED_READ,
     NEW_PARTS,
     NEW_SCRIPT,
-    UPDATE_COMMANDS,
-    UPDATE_PARTS,
     UPDATE_SCRIPT,
     Expected,
     Read,
@@ -328,7 +326,7 @@ class Issues:
                 if attempt == 0:  # refused by the prediction (a lease renewed since?): the transaction reads
                     return None
                 raise  # refused by what Redis holds
-            parts = stager.parts(UPDATE_PARTS, UPDATE_COMMANDS)
+            parts = stager.parts(STEP_PARTS, STEP_COMMANDS)
             if parts is None:
                 return None
             part_keys, part_args = composed(parts)

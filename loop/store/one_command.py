@@ -17,11 +17,9 @@ from loop.tunables import EXPECTED_READS
 #: composes: a create whose transaction is made of these alone runs as it.
 NEW_SCRIPT = "issue_new"
 NEW_PARTS = ("issue_create", "signal_stage", "dispatch_enter", "stats_count")
-#: An update's whole transaction in one command (``loop/lua/issue_update.lua``), the scripts and the
-#: single-key commands it composes.
+#: An update's whole transaction in one command (``loop/lua/issue_update.lua``): its writes are
+#: ``steps.lua``'s (loop.scripts.STEP_PARTS, STEP_COMMANDS).
 UPDATE_SCRIPT = "issue_update"
-UPDATE_PARTS = ("dispatch_enter", "stats_count")
-UPDATE_COMMANDS = frozenset({"HSET", "HDEL", "HINCRBY", "SETBIT", "ZADD", "ZREM", "ZREMRANGEBYRANK", "SADD", "SREM"})
 #: The issue, the session its dispatch state names and the session a claim token names, read at once.
 FENCED_READ = "issue_fenced_read"
 
