@@ -154,8 +154,8 @@ def run_staged(client: Client, scripts: Scripts, stage: Callable[[Pipe], object]
 
 def composed(parts: Sequence[tuple[str, Sequence[Value], Sequence[Value]]]) -> tuple[list[str], list[Value]]:
     """The KEYS and ARGV tails a composing script takes its parts by (``issue_new.lua``,
-    ``issue_update.lua``): every part's keys in part order; ARGV ``P``, per part its name, key
-    count and argument count, then every part's arguments in part order."""
+    ``steps.lua``): every part's keys in part order; ARGV ``P``, per part its name, key count and
+    argument count, then every part's arguments in part order."""
     keys: list[str] = []
     args: list[Value] = [len(parts)]
     for name, part_keys, part_args in parts:

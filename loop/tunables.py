@@ -35,7 +35,7 @@ CLAIM_MAX_CANDIDATES = 48
 #: Issues this process last put into a ready set (e.g. a re-open), passed as extra candidates of
 #: its next claim: a re-opened issue usually outranks the remembered head.
 CLAIM_ENTERED_HINTS = 4
-#: Claims of this process whose expected fenced-write read is remembered (Issues.expect; ~1.5 KB
+#: Claims of this process whose expected fenced-write read is remembered (Issues.expected; ~1.5 KB
 #: each): enough for every claim a process holds at once, at any concurrency it serves.
 EXPECTED_READS = 1024
 #: First backoff (seconds) between lost claim attempts; doubled per attempt, jittered.

@@ -1,7 +1,7 @@
 """An issue update runs without a transaction when its writes are made of scripts and single-key
 commands alone (``issue_update.lua``): staged from a read of the issue, its active session and the
 claim token's session, and applied only if that read still holds. After a claim of this process
-the read is known already (``Issues.expect``): a fenced re-open or completion is ONE command. It
+the read is known already (``Issues.expected``): a fenced re-open or completion is ONE command. It
 must write exactly what the WATCH/MULTI path writes, write nothing from a read that changed, and
 leave every update that must read under WATCH to that path."""
 

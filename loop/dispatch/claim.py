@@ -43,7 +43,7 @@ class Claim:
     token: str
     expires_at: int
     #: The issue's and the new session's hashes as the claim left them (flat field/value lists, in
-    #: HGETALL's order); ``None`` for a brief claim. What a fenced write would read (Issues.expect).
+    #: HGETALL's order); ``None`` for a brief claim. What a fenced write would read (Issues.expected).
     written: tuple[list[str], list[str]] | None = None
 
 

@@ -5,8 +5,8 @@ token names, in one command. Read only.
 A fenced write (a PATCH with X-Loop-Claim-Token, Issues.update_if's ``session``) used to WATCH and
 read these one by one: 6 round trips before its MULTI. Sent with the WATCH of the three keys
 (loop.scripts.watch_eval: both in one round trip), so a change to any of them after this read
-fails the EXEC. Sent alone with ARGV[1] = 'digest' by an update in one command (Issues.update's
-first try): issue_update.lua runs this again and writes only if the digest is the same.
+fails the EXEC. issue_update.lua includes it and runs it with ARGV[1] = 'digest': it writes only if
+the digest is the one the write was staged from.
 
 KEYS[1]  hash  P:issue:<id>                 the issue
 KEYS[2]  hash  P:dispatch:issue:<id>        its dispatch state (field session: the active session)
@@ -19,7 +19,7 @@ ARGV[1]  'digest', or absent               whether to add the digest of what was
 Returns {<KEYS[1] field/value pairs>, <the session KEYS[2] names, or nil>, <KEYS[3] field/value pairs>}
 and with 'digest' a fourth, the SHA-1 of what they hold, in HGETALL's order (with KEYS[4], of
 its HKEYS too), and a fifth, those HKEYS ({} without KEYS[4])
-(loop.store.issues.read_digest computes the same from a predicted read; a large hash's order may
+(loop.store.one_command.read_digest computes the same from a predicted read; a large hash's order may
 change without its content, on a rehash: then a write computed from it is staged again).
 ]]
 local issue = redis.call('HGETALL', KEYS[1])

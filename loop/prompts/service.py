@@ -172,8 +172,7 @@ class PromptService:
 
         Renders first, then counts the use of the rendered version in one command (``steps.lua``,
         what a MULTI would write), with, for ``record`` (dispatch's claim), the version recorded on
-        the claim's session
-        (``claim["sessionId"]``) and counted in dispatch's per-version counters
+        the claim's session (``claim["sessionId"]``) and counted in dispatch's per-version counters
         (:func:`loop.dispatch.sessions.stage_version`).
 
         ``(None, None)`` when no template applies. Raises :class:`PromptRenderError` if the
