@@ -138,7 +138,7 @@ STEP_COMMANDS = frozenset({"HSET", "HDEL", "HINCRBY", "SETBIT", "ZADD", "ZREM", 
 def run_staged(client: Client, scripts: Scripts, stage: Callable[[Pipe], object]) -> None:
     """Apply the writes ``stage`` queues on a MULTI pipeline, atomically: as ONE ``steps.lua`` command
     when they are all of its steps (an EVALSHA costs the client ~40% less than a MULTI/EXEC of three
-    commands), else as that MULTI on ``client``."""
+    commands), else as that MULTI on ``client``. ``stage`` only queues: it may run twice."""
     stager = Stager({})
     stager.multi()
     stage(cast(Pipe, stager))

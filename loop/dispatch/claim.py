@@ -151,7 +151,7 @@ class Claimer:
                     return Claim(models.decode(ISSUE_FIELDS, brief), sid, token, expires)
                 session = sessions.created(sid, scoring.parse_member(won)[0], agent, now, expires, digest)
                 return Claim(models.decode(ISSUE_FIELDS, models.pairs(values)), sid, token, expires,
-                             (list(values), session))
+                             (values, session))
             if out[0] == "empty":
                 return None
             if out[0] == "due":

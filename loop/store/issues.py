@@ -280,8 +280,6 @@ class Issues:
             return True
 
         session = check.session_id if isinstance(check, Fence) else None
-        if session is not None and not is_id(session):
-            session = None
         # A write that resolves the issue reads the issues it blocks (the dispatch hook): expected none.
         read = self.expected.take(issue_id, session, blocking=changes.get("status") in RESOLVED_STATUSES)
         if read is not None and session is not None and not changes.get("parentId"):
@@ -295,13 +293,12 @@ class Issues:
     def update_one(self, issue_id: str, changes: Mapping[str, Any], check: Callable[[Pipe, Row], None] | None,
                    intent: WriteIntent, session: str, read: Read) -> Row | None:
         """:meth:`update` in ONE command, from a ``read`` :attr:`expected` from a claim of this process
-        (the issue, its active session and the token's ``session``; for a write that resolves the issue,
-        the issues it blocks): the write is staged from it as
-        usual, by the same code, on a :class:`~loop.scripts.Stager`, and ``issue_update.lua``
-        applies it only if that is still what Redis holds; else it answers what Redis holds and
-        the write is staged again from that. ``None`` (nothing written) when the writes are not
-        made of scripts and single-key commands alone (a hook reads under WATCH): the transaction
-        (:meth:`update_if`) writes it."""
+        (the issue, its active session and the token's ``session``; for a write that resolves the
+        issue, the issues it blocks): the write is staged from it as usual, by the same code, on a
+        :class:`~loop.scripts.Stager`, and ``issue_update.lua`` applies it only if that is still what
+        Redis holds; else it answers what Redis holds and the write is staged again from that.
+        ``None`` (nothing written) when the writes are not made of scripts and single-key commands
+        alone (a hook reads under WATCH): the transaction (:meth:`update_if`) writes it."""
         read_keys = [self.k.issue(issue_id), self.k.dispatch_state(issue_id), self.k.session(session)]
         if read[4] is not None:
             read_keys.append(self.k.dispatch_blocking(issue_id))
