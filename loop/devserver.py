@@ -44,7 +44,7 @@ from loop.tunables import REDIS_HASH_VALUE_BYTES
 #: and deletes on exit, so the API runs without it. gthread workers (4 threads each) keep client
 #: connections alive; chosen by measurement (docs/benchmarks.md, "The HTTP floor").
 PROCFILE = """\
-web: gunicorn api.app:app --bind 0.0.0.0:${PORT:-5667} --workers ${WEB_CONCURRENCY:-2} --worker-class gthread --threads ${WEB_THREADS:-4} --no-control-socket
+web: gunicorn api.app:app --bind 0.0.0.0:${PORT:-5667} --workers ${WEB_CONCURRENCY:-2} --worker-class gthread --threads ${WEB_THREADS:-4} --reuse-port --no-control-socket
 worker: python -m workers
 mcp: loop mcp --http --host 0.0.0.0 --api-url ${LOOP_API_URL:-http://127.0.0.1:${PORT:-5667}}
 """
@@ -280,6 +280,25 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def port_taken(port: int, host: str = "0.0.0.0") -> bool:  # noqa: S104 - the Procfile's web binds all interfaces
+    """Whether something listens on ``port``: a bind without ``SO_REUSEPORT`` fails.
+
+    The Procfile's gunicorn binds with ``--reuse-port``, which lets a second server of the same user
+    share the port silently; ``loop dev`` asks this first so that it fails instead."""
+    import errno
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn: a TIME_WAIT is no owner
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
 
 
 # ---------------------------------------------------------------------------- Procfile

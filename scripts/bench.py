@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers per server (default 2)")
     p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (default gthread, as the Procfile)")
     p.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (default 4, as the Procfile)")
+    p.add_argument("--no-reuse-port", action="store_true",
+                   help="one listening socket shared by the workers (the Procfile gives each its own: --reuse-port)")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds for ratios (default 5)")
     p.add_argument("--small", type=int, default=1000, help="foundation: small backlog size")
     p.add_argument("--big", type=int, default=100_000, help="foundation: big backlog size")
@@ -82,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     with choose_redis(args.redis_url, args.private_redis) as url:
         bench = Bench(url, args.duration, args.warmup, args.concurrency, args.workers, args.rounds, options)
-        bench.gunicorn_args = ["--worker-class", args.worker_class, "--threads", str(args.threads)]
+        bench.gunicorn_args = ["--worker-class", args.worker_class, "--threads", str(args.threads),
+                               *([] if args.no_reuse_port else ["--reuse-port"])]
         print(f"Loop benchmark: python {platform.python_version()}, {os.cpu_count()} CPUs, "
-              f"{args.workers} gunicorn {args.worker_class} workers x {args.threads} threads, {args.concurrency} client threads, {args.duration}s per "
+              f"{args.workers} gunicorn {args.worker_class} workers x {args.threads} threads"
+              f"{'' if args.no_reuse_port else ' (--reuse-port)'}, {args.concurrency} client threads, {args.duration}s per "
               f"measurement; Redis {url}; redis-server binaries: "
               + ", ".join(f"{b} {redis_version(b)}" for b in redis_binaries()), flush=True)
         for module in modules:

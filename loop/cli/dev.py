@@ -24,6 +24,7 @@ from loop.devserver import (
     metrics_dir,
     parse_procfile,
     ping,
+    port_taken,
     select,
 )
 from loop.errors import ConfigError
@@ -89,6 +90,8 @@ def run_dev(
         port = port or int(env.get("PORT") or DEFAULT_PORT)
     except ValueError:
         raise ConfigError(f"PORT must be an integer, got {env.get('PORT')!r}") from None
+    if any(e.name == "web" for e in entries) and port_taken(port):
+        raise DevError(f"port {port} is in use (another Loop or server?): stop it or choose another with --port")
     lock = DirLock(data)
     lock.acquire()
     runner = ProcfileRunner(entries, {}, cwd, out=out, colour=colour)

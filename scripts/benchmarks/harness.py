@@ -216,7 +216,8 @@ class Server:
         redis_cpu = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
         return sum(_proc_cpu(p) for p in [self.proc.pid, *_children(self.proc.pid)]), redis_cpu
 
-    def stop(self) -> None:
+    def stop(self, keep_data: bool = False) -> None:
+        """Stop gunicorn; delete the namespace's keys unless ``keep_data`` (another server serves them next)."""
         if self.proc is not None:
             self.proc.terminate()
             try:
@@ -225,7 +226,8 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
-        self.store.delete_namespace()
+        if not keep_data:
+            self.store.delete_namespace()
         self.log.close()
         os.unlink(self.log.name)
 

@@ -1,0 +1,155 @@
+"""The Procfile's ``web`` process spreads keep-alive connections over its workers (``--reuse-port``),
+and ``loop dev`` refuses a port that is already taken (``--reuse-port`` would share it silently)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from loop.devserver import port_taken
+from tests.redis_server import free_port
+
+LOOP = [sys.executable, "-c", "import sys; from loop.cli import main; sys.argv[0] = 'loop'; main()"]
+CONNECTIONS = 32
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(text[text.rfind(")") + 2:].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(target[8:-1])
+    return found
+
+
+def _established_to(port: int) -> dict[str, int]:
+    """inode -> 1 for every established TCP connection whose local port is ``port`` (/proc/net/tcp*)."""
+    out = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == "01":
+                    out[cols[9]] = 1
+    return out
+
+
+def _gunicorn_master(root: int) -> int:
+    """The gunicorn arbiter under ``loop dev``'s process tree (the web process, exec'd by its shell)."""
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"gunicorn" in cmd and pid != root:
+            return pid
+        todo.extend(_children(pid))
+    raise AssertionError("no gunicorn under loop dev")
+
+
+def _wait_healthy(proc: subprocess.Popen[str], port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0]
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("loop dev never served /health")
+
+
+def _dev(tmp_path: Path, redis_url: str, port: int, workers: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "REDIS_URL": redis_url, "LOOP_NAMESPACE": f"t-{uuid.uuid4().hex[:12]}",
+           "WEB_CONCURRENCY": str(workers)}
+    for name in ("LOOP_API_KEY", "PORT", "LOOP_URL"):
+        env.pop(name, None)
+    return subprocess.Popen([*LOOP, "dev", "--port", str(port), "--only", "web"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_a_burst_of_keep_alive_connections_is_spread_over_both_web_workers(tmp_path, redis_url):
+    # With one shared listening socket, whichever worker wins each accept keeps the connection: a
+    # burst can land all on one worker (seen: 31 and 32 of 32), halving capacity while they live.
+    port = free_port()
+    proc = _dev(tmp_path, redis_url, port, workers=2)
+    try:
+        _wait_healthy(proc, port)
+        master = _gunicorn_master(proc.pid)
+        deadline = time.monotonic() + 30
+        while len(workers := _children(master)) < 2:
+            assert time.monotonic() < deadline, "gunicorn did not start 2 workers"
+            time.sleep(0.1)
+        conns: list[http.client.HTTPConnection] = []
+        gate = threading.Barrier(CONNECTIONS)
+
+        def connect() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            gate.wait()  # all at once, as a fleet of agents starting
+            conn.request("GET", "/health")
+            conn.getresponse().read()  # served: accepted by a worker, and kept alive
+            conns.append(conn)
+
+        threads = [threading.Thread(target=connect) for _ in range(CONNECTIONS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(conns) == CONNECTIONS
+        established = _established_to(port)
+        held = sorted(sum(1 for inode in _socket_inodes(w) if inode in established) for w in workers)
+        assert sum(held) == CONNECTIONS
+        # The kernel hashes each connection to a worker's socket: 32 fair coin flips. A worker with
+        # fewer than 6 of them happens about once in 10,000 runs.
+        assert held[0] >= 6, held
+        for conn in conns:
+            conn.close()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
+
+
+def test_loop_dev_refuses_a_port_another_server_listens_on_even_with_reuse_port(tmp_path, redis_url):
+    with socket.socket() as other:  # as another gunicorn's worker binds it: SO_REUSEPORT
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("0.0.0.0", 0))  # noqa: S104 - the Procfile's web binds all interfaces
+        other.listen()
+        port = other.getsockname()[1]
+        assert port_taken(port)
+        proc = _dev(tmp_path, redis_url, port, workers=1)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert f"port {port} is in use" in output
+    assert not port_taken(port)  # closed: free again
