@@ -247,6 +247,32 @@ def test_the_predicted_digest_is_the_one_the_script_computes(store):
     assert blocking == [] and with_blocking == read_digest(flat, named, held, []) != digest
 
 
+@pytest.mark.parametrize("size", [0, 1, 31, 32, 255, 256, 65535, 65536])
+@pytest.mark.parametrize("fields", [1, 7, 8, 40])
+def test_the_digest_is_the_scripts_for_every_messagepack_length_class(store, size, fields):
+    # cmsgpack picks a header by byte length (fixstr < 32, str8, str16, str32) and by item count
+    # (fixarray < 16, array16): read_digest must do the same, counting bytes, not characters.
+    issue_key, state_key, session_key = (store.keys.issue("m"), store.keys.dispatch_state("m"),
+                                         store.keys.session("m"))
+    text = ("é" * size)[:size // 2] + "x" * (size - 2 * (size // 2))  # `size` bytes of UTF-8
+    store.r.hset(issue_key, mapping={f"f{i}": text if i % 2 else "v" for i in range(fields)})
+    store.r.hset(session_key, mapping={"id": "m", "note": text})
+    blocking_key = store.keys.dispatch_blocking("m")
+    store.r.hset(blocking_key, mapping={f"b{i}": "1" for i in range(fields)})
+    for named in (None, "s" * size):
+        if named is None:
+            store.r.hdel(state_key, "session")
+        else:
+            store.r.hset(state_key, "session", named)
+        keys = [issue_key, state_key, session_key]
+        flat, got_named, held, digest, _ = store.scripts[FENCED_READ](keys=keys, args=["digest"])
+        assert got_named == named
+        assert read_digest(flat, named, held) == digest
+        *_, with_blocking, blocking = store.scripts[FENCED_READ](keys=[*keys, blocking_key], args=["digest"])
+        assert len(blocking) == fields
+        assert read_digest(flat, named, held, blocking) == with_blocking != digest
+
+
 def test_the_predictions_are_bounded(store, monkeypatch):
     monkeypatch.setattr(one_command, "EXPECTED_READS", 3)
     for n in range(5):
@@ -261,8 +287,8 @@ def test_an_unknown_step_is_refused_before_anything_is_written(store):
     keys = [store.keys.issue(issue["id"]), store.keys.dispatch_state(issue["id"]), store.keys.session("none")]
     _, _, _, digest, _ = store.scripts[FENCED_READ](keys=keys, args=["digest"])
     with pytest.raises(Exception, match="unknown step"):
-        store.scripts[UPDATE_SCRIPT](keys=[*keys, keys[0], keys[0]],
-                                     args=[3, digest, 2, "HSET", 1, 2, "DEL", 1, 0, "title", "x"])
+        store.scripts[UPDATE_SCRIPT](keys=[keys[0], keys[0], *keys],
+                                     args=[2, "HSET", 1, 2, "DEL", 1, 0, "title", "x", 3, digest])
     assert store.issues.get(issue["id"])["title"] == "t"
-    store.scripts[UPDATE_SCRIPT](keys=[*keys, keys[0]], args=[3, digest, 1, "HSET", 1, 2, "title", "x"])
+    store.scripts[UPDATE_SCRIPT](keys=[keys[0], *keys], args=[1, "HSET", 1, 2, "title", "x", 3, digest])
     assert store.issues.get(issue["id"])["title"] == "x"  # (the same call with known steps writes)

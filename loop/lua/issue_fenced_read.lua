@@ -17,8 +17,9 @@ ARGV[1]  'digest', or absent               whether to add the digest of what was
 (nothing here depends on the clock)
 
 Returns {<KEYS[1] field/value pairs>, <the session KEYS[2] names, or nil>, <KEYS[3] field/value pairs>}
-and with 'digest' a fourth, the SHA-1 of what they hold, in HGETALL's order (with KEYS[4], of
-its HKEYS too), and a fifth, those HKEYS ({} without KEYS[4])
+and with 'digest' a fourth, the SHA-1 of cmsgpack.pack of what was read: KEYS[1]'s HGETALL, the named
+session (false when unset), KEYS[3]'s HGETALL (and with KEYS[4], its HKEYS); and a fifth, those HKEYS
+({} without KEYS[4])
 (loop.store.one_command.read_digest computes the same from a predicted read; a large hash's order may
 change without its content, on a rehash: then a write computed from it is staged again).
 ]]
@@ -28,18 +29,10 @@ local held = redis.call('HGETALL', KEYS[3])
 if ARGV[1] ~= 'digest' then
   return {issue, named, held}
 end
-local function canonical(flat)  -- length-prefixed, so no two contents give one string
-  local items = {}
-  for i = 1, #flat do
-    items[i] = #flat[i] .. ':' .. flat[i]
-  end
-  return #flat .. '|' .. table.concat(items)
-end
-local session = named and (#named .. ':' .. named) or '-'
-local text = canonical(issue) .. '|' .. session .. '|' .. canonical(held)
+-- MessagePack (C, one buffer) delimits every string by its length, so no two reads give one text.
 local blocking = {}
 if KEYS[4] then
   blocking = redis.call('HKEYS', KEYS[4])
-  text = text .. '|' .. canonical(blocking)
+  return {issue, named, held, redis.sha1hex(cmsgpack.pack(issue, named, held, blocking)), blocking}
 end
-return {issue, named, held, redis.sha1hex(text), blocking}
+return {issue, named, held, redis.sha1hex(cmsgpack.pack(issue, named, held)), blocking}

@@ -10,15 +10,16 @@ again), as an EXEC fails when a watched key changed. The writes run as steps.lua
 as a function, loop/scripts.py ``--! function``): exactly what the MULTI would have run. Every key
 shares the namespace hash tag.
 
-KEYS[1..R]      the keys issue_fenced_read.lua read: the issue, its dispatch state, the session
-                the claim token names, and the issues it blocks when the write resolves it (R = 3 or 4)
-KEYS[R+1..]     each step's KEYS, in step order
+KEYS[1..]       each step's KEYS, in step order (steps.lua's KEYS: it runs on this KEYS as is)
+KEYS[#KEYS-R+1..#KEYS]  the keys issue_fenced_read.lua read: the issue, its dispatch state, the
+                session the claim token names, and the issues it blocks when the write resolves it
+                (R = 3 or 4)
 
-ARGV[1]         R
-ARGV[2]         the digest issue_fenced_read.lua returned for those keys (or
+ARGV[1..]       steps.lua's ARGV: S, per step its name, key count and argument count, then the steps'
+                arguments (steps.lua runs on this ARGV as is: it reads no further than its S steps)
+ARGV[#ARGV-1]   R
+ARGV[#ARGV]     the digest issue_fenced_read.lua returned for those keys (or
                 loop.store.one_command.read_digest of a read a claim predicted: Issues.expected)
-ARGV[3..]       steps.lua's ARGV: S, per step its name, key count and argument count, then
-                the steps' arguments
 
 Returns {1} when it wrote; when the reads changed (nothing written), {0} and what
 issue_fenced_read.lua with 'digest' reads now: the caller stages the write again from it.
@@ -26,17 +27,15 @@ issue_fenced_read.lua with 'digest' reads now: the caller stages the write again
 --! function issue_fenced_read
 --! function steps
 
-local r = tonumber(ARGV[1])
+-- The read keys and the digest come last, so the steps' KEYS and ARGV need no copy.
+local r = tonumber(ARGV[#ARGV - 1])
 local read = {}
-for i = 1, r do read[i] = KEYS[i] end
+for i = 1, r do read[i] = KEYS[#KEYS - r + i] end
 local now = issue_fenced_read(read, {'digest'})
-if now[4] ~= ARGV[2] then
+if now[4] ~= ARGV[#ARGV] then
   return {0, now[1], now[2], now[3], now[4], now[5]}
 end
-local keys, args = {}, {}
-for i = r + 1, #KEYS do keys[#keys + 1] = KEYS[i] end
-for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
-local ok = steps(keys, args)
+local ok = steps(KEYS, ARGV)
 if type(ok) == 'table' and ok.err then
   return ok  -- an unknown step: refused before any write
 end

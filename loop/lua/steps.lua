@@ -31,14 +31,14 @@ local key, arg = 1, 2 + 3 * steps
 for s = 0, steps - 1 do
   local name = ARGV[2 + 3 * s]
   local nkeys, nargs = tonumber(ARGV[3 + 3 * s]), tonumber(ARGV[4 + 3 * s])
-  local keys, args = {}, {}
-  for i = 1, nkeys do keys[i] = KEYS[key + i - 1] end
-  for i = 1, nargs do args[i] = ARGV[arg + i - 1] end
-  key, arg = key + nkeys, arg + nargs
   if run[name] then
+    local keys, args = {}, {}
+    for i = 1, nkeys do keys[i] = KEYS[key + i - 1] end
+    for i = 1, nargs do args[i] = ARGV[arg + i - 1] end
     run[name](keys, args)
-  else
-    redis.call(name, keys[1], unpack(args))
+  else  -- a command: straight from KEYS and ARGV, no tables to build (and collect)
+    redis.call(name, KEYS[key], unpack(ARGV, arg, arg + nargs - 1))
   end
+  key, arg = key + nkeys, arg + nargs
 end
 return steps

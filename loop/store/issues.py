@@ -327,8 +327,8 @@ class Issues:
             if parts is None:
                 return None
             part_keys, part_args = composed(parts)
-            out = self.s.scripts[UPDATE_SCRIPT](keys=[*read_keys, *part_keys],
-                                                args=[len(read_keys), digest, *part_args])
+            out = self.s.scripts[UPDATE_SCRIPT](keys=[*part_keys, *read_keys],
+                                                args=[*part_args, len(read_keys), digest])
             if int(out[0]):
                 return new
             # Changed meanwhile: staged again from what is there now.

@@ -42,21 +42,33 @@ class Unexpected(Exception):
 def read_digest(issue: Sequence[str], named: str | None, held: Sequence[str],
                 blocking: Sequence[str] | None = None) -> str:
     """``issue_fenced_read.lua``'s digest of a read (flat field/value lists, in HGETALL's order;
-    ``blocking``: the HKEYS of the issue's blocking map, if read): the same SHA-1 of the same
-    length-prefixed bytes."""
-    session = b"-" if named is None else _canonical([named])[2:]
-    text = _canonical(issue) + b"|" + session + b"|" + _canonical(held)
+    ``blocking``: the HKEYS of the issue's blocking map, if read): the SHA-1 of the same MessagePack
+    bytes its ``cmsgpack.pack`` gives (arrays of strings; an unset session is Lua's ``false``)."""
+    packed = [_packed(issue), _FALSE if named is None else _packed_str(named.encode()), _packed(held)]
     if blocking is not None:
-        text += b"|" + _canonical(blocking)
-    return hashlib.sha1(text).hexdigest()
+        packed.append(_packed(blocking))
+    return hashlib.sha1(b"".join(packed)).hexdigest()
 
 
-def _canonical(flat: Sequence[str]) -> bytes:
-    """``<n>|`` then each value as ``<byte length>:<bytes>``."""
-    text = "".join([f"{len(v)}:{v}" for v in flat])
-    if text.isascii():  # (then a length in characters is one in bytes: the usual case, and 2x faster)
-        return b"%d|%s" % (len(flat), text.encode())
-    return b"%d|" % len(flat) + b"".join([b"%d:%s" % (len(b), b) for b in (v.encode() for v in flat)])
+#: MessagePack as Redis's cmsgpack writes it: fixstr (< 32 bytes) headers, and ``false``.
+_FIXSTR = tuple(bytes((0xA0 | n,)) for n in range(32))
+_FALSE = b"\xc2"
+
+
+def _packed(flat: Sequence[str]) -> bytes:
+    """A MessagePack array of strings, byte for byte as ``cmsgpack.pack`` of the Lua table."""
+    n = len(flat)
+    head = bytes((0x90 | n,)) if n < 16 else b"\xdc" + n.to_bytes(2, "big") if n < 0x10000 else b"\xdd" + n.to_bytes(4, "big")
+    return head + b"".join([_packed_str(v.encode()) for v in flat])
+
+
+def _packed_str(data: bytes) -> bytes:
+    n = len(data)
+    if n < 32:
+        return _FIXSTR[n] + data
+    if n < 0x100:
+        return b"\xd9" + bytes((n,)) + data
+    return (b"\xda" + n.to_bytes(2, "big") if n < 0x10000 else b"\xdb" + n.to_bytes(4, "big")) + data
 
 
 class Expected:
