@@ -31,6 +31,7 @@ from loop.devserver import (
     select,
     shell_command,
 )
+from tests.processes import cmdline, descendants
 from tests.redis_server import free_port
 
 LOOP = [sys.executable, "-c", "import sys; from loop.cli import main; sys.argv[0] = 'loop'; main()"]
@@ -161,38 +162,12 @@ def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period():
 
 
 # ---------------------------------------------------------------------------- the command
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                text = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(text[text.rfind(")") + 2:].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    found: set[int] = set()
-    todo = [root]
-    while todo:
-        for pid in children.get(todo.pop(), []):
-            found.add(pid)
-            todo.append(pid)
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
     return text[text.rfind(")") + 2] != "Z"
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def _start_dev(cwd: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], int]:
@@ -246,10 +221,10 @@ def test_loop_dev_without_a_redis_runs_an_embedded_one_and_ctrl_c_stops_everythi
     proc, port = _start_dev(tmp_path, env)
     with ctrl_c_at_end(proc) as stopped:
         assert _wait_healthy(proc, port)["ok"] is True
-        family = _descendants(proc.pid)
-        assert any("redis-server" in _cmdline(p) for p in family)
-        assert any("gunicorn" in _cmdline(p) for p in family)
-        assert any("workers" in _cmdline(p) for p in family)
+        family = descendants(proc.pid)
+        assert any("redis-server" in cmdline(p) for p in family)
+        assert any("gunicorn" in cmdline(p) for p in family)
+        assert any("workers" in cmdline(p) for p in family)
         assert stat.S_IMODE((tmp_path / ".loop" / "api-key").stat().st_mode) == 0o600
         url = f"unix://{tmp_path / '.loop' / 'redis.sock'}"
         assert ping(url)
@@ -268,8 +243,8 @@ def test_loop_dev_uses_a_reachable_redis_url_without_starting_an_embedded_one(tm
     proc, port = _start_dev(tmp_path, env, "--skip", "worker")
     with ctrl_c_at_end(proc) as stopped:
         assert _wait_healthy(proc, port)["ok"] is True
-        family = _descendants(proc.pid)
-        assert not any("redis-server" in _cmdline(p) for p in family)
+        family = descendants(proc.pid)
+        assert not any("redis-server" in cmdline(p) for p in family)
     output = stopped[0]
     assert "(from REDIS_URL)" in output and "worker |" not in output
     assert not (tmp_path / ".loop" / "redis.sock").exists()

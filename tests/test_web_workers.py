@@ -16,23 +16,11 @@ from pathlib import Path
 import pytest
 
 from loop.devserver import port_taken
+from tests.processes import children_by_parent, cmdline, descendants
 from tests.redis_server import free_port
 
 LOOP = [sys.executable, "-c", "import sys; from loop.cli import main; sys.argv[0] = 'loop'; main()"]
 CONNECTIONS = 32
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                text = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(text[text.rfind(")") + 2:].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
 
 
 def _socket_inodes(pid: int) -> set[str]:
@@ -61,18 +49,13 @@ def _established_to(port: int) -> dict[str, int]:
 
 
 def _gunicorn_master(root: int) -> int:
-    """The gunicorn arbiter under ``loop dev``'s process tree (the web process, exec'd by its shell)."""
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"gunicorn" in cmd and pid != root:
-            return pid
-        todo.extend(_children(pid))
-    raise AssertionError("no gunicorn under loop dev")
+    """The gunicorn arbiter under ``loop dev`` (the web process, exec'd by its shell): the gunicorn
+    whose parent is not one."""
+    parent = {child: pid for pid, children in children_by_parent().items() for child in children}
+    gunicorns = {pid for pid in descendants(root) if "gunicorn" in cmdline(pid)}
+    masters = [pid for pid in gunicorns if parent.get(pid) not in gunicorns]
+    assert len(masters) == 1, masters
+    return masters[0]
 
 
 def _wait_healthy(proc: subprocess.Popen[str], port: int) -> None:
@@ -109,7 +92,7 @@ def test_a_burst_of_keep_alive_connections_is_spread_over_both_web_workers(tmp_p
         _wait_healthy(proc, port)
         master = _gunicorn_master(proc.pid)
         deadline = time.monotonic() + 30
-        while len(workers := _children(master)) < 2:
+        while len(workers := children_by_parent().get(master, [])) < 2:
             assert time.monotonic() < deadline, "gunicorn did not start 2 workers"
             time.sleep(0.1)
         conns: list[http.client.HTTPConnection] = []
