@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from loop.devserver import port_taken
+from loop.devserver import DirLock, port_taken
 from tests.processes import children_by_parent, cmdline, descendants
 from tests.redis_server import free_port
 
@@ -136,3 +136,6 @@ def test_loop_dev_refuses_a_port_another_server_listens_on_even_with_reuse_port(
     assert proc.returncode != 0
     assert f"port {port} is in use" in output
     assert not port_taken(port)  # closed: free again
+    lock = DirLock(tmp_path / ".loop")  # the refused run gave its data directory back
+    lock.acquire()
+    lock.release()

@@ -90,13 +90,13 @@ def run_dev(
         port = port or int(env.get("PORT") or DEFAULT_PORT)
     except ValueError:
         raise ConfigError(f"PORT must be an integer, got {env.get('PORT')!r}") from None
-    if any(e.name == "web" for e in entries) and port_taken(port):
-        raise DevError(f"port {port} is in use (another Loop or server?): stop it or choose another with --port")
     lock = DirLock(data)
-    lock.acquire()
+    lock.acquire()  # first: a second `loop dev` here is told which process holds the directory
     runner = ProcfileRunner(entries, {}, cwd, out=out, colour=colour)
     embedded: EmbeddedRedis | None = None
     try:
+        if any(e.name == "web" for e in entries) and port_taken(port):
+            raise DevError(f"port {port} is in use (another Loop or server?): stop it or choose another with --port")
         created = False
         api_key = env.get("LOOP_API_KEY", "").strip()
         if not api_key:
