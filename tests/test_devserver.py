@@ -8,9 +8,7 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,10 +29,9 @@ from loop.devserver import (
     select,
     shell_command,
 )
+from tests.loop_dev import start_dev, wait_healthy
 from tests.processes import cmdline, descendants
 from tests.redis_server import free_port
-
-LOOP = [sys.executable, "-c", "import sys; from loop.cli import main; sys.argv[0] = 'loop'; main()"]
 
 
 # ---------------------------------------------------------------------------- Procfile
@@ -170,32 +167,6 @@ def _alive(pid: int) -> bool:
     return text[text.rfind(")") + 2] != "Z"
 
 
-def _start_dev(cwd: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], int]:
-    port = free_port()
-    # The Procfile's mcp process would otherwise take port + 2, which may be busy.
-    env = {**env, "WEB_CONCURRENCY": "1", "LOOP_MCP_PORT": str(free_port())}
-    for name in ("LOOP_API_KEY", "PORT", "LOOP_URL"):
-        env.pop(name, None)
-    proc = subprocess.Popen([*LOOP, "dev", "--port", str(port), *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return proc, port
-
-
-def _wait_healthy(proc: subprocess.Popen[str], port: int, timeout: float = 60) -> dict[str, object]:
-    import json
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[0]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                return dict(json.loads(resp.read()))
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("loop dev never served /health:\n" + proc.communicate()[0])
-
-
 @contextlib.contextmanager
 def ctrl_c_at_end(proc: subprocess.Popen[str]) -> Iterator[list[str]]:
     """Run the body with ``proc`` (``loop dev``) up, then Ctrl-C it and expect a clean exit; the list
@@ -218,9 +189,9 @@ def test_loop_dev_without_a_redis_runs_an_embedded_one_and_ctrl_c_stops_everythi
     env.pop("REDIS_URL", None)
     if redis_env == "unreachable":
         env["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
-    proc, port = _start_dev(tmp_path, env)
+    proc, port = start_dev(tmp_path, env)
     with ctrl_c_at_end(proc) as stopped:
-        assert _wait_healthy(proc, port)["ok"] is True
+        assert wait_healthy(proc, port)["ok"] is True
         family = descendants(proc.pid)
         assert any("redis-server" in cmdline(p) for p in family)
         assert any("gunicorn" in cmdline(p) for p in family)
@@ -240,9 +211,9 @@ def test_loop_dev_without_a_redis_runs_an_embedded_one_and_ctrl_c_stops_everythi
 @pytest.mark.slow
 def test_loop_dev_uses_a_reachable_redis_url_without_starting_an_embedded_one(tmp_path, redis_url):
     env = {**os.environ, "REDIS_URL": redis_url, "LOOP_NAMESPACE": f"t-{uuid.uuid4().hex[:12]}"}
-    proc, port = _start_dev(tmp_path, env, "--skip", "worker")
+    proc, port = start_dev(tmp_path, env, "--skip", "worker")
     with ctrl_c_at_end(proc) as stopped:
-        assert _wait_healthy(proc, port)["ok"] is True
+        assert wait_healthy(proc, port)["ok"] is True
         family = descendants(proc.pid)
         assert not any("redis-server" in cmdline(p) for p in family)
     output = stopped[0]
@@ -254,7 +225,7 @@ def test_loop_dev_uses_a_reachable_redis_url_without_starting_an_embedded_one(tm
 def test_loop_dev_exits_non_zero_when_a_process_dies(tmp_path, redis_url):
     (tmp_path / "Procfile").write_text("idle: sleep 30\nbroken: exit 4\n")
     env = {**os.environ, "REDIS_URL": redis_url}
-    proc, _ = _start_dev(tmp_path, env)
+    proc, _ = start_dev(tmp_path, env)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1, output
     assert "failed: broken (code 4)" in output and "idle" in output
@@ -315,8 +286,8 @@ def test_the_api_under_loop_dev_leaves_gunicorns_per_user_control_socket_alone(t
     home.mkdir()
     env = {**os.environ, "HOME": str(home), "REDIS_URL": redis_url, "LOOP_NAMESPACE": f"t-{uuid.uuid4().hex[:12]}"}
     env.pop("XDG_RUNTIME_DIR", None)  # gunicorn's default socket is then ~/.gunicorn/gunicorn.ctl
-    proc, port = _start_dev(tmp_path, env, "--only", "web")
+    proc, port = start_dev(tmp_path, env, "--only", "web")
     with ctrl_c_at_end(proc):
-        assert _wait_healthy(proc, port)["ok"] is True
+        assert wait_healthy(proc, port)["ok"] is True
         time.sleep(0.5)  # the arbiter is up: a control socket would exist by now
         assert not (home / ".gunicorn").exists()

@@ -7,7 +7,6 @@ import http.client
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -16,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from loop.devserver import DirLock, port_taken
+from tests.loop_dev import start_dev, wait_healthy
 from tests.processes import children_by_parent, cmdline, descendants
-from tests.redis_server import free_port
 
-LOOP = [sys.executable, "-c", "import sys; from loop.cli import main; sys.argv[0] = 'loop'; main()"]
 CONNECTIONS = 32
 
 
@@ -58,38 +56,18 @@ def _gunicorn_master(root: int) -> int:
     return masters[0]
 
 
-def _wait_healthy(proc: subprocess.Popen[str], port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[0]
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("loop dev never served /health")
-
-
-def _dev(tmp_path: Path, redis_url: str, port: int, workers: int) -> subprocess.Popen[str]:
-    env = {**os.environ, "REDIS_URL": redis_url, "LOOP_NAMESPACE": f"t-{uuid.uuid4().hex[:12]}",
-           "WEB_CONCURRENCY": str(workers)}
-    for name in ("LOOP_API_KEY", "PORT", "LOOP_URL"):
-        env.pop(name, None)
-    return subprocess.Popen([*LOOP, "dev", "--port", str(port), "--only", "web"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def _dev(tmp_path: Path, redis_url: str, workers: int, port: int | None = None) -> tuple[subprocess.Popen[str], int]:
+    env = {**os.environ, "REDIS_URL": redis_url, "LOOP_NAMESPACE": f"t-{uuid.uuid4().hex[:12]}"}
+    return start_dev(tmp_path, env, "--only", "web", port=port, workers=workers)
 
 
 @pytest.mark.slow
 def test_a_burst_of_keep_alive_connections_is_spread_over_both_web_workers(tmp_path, redis_url):
     # With one shared listening socket, whichever worker wins each accept keeps the connection: a
     # burst can land all on one worker (seen: 31 and 32 of 32), halving capacity while they live.
-    port = free_port()
-    proc = _dev(tmp_path, redis_url, port, workers=2)
+    proc, port = _dev(tmp_path, redis_url, workers=2)
     try:
-        _wait_healthy(proc, port)
+        wait_healthy(proc, port)
         master = _gunicorn_master(proc.pid)
         deadline = time.monotonic() + 30
         while len(workers := children_by_parent().get(master, [])) < 2:
@@ -131,7 +109,7 @@ def test_loop_dev_refuses_a_port_another_server_listens_on_even_with_reuse_port(
         other.listen()
         port = other.getsockname()[1]
         assert port_taken(port)
-        proc = _dev(tmp_path, redis_url, port, workers=1)
+        proc, _ = _dev(tmp_path, redis_url, workers=1, port=port)
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert f"port {port} is in use" in output

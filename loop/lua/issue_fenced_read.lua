@@ -30,9 +30,8 @@ if ARGV[1] ~= 'digest' then
   return {issue, named, held}
 end
 -- MessagePack (C, one buffer) delimits every string by its length, so no two reads give one text.
-local blocking = {}
 if KEYS[4] then
-  blocking = redis.call('HKEYS', KEYS[4])
+  local blocking = redis.call('HKEYS', KEYS[4])
   return {issue, named, held, redis.sha1hex(cmsgpack.pack(issue, named, held, blocking)), blocking}
 end
-return {issue, named, held, redis.sha1hex(cmsgpack.pack(issue, named, held)), blocking}
+return {issue, named, held, redis.sha1hex(cmsgpack.pack(issue, named, held)), {}}

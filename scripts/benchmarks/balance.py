@@ -31,7 +31,10 @@ import time
 from benchmarks.dispatch import BLOCKED_EVERY, seed, topped_up
 from benchmarks.foundation import _text
 from benchmarks.harness import Bench, Request, Server
-from loop.store import RedisStore
+from loop.clock import SystemClock
+from loop.runtime import build
+from loop.settings import Settings
+from loop.store import RedisStore, connect
 
 
 def run(bench: Bench) -> None:
@@ -41,7 +44,8 @@ def run(bench: Bench) -> None:
     namespace = f"bench-balance-{random.randrange(1 << 32):08x}"
     # Only --reuse-port is added on top: the worker class and threads stay bench.py's (the Procfile's).
     base = [a for a in bench.gunicorn_args if a != "--reuse-port"]
-    store = Server(bench.redis_url, bench.workers, namespace).store
+    store = build(connect(bench.redis_url), Settings(api_key="loop_" + "b" * 64, redis_url=bench.redis_url,
+                                                     namespace=namespace), SystemClock())
     t0 = time.perf_counter()
     seed(store, size, _text(random.Random(12), 400))
     print(f"\n== {size:,} issues (seeded in {time.perf_counter() - t0:.1f}s), C = {c}", flush=True)
