@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.loop_dev import wait_healthy
 from tests.redis_server import free_port
-from tests.test_devserver import _wait_healthy, ctrl_c_at_end
+from tests.test_devserver import ctrl_c_at_end
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("loop", "api", "workers", "pyproject.toml", "README.md", "Procfile")
@@ -88,7 +89,7 @@ def test_loop_dev_from_an_empty_directory_after_a_plain_install_serves_health_an
     proc = subprocess.Popen([str(installed / "loop"), "dev", "--port", str(port)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     with ctrl_c_at_end(proc) as stopped:
-        assert _wait_healthy(proc, port)["ok"] is True
+        assert wait_healthy(proc, port)["ok"] is True
     output = stopped[0]
     assert "Loop's built-in Procfile" in output
     for name in ("web", "worker", "mcp"):
