@@ -7,13 +7,14 @@ script on NOSCRIPT, so a ``SCRIPT FLUSH`` or a Redis restart is harmless.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any, cast
 
 import redis
 from redis.cluster import RedisCluster
+from redis.typing import EncodableT, KeyT
 
 from loop.redis_commands import Client, Pipe, Value
 
@@ -178,16 +179,58 @@ def _drop(pipe: redis.client.Pipeline, conn: redis.connection.AbstractConnection
     pipe.reset()
 
 
+class Script(redis.commands.core.Script):
+    """redis-py's :class:`~redis.commands.core.Script`, whose call on one Redis (not a cluster) takes a
+    pooled connection and sends EVALSHA on it directly.
+
+    Why: a script call through ``Redis.evalsha`` costs the client ~15-30 us more than the command
+    itself (redis-py 8's per-command observability, event and argument handling), and a claim with
+    its prompt makes four (``scripts/bench.py --scenario inprocess``). What redis-py does for a
+    command is kept: the connection's retry policy (dropped connections retried within
+    ``REDIS_RETRY_SECONDS``, timeouts never: loop/redis_errors.py), a connection that failed is
+    disconnected (its reply may be unread), a connection the server asked to move is reconnected
+    afresh, and a NOSCRIPT reply (a ``SCRIPT FLUSH``, a restarted Redis) loads the script and
+    sends it again. A cluster, a pipeline or an explicit ``client`` take redis-py's own path.
+    """
+
+    def __call__(self, keys: Sequence[KeyT] | None = None, args: Iterable[EncodableT] | None = None,
+                 client: redis.Redis | RedisCluster | None = None) -> Any:
+        own = self.registered_client
+        if client is not None or not isinstance(own, redis.Redis) or own.connection is not None:
+            return super().__call__(keys, args, client)
+        sent = (len(keys or ()), *(keys or ()), *(args or ()))
+        try:
+            return _evalsha(own.connection_pool, self.sha, sent)
+        except redis.exceptions.NoScriptError:
+            self.sha = own.script_load(self.script)
+            return _evalsha(own.connection_pool, self.sha, sent)
+
+
+def _evalsha(pool: redis.ConnectionPool, sha: str, sent: tuple[EncodableT, ...]) -> Any:
+    """``EVALSHA sha`` on a connection of ``pool``, as ``Redis.execute_command`` would send it."""
+    conn = pool.get_connection()
+    try:
+        def send() -> Any:
+            conn.send_command("EVALSHA", sha, *sent)  # type: ignore[no-untyped-call]
+            return conn.read_response()
+
+        return conn.retry.call_with_retry(send, lambda _error: conn.disconnect())  # type: ignore[no-untyped-call]
+    finally:
+        if conn.should_reconnect():  # type: ignore[no-untyped-call]
+            conn.disconnect()  # type: ignore[no-untyped-call]
+        pool.release(conn)
+
+
 class Scripts:
     """Per-connection registry of Loop's scripts."""
 
     def __init__(self, client: redis.Redis | RedisCluster) -> None:
         self._client = client
-        self._scripts: dict[str, Any] = {}
+        self._scripts: dict[str, Script] = {}
 
-    def __getitem__(self, name: str) -> Any:
+    def __getitem__(self, name: str) -> Script:
         script = self._scripts.get(name)
         if script is None:
-            script = self._client.register_script(source(name))
+            script = Script(self._client, source(name))
             self._scripts[name] = script
         return script

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from loop.store.dashboard import DashboardService
 from tests.conftest import keys_of
+from tests.wire import sent_alone
 
 
 def mk(client: Any, **fields: Any) -> dict[str, Any]:
@@ -172,10 +174,11 @@ def test_stats_never_load_issue_rows(client, store, monkeypatch):
     assert s["issues"]["total"] == 3 and s["dispatch"]["completedLast24h"] == 1
 
 
-def _round_trips(store: Any, monkeypatch: Any) -> list[int]:
-    """Counts the store's pipelines executed and its direct commands (each one round trip)."""
+def _round_trips(store: Any, monkeypatch: Any) -> Callable[[], int]:
+    """Counts the store's pipelines executed and its commands sent alone (each one round trip)."""
+    alone = sent_alone(monkeypatch)  # direct commands and script calls
     trips: list[int] = []
-    real_pipeline, real_execute = store.r.pipeline, store.r.execute_command
+    real_pipeline = store.r.pipeline
 
     def pipeline(*args: Any, **kw: Any) -> Any:
         pipe = real_pipeline(*args, **kw)
@@ -183,13 +186,8 @@ def _round_trips(store: Any, monkeypatch: Any) -> list[int]:
         pipe.execute = lambda *a, **k: (trips.append(1), execute(*a, **k))[1]
         return pipe
 
-    def command(*args: Any, **kw: Any) -> Any:
-        trips.append(1)
-        return real_execute(*args, **kw)
-
     monkeypatch.setattr(store.r, "pipeline", pipeline)
-    monkeypatch.setattr(store.r, "execute_command", command)
-    return trips
+    return lambda: len(trips) + len(alone)
 
 
 def test_activity_loads_only_the_requested_chains_in_a_constant_number_of_round_trips(
@@ -207,7 +205,7 @@ def test_activity_loads_only_the_requested_chains_in_a_constant_number_of_round_
     assert all(len(c["children"]) == 3 and len(c["children"][0]["relations"]) == 1 for c in r.json["data"])
     trips = _round_trips(store, monkeypatch)
     assert len(DashboardService(store).activity(5)) == 5
-    assert len(trips) == 4  # roots; their rows and children; children and relation ids; relations
+    assert trips() == 4  # roots; their rows and children; children and relation ids; relations
 
 
 def test_an_activity_chain_lists_the_fifty_most_recent_children_and_counts_them_all(client, store):

@@ -14,6 +14,7 @@ from redis.client import Pipeline
 from api.app import create_app
 from tests.conftest import Client
 from tests.fixtures.webhooks import fixture_bytes, github_headers, open_queue
+from tests.wire import sent_alone
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 TODO = {"title": "t", "type": "task", "status": "todo"}
@@ -108,18 +109,13 @@ def test_backlog_gauges_read_redis_at_scrape_time(client, clock, rq_queue):
 
 
 def count_commands(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    sent: list[str] = []
-    direct, piped = redis.Redis.execute_command, Pipeline.pipeline_execute_command
-
-    def run(self: Any, *args: Any, **kw: Any) -> Any:
-        sent.append(str(args[0]))
-        return direct(self, *args, **kw)
+    sent = sent_alone(monkeypatch)  # direct commands and script calls
+    piped = Pipeline.pipeline_execute_command
 
     def queue(self: Any, *args: Any, **kw: Any) -> Any:
         sent.append(str(args[0]))
         return piped(self, *args, **kw)
 
-    monkeypatch.setattr(redis.Redis, "execute_command", run)
     monkeypatch.setattr(Pipeline, "pipeline_execute_command", queue)
     return sent
 

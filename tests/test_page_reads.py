@@ -16,6 +16,7 @@ from loop.runtime import Loop
 from loop.store import RedisStore
 from tests.conftest import Client
 from tests.test_models_pieces import legacy_issue
+from tests.wire import sent_alone
 
 
 def server_calls(store: RedisStore) -> dict[str, int]:
@@ -25,16 +26,8 @@ def server_calls(store: RedisStore) -> dict[str, int]:
 
 
 def commands_sent(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the commands the store's client sends from now on (not a pipeline's)."""
-    sent: list[str] = []
-    send = store.r.execute_command
-
-    def counted(*args: Any, **kw: Any) -> Any:
-        sent.append(str(args[0]))
-        return send(*args, **kw)
-
-    monkeypatch.setattr(store.r, "execute_command", counted)
-    return sent
+    """The names of the commands sent from now on, each its own round trip (not a pipeline's)."""
+    return sent_alone(monkeypatch)
 
 
 def test_a_page_of_50_issues_reads_its_rows_in_one_command_not_one_per_row(

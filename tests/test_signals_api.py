@@ -11,6 +11,7 @@ import redis
 
 from api.app import create_app
 from loop.runtime import build
+from loop.scripts import Script
 from loop.store.issues import Issues
 from tests.conftest import Client, keys_of
 
@@ -99,7 +100,7 @@ def test_signal_and_issue_are_one_atomic_write_nothing_half_done_when_redis_fail
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.object(store.r, "pipeline", side_effect=failing_pipeline))
         if path == "one command":  # issue_new.lua: the connection is lost as it is sent
-            stack.enter_context(mock.patch.object(store.r, "evalsha",
+            stack.enter_context(mock.patch.object(Script, "__call__",
                                                   side_effect=redis.ConnectionError("connection lost")))
         else:
             stack.enter_context(mock.patch.object(Issues, "create_one", lambda self, *a, **kw: None))

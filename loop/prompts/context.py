@@ -18,6 +18,7 @@ from loop.clock import iso
 from loop.models import GOAL_FIELDS, ISSUE_FIELDS, LABEL_FIELDS, PROJECT_FIELDS, Row
 from loop.prompts import payload
 from loop.prompts.fields import UNSUCCESSFUL_SESSION_STATUSES
+from loop.redis_commands import Value
 from loop.tunables import FAMILY_LIMIT, SESSION_LIMIT
 
 if TYPE_CHECKING:
@@ -254,7 +255,7 @@ def _rows(store: RedisStore, own_goal: bool, project_id: str | None, family: lis
     keys = [k.prompts_generation(), *[issue + i for i in family], *[label + i for i in labels],
             *[relation + i for i in relations], *[goal + i for i in goals], *[session + i for i in sessions],
             *[issue + i for i in targets]]
-    args = [_flag(own_goal), project_id or "", len(family), len(labels), len(relations), len(goals), len(sessions),
+    args: list[Value] = [_flag(own_goal), project_id or "", len(family), len(labels), len(relations), len(goals), len(sessions),
             len(targets), len(SUMMARY_FIELDS), len(REF_FIELDS), *SUMMARY_FIELDS, *REF_FIELDS, *targets]
     data: dict[str, Any] = orjson.loads(store.scripts["prompt_rows"](keys=keys, args=args))
     return data

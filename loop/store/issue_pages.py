@@ -19,6 +19,7 @@ import orjson
 from loop import models
 from loop.keys import ID_WIDTH
 from loop.models import ISSUE_FIELDS, Row
+from loop.redis_commands import Value
 from loop.tunables import LIST_BLOCK_BYTES, LIST_HINTS_MAX
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class IssuePages:
         counted = ["|".join((filters["projectId"], *vs)) for vs in itertools.product(*(filters[f] for f in by))] if by else []
         token = secrets.token_hex(8)
         keys = [k.issue_ids(), k.tmp(f"{token}:a"), k.tmp(f"{token}:b"), *(key for g in groups for key in g), *zsets]
-        args = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, len(groups), *(len(g) for g in groups), len(zsets),
+        args: list[Value] = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, len(groups), *(len(g) for g in groups), len(zsets),
                 len(counted), *counted]
         if by:
             keys.append(k.counts("_".join(("project", *by))))

@@ -50,6 +50,7 @@ from loop.errors import Conflict
 from loop.ids import new_id
 from loop.keys import ID_WIDTH
 from loop.models import Row
+from loop.redis_commands import Value
 from loop.scripts import eval_body, watch_eval
 from loop.store.goals import Reading
 from loop.store.one_command import Unexpected
@@ -196,7 +197,7 @@ class Signals:
         k = self.k
         combo = combo_field({name: filters[name] for name in FILTERS if filters.get(name) is not None})
         keys = [k.issue_ids(), k.tmp("signals:a"), k.tmp("signals:b"), *sets, k.counts("signals")]
-        args = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, 0, len(sets), 1, combo]
+        args: list[Value] = [offset, limit, ID_WIDTH, LIST_BLOCK_BYTES, 0, len(sets), 1, combo]
         out = self.s.scripts[LIST_SCRIPT](keys=keys, args=args)
         # out: {total, 0 (no hint: no rows), ids...}
         return self._with_payloads(self.s.get_rows("signal", SIGNAL_FIELDS, out[2:]), counts=True), int(out[0])

@@ -15,8 +15,9 @@ it), measured in alternating rounds so the box's load hits every tree alike:
 * then one ``long`` (default 60) second cycle per server, per 10-s segment: claims/s and CPU per
   cycle (flat means the last segment within 10% of the first).
 
-Options: ``trees`` (comma list of ``name=path[:sync]``, default ``new=<this tree>``; ``:sync`` serves
-that tree with 2 sync workers, as issue 12 measured its base, else gthread as ``bench.py`` says),
+Options: ``trees`` (comma list of ``name=path[:sync|:N]``, default ``new=<this tree>``; ``:sync`` serves
+that tree with 2 sync workers, as issue 12 measured its base; ``:N`` with N gthread workers; else
+gthread with ``bench.py``'s worker count),
 ``c``, ``patches`` (default 1500), ``long`` (seconds, 0 to skip).
 """
 
@@ -150,7 +151,8 @@ def run(bench: Bench) -> None:
         for name, spec in trees:
             root, _, mode = spec.partition(":")
             gargs = ["--worker-class", "sync"] if mode == "sync" else bench.gunicorn_args
-            srv = TreeServer(root, bench.redis_url, bench.workers, gunicorn_args=gargs).start()
+            workers = 2 if mode == "sync" else int(mode) if mode.isdigit() else bench.workers
+            srv = TreeServer(root, bench.redis_url, workers, gunicorn_args=gargs).start()
             seed(srv.store, SIZE, description)
             servers[name] = (srv, srv.store.projects.create({"name": "bench"})["id"])
         bodies = [{"title": _text(rng, 60), "description": description, "type": "task", "status": "backlog",
