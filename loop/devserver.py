@@ -42,9 +42,10 @@ from loop.tunables import REDIS_HASH_VALUE_BYTES
 #: byte for byte (tests/test_devserver.py keeps them equal). gunicorn >= 25.1 opens a control
 #: socket at one fixed path per user (~/.gunicorn/gunicorn.ctl) that a second server takes over
 #: and deletes on exit, so the API runs without it. gthread workers (4 threads each) keep client
-#: connections alive; chosen by measurement (docs/benchmarks.md, "The HTTP floor").
+#: connections alive; 3 of them on 2 cores: chosen by measurement (docs/benchmarks.md, "The HTTP
+#: floor" and "Three workers on two cores").
 PROCFILE = """\
-web: gunicorn api.app:app --bind 0.0.0.0:${PORT:-5667} --workers ${WEB_CONCURRENCY:-2} --worker-class gthread --threads ${WEB_THREADS:-4} --reuse-port --no-control-socket
+web: gunicorn api.app:app --bind 0.0.0.0:${PORT:-5667} --workers ${WEB_CONCURRENCY:-3} --worker-class gthread --threads ${WEB_THREADS:-4} --reuse-port --no-control-socket
 worker: python -m workers
 mcp: loop mcp --http --host 0.0.0.0 --api-url ${LOOP_API_URL:-http://127.0.0.1:${PORT:-5667}}
 """

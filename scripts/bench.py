@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=2.0, help="seconds per measurement (default 2)")
     p.add_argument("--warmup", type=float, default=0.5, help="unrecorded seconds before each measurement")
     p.add_argument("--concurrency", type=int, default=4, help="client threads (default 4)")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn workers per server (default 2)")
+    p.add_argument("--workers", type=int, default=3, help="gunicorn workers per server (default 3, as the Procfile)")
     p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (default gthread, as the Procfile)")
     p.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (default 4, as the Procfile)")
     p.add_argument("--no-reuse-port", action="store_true",
