@@ -1,7 +1,7 @@
 """Lua scripts, loaded once from ``loop/lua/*.lua`` and run with EVALSHA.
 
-redis-py's :class:`~redis.commands.core.Script` sends EVALSHA and falls back to loading the
-script on NOSCRIPT, so a ``SCRIPT FLUSH`` or a Redis restart is harmless.
+:class:`Script` (redis-py's, with a leaner call on one Redis) sends EVALSHA and falls back to
+loading the script on NOSCRIPT, so a ``SCRIPT FLUSH`` or a Redis restart is harmless.
 """
 
 from __future__ import annotations
