@@ -188,8 +188,8 @@ class Script(redis.commands.core.Script):
     its prompt makes four (``scripts/bench.py --scenario inprocess``). What redis-py does for a
     command is kept: the connection's retry policy (dropped connections retried within
     ``REDIS_RETRY_SECONDS``, timeouts never: loop/redis_errors.py), a connection that failed is
-    disconnected (its reply may be unread), a connection the server asked to move is reconnected
-    afresh, and a NOSCRIPT reply (a ``SCRIPT FLUSH``, a restarted Redis) loads the script and
+    disconnected (its reply may be unread), a connection the server asked to move is dropped (the
+    next use connects afresh), and a NOSCRIPT reply (a ``SCRIPT FLUSH``, a restarted Redis) loads the script and
     sends it again. A cluster, a pipeline or an explicit ``client`` take redis-py's own path.
     """
 

@@ -25,18 +25,13 @@ def server_calls(store: RedisStore) -> dict[str, int]:
     return {c: int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("hgetall", "evalsha")}
 
 
-def commands_sent(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the commands sent from now on, each its own round trip (not a pipeline's)."""
-    return sent_alone(monkeypatch)
-
-
 def test_a_page_of_50_issues_reads_its_rows_in_one_command_not_one_per_row(
         private_store: Loop, monkeypatch: pytest.MonkeyPatch) -> None:
     store = private_store  # commandstats are server-wide: a Redis of its own
     for i in range(60):
         store.issues.create({"title": f"i{i}", "type": "task", "status": "todo"})
     store.issues.list({}, 1, 0)  # the scripts are loaded (a first EVALSHA answers NOSCRIPT)
-    sent = commands_sent(store, monkeypatch)
+    sent = sent_alone(monkeypatch)  # each its own round trip (not a pipeline's)
     store.r.config_resetstat()
     sent.clear()
     rows, total = store.issues.list({"status": ["todo"]}, 50, 0)
@@ -156,7 +151,7 @@ def test_reading_the_same_page_again_is_one_command_and_a_changed_page_is_read_a
     store = private_store
     ids = [store.issues.create({"title": f"i{i}", "type": "task", "status": "todo"})["id"] for i in range(8)]
     store.issues.list({}, 1, 0)  # the scripts are loaded (a first EVALSHA answers NOSCRIPT)
-    sent = commands_sent(store, monkeypatch)
+    sent = sent_alone(monkeypatch)  # each its own round trip (not a pipeline's)
 
     def page() -> tuple[list[Any], int]:
         sent.clear()
