@@ -189,8 +189,9 @@ class Script(redis.commands.core.Script):
     command is kept: the connection's retry policy (dropped connections retried within
     ``REDIS_RETRY_SECONDS``, timeouts never: loop/redis_errors.py), a connection that failed is
     disconnected (its reply may be unread), a connection the server asked to move is dropped (the
-    next use connects afresh), and a NOSCRIPT reply (a ``SCRIPT FLUSH``, a restarted Redis) loads the script and
-    sends it again. A cluster, a pipeline or an explicit ``client`` take redis-py's own path.
+    next use connects afresh), and a NOSCRIPT reply (a ``SCRIPT FLUSH``, a restarted Redis) loads
+    the script and sends it again. A cluster, a pipeline or an explicit ``client`` take redis-py's
+    own path.
     """
 
     def __call__(self, keys: Sequence[KeyT] | None = None, args: Iterable[EncodableT] | None = None,

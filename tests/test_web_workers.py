@@ -7,7 +7,6 @@ import http.client
 import os
 import socket
 import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from loop.devserver import DirLock, port_taken
+from tests.concurrency import at_once
 from tests.loop_dev import start_dev, wait_healthy
 from tests.processes import children_by_parent, cmdline, descendants
 
@@ -73,21 +73,13 @@ def test_a_burst_of_keep_alive_connections_is_spread_over_both_web_workers(tmp_p
         while len(workers := children_by_parent().get(master, [])) < 2:
             assert time.monotonic() < deadline, "gunicorn did not start 2 workers"
             time.sleep(0.1)
-        conns: list[http.client.HTTPConnection] = []
-        gate = threading.Barrier(CONNECTIONS)
-
-        def connect() -> None:
+        def connect() -> http.client.HTTPConnection:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            gate.wait()  # all at once, as a fleet of agents starting
             conn.request("GET", "/health")
             conn.getresponse().read()  # served: accepted by a worker, and kept alive
-            conns.append(conn)
+            return conn
 
-        threads = [threading.Thread(target=connect) for _ in range(CONNECTIONS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        conns = at_once([connect] * CONNECTIONS)  # all at once, as a fleet of agents starting
         assert len(conns) == CONNECTIONS
         established = _established_to(port)
         held = sorted(sum(1 for inode in _socket_inodes(w) if inode in established) for w in workers)
