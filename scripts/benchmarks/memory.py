@@ -11,6 +11,14 @@ claim (``dispatch.next``) closed by a PATCH to ``done`` (one closed session). Th
 have their size at 1M. The seeded backlog's own ``used_memory`` per issue is reported beside it
 (issue hashes and indexes only: no labels, relations or sessions).
 
+Then the floor of any layout: the same ``n`` issues, their data read back from what Loop wrote,
+each folded into ONE listpack hash (the issue's fields, its label ids as one field, its relation
+and its closed session each packed into one field without the fields the key or the issue already
+name, the incoming half of the relation on the related issue), in a scratch namespace of the same
+Redis; plus the two zset entries a root issue of a project keeps and that no bitmap replaces (its
+project's list, scored by number, and the dashboard's roots, scored by activity), at their cost
+per entry in this backlog's zsets. What that sum leaves above the target is the data itself.
+
 Options: ``backlog`` (default 1000000), ``n`` (default 3000).
 """
 
@@ -111,6 +119,55 @@ def run(bench: Bench) -> None:
                                    "groups": groups, "n": n}
         bench.ratio(f"memory per typical issue at {backlog:,} (labels, relation, session)", per, "<= 1229 B",
                     per <= 1229, "MEMORY USAGE of its keys and of the shared keys' growth, + 16 B per key")
+        floor = _floor(client, store.keys.prefix, ids)
+        print(f"  floor of any layout (the same {n:,} issues, each one listpack hash + its project and roots "
+              f"zset entries): {floor['hash']:,.0f} B hash + {floor['entries']:,.0f} B of zset entries + 16 B = "
+              f"{floor['total']:,.0f} B/issue; title and description alone {floor['text']:,.0f} B", flush=True)
+        bench.data["memory_1m"]["floor"] = floor
+
+
+def _floor(client: Any, prefix: str, ids: list[str]) -> dict[str, float]:
+    """MEMORY USAGE per issue of ``ids`` folded into one hash each (module docstring), written under a
+    scratch prefix and deleted after, plus a project and a roots zset entry at this backlog's cost."""
+    scratch = "{floor}:issue:"
+    pipe = client.pipeline(transaction=False)
+    for iid in ids:
+        pipe.hgetall(f"{prefix}:issue:{iid}")
+        pipe.smembers(f"{prefix}:issue:{iid}:labels")
+        pipe.zrange(f"{prefix}:issue:{iid}:relations", 0, -1)
+        pipe.zrange(f"{prefix}:issue:{iid}:sessions", 0, -1)
+    replies = pipe.execute()
+    folded: dict[str, dict[str, str]] = {}
+    text = 0
+    for i, iid in enumerate(ids):
+        row, labels, relations, sessions = replies[4 * i:4 * i + 4]
+        text += len(row.get("title", "")) + len(row.get("description", ""))
+        one = folded.setdefault(iid, {})
+        one.update(row)
+        if labels:
+            one["labels"] = " ".join(sorted(labels))
+        for rid in relations:
+            rel = client.hgetall(f"{prefix}:relation:{rid}")
+            one["r:" + rid] = f"{rel['type']} {rel['relatedIssueId']} {rel['createdAt']}"
+            folded.setdefault(rel["relatedIssueId"], {})["ri:" + rid] = f"{rel['type']} {iid} {rel['createdAt']}"
+        for sid in sessions:
+            ses = client.hgetall(f"{prefix}:session:{sid}")
+            one["s:" + sid] = "|".join(v for f, v in ses.items() if f not in ("id", "issueId"))
+    sizes = []
+    try:
+        for iid, fields in folded.items():
+            client.hset(scratch + iid, mapping=fields)
+        sizes = [int(client.memory_usage(scratch + iid, samples=0) or 0) for iid in ids]
+    finally:
+        for start in range(0, len(folded), 1000):
+            client.delete(*(scratch + iid for iid in list(folded)[start:start + 1000]))
+    entries = 0.0
+    for pattern in (f"{prefix}:idx:issues:project:*", f"{prefix}:idx:issues:roots"):
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        members = sum(int(client.zcard(key)) for key in keys)
+        entries += sum(int(client.memory_usage(key, samples=0) or 0) for key in keys) / max(1, members)
+    per_hash = sum(sizes) / max(1, len(sizes))
+    return {"hash": per_hash, "entries": entries, "total": per_hash + entries + 16, "text": text / max(1, len(ids))}
 
 
 #: A key of one issue (its hash, its label set, sessions, relations, dispatch state): not shared.
