@@ -32,6 +32,8 @@ from typing import Any
 from benchmarks.foundation import _group, _projects, _text
 from benchmarks.harness import Bench, private_redis, seed_issues
 from loop.clock import SystemClock
+from loop.connection import AnyRedis
+from loop.keys import Keys
 from loop.models import Row
 from loop.runtime import build
 from loop.settings import Settings
@@ -119,23 +121,24 @@ def run(bench: Bench) -> None:
                                    "groups": groups, "n": n}
         bench.ratio(f"memory per typical issue at {backlog:,} (labels, relation, session)", per, "<= 1229 B",
                     per <= 1229, "MEMORY USAGE of its keys and of the shared keys' growth, + 16 B per key")
-        floor = _floor(client, store.keys.prefix, ids)
+        floor = _floor(client, store.keys, ids)
         print(f"  floor of any layout (the same {n:,} issues, each one listpack hash + its project and roots "
               f"zset entries): {floor['hash']:,.0f} B hash + {floor['entries']:,.0f} B of zset entries + 16 B = "
               f"{floor['total']:,.0f} B/issue; title and description alone {floor['text']:,.0f} B", flush=True)
         bench.data["memory_1m"]["floor"] = floor
 
 
-def _floor(client: Any, prefix: str, ids: list[str]) -> dict[str, float]:
-    """MEMORY USAGE per issue of ``ids`` folded into one hash each (module docstring), written under a
-    scratch prefix and deleted after, plus a project and a roots zset entry at this backlog's cost."""
-    scratch = "{floor}:issue:"
+def _floor(client: AnyRedis, keys: Keys, ids: list[str]) -> dict[str, float]:
+    """MEMORY USAGE per issue of ``ids`` folded into one hash each (module docstring), written in a
+    scratch namespace and deleted after, plus a project and a roots zset entry at this backlog's cost."""
+    # A scratch namespace as long as the real one, so that its keys cost what the real ones do.
+    scratch = Keys(("x" if keys.namespace[0] != "x" else "y") * len(keys.namespace))
     pipe = client.pipeline(transaction=False)
     for iid in ids:
-        pipe.hgetall(f"{prefix}:issue:{iid}")
-        pipe.smembers(f"{prefix}:issue:{iid}:labels")
-        pipe.zrange(f"{prefix}:issue:{iid}:relations", 0, -1)
-        pipe.zrange(f"{prefix}:issue:{iid}:sessions", 0, -1)
+        pipe.hgetall(keys.issue(iid))
+        pipe.smembers(keys.issue_labels(iid))
+        pipe.zrange(keys.issue_relations(iid), 0, -1)
+        pipe.zrange(keys.issue_sessions(iid), 0, -1)
     replies = pipe.execute()
     folded: dict[str, dict[str, str]] = {}
     text = 0
@@ -147,25 +150,25 @@ def _floor(client: Any, prefix: str, ids: list[str]) -> dict[str, float]:
         if labels:
             one["labels"] = " ".join(sorted(labels))
         for rid in relations:
-            rel = client.hgetall(f"{prefix}:relation:{rid}")
+            rel = client.hgetall(keys.row("relation", rid))
             one["r:" + rid] = f"{rel['type']} {rel['relatedIssueId']} {rel['createdAt']}"
             folded.setdefault(rel["relatedIssueId"], {})["ri:" + rid] = f"{rel['type']} {iid} {rel['createdAt']}"
         for sid in sessions:
-            ses = client.hgetall(f"{prefix}:session:{sid}")
+            ses = client.hgetall(keys.session(sid))
             one["s:" + sid] = "|".join(v for f, v in ses.items() if f not in ("id", "issueId"))
-    sizes = []
+    sizes: list[int] = []
     try:
         for iid, fields in folded.items():
-            client.hset(scratch + iid, mapping=fields)
-        sizes = [int(client.memory_usage(scratch + iid, samples=0) or 0) for iid in ids]
+            client.hset(scratch.issue(iid), mapping=fields)
+        sizes = [int(client.memory_usage(scratch.issue(iid), samples=0) or 0) for iid in ids]
     finally:
-        for start in range(0, len(folded), 1000):
-            client.delete(*(scratch + iid for iid in list(folded)[start:start + 1000]))
+        written = [scratch.issue(iid) for iid in folded]
+        for start in range(0, len(written), 1000):
+            client.delete(*written[start:start + 1000])
     entries = 0.0
-    for pattern in (f"{prefix}:idx:issues:project:*", f"{prefix}:idx:issues:roots"):
-        keys = list(client.scan_iter(match=pattern, count=1000))
-        members = sum(int(client.zcard(key)) for key in keys)
-        entries += sum(int(client.memory_usage(key, samples=0) or 0) for key in keys) / max(1, members)
+    for zsets in (list(client.scan_iter(match=keys.issue_index("project", "*"), count=1000)), [keys.issue_roots()]):
+        members = sum(int(client.zcard(key)) for key in zsets)
+        entries += sum(int(client.memory_usage(key, samples=0) or 0) for key in zsets) / max(1, members)
     per_hash = sum(sizes) / max(1, len(sizes))
     return {"hash": per_hash, "entries": entries, "total": per_hash + entries + 16, "text": text / max(1, len(ids))}
 
